@@ -1,0 +1,423 @@
+"""The ``archipel`` command: the composition root that wires catalog, policy and placement."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from archipel import __version__
+from archipel.cli._config import load_workloads, read_yaml_documents, snapshot_path
+from archipel.core import (
+    ArchipelError,
+    CatalogSnapshot,
+    Constraints,
+    InputError,
+    Workload,
+    parse_accelerator_spec,
+)
+
+app = typer.Typer(
+    name="archipel",
+    help="Plan AI workloads across many clouds under a data-sovereignty policy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+catalog_app = typer.Typer(
+    help="List, filter, rebuild and refresh the GPU offer catalog.",
+    invoke_without_command=True,
+    add_completion=False,
+)
+policy_app = typer.Typer(help="Show and check sovereignty policies.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(policy_app, name="policy")
+
+T = TypeVar("T")
+
+EXIT_INFEASIBLE = 1
+EXIT_INPUT = 2
+EXIT_FAULT = 3
+
+
+def _fail(message: str, code: int = EXIT_INPUT) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run ``fn``; turn Archipel's errors into a clear message and an exit status."""
+    try:
+        return fn()
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT)
+    except ArchipelError as exc:
+        _fail(str(exc), EXIT_FAULT)
+
+
+def _snapshot() -> CatalogSnapshot:
+    from archipel.catalog import load_snapshot
+
+    return load_snapshot(snapshot_path())
+
+
+def _policy(path: Path | None) -> Any:
+    from archipel.policy import default_policy, parse_policy
+
+    if path is None:
+        return default_policy()
+    docs = read_yaml_documents(path)
+    if len(docs) != 1:
+        raise InputError(f"{path}: a policy file holds exactly one YAML document")
+    return parse_policy(docs[0], str(path))
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for v in values or []:
+        out += [p.strip() for p in v.split(",") if p.strip()]
+    return tuple(out)
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console(soft_wrap=False)
+    if not console.is_terminal:  # piped or captured: wide enough for the plan table
+        console = Console(soft_wrap=False, width=160)
+    return console
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+    ] = False,
+) -> None:
+    if version:
+        typer.echo(f"archipel {__version__}")
+        raise typer.Exit(0)
+
+
+def _flag_workload(
+    gpus: tuple[str, ...],
+    data_class: str | None,
+    countries: tuple[str, ...],
+    providers: tuple[str, ...],
+    exclude: tuple[str, ...],
+    spot: bool | None,
+    hours: float | None,
+    nodes: int | None,
+    max_price: float | None,
+) -> Workload:
+    from archipel.core import parse_workload
+
+    doc: dict[str, Any] = {
+        "name": "cli",
+        "kind": "batch",
+        "resources": {"accelerators": list(gpus), "spot": bool(spot), "nodes": nodes or 1},
+        "data": {"class": data_class or "internal"},
+        "constraints": {
+            "countries": list(countries),
+            "providers": list(providers),
+            "exclude_providers": list(exclude),
+            **({"max_price_per_hour": max_price} if max_price is not None else {}),
+        },
+        "duration_hours": hours if hours is not None else 1.0,
+    }
+    return parse_workload(doc, "command line")
+
+
+def _override(
+    w: Workload,
+    gpus: tuple[str, ...],
+    data_class: str | None,
+    countries: tuple[str, ...],
+    providers: tuple[str, ...],
+    exclude: tuple[str, ...],
+    spot: bool | None,
+    hours: float | None,
+    nodes: int | None,
+    max_price: float | None,
+) -> Workload:
+    """A workload from a file with the command line's flags taking precedence."""
+    resources = w.resources.model_copy(
+        update={
+            **({"accelerators": tuple(parse_accelerator_spec(g) for g in gpus)} if gpus else {}),
+            **({"spot": spot} if spot is not None else {}),
+            **({"nodes": nodes} if nodes is not None else {}),
+        }
+    )
+    c = w.constraints
+    constraints = Constraints.model_validate(
+        {
+            "countries": list(countries or c.countries),
+            "providers": list(providers or c.providers),
+            "exclude_providers": list(exclude or c.exclude_providers),
+            "max_price_per_hour": max_price if max_price is not None else c.max_price_per_hour,
+        }
+    )
+    return w.model_copy(
+        update={
+            "resources": resources,
+            "constraints": constraints,
+            **({"data": w.data.model_copy(update={"class_": data_class})} if data_class else {}),
+            **({"duration_hours": hours} if hours is not None else {}),
+        }
+    )
+
+
+@app.command()
+def plan(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="Workload spec YAML (one workload, a list, or `workloads: [...]`)."),
+    ] = None,
+    gpus: Annotated[
+        list[str] | None,
+        typer.Option("--gpus", help="MODEL:COUNT per node, e.g. H100:8; repeat for alternatives."),
+    ] = None,
+    data_class: Annotated[
+        str | None,
+        typer.Option("--data-class", help="Data class of the policy (default: internal)."),
+    ] = None,
+    countries: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--countries", help="Allowed site countries, ISO codes or EU (EU/EEA), comma-separated."
+        ),
+    ] = None,
+    providers: Annotated[
+        list[str] | None, typer.Option("--providers", help="Only these providers, comma-separated.")
+    ] = None,
+    exclude_providers: Annotated[
+        list[str] | None,
+        typer.Option("--exclude-providers", help="Never these providers, comma-separated."),
+    ] = None,
+    spot: Annotated[
+        bool | None,
+        typer.Option(
+            "--spot/--no-spot", help="Tolerate spot capacity (priced at the cheaper market)."
+        ),
+    ] = None,
+    hours: Annotated[
+        float | None, typer.Option("--hours", help="Duration in hours (default 1).", min=0.0)
+    ] = None,
+    nodes: Annotated[
+        int | None, typer.Option("--nodes", help="Number of nodes (default 1).", min=1)
+    ] = None,
+    max_price: Annotated[
+        float | None,
+        typer.Option(
+            "--max-price",
+            help="Max price per hour of the whole placement, comparison currency (USD).",
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped policy).")
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", help="How many placements to show.", min=1, max=1000)
+    ] = 5,
+    explain: Annotated[
+        str | None,
+        typer.Option("--explain", help="PROVIDER/REGION/INSTANCE: say why this offer won or lost."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Rank feasible placements by total cost and explain every rejection.
+
+    Exit status: 0 when every workload has a feasible placement, 1 when one has
+    none, 2 on bad input, 3 on an internal fault.
+    """
+    from archipel.cli._output import explain_document, plan_document
+    from archipel.placement import PlacementRequest, Planner
+
+    flags = (
+        _split(gpus),
+        data_class,
+        _split(countries),
+        _split(providers),
+        _split(exclude_providers),
+        spot,
+        hours,
+        nodes,
+        max_price,
+    )
+
+    def run() -> int:
+        if file is None:
+            if not gpus:
+                raise InputError("give a workload FILE or --gpus MODEL:COUNT (e.g. --gpus H100:8)")
+            workloads = [_flag_workload(*flags)]
+        else:
+            workloads = [_override(w, *flags) for w in load_workloads(file)]
+        snapshot = _snapshot()
+        planner = Planner(snapshot, _policy(policy))
+        requests = [PlacementRequest.from_workload(w) for w in workloads]
+        if explain:
+            if len(requests) != 1:
+                raise InputError("--explain needs a single workload; this file holds several")
+            verdicts = planner.explain(requests[0], explain)
+            if as_json:
+                typer.echo(
+                    json.dumps(explain_document(verdicts, snapshot.comparison_currency), indent=2)
+                )
+            else:
+                from archipel.cli._render import render_explain
+
+                render_explain(_console(), verdicts, snapshot.comparison_currency)
+            return 0
+        plans = [planner.plan(r, top=top) for r in requests]
+        if as_json:
+            docs = [plan_document(p, snapshot) for p in plans]
+            out = (
+                docs[0]
+                if len(docs) == 1
+                else {"feasible": all(d["feasible"] for d in docs), "plans": docs}
+            )
+            typer.echo(json.dumps(out, indent=2))
+        else:
+            from archipel.cli._render import render_plan
+
+            console = _console()
+            for p in plans:
+                render_plan(console, p, snapshot)
+                console.print()
+        return 0 if all(p.feasible for p in plans) else EXIT_INFEASIBLE
+
+    code = _guard(run)
+    if code:
+        raise typer.Exit(code)
+
+
+@catalog_app.callback(invoke_without_command=True)
+def catalog(
+    ctx: typer.Context,
+    gpus: Annotated[
+        list[str] | None, typer.Option("--gpus", help="MODEL or MODEL:COUNT, comma-separated.")
+    ] = None,
+    countries: Annotated[
+        list[str] | None, typer.Option("--countries", help="ISO codes or EU, comma-separated.")
+    ] = None,
+    providers: Annotated[
+        list[str] | None, typer.Option("--providers", help="Provider ids, comma-separated.")
+    ] = None,
+    include_cpu: Annotated[
+        bool, typer.Option("--include-cpu", help="Also list offers without accelerators.")
+    ] = False,
+    accelerators: Annotated[
+        bool, typer.Option("--accelerators", help="List the known accelerator names and exit.")
+    ] = False,
+    limit: Annotated[
+        int, typer.Option("--limit", help="At most this many rows (cheapest first).", min=1)
+    ] = 30,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON lines, one offer each.")
+    ] = False,
+) -> None:
+    """List offers, cheapest first, filtered by accelerator, country and provider."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from archipel.catalog import offers_at, select_offers
+    from archipel.cli._output import offer_document
+
+    def run() -> None:
+        snapshot = _snapshot()
+        if accelerators:
+            for name in snapshot.offers.accelerators:
+                if name:
+                    typer.echo(name)
+            return
+        rows = select_offers(
+            snapshot,
+            _split(gpus),
+            _split(countries),
+            _split(providers),
+            accelerators_only=not include_cpu,
+        )
+        offers = offers_at(snapshot, rows[:limit])
+        if as_json:
+            for o in offers:
+                typer.echo(json.dumps(offer_document(o)))
+            return
+        from archipel.cli._render import render_offers
+
+        render_offers(_console(), offers, len(rows), snapshot)
+
+    _guard(run)
+
+
+@catalog_app.command("build")
+def catalog_build(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Where to write (default: the packaged snapshot)."),
+    ] = None,
+) -> None:
+    """Rebuild the snapshot from the sources shipped in the package."""
+    from archipel.catalog import SNAPSHOT_FILE, build_snapshot, save_snapshot
+
+    def run() -> None:
+        snapshot, reports = build_snapshot()
+        target = output or SNAPSHOT_FILE
+        save_snapshot(snapshot, target, reports)
+        for r in reports:
+            dropped = ", ".join(f"{n} {why}" for why, n in sorted(r.dropped.items()))
+            typer.echo(
+                f"{r.source}: {r.kept:,} offers" + (f" (dropped {dropped})" if dropped else "")
+            )
+        typer.echo(f"wrote {len(snapshot.offers):,} offers to {target}")
+
+    _guard(run)
+
+
+@policy_app.command("show")
+def policy_show(
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped one).")
+    ] = None,
+) -> None:
+    """Print each data class of a policy and the rules it applies."""
+
+    def run() -> None:
+        pol = _policy(policy)
+        typer.echo(f"policy {pol.name}")
+        for dc in pol.classes.values():
+            typer.echo(f"\n{dc.name}: {dc.description}")
+            if not dc.rules:
+                typer.echo("  (no rule: anything goes)")
+            for rule in dc.rules:
+                typer.echo(f"  - {rule.name}: {_rule_text(rule)}")
+
+    _guard(run)
+
+
+def _rule_text(rule: Any) -> str:
+    fields = {
+        k: getattr(rule, k)
+        for k in getattr(rule, "__dataclass_fields__", {})
+        if k not in {"name", "policy_label"}
+    }
+    return (
+        ", ".join(f"{k}={sorted(v) if isinstance(v, frozenset) else v}" for k, v in fields.items())
+        or "required"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``archipel`` script."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+__all__ = ["app", "main"]
+_ = Decimal, InvalidOperation

@@ -1,0 +1,140 @@
+"""Turning plans and offers into JSON documents and Rich tables (no decisions here)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from archipel.core import CatalogSnapshot, Offer
+from archipel.placement import OfferVerdict, Plan
+
+
+def _money(value: Decimal) -> str:
+    """Exact decimal text, no exponent, no trailing zeros beyond cents."""
+    text = format(value.normalize(), "f")
+    if "." in text:
+        whole, frac = text.split(".")
+        frac = frac.rstrip("0")
+        frac = frac.ljust(2, "0")
+        return f"{whole}.{frac}"
+    return f"{text}.00"
+
+
+def _count(value: float) -> int | float:
+    return int(value) if value == int(value) else value
+
+
+def plan_document(plan: Plan, snapshot: CatalogSnapshot) -> dict[str, Any]:
+    """The stable JSON document of one plan (see docs/plan.md)."""
+    placements = []
+    for p in plan.placements:
+        facts = snapshot.provider(p.offer.provider)
+        placements.append(
+            {
+                "rank": p.rank,
+                "provider": p.offer.provider,
+                "region": p.offer.region,
+                "zone": p.offer.zone,
+                "country": p.offer.country,
+                "instance_type": p.offer.instance_type,
+                "accelerator": p.offer.accelerator,
+                "accelerator_count": _count(p.offer.accelerator_count),
+                "nodes": p.nodes,
+                "price_per_hour": _money(p.price_per_hour),
+                "currency": p.currency,
+                "total_cost": _money(p.total_cost),
+                "comparison_total": _money(p.comparison_total.quantize(Decimal("0.0001"))),
+                "spot": p.spot,
+                "jurisdiction": {
+                    "hq_country": facts.hq_country,
+                    "cloud_act": None if facts.cloud_act is None else facts.cloud_act.value,
+                    "secnumcloud": facts.secnumcloud,
+                    "iso27001": facts.certification("iso27001"),
+                },
+                "scores": p.scores,
+            }
+        )
+    r = plan.request
+    return {
+        "name": r.name,
+        "feasible": plan.feasible,
+        "request": {
+            "accelerators": [str(a) for a in r.accelerators],
+            "data_class": r.data_class,
+            "nodes": r.nodes,
+            "hours": _money(r.hours),
+            "spot": r.spot,
+            "countries": list(r.countries),
+            "providers": list(r.providers),
+            "exclude_providers": list(r.exclude_providers),
+            "max_price_per_hour": None
+            if r.max_price_per_hour is None
+            else _money(r.max_price_per_hour),
+        },
+        "comparison_currency": plan.comparison_currency,
+        "placements": placements,
+        "rejections": [
+            {
+                "reason": j.reason.value,
+                "plugin": j.plugin,
+                "count": j.count,
+                "unresolvable": j.unresolvable,
+                "example": j.example,
+            }
+            for j in plan.rejections
+        ],
+        "trace": {
+            "offers_seen": plan.trace.offers_seen,
+            "candidates": plan.trace.candidates,
+            "feasible_offers": plan.trace.feasible_offers,
+            "rejected_by_plugin": plan.trace.rejected_by_plugin,
+        },
+    }
+
+
+def offer_document(offer: Offer) -> dict[str, Any]:
+    """One offer as JSON."""
+    return {
+        "provider": offer.provider,
+        "region": offer.region,
+        "zone": offer.zone,
+        "country": offer.country,
+        "instance_type": offer.instance_type,
+        "accelerator": offer.accelerator,
+        "accelerator_count": _count(offer.accelerator_count),
+        "gpu_memory_gib": offer.gpu_memory_gib,
+        "vcpus": offer.vcpus,
+        "memory_gib": offer.memory_gib,
+        "price_per_hour": None if offer.price_per_hour is None else _money(offer.price_per_hour),
+        "spot_price_per_hour": (
+            None if offer.spot_price_per_hour is None else _money(offer.spot_price_per_hour)
+        ),
+        "currency": offer.currency,
+        "source": offer.source,
+    }
+
+
+def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[dict[str, Any]]:
+    """Each offer's verdicts as JSON."""
+    return [
+        {
+            **offer_document(v.offer),
+            "feasible": not v.rejections,
+            "rank": v.rank,
+            "total_cost": None if v.total_cost is None else _money(v.total_cost),
+            "comparison_total": None if v.comparison_total is None else _money(v.comparison_total),
+            "winner_total": None if v.best_total is None else _money(v.best_total),
+            "comparison_currency": currency,
+            "rejections": [
+                {
+                    "reason": r.reason.value,
+                    "plugin": r.plugin,
+                    "message": r.message,
+                    "unresolvable": r.unresolvable,
+                }
+                for r in v.rejections
+            ],
+        }
+        for v in verdicts
+    ]

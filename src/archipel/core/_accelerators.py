@@ -1,0 +1,105 @@
+"""Accelerator names: one canonical name per model, whatever a catalog calls it.
+
+Catalogs spell the same device differently (``A100-80G-PCIe`` at Hyperstack,
+``A100-80GB`` elsewhere; ``RTX-A6000``, ``RTXA6000`` and ``A6000``). The alias
+table below folds them into one canonical name so that a request for ``H100``
+sees every H100 offer. Form factors (SXM, PCIe, NVLink bridges, GCP's "Mega"
+networking) are folded into the model: the planner compares models, and the
+instance type tells the form factor. Names not listed map to themselves.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from archipel.core._errors import InputError, UnknownAcceleratorError
+
+_ALIASES: dict[str, str] = {
+    # H100 family (80 GB): SXM5, PCIe, NVLink pairs, GCP a3-mega networking
+    "H100-80G-SXM5": "H100",
+    "H100-80G-PCIe": "H100",
+    "H100-80G-PCIe-NVLink": "H100",
+    "H100-MEGA": "H100",
+    "H100-SXM": "H100",
+    "H100-NVLINK": "H100",
+    "H100-NVL": "H100",
+    # A100 80 GB (the plain name "A100" is the 40 GB part)
+    "A100-80G-PCIe": "A100-80GB",
+    "A100-80G-PCIe-NVLink": "A100-80GB",
+    "A100-80GB-SXM": "A100-80GB",
+    "H200-SXM": "H200",
+    # workstation parts
+    "RTX-A6000": "RTXA6000",
+    "A6000": "RTXA6000",
+    "RTX-A4000": "RTXA4000",
+    "A4000": "RTXA4000",
+    "RTX-6000-Ada": "RTX6000-Ada",
+    "RTX6000Ada": "RTX6000-Ada",
+    "RTX 3070": "RTX3070",
+    "RTX-PRO-6000": "RTXPRO6000",
+    "RTX PRO 6000 96GB": "RTXPRO6000",
+    "RTXPRO6000WS": "RTXPRO6000",
+    "RTXPRO6000S": "RTXPRO6000",
+    "Radeon MI25": "MI25",
+}
+
+
+def _fold(name: str) -> str:
+    """Case- and punctuation-insensitive key used to match user input."""
+    return re.sub(r"[\s_\-]", "", name).upper()
+
+
+def canonical_accelerator(name: str) -> str:
+    """The canonical name of a catalog's accelerator name (stripped, aliases folded)."""
+    name = name.strip()
+    return _ALIASES.get(name, name)
+
+
+@dataclass(frozen=True, slots=True)
+class AcceleratorRequest:
+    """``count`` accelerators of one ``model`` per node (canonical name)."""
+
+    model: str
+    count: float
+
+    def __str__(self) -> str:
+        count = int(self.count) if self.count == int(self.count) else self.count
+        return f"{self.model}:{count}"
+
+
+_SPEC = re.compile(r"^\s*(?P<model>[^:]+?)\s*(?::\s*(?P<count>[0-9]*\.?[0-9]+)\s*)?$")
+
+
+def parse_accelerator_spec(spec: str) -> AcceleratorRequest:
+    """Parse ``MODEL:COUNT`` (count defaults to 1); the model is *not* resolved yet."""
+    match = _SPEC.match(spec)
+    if match is None or not match["model"]:
+        raise InputError(
+            f"accelerator {spec!r} is not of the form MODEL:COUNT (for example H100:8)"
+        )
+    count = float(match["count"]) if match["count"] else 1.0
+    if count <= 0:
+        raise InputError(f"accelerator {spec!r}: the count must be positive")
+    return AcceleratorRequest(model=match["model"], count=count)
+
+
+def resolve_accelerator(name: str, known: Iterable[str]) -> str:
+    """Resolve a user-typed accelerator name against the catalog's canonical names.
+
+    Matching ignores case, spaces, dashes and underscores and honours aliases;
+    an unknown name raises :class:`UnknownAcceleratorError` with suggestions.
+    """
+    by_fold: dict[str, str] = {}
+    for canonical in known:
+        by_fold.setdefault(_fold(canonical), canonical)
+    for alias, canonical in _ALIASES.items():
+        if _fold(canonical) in by_fold:
+            by_fold.setdefault(_fold(alias), by_fold[_fold(canonical)])
+    hit = by_fold.get(_fold(name))
+    if hit is not None:
+        return hit
+    close = difflib.get_close_matches(_fold(name), list(by_fold), n=3, cutoff=0.6)
+    raise UnknownAcceleratorError(name, sorted({by_fold[c] for c in close}))

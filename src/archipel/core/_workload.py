@@ -1,0 +1,130 @@
+"""Workload specs: what the user wants run, validated at the edge.
+
+A spec is parsed from a mapping (the YAML document already loaded); every
+problem is reported with the field's path and what to write instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
+from archipel.core._errors import InputError, SpecError
+
+
+class WorkloadKind(StrEnum):
+    """What sort of work a workload is."""
+
+    TRAINING = "training"
+    BATCH = "batch"
+    INFERENCE = "inference"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Resources(_Model):
+    """Hardware per node, alternatives in order of preference."""
+
+    accelerators: tuple[AcceleratorRequest, ...]
+    spot: bool = False
+    nodes: Annotated[int, Field(ge=1, le=10_000)] = 1
+
+    @field_validator("accelerators", mode="before")
+    @classmethod
+    def _parse_accelerators(cls, value: Any) -> tuple[AcceleratorRequest, ...]:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not items:
+            raise ValueError("write MODEL:COUNT, e.g. 'H100:8', or a list of alternatives")
+        parsed = []
+        for item in items:
+            if isinstance(item, AcceleratorRequest):
+                parsed.append(item)
+            elif isinstance(item, str):
+                try:
+                    parsed.append(parse_accelerator_spec(item))
+                except InputError as exc:
+                    raise ValueError(str(exc)) from None
+            else:
+                raise ValueError(f"{item!r} is not a string of the form MODEL:COUNT")
+        return tuple(parsed)
+
+
+class DataSpec(_Model):
+    """What data the workload touches: its class selects the policy rules."""
+
+    class_: Annotated[str, Field(alias="class", min_length=1)] = "internal"
+
+
+class Constraints(_Model):
+    """The user's own hard constraints, on top of policy."""
+
+    countries: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()
+    exclude_providers: tuple[str, ...] = ()
+    max_price_per_hour: Annotated[float, Field(gt=0)] | None = None
+
+    @field_validator("countries", mode="before")
+    @classmethod
+    def _upper_countries(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if isinstance(value, list | tuple):
+            out = []
+            for v in value:
+                code = str(v).strip().upper()
+                if code not in {"EU", "EEA", "EU_EEA"} and (len(code) != 2 or not code.isalpha()):
+                    raise ValueError(
+                        f"{v!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR, DE) or EU"
+                    )
+                out.append("EU" if code in {"EEA", "EU_EEA"} else code)
+            return tuple(out)
+        return value
+
+    @field_validator("providers", "exclude_providers", mode="before")
+    @classmethod
+    def _split_providers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+class Workload(_Model):
+    """A training job, a batch job or an inference service."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    ]
+    kind: WorkloadKind
+    resources: Resources
+    data: DataSpec = DataSpec()
+    constraints: Constraints = Constraints()
+    duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10)] = 1.0
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(document)"
+    kind = error["type"]
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown field; remove it or check its spelling"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    if kind == "enum":
+        return f"{path}: {msg}"
+    return f"{path}: {msg}"
+
+
+def parse_workload(document: Any, source: str = "<spec>") -> Workload:
+    """Validate one workload document; raise :class:`SpecError` naming every bad field."""
+    if not isinstance(document, Mapping):
+        raise SpecError(source, ["the document must be a mapping with name, kind and resources"])
+    try:
+        return Workload.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(source, [_describe(e) for e in exc.errors()]) from None

@@ -1,0 +1,218 @@
+"""Policy rules: each a small, named check over one equivalence class of offers.
+
+A rule sees the provider's facts, the site's country and the jurisdiction
+groups, and answers ``None`` (satisfied) or a :class:`Rejection`. An unknown
+fact (``None``) never satisfies a rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from archipel.core import (
+    CloudActExposure,
+    Jurisdictions,
+    OfferClass,
+    ProviderFacts,
+    Reason,
+    Rejection,
+)
+
+
+class Rule(Protocol):
+    """A policy rule; ``name`` is stable and appears in every rejection it makes."""
+
+    @property
+    def name(self) -> str: ...
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None: ...
+
+
+def _where(site: OfferClass) -> str:
+    return f"{site.provider}/{site.region or '-'}"
+
+
+@dataclass(frozen=True, slots=True)
+class VettedProvider:
+    """The provider has a registry entry and is not a peer-to-peer marketplace."""
+
+    policy_label: str
+    name: str = "vetted_provider"
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        if not provider.registered:
+            return Rejection(
+                Reason.UNVETTED,
+                self.name,
+                f"{_where(site)} rejected: provider {provider.id!r} has no registry entry; "
+                f"policy `{self.policy_label}` requires a vetted provider",
+            )
+        if provider.marketplace is None:
+            return Rejection(
+                Reason.UNVETTED,
+                self.name,
+                f"{_where(site)} rejected: the registry does not say whether {provider.id} "
+                f"is a marketplace; policy `{self.policy_label}` requires a vetted provider",
+            )
+        if provider.marketplace:
+            return Rejection(
+                Reason.MARKETPLACE,
+                self.name,
+                f"{_where(site)} rejected: {provider.name} is a peer-to-peer marketplace "
+                f"(hosts are not vetted); policy `{self.policy_label}` forbids it",
+            )
+        return None
+
+
+_CERT_LABELS = {
+    "iso27001": "ISO 27001",
+    "bsi_c5": "BSI C5",
+    "hds": "HDS",
+    "secnumcloud": "SecNumCloud",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Certification:
+    """The provider holds a certification (``iso27001``, ``bsi_c5``, ``hds``...)."""
+
+    certification: str
+    policy_label: str
+    name: str = "certification"
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        held = provider.certification(self.certification)
+        if held is True:
+            return None
+        label = _CERT_LABELS.get(self.certification, self.certification)
+        state = "not held" if held is False else "unknown in the registry"
+        return Rejection(
+            Reason.CERTIFICATION,
+            self.name,
+            f"{_where(site)} rejected: {label} {state} for {provider.id}; "
+            f"policy `{self.policy_label}` requires it",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SecNumCloud:
+    """The provider holds a SecNumCloud qualification with the given status."""
+
+    status: str
+    policy_label: str
+    name: str = "secnumcloud"
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        if provider.secnumcloud == self.status:
+            return None
+        have = provider.secnumcloud or "unknown"
+        return Rejection(
+            Reason.CERTIFICATION,
+            self.name,
+            f"{_where(site)} rejected: SecNumCloud status of {provider.id} is {have}; "
+            f"policy `{self.policy_label}` requires {self.status}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CloudActAllowed:
+    """The provider's CLOUD Act exposure is one of ``allowed``."""
+
+    allowed: frozenset[CloudActExposure]
+    policy_label: str
+    name: str = "cloud_act_exposure"
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        if provider.cloud_act is not None and provider.cloud_act in self.allowed:
+            return None
+        if provider.cloud_act is None:
+            why = "CLOUD Act exposure unknown"
+        elif provider.cloud_act is CloudActExposure.YES:
+            why = "provider under US CLOUD Act"
+        elif provider.cloud_act is CloudActExposure.VIA_PARENT:
+            why = "provider reachable by the US CLOUD Act through its parent"
+        else:
+            why = f"CLOUD Act exposure {provider.cloud_act.value}"
+        allowed = ", ".join(sorted(a.value for a in self.allowed))
+        return Rejection(
+            Reason.CLOUD_ACT,
+            self.name,
+            f"{_where(site)} rejected: {why}; policy `{self.policy_label}` allows only "
+            f"exposure {allowed}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteIn:
+    """The site's country is in one of the named groups or listed countries."""
+
+    places: tuple[str, ...]  # group names (eu_eea, adequacy...) or ISO codes
+    policy_label: str
+    name: str = "site_in"
+
+    def countries(self, law: Jurisdictions) -> frozenset[str]:
+        out: set[str] = set()
+        for place in self.places:
+            group = law.group(place)
+            out |= group if group is not None else {place.upper()}
+        return frozenset(out)
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        places = " or ".join(self.places)
+        if site.country is None:
+            return Rejection(
+                Reason.UNKNOWN_COUNTRY,
+                self.name,
+                f"{_where(site)} rejected: the country of this region is unknown; "
+                f"policy `{self.policy_label}` requires a site in {places}",
+            )
+        if site.country in self.countries(law):
+            return None
+        return Rejection(
+            Reason.COUNTRY,
+            self.name,
+            f"{_where(site)} rejected: site in {site.country}; policy `{self.policy_label}` "
+            f"requires a site in {places}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderDenied:
+    """The provider is on a deny list (or off an allow list)."""
+
+    deny: frozenset[str]
+    allow: frozenset[str] | None
+    policy_label: str
+    name: str = "providers"
+
+    def check(
+        self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
+    ) -> Rejection | None:
+        if provider.id in self.deny:
+            return Rejection(
+                Reason.PROVIDER_DENIED,
+                self.name,
+                f"{_where(site)} rejected: provider {provider.id} is denied by policy "
+                f"`{self.policy_label}`",
+            )
+        if self.allow is not None and provider.id not in self.allow:
+            return Rejection(
+                Reason.PROVIDER_DENIED,
+                self.name,
+                f"{_where(site)} rejected: provider {provider.id} is not on the allow list "
+                f"of policy `{self.policy_label}`",
+            )
+        return None

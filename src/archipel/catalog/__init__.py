@@ -29,9 +29,9 @@ from archipel.catalog._sources import OfferRow, SourceReport
 
 __all__ = [
     "DATA_DIR",
+    "OfferRow",
     "SKYPILOT_CLOUDS",
     "SNAPSHOT_FILE",
-    "OfferRow",
     "SourceReport",
     "build_snapshot",
     "build_table",

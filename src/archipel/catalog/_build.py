@@ -143,7 +143,9 @@ def build_table(
         "currency_idx": [string_pos[r.currency] for r in ordered],
         "source_idx": [string_pos[r.source] for r in ordered],
     }
-    arrays: dict[str, np.ndarray] = {name: np.asarray(cols[name], dtype=dtype) for name, dtype in COLUMNS.items()}
+    arrays: dict[str, np.ndarray] = {
+        name: np.asarray(cols[name], dtype=dtype) for name, dtype in COLUMNS.items()
+    }
     starts = np.searchsorted(arrays["accel_idx"], np.arange(len(accelerators) + 1)).astype(np.int64)
     return OfferTable(
         columns=arrays,

@@ -13,6 +13,7 @@ import typer
 
 from archipel import __version__
 from archipel.cli._config import load_workloads, read_yaml_documents, snapshot_path
+from archipel.cli._refresh import catalog_refresh
 from archipel.core import (
     ArchipelError,
     CatalogSnapshot,
@@ -94,15 +95,22 @@ def _console() -> Any:
     return console
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"archipel {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True)
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_print_version
+        ),
     ] = False,
 ) -> None:
-    if version:
-        typer.echo(f"archipel {__version__}")
-        raise typer.Exit(0)
+    """Plan AI workloads across many clouds under a data-sovereignty policy."""
 
 
 def _flag_workload(
@@ -376,6 +384,9 @@ def catalog_build(
         typer.echo(f"wrote {len(snapshot.offers):,} offers to {target}")
 
     _guard(run)
+
+
+catalog_app.command("refresh")(catalog_refresh)
 
 
 @policy_app.command("show")

@@ -28,11 +28,9 @@ from archipel.core._workload import (
 )
 
 __all__ = [
-    "COLUMNS",
-    "MISSING",
-    "NANO",
     "AcceleratorRequest",
     "ArchipelError",
+    "COLUMNS",
     "CatalogError",
     "CatalogSnapshot",
     "CloudActExposure",
@@ -40,7 +38,9 @@ __all__ = [
     "DataSpec",
     "InputError",
     "Jurisdictions",
+    "MISSING",
     "Money",
+    "NANO",
     "Offer",
     "OfferClass",
     "OfferTable",

@@ -27,9 +27,9 @@ from archipel.placement._filters import (
 from archipel.placement._request import PlacementRequest
 
 __all__ = [
-    "DEFAULT_FILTERS",
     "BudgetFilter",
     "CountryFilter",
+    "DEFAULT_FILTERS",
     "FilterContext",
     "FilterPlugin",
     "FilterResult",

@@ -1,0 +1,188 @@
+"""The ``archipel`` command as a user meets it: output, documents, exit statuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from archipel.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_plan_json_is_the_documented_document() -> None:
+    code, out, _ = run(
+        "plan",
+        "--gpus",
+        "H100:8",
+        "--data-class",
+        "personal",
+        "--hours",
+        "24",
+        "--json",
+        "--top",
+        "3",
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["feasible"] is True
+    assert len(doc["placements"]) == 3
+    placement = doc["placements"][0]
+    for key in [
+        "provider",
+        "region",
+        "country",
+        "instance_type",
+        "accelerator",
+        "accelerator_count",
+        "price_per_hour",
+        "currency",
+        "total_cost",
+        "spot",
+    ]:
+        assert key in placement
+    assert placement["accelerator"] == "H100" and placement["accelerator_count"] == 8
+    assert isinstance(placement["price_per_hour"], str)  # exact decimal text
+    for rejection in doc["rejections"]:
+        assert set(rejection) >= {"reason", "count", "example"}
+
+
+def test_infeasible_plan_exits_one_and_still_explains() -> None:
+    code, out, _ = run("plan", "--gpus", "H100:8", "--data-class", "sovereign", "--json")
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["feasible"] is False and doc["placements"] == []
+    assert {r["reason"] for r in doc["rejections"]} >= {"hardware", "certification"}
+
+
+def test_plan_table_names_the_winner_and_the_rejections() -> None:
+    code, out, _ = run("plan", "--gpus", "L40S:1", "--data-class", "health")
+    assert code == 0
+    assert "rejected" in out and "cloud_act" in out and "searched" in out
+
+
+def test_example_portfolio_plans_every_workload() -> None:
+    code, out, _ = run("plan", str(ROOT / "examples/workloads/portfolio.yaml"), "--json")
+    doc = json.loads(out)
+    assert code == 0, out
+    assert doc["feasible"] is True
+    assert [p["name"] for p in doc["plans"]] == [
+        "llm-pretrain-public",
+        "fine-tune-customer-chats",
+        "clinical-notes-batch",
+        "defence-rag-inference",
+        "eval-sweep-internal",
+    ]
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    code, out, _ = run(
+        "plan", str(ROOT / "examples/workloads/train-eu.yaml"), "--countries", "FI", "--json"
+    )
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["request"]["countries"] == ["FI"]
+    assert {p["country"] for p in doc["placements"]} == {"FI"}
+
+
+def test_explain_says_why_an_offer_lost() -> None:
+    code, out, _ = run(
+        "plan",
+        "--gpus",
+        "H100:8",
+        "--data-class",
+        "health",
+        "--explain",
+        "aws/eu-west-2/p5.48xlarge",
+    )
+    assert code == 0
+    assert "CLOUD Act" in out and "rejected" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan"], "give a workload FILE or --gpus"),
+        (["plan", "--gpus", "H10:8"], "Did you mean"),
+        (["plan", "--gpus", "H100:8", "--data-class", "secret"], "unknown data class"),
+        (["plan", "--gpus", "H100:8", "--providers", "awz"], "unknown provider awz"),
+        (["plan", "--gpus", "H100:8", "--countries", "France"], "ISO 3166"),
+        (["plan", "missing.yaml"], "no such file"),
+        (["plan", "--gpus", "H100:8", "--explain", "aws"], "PROVIDER/REGION/INSTANCE"),
+    ],
+    ids=[
+        "nothing to plan",
+        "accelerator typo",
+        "data class",
+        "provider typo",
+        "country name",
+        "missing file",
+        "bad explain key",
+    ],
+)
+def test_bad_input_exits_two_with_a_message(args: list[str], message: str) -> None:
+    code, _, err = run(*args)
+    assert code == 2
+    assert message in err
+
+
+def test_bad_spec_file_names_each_field(tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: job\nkind: trainig\nresources: {accelerators: H100:8, gpus: 3}\n")
+    code, _, err = run("plan", str(spec))
+    assert code == 2
+    assert "kind:" in err and "resources.gpus: unknown field" in err
+
+
+def test_malformed_yaml_is_reported_with_its_file(tmp_path: Path) -> None:
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: [unclosed\n")
+    code, _, err = run("plan", str(spec))
+    assert code == 2 and "not valid YAML" in err and "job.yaml" in err
+
+
+def test_custom_policy_file(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("name: finland\ndata_classes:\n  fi: {rules: [{site_in: [FI]}]}\n")
+    code, out, _ = run(
+        "plan", "--gpus", "H100:8", "--data-class", "fi", "--policy", str(policy), "--json"
+    )
+    assert code == 0
+    assert {p["country"] for p in json.loads(out)["placements"]} == {"FI"}
+
+
+def test_catalog_lists_and_filters_offers() -> None:
+    code, out, _ = run("catalog", "--gpus", "L40S", "--countries", "EU", "--json", "--limit", "50")
+    assert code == 0
+    offers = [json.loads(line) for line in out.splitlines()]
+    assert offers and all(o["accelerator"] == "L40S" for o in offers)
+    eu = {"FR", "DE", "FI", "IT", "PL", "NL", "SE", "ES", "NO", "IE", "IS"}
+    assert {o["country"] for o in offers} <= eu
+
+
+def test_catalog_filters_by_provider_and_lists_accelerators() -> None:
+    code, out, _ = run("catalog", "--providers", "scaleway", "--limit", "5")
+    assert code == 0 and "scaleway" in out
+    code, out, _ = run("catalog", "--accelerators")
+    assert code == 0 and "H100" in out.split() and "Trainium" in out.split()
+
+
+def test_policy_show_lists_the_data_classes() -> None:
+    code, out, _ = run("policy", "show")
+    assert code == 0
+    for name in ["public", "internal", "confidential", "personal", "health", "sovereign"]:
+        assert f"\n{name}:" in out
+
+
+def test_version() -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and out.startswith("archipel ")

@@ -63,7 +63,7 @@ def plan_document(plan: Plan, snapshot: CatalogSnapshot) -> dict[str, Any]:
             "accelerators": [str(a) for a in r.accelerators],
             "data_class": r.data_class,
             "nodes": r.nodes,
-            "hours": _money(r.hours),
+            "hours": format(r.hours.normalize(), "f"),
             "spot": r.spot,
             "countries": list(r.countries),
             "providers": list(r.providers),

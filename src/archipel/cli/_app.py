@@ -189,24 +189,39 @@ def plan(
     ] = None,
     gpus: Annotated[
         list[str] | None,
-        typer.Option("--gpus", help="MODEL:COUNT per node, e.g. H100:8; repeat for alternatives."),
+        typer.Option(
+            "--gpus",
+            metavar="MODEL:COUNT",
+            help="MODEL:COUNT per node, e.g. H100:8; repeat for alternatives.",
+        ),
     ] = None,
     data_class: Annotated[
         str | None,
-        typer.Option("--data-class", help="Data class of the policy (default: internal)."),
+        typer.Option(
+            "--data-class", metavar="CLASS", help="Data class of the policy (default: internal)."
+        ),
     ] = None,
     countries: Annotated[
         list[str] | None,
         typer.Option(
-            "--countries", help="Allowed site countries, ISO codes or EU (EU/EEA), comma-separated."
+            "--countries",
+            metavar="CC,...|EU",
+            help="Allowed site countries, ISO codes or EU (EU/EEA), comma-separated.",
         ),
     ] = None,
     providers: Annotated[
-        list[str] | None, typer.Option("--providers", help="Only these providers, comma-separated.")
+        list[str] | None,
+        typer.Option(
+            "--providers", metavar="PROVIDER,...", help="Only these providers, comma-separated."
+        ),
     ] = None,
     exclude_providers: Annotated[
         list[str] | None,
-        typer.Option("--exclude-providers", help="Never these providers, comma-separated."),
+        typer.Option(
+            "--exclude-providers",
+            metavar="PROVIDER,...",
+            help="Never these providers, comma-separated.",
+        ),
     ] = None,
     spot: Annotated[
         bool | None,
@@ -228,14 +243,19 @@ def plan(
         ),
     ] = None,
     policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped policy).")
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
     ] = None,
     top: Annotated[
         int, typer.Option("--top", help="How many placements to show.", min=1, max=1000)
     ] = 5,
     explain: Annotated[
         str | None,
-        typer.Option("--explain", help="PROVIDER/REGION/INSTANCE: say why this offer won or lost."),
+        typer.Option(
+            "--explain",
+            metavar="PROVIDER/REGION/INSTANCE",
+            help="PROVIDER/REGION/INSTANCE: say why this offer won or lost.",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
@@ -309,13 +329,18 @@ def plan(
 def catalog(
     ctx: typer.Context,
     gpus: Annotated[
-        list[str] | None, typer.Option("--gpus", help="MODEL or MODEL:COUNT, comma-separated.")
+        list[str] | None,
+        typer.Option(
+            "--gpus", metavar="MODEL:COUNT", help="MODEL or MODEL:COUNT, comma-separated."
+        ),
     ] = None,
     countries: Annotated[
-        list[str] | None, typer.Option("--countries", help="ISO codes or EU, comma-separated.")
+        list[str] | None,
+        typer.Option("--countries", metavar="CC,...|EU", help="ISO codes or EU, comma-separated."),
     ] = None,
     providers: Annotated[
-        list[str] | None, typer.Option("--providers", help="Provider ids, comma-separated.")
+        list[str] | None,
+        typer.Option("--providers", metavar="PROVIDER,...", help="Provider ids, comma-separated."),
     ] = None,
     include_cpu: Annotated[
         bool, typer.Option("--include-cpu", help="Also list offers without accelerators.")
@@ -392,7 +417,8 @@ catalog_app.command("refresh")(catalog_refresh)
 @policy_app.command("show")
 def policy_show(
     policy: Annotated[
-        Path | None, typer.Option("--policy", help="Policy YAML (default: the shipped one).")
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped one)."),
     ] = None,
 ) -> None:
     """Print each data class of a policy and the rules it applies."""

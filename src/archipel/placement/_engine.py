@@ -173,15 +173,6 @@ class Planner:
         counts: dict[str, int] = {}
         rejections: list[RejectionCount] = []
         outside = total - len(rows)
-        if outside:
-            example_row = 0 if len(rows) == 0 or rows[0] != 0 else int(rows[-1]) + 1
-            hw = self.filters[0].filter(ctx, np.asarray([example_row], dtype=np.int64))
-            rejections.append(
-                RejectionCount(
-                    Reason.HARDWARE, self.filters[0].name, outside, hw.why(ctx, example_row).message
-                )
-            )
-            counts[self.filters[0].name] = outside
         for plugin in self.filters:
             if len(rows) == 0:
                 break
@@ -191,6 +182,16 @@ class Planner:
                 counts[plugin.name] = counts.get(plugin.name, 0) + len(rejected)
                 rejections += _summarise(ctx, plugin, result, rejected)
             rows = rows[result.keep]
+        if outside:  # offers of other models: counted last, so a same-model example wins
+            hardware = self.filters[0]
+            example_row = self._outside_example(request)
+            why = hardware.filter(ctx, np.asarray([example_row], dtype=np.int64))
+            rejections.append(
+                RejectionCount(
+                    Reason.HARDWARE, hardware.name, outside, why.why(ctx, example_row).message
+                )
+            )
+            counts[hardware.name] = counts.get(hardware.name, 0) + outside
         placements = self._rank(ctx, rows, top)
         trace = PlanTrace(
             offers_seen=total,
@@ -202,6 +203,15 @@ class Planner:
         )
         merged = _merge(rejections)
         return Plan(request, tuple(placements), merged, trace, self.snapshot.comparison_currency)
+
+    def _outside_example(self, request: PlacementRequest) -> int:
+        """A row of another accelerator model (the first one that is not requested)."""
+        offers = self.snapshot.offers
+        wanted = {a.model for a in request.accelerators}
+        for i, name in enumerate(offers.accelerators):
+            if name not in wanted and offers.accel_start[i] < offers.accel_start[i + 1]:
+                return int(offers.accel_start[i])
+        raise AssertionError("every offer matches the request, nothing is outside")
 
     def _order(self, ctx: FilterContext, rows: IntArray) -> IntArray:
         c = self.snapshot.offers.col

@@ -3,7 +3,8 @@
 The package ships its sources (SkyPilot-format price catalogs, curated offer
 files with a source per row, and fact tables for providers, regions, exchange
 rates and jurisdictions) and a snapshot built from them. ``load_snapshot()``
-reads the snapshot in milliseconds; ``build_snapshot()`` rebuilds it.
+reads the snapshot in milliseconds; ``build_snapshot()`` rebuilds it; ``refresh()``
+re-reads providers' public price sources when online.
 """
 
 from archipel.catalog._build import (
@@ -17,6 +18,21 @@ from archipel.catalog._build import (
     snapshot_reports,
 )
 from archipel.catalog._query import offers_at, select_offers
+from archipel.catalog._refresh import (
+    SOURCES,
+    AzureRetailPrices,
+    EcbReferenceRates,
+    OvhCloudCatalog,
+    PriceSource,
+    RateSource,
+    RefreshResult,
+    ShippedRows,
+    SourceError,
+    SourceFactory,
+    SourceOutcome,
+    refresh,
+    source_registry,
+)
 from archipel.catalog._registry import (
     DATA_DIR,
     load_fx,
@@ -28,10 +44,21 @@ from archipel.catalog._registry import (
 from archipel.catalog._sources import OfferRow, SourceReport
 
 __all__ = [
+    "AzureRetailPrices",
     "DATA_DIR",
+    "EcbReferenceRates",
     "OfferRow",
+    "OvhCloudCatalog",
+    "PriceSource",
+    "RateSource",
+    "RefreshResult",
     "SKYPILOT_CLOUDS",
     "SNAPSHOT_FILE",
+    "SOURCES",
+    "ShippedRows",
+    "SourceError",
+    "SourceFactory",
+    "SourceOutcome",
     "SourceReport",
     "build_snapshot",
     "build_table",
@@ -43,7 +70,9 @@ __all__ = [
     "load_snapshot",
     "offers_at",
     "provider_facts",
+    "refresh",
     "save_snapshot",
     "select_offers",
     "snapshot_reports",
+    "source_registry",
 ]

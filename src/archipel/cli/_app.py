@@ -37,8 +37,10 @@ catalog_app = typer.Typer(
     add_completion=False,
 )
 policy_app = typer.Typer(help="Show and check sovereignty policies.", no_args_is_help=True)
+fleet_app = typer.Typer(help="Plan a whole portfolio of workloads at once.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(policy_app, name="policy")
+app.add_typer(fleet_app, name="fleet")
 
 T = TypeVar("T")
 
@@ -412,6 +414,62 @@ def catalog_build(
 
 
 catalog_app.command("refresh")(catalog_refresh)
+
+
+@fleet_app.command("plan")
+def fleet_plan(
+    file: Annotated[
+        Path, typer.Argument(help="Fleet YAML: horizon, workloads, capacity, commitments, caps.")
+    ],
+    solver: Annotated[
+        str,
+        typer.Option(
+            "--solver", help="milp (HiGHS, optimal within --gap) or greedy (cheapest first)."
+        ),
+    ] = "milp",
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", help="Solver time limit, seconds.", min=0.1)
+    ] = 60.0,
+    gap: Annotated[
+        float, typer.Option("--gap", help="Relative optimality gap to stop at.", min=0.0, max=1.0)
+    ] = 0.01,
+    seed: Annotated[int, typer.Option("--seed", help="Solver random seed.")] = 0,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    timings: Annotated[
+        bool, typer.Option("--timings", help="Include solve time in --json (then not byte-stable).")
+    ] = False,
+) -> None:
+    """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
+
+    Exit status: 0 when the fleet is feasible, 1 when it is not (the output says
+    which rules conflict and by how much), 2 on bad input.
+    """
+    from archipel.cli._config import load_fleet
+    from archipel.cli._output import fleet_document
+    from archipel.placement import Planner, plan_fleet
+
+    if solver not in {"milp", "greedy"}:
+        _fail("--solver must be milp or greedy")
+
+    def run() -> int:
+        spec = load_fleet(file)
+        planner = Planner(_snapshot(), _policy(policy))
+        result = plan_fleet(planner, spec, solver=solver, time_limit=time_limit, gap=gap, seed=seed)  # type: ignore[arg-type]
+        if as_json:
+            typer.echo(json.dumps(fleet_document(result, timings), indent=2))
+        else:
+            from archipel.cli._render import render_fleet
+
+            render_fleet(_console(), result)
+        return 0 if result.feasible else EXIT_INFEASIBLE
+
+    code = _guard(run)
+    if code:
+        raise typer.Exit(code)
 
 
 @policy_app.command("show")

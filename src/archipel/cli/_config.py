@@ -90,3 +90,24 @@ def load_workloads(path: Path) -> list[Workload]:
     if dupes:
         raise SpecError(str(path), [f"workload names must be unique: {', '.join(dupes)}"])
     return workloads
+
+
+def load_fleet(path: Path) -> Any:
+    """A fleet file, with each ``{file: PATH}`` workload entry read relative to it."""
+    from archipel.core import parse_fleet
+
+    documents = read_yaml_documents(path)
+    if len(documents) != 1 or not isinstance(documents[0], Mapping):
+        raise SpecError(str(path), ["a fleet file holds one mapping with horizon and workloads"])
+    doc = dict(documents[0])
+    items = doc.get("workloads")
+    if not isinstance(items, list):
+        raise SpecError(str(path), ["workloads: must be a list of workload specs or {file: PATH}"])
+    workloads: list[Any] = []
+    for i, item in enumerate(items):
+        if isinstance(item, Mapping) and set(item) == {"file"}:
+            workloads += load_workloads(path.parent / str(item["file"]))
+        else:
+            workloads.append(parse_workload(item, f"{path}: workloads[{i}]"))
+    doc["workloads"] = workloads
+    return parse_fleet(doc, str(path))

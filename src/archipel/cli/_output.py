@@ -138,3 +138,98 @@ def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[di
         }
         for v in verdicts
     ]
+
+
+def _dec(value: Decimal, places: str = "0.01") -> str:
+    return format(value.quantize(Decimal(places)), "f")
+
+
+def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
+    """The stable JSON document of a fleet plan (see docs/fleet.md)."""
+    from archipel.placement import FleetPlan
+
+    assert isinstance(plan, FleetPlan)
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    for a in plan.assignments:
+        o = a.option.placement.offer
+        by_workload.setdefault(a.workload, []).append(
+            {
+                "provider": o.provider,
+                "region": o.region,
+                "country": o.country,
+                "instance_type": o.instance_type,
+                "accelerator": o.accelerator,
+                "accelerator_count": _count(o.accelerator_count),
+                "nodes": a.option.placement.nodes,
+                "units": a.units,
+                "spot": a.option.placement.spot,
+                "price_per_hour": _money(a.option.placement.price_per_hour),
+                "currency": a.option.placement.currency,
+                "cost": _dec(a.option.cost * a.units),
+            }
+        )
+    s = plan.solver
+    solver: dict[str, Any] = {
+        "name": s.solver,
+        "status": s.status,
+        "objective": None if s.objective is None else _dec(s.objective),
+        "bound": None if s.bound is None else _dec(s.bound),
+        "gap": s.gap,
+        "variables": s.variables,
+        "constraints": s.constraints,
+        "integer_variables": s.integer_variables,
+    }
+    if timings:
+        solver["seconds"] = round(s.seconds, 3)
+    acc = plan.account
+    return {
+        "name": plan.name,
+        "feasible": plan.feasible,
+        "currency": plan.currency,
+        "total_cost": _dec(acc.total),
+        "usage_cost": _dec(acc.usage),
+        "shortfall_cost": _dec(acc.shortfall),
+        "solver": solver,
+        "assignments": [{"workload": w, "placements": p} for w, p in by_workload.items()],
+        "providers": [
+            {
+                "provider": p.provider,
+                "usage": _dec(p.usage),
+                "gpu_hours": _dec(p.gpu_hours, "0.1"),
+                "gpu_hours_share": float(round(p.gpu_hours_share, 4)),
+                "spend_share": float(round(p.spend_share, 4)),
+                "commitment_due": None if p.commitment_due is None else _dec(p.commitment_due),
+                "burned": _dec(p.burned),
+                "shortfall": _dec(p.shortfall),
+            }
+            for p in acc.providers
+        ],
+        "violations": [
+            {
+                "family": v.family,
+                "subject": v.subject,
+                "excess": str(v.excess),
+                "message": v.message,
+            }
+            for v in plan.violations
+        ],
+        "diagnosis": [
+            {
+                "family": v.family,
+                "subject": v.subject,
+                "excess": str(v.excess),
+                "message": v.message,
+            }
+            for v in plan.diagnosis
+        ],
+        "unplaceable": [
+            {
+                "workload": c.workload.name,
+                "rejections": [
+                    {"reason": r.reason.value, "count": r.count, "example": r.example}
+                    for r in c.rejections
+                ],
+            }
+            for c in plan.unplaceable
+        ],
+    }

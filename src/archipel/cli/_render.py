@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -129,7 +131,10 @@ def render_explain(console: Console, verdicts: Sequence[OfferVerdict], currency:
         console.print(f"[red]{head}[/]: rejected")
         for r in v.rejections:
             kind = "policy, unresolvable" if r.unresolvable else "request"
-            console.print(f"  - [{r.plugin}] {r.message} [dim]({r.reason.value}; {kind})[/]")
+            console.print(
+                f"  - {escape(f'[{r.plugin}]')} {escape(r.message)} "
+                f"[dim]({r.reason.value}; {kind})[/]"
+            )
 
 
 def render_offers(
@@ -168,3 +173,97 @@ def render_offers(
     shown = len(offers)
     more = f" (showing the {shown:,} cheapest; --limit to see more)" if shown < total else ""
     console.print(f"[dim]{total:,} offers match{more}[/]")
+
+
+def _m(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.01')):,}"
+
+
+def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
+    from archipel.placement import FleetPlan
+
+    assert isinstance(plan, FleetPlan)
+    cur = plan.currency
+    verdict = "[green]feasible[/]" if plan.feasible else "[bold red]infeasible[/]"
+    console.print(f"[bold]fleet {plan.name}[/]: {verdict}")
+    if plan.assignments:
+        table = Table(title="assignments", title_justify="left", header_style="bold")
+        for col, justify in [
+            ("workload", "left"),
+            ("units", "right"),
+            ("provider", "left"),
+            ("region", "left"),
+            ("country", "left"),
+            ("instance", "left"),
+            ("accelerators", "left"),
+            ("market", "left"),
+            ("cost", "right"),
+        ]:
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        last = None
+        for a in plan.assignments:
+            o = a.option.placement.offer
+            nodes = a.option.placement.nodes
+            table.add_row(
+                a.workload if a.workload != last else "",
+                str(a.units),
+                o.provider,
+                o.region or "-",
+                o.country or "?",
+                o.instance_type,
+                _accel(o) + (f" x{nodes} nodes" if nodes > 1 else ""),
+                "spot" if a.option.placement.spot else "on-demand",
+                f"{_m(a.option.cost * a.units)} {cur}",
+            )
+            last = a.workload
+        console.print(table)
+    acc = plan.account
+    if acc.providers:
+        prov = Table(title="providers", title_justify="left", header_style="bold")
+        for col in [
+            "provider",
+            "usage",
+            "GPU-h share",
+            "spend share",
+            "commitment due",
+            "burned",
+            "shortfall",
+        ]:
+            prov.add_column(col, justify="left" if col == "provider" else "right")
+        for p in acc.providers:
+            prov.add_row(
+                p.provider,
+                _m(p.usage),
+                f"{p.gpu_hours_share:.1%}",
+                f"{p.spend_share:.1%}",
+                "-" if p.commitment_due is None else _m(p.commitment_due),
+                _m(p.burned),
+                Text(_m(p.shortfall), style="red" if p.shortfall else ""),
+            )
+        console.print(prov)
+    console.print(
+        f"total [bold]{_m(acc.total)} {cur}[/] = usage {_m(acc.usage)} + commitment shortfall "
+        f"{_m(acc.shortfall)}"
+    )
+    for title, items in (("violations", plan.violations), ("why it is infeasible", plan.diagnosis)):
+        if items:
+            console.print(f"[bold red]{title}[/]:")
+            for v in items:
+                console.print(f"  - {escape(f'[{v.family}]')} {escape(v.message)}")
+    for c in plan.unplaceable:
+        console.print(f"[red]{c.workload.name}[/]: nothing feasible")
+        for r in c.rejections[:5]:
+            console.print(f"    {r.reason.value} x{r.count}: {r.example}")
+    s = plan.solver
+    gap = "-" if s.gap is None else f"{s.gap:.4%}"
+    parts = [f"solver {s.solver}: {s.status}"]
+    if s.objective is not None and s.solver != "greedy":
+        parts.append(f"objective {_m(s.objective)}, bound {_m(s.bound or Decimal(0))}, gap {gap}")
+    if s.variables:
+        parts.append(
+            f"{s.variables:,} variables ({s.integer_variables:,} integer), "
+            f"{s.constraints:,} constraints"
+        )
+    if timings:
+        parts.append(f"{s.seconds:.2f} s")
+    console.print("[dim]" + "; ".join(parts) + "[/]")

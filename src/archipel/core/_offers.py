@@ -83,7 +83,7 @@ class Offer:
         return f"{self.provider}/{self.region or '-'}/{self.instance_type}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class OfferTable:
     """Immutable columnar offers; see the module docstring for the layout."""
 
@@ -107,6 +107,9 @@ class OfferTable:
 
     def __len__(self) -> int:
         return int(self.columns["price"].shape[0])
+
+    def __repr__(self) -> str:
+        return f"OfferTable({len(self)} offers, {len(self.classes)} classes)"
 
     def col(self, name: str) -> np.ndarray:
         """A read-only column by name."""
@@ -153,7 +156,7 @@ class OfferTable:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class CatalogSnapshot:
     """Everything placement needs to know about the market, frozen at one time."""
 
@@ -163,6 +166,9 @@ class CatalogSnapshot:
     comparison_currency: str = "USD"
     fx_rates: Mapping[str, Decimal] = field(default_factory=dict)  # 1 unit -> comparison currency
     built_from: Sequence[str] = ()
+
+    def __repr__(self) -> str:
+        return f"CatalogSnapshot({len(self.offers)} offers, {len(self.providers)} providers)"
 
     def provider(self, provider_id: str) -> ProviderFacts:
         """Facts for a provider; an unregistered one gets all-unknown facts."""

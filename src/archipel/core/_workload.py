@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
 from archipel.core._errors import InputError, SpecError
@@ -94,8 +101,21 @@ class Constraints(_Model):
         return value
 
 
+class Spread(_Model):
+    """How the replicas of a service must spread over providers and countries."""
+
+    min_providers: Annotated[int, Field(ge=1, le=100)] = 1
+    min_countries: Annotated[int, Field(ge=1, le=100)] = 1
+    max_share_per_provider: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
 class Workload(_Model):
-    """A training job, a batch job or an inference service."""
+    """A training job, a batch job or an inference service.
+
+    ``replicas`` (services) are placed independently, each on ``nodes`` nodes;
+    ``spread`` constrains where they go in fleet planning. ``duration_hours``
+    defaults to one hour for ``plan`` and to the whole horizon in a fleet.
+    """
 
     name: Annotated[
         str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -104,7 +124,24 @@ class Workload(_Model):
     resources: Resources
     data: DataSpec = DataSpec()
     constraints: Constraints = Constraints()
-    duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10)] = 1.0
+    duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10)] | None = None
+    replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
+    spread: Spread | None = None
+
+    @model_validator(mode="after")
+    def _spread_fits_replicas(self) -> Workload:
+        if self.spread is not None:
+            if self.spread.min_providers > self.replicas:
+                raise ValueError(
+                    f"spread.min_providers ({self.spread.min_providers}) exceeds replicas "
+                    f"({self.replicas}): raise replicas or lower min_providers"
+                )
+            if self.spread.max_share_per_provider * self.replicas < 1:
+                raise ValueError(
+                    "spread.max_share_per_provider allows less than one replica per provider: "
+                    "raise it or raise replicas"
+                )
+        return self
 
 
 def _describe(error: Mapping[str, Any]) -> str:

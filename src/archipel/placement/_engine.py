@@ -123,6 +123,9 @@ class Planner:
         self.filters = tuple(filters)
         self._verdicts: dict[str, list[tuple[Rejection, ...]]] = {}
 
+    def __repr__(self) -> str:
+        return f"Planner({self.snapshot!r}, policy={self.policy.name!r})"
+
     # -- phases -------------------------------------------------------------
 
     def _context(self, request: PlacementRequest) -> FilterContext:
@@ -318,6 +321,28 @@ class Planner:
                 )
             )
         return results
+
+    def options(self, request: PlacementRequest) -> list[Placement]:
+        """Every feasible *pool* for a request, cheapest first.
+
+        A pool is one provider region with one accelerator model and count:
+        offers in the same pool compete for the same capacity, so only the
+        cheapest of them is worth keeping (the fleet planner's candidates).
+        """
+        request = request.resolved(self.snapshot)
+        ctx = self._context(request)
+        ordered = self._order(ctx, self._feasible_rows(ctx))
+        c = self.snapshot.offers.col
+        seen: set[tuple[int, int, float]] = set()
+        out: list[Placement] = []
+        for row in ordered:
+            row = int(row)
+            key = (int(c("class_idx")[row]), int(c("accel_idx")[row]), float(c("accel_count")[row]))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.append(self._placement(ctx, row, len(out) + 1))
+        return out
 
     def _feasible_rows(self, ctx: FilterContext) -> IntArray:
         rows = self._candidate_rows(ctx.request)

@@ -53,7 +53,7 @@ class PlacementRequest:
             data_class=workload.data.class_,
             nodes=workload.resources.nodes,
             spot=workload.resources.spot,
-            hours=Decimal(str(workload.duration_hours)),
+            hours=Decimal(str(workload.duration_hours or 1.0)),
             countries=c.countries,
             providers=c.providers,
             exclude_providers=c.exclude_providers,

@@ -1,0 +1,217 @@
+"""Fleet planning, the shared part: candidates per workload and the exact cost account.
+
+Both solvers (the MILP and the greedy baseline) start from the same candidates,
+produced by the single-workload engine with each workload's own policy and
+constraints, and end with the same :func:`account`, which recomputes every
+figure exactly (decimals) from the assignment alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from archipel.core import CatalogSnapshot, FleetSpec, Workload
+from archipel.placement._engine import Placement, Planner, RejectionCount
+from archipel.placement._request import PlacementRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One pool a workload may use: a placement priced for one unit (job or replica)."""
+
+    placement: Placement
+    gpus: int  # accelerators per unit (nodes x per-node count)
+    gpu_hours: Decimal  # per unit
+    cost: Decimal  # per unit, comparison currency, exact
+
+    @property
+    def provider(self) -> str:
+        return self.placement.offer.provider
+
+    @property
+    def region(self) -> str:
+        return self.placement.offer.region
+
+    @property
+    def country(self) -> str | None:
+        return self.placement.offer.country
+
+    @property
+    def accelerator(self) -> str:
+        return self.placement.offer.accelerator
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """A workload and the pools it may use (empty: the workload cannot be placed)."""
+
+    workload: Workload
+    units: int  # replicas (1 for jobs)
+    hours: Decimal
+    options: tuple[Option, ...]
+    rejections: tuple[RejectionCount, ...] = ()
+
+
+def candidates(planner: Planner, spec: FleetSpec) -> list[Candidates]:
+    """The feasible pools of every workload, through the single-workload engine.
+
+    Workloads that ask for the same thing share one engine call.
+    """
+    cache: dict[PlacementRequest, tuple[list[Placement], tuple[RejectionCount, ...]]] = {}
+    out: list[Candidates] = []
+    for w in spec.workloads:
+        hours = spec.hours_of(w)
+        request = PlacementRequest.from_workload(w)
+        shape = PlacementRequest(
+            accelerators=request.accelerators,
+            data_class=request.data_class,
+            nodes=request.nodes,
+            spot=request.spot,
+            hours=hours,
+            countries=request.countries,
+            providers=request.providers,
+            exclude_providers=request.exclude_providers,
+            max_price_per_hour=request.max_price_per_hour,
+        )
+        if shape not in cache:
+            pools = planner.options(shape)
+            rejections = planner.plan(shape, top=1).rejections if not pools else ()
+            cache[shape] = (pools, rejections)
+        pools, rejections = cache[shape]
+        options = tuple(
+            Option(
+                placement=p,
+                gpus=int(p.offer.accelerator_count * p.nodes),
+                gpu_hours=Decimal(str(p.offer.accelerator_count)) * p.nodes * hours,
+                cost=p.comparison_total,
+            )
+            for p in pools
+        )
+        out.append(Candidates(w, w.replicas, hours, options, rejections))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """``units`` replicas (or the one job) of a workload on one pool."""
+
+    workload: str
+    option: Option
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderAccount:
+    """What the plan does at one provider, against its commitment if any."""
+
+    provider: str
+    usage: Decimal
+    gpu_hours: Decimal
+    gpu_hours_share: Decimal
+    spend_share: Decimal
+    commitment_due: Decimal | None
+    burned: Decimal
+    shortfall: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The exact cost of an assignment: usage plus commitment shortfalls."""
+
+    providers: tuple[ProviderAccount, ...]
+    usage: Decimal
+    shortfall: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.usage + self.shortfall
+
+
+def commitment_dues(spec: FleetSpec, snapshot: CatalogSnapshot) -> dict[str, Decimal]:
+    """Per provider: the commitment due within the horizon, in the comparison currency."""
+    dues: dict[str, Decimal] = {}
+    for c in spec.commitments:
+        rate = snapshot.fx_rates.get(c.currency)
+        if rate is None:
+            from archipel.core import InputError
+
+            raise InputError(
+                f"commitment with {c.provider}: no exchange rate for {c.currency}; "
+                f"known: {', '.join(sorted(snapshot.fx_rates))}"
+            )
+        dues[c.provider] = c.due_in(spec.horizon) * rate
+    return dues
+
+
+def account(assignments: Sequence[Assignment], dues: Mapping[str, Decimal]) -> Account:
+    """Recompute spend, shares and shortfalls exactly from an assignment."""
+    usage: dict[str, Decimal] = {}
+    gpuh: dict[str, Decimal] = {}
+    for a in assignments:
+        p = a.option.provider
+        usage[p] = usage.get(p, Decimal(0)) + a.option.cost * a.units
+        gpuh[p] = gpuh.get(p, Decimal(0)) + a.option.gpu_hours * a.units
+    total_usage = sum(usage.values(), Decimal(0))
+    total_gpuh = sum(gpuh.values(), Decimal(0))
+    rows = []
+    shortfall_total = Decimal(0)
+    for p in sorted(set(usage) | set(dues)):
+        spent = usage.get(p, Decimal(0))
+        due = dues.get(p)
+        shortfall = max(Decimal(0), due - spent) if due is not None else Decimal(0)
+        shortfall_total += shortfall
+        rows.append(
+            ProviderAccount(
+                provider=p,
+                usage=spent,
+                gpu_hours=gpuh.get(p, Decimal(0)),
+                gpu_hours_share=gpuh.get(p, Decimal(0)) / total_gpuh if total_gpuh else Decimal(0),
+                spend_share=spent / total_usage if total_usage else Decimal(0),
+                commitment_due=due,
+                burned=min(spent, due) if due is not None else Decimal(0),
+                shortfall=shortfall,
+            )
+        )
+    return Account(tuple(rows), total_usage, shortfall_total)
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A fleet rule that a plan breaks (greedy) or that cannot hold (diagnosis)."""
+
+    family: str  # capacity | concentration | spread | unplaced
+    subject: str
+    excess: Decimal  # how far over, in the rule's unit
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SolverReport:
+    """How the solver ended."""
+
+    solver: str
+    status: str
+    objective: Decimal | None
+    bound: Decimal | None
+    gap: float | None
+    variables: int
+    constraints: int
+    integer_variables: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FleetPlan:
+    """The answer for a fleet: assignments, the exact account and how it was found."""
+
+    name: str
+    feasible: bool
+    assignments: tuple[Assignment, ...]
+    account: Account
+    currency: str
+    solver: SolverReport
+    violations: tuple[Violation, ...] = ()
+    diagnosis: tuple[Violation, ...] = ()
+    unplaceable: tuple[Candidates, ...] = field(default=())

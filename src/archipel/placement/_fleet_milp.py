@@ -24,11 +24,10 @@ rules conflict and by how much.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -74,14 +73,30 @@ class _Builder:
         self.row_upper.append(upper)
         return len(self.row_lower) - 1
 
-    def solve(self, time_limit: float, gap: float, seed: int) -> highspy.Highs:
+    def solve(
+        self,
+        time_limit: float,
+        gap: float,
+        seed: int,
+        integral: bool = True,
+        fixed: Mapping[int, float] | None = None,
+        start: Sequence[float] | None = None,
+    ) -> highspy.Highs:
+        """Run HiGHS: the MIP, or its LP relaxation (``integral=False``).
+
+        ``fixed`` pins columns to values; ``start`` offers a feasible solution.
+        """
         inf = highspy.kHighsInf
         lp = highspy.HighsLp()
         lp.num_col_ = len(self.cost)
         lp.num_row_ = len(self.row_lower)
         lp.col_cost_ = np.asarray(self.cost, dtype=np.float64)
-        lp.col_lower_ = np.asarray(self.lower, dtype=np.float64)
-        lp.col_upper_ = np.asarray([inf if math.isinf(u) else u for u in self.upper])
+        lower = np.asarray(self.lower, dtype=np.float64)
+        upper = np.asarray([inf if math.isinf(u) else u for u in self.upper], dtype=np.float64)
+        for col, value in (fixed or {}).items():
+            lower[col] = upper[col] = value
+        lp.col_lower_ = lower
+        lp.col_upper_ = upper
         lp.row_lower_ = np.asarray([-inf if math.isinf(v) else v for v in self.row_lower])
         lp.row_upper_ = np.asarray([inf if math.isinf(v) else v for v in self.row_upper])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
@@ -90,17 +105,23 @@ class _Builder:
         lp.a_matrix_.start_ = np.asarray(self.starts, dtype=np.int32)
         lp.a_matrix_.index_ = np.asarray(self.index, dtype=np.int32)
         lp.a_matrix_.value_ = np.asarray(self.value, dtype=np.float64)
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
-            for i in self.integer
-        ]
+        if integral:
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
+                for i in self.integer
+            ]
         h = highspy.Highs()  # type: ignore[no-untyped-call]
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(gap))
         h.setOptionValue("random_seed", int(seed))
         h.setOptionValue("threads", 1)
+        h.setOptionValue("mip_heuristic_effort", 0.3)
         h.passModel(lp)
+        if start is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = list(start)
+            h.setSolution(solution)
         h.run()
         return h
 
@@ -114,6 +135,7 @@ class _Rows:
         default_factory=list
     )  # col, family, subject, unit
     groups: dict[str, tuple[int, list[tuple[int, int]]]] = field(default_factory=dict)  # capacity
+    owner: dict[int, int] = field(default_factory=dict)  # spread slack column -> workload
 
 
 def _capacity_groups(
@@ -170,36 +192,56 @@ def build(
         if relax:
             coeffs[slack("capacity", name, "GPUs")] = -1.0
         b.row(coeffs, -math.inf, float(cap))
-    if spec.concentration is not None:
-        conc = spec.concentration
-        measure = [
-            (rows.y[(wi, oi)], o, float(o.gpu_hours if conc.measure == "gpu_hours" else o.cost))
-            for wi, c in enumerate(cands)
-            for oi, o in enumerate(c.options)
-        ]
-        scale = max((a for _, _, a in measure), default=1.0) or 1.0
-        for provider in sorted(by_provider):
+    # Per-provider totals are variables of their own, so each y appears in one
+    # row per measure instead of one row per provider (the rows stay sparse).
+    conc = spec.concentration
+    spend_of = _totals(
+        b,
+        cands,
+        rows,
+        lambda o: float(o.cost),
+        set(dues) | (set(by_provider) if conc and conc.measure == "spend" else set()),
+    )
+    if conc is not None:
+        if conc.measure == "spend":
+            measure = spend_of
+        else:
+            measure = _totals(b, cands, rows, lambda o: float(o.gpu_hours), set(by_provider))
+        total = b.var(0.0, 0.0, math.inf, False)
+        b.row({**{col: 1.0 for col in measure.values()}, total: -1.0}, 0.0, 0.0)
+        for provider in sorted(measure):
             share = conc.share_for(provider)
             if share >= 1:
                 continue
-            coeffs = {
-                col: ((1.0 if o.provider == provider else 0.0) - share) * a / scale
-                for col, o, a in measure
-            }
+            coeffs = {measure[provider]: 1.0, total: -share}
             if relax:
-                coeffs[slack("concentration", provider, conc.measure, 1.0 / scale)] = -1.0
+                coeffs[slack("concentration", provider, conc.measure, 1e-3)] = -1.0
             b.row(coeffs, -math.inf, 0.0)
     for provider in sorted(dues):
-        s = b.var(1.0, 0.0, math.inf, False)
-        coeffs = {
-            rows.y[(wi, oi)]: float(o.cost)
-            for wi, c in enumerate(cands)
-            for oi, o in enumerate(c.options)
-            if o.provider == provider
-        }
-        coeffs[s] = 1.0
-        b.row(coeffs, float(dues[provider]), math.inf)
+        shortfall = b.var(1.0, 0.0, math.inf, False)
+        b.row({spend_of[provider]: 1.0, shortfall: 1.0}, float(dues[provider]), math.inf)
     return b, rows
+
+
+def _totals(
+    b: _Builder,
+    cands: Sequence[Candidates],
+    rows: _Rows,
+    unit: Callable[[Option], float],
+    providers: set[str],
+) -> dict[str, int]:
+    """A variable per provider equal to the sum of ``unit`` over its placed units."""
+    coeffs: dict[str, dict[int, float]] = {p: {} for p in providers}
+    for wi, c in enumerate(cands):
+        for oi, o in enumerate(c.options):
+            if o.provider in coeffs:
+                coeffs[o.provider][rows.y[(wi, oi)]] = unit(o)
+    out = {}
+    for provider in sorted(providers):
+        var = b.var(0.0, 0.0, math.inf, False)
+        b.row({**coeffs[provider], var: -1.0}, 0.0, 0.0)
+        out[provider] = var
+    return out
 
 
 def _spread(
@@ -213,6 +255,7 @@ def _spread(
         per_provider[o.provider].append(rows.y[(wi, oi)])
         per_country[o.country or "?"].append(rows.y[(wi, oi)])
     name = c.workload.name
+    first_slack = len(rows.slacks)
     if rule.min_providers > 1 or cap < c.units:
         z_cols = []
         for provider in sorted(per_provider):
@@ -220,6 +263,8 @@ def _spread(
             z_cols.append(z)
             coeffs = {col: 1.0 for col in per_provider[provider]}
             coeffs[z] = -float(cap)
+            if callable(slack):
+                coeffs[slack("spread", f"{name}: share at {provider}", "replicas")] = -1.0
             b.row(coeffs, -math.inf, 0.0)  # units at p only if p is counted (and then <= cap)
             used = {col: -1.0 for col in per_provider[provider]}
             used[z] = 1.0
@@ -245,6 +290,8 @@ def _spread(
         if callable(slack):
             coeffs[slack("spread", f"{name}: countries", "countries")] = 1.0
         b.row(coeffs, float(rule.min_countries), math.inf)
+    for col, *_ in rows.slacks[first_slack:]:
+        rows.owner[col] = wi
 
 
 _STATUS = {
@@ -272,33 +319,81 @@ def solve(
     gap: float,
     seed: int,
 ) -> MilpResult:
-    """Solve the fleet; if infeasible, diagnose with penalised slacks."""
+    """Solve the fleet to within ``gap``; if infeasible, diagnose with penalised slacks.
+
+    1. The LP relaxation gives a lower bound; in an assignment-shaped model
+       almost every workload comes out integral.
+    2. Those workloads are fixed and the small MIP that is left is solved:
+       an incumbent whose gap is measured against the LP bound.
+    3. Only if that gap is too wide does the full MIP run, warm-started with
+       the incumbent, for the rest of the time.
+    """
     started = time.perf_counter()
+    deadline = started + time_limit
     b, rows = build(spec, snapshot, cands, dues, relax=False)
-    h = b.solve(time_limit, gap, seed)
-    status = _STATUS.get(h.getModelStatus(), str(h.getModelStatus()))
-    info = h.getInfo()
-    has_solution = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    shape = dict(
+        variables=len(b.cost), constraints=len(b.row_lower), integer_variables=sum(b.integer)
+    )
+    relaxed = b.solve(time_limit, gap, seed, integral=False)
+    if relaxed.getModelStatus() in (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    ):
+        rb, rrows = build(spec, snapshot, cands, dues, relax=True)
+        rh = rb.solve(max(1.0, deadline - time.perf_counter()), gap, seed)
+        report = SolverReport(
+            "highs", "infeasible", None, None, None, **shape, seconds=time.perf_counter() - started
+        )
+        return MilpResult(None, report, _diagnose(rh, rrows, cands, spec))
+    bound = relaxed.getInfo().objective_function_value
+    values = relaxed.getSolution().col_value
+    fixed = {}
+    for wi in range(len(cands)):
+        cols = [rows.y[(wi, oi)] for oi in range(len(cands[wi].options))]
+        if all(abs(values[c] - round(values[c])) < 1e-9 for c in cols):
+            fixed.update({c: float(round(values[c])) for c in cols})
+    best: tuple[float, list[float]] | None = None
+    small = b.solve(max(0.1, deadline - time.perf_counter()), gap, seed, fixed=fixed)
+    if small.getInfo().primal_solution_status == 2:
+        best = (small.getInfo().objective_function_value, list(small.getSolution().col_value))
+    status = "optimal"
+    if best is None or _rel_gap(best[0], bound) > gap:
+        full = b.solve(
+            max(0.1, deadline - time.perf_counter()), gap, seed, start=best[1] if best else None
+        )
+        info = full.getInfo()
+        bound = max(bound, info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else bound
+        if info.primal_solution_status == 2 and (
+            best is None or info.objective_function_value < best[0]
+        ):
+            best = (info.objective_function_value, list(full.getSolution().col_value))
+        status = _STATUS.get(full.getModelStatus(), str(full.getModelStatus()))
+    if best is None:
+        report = SolverReport(
+            "highs",
+            f"{status} (no solution)",
+            None,
+            _dec(bound),
+            None,
+            **shape,
+            seconds=time.perf_counter() - started,
+        )
+        return MilpResult(None, report)
+    objective, solution = best
     report = SolverReport(
         solver="highs",
-        status=status if has_solution or status == "infeasible" else f"{status} (no solution)",
-        objective=_dec(info.objective_function_value) if has_solution else None,
-        bound=_dec(info.mip_dual_bound) if has_solution else None,
-        gap=_gap(info.mip_gap) if has_solution else None,
-        variables=len(b.cost),
-        constraints=len(b.row_lower),
-        integer_variables=sum(b.integer),
+        status="optimal" if _rel_gap(objective, bound) <= gap else status,
+        objective=_dec(objective),
+        bound=_dec(bound),
+        gap=_gap(_rel_gap(objective, bound)),
+        **shape,
         seconds=time.perf_counter() - started,
     )
-    if has_solution:
-        return MilpResult(_read(h, rows, cands), report)
-    if status != "infeasible":
-        return MilpResult(None, report)
-    rb, rrows = build(spec, snapshot, cands, dues, relax=True)
-    rh = rb.solve(time_limit, gap, seed)
-    diagnosis = _diagnose(rh, rrows, cands)
-    report = dataclasses.replace(report, seconds=time.perf_counter() - started)
-    return MilpResult(None, report, diagnosis)
+    return MilpResult(_read(solution, rows, cands), report)
+
+
+def _rel_gap(objective: float, bound: float) -> float:
+    return abs(objective - bound) / max(abs(objective), 1e-9)
 
 
 def _dec(value: float) -> Decimal:
@@ -309,8 +404,18 @@ def _gap(value: float) -> float:
     return round(max(0.0, value), 6) if math.isfinite(value) else math.inf
 
 
-def _read(h: highspy.Highs, rows: _Rows, cands: Sequence[Candidates]) -> tuple[Assignment, ...]:
-    values = h.getSolution().col_value
+def _spread_text(spec: FleetSpec, c: Candidates) -> str:
+    rule = spec.spread_of(c.workload)
+    cap = min(c.units, math.floor(rule.max_share_per_provider * c.units + 1e-9))
+    text = f"spread wants at least {rule.min_providers} providers, at most {cap} replicas each"
+    if rule.min_countries > 1:
+        text += f", in at least {rule.min_countries} countries"
+    return text
+
+
+def _read(
+    values: Sequence[float], rows: _Rows, cands: Sequence[Candidates]
+) -> tuple[Assignment, ...]:
     out = []
     for (wi, oi), col in rows.y.items():
         units = round(values[col])
@@ -320,7 +425,9 @@ def _read(h: highspy.Highs, rows: _Rows, cands: Sequence[Candidates]) -> tuple[A
     return tuple(out)
 
 
-def _diagnose(h: highspy.Highs, rows: _Rows, cands: Sequence[Candidates]) -> tuple[Violation, ...]:
+def _diagnose(
+    h: highspy.Highs, rows: _Rows, cands: Sequence[Candidates], spec: FleetSpec
+) -> tuple[Violation, ...]:
     if h.getInfo().primal_solution_status != 2:
         return (
             Violation(
@@ -354,13 +461,19 @@ def _diagnose(h: highspy.Highs, rows: _Rows, cands: Sequence[Candidates]) -> tup
                 )
             )
         elif family == "spread":
+            c = cands[rows.owner[col]]
+            rule_text = _spread_text(spec, c)
+            eligible = sorted({o.provider for o in c.options})
             found.append(
                 Violation(
                     family,
                     subject,
                     amount,
-                    f"{subject}: {amount:f} {unit} short of the spread rule "
-                    "(too few eligible pools after policy, constraints and capacity)",
+                    f"{c.workload.name} ({c.workload.data.class_}, {c.units} replicas): "
+                    f"{rule_text}, "
+                    f"but only {len(eligible)} provider{'s' if len(eligible) != 1 else ''} "
+                    f"({', '.join(eligible)}) can host it under its data class and constraints "
+                    f"(short by {amount:f} {unit})",
                 )
             )
         else:

@@ -8,6 +8,7 @@ figure exactly (decimals) from the assignment alone.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -57,40 +58,69 @@ class Candidates:
 def candidates(planner: Planner, spec: FleetSpec) -> list[Candidates]:
     """The feasible pools of every workload, through the single-workload engine.
 
-    Workloads that ask for the same thing share one engine call.
+    Workloads that ask for the same thing (whatever their names and durations)
+    share one engine call: pools are found for one hour, then priced for each
+    workload's own duration.
     """
     cache: dict[PlacementRequest, tuple[list[Placement], tuple[RejectionCount, ...]]] = {}
+    regional = {(c.provider, c.region) for c in spec.capacity if c.region is not None}
     out: list[Candidates] = []
     for w in spec.workloads:
         hours = spec.hours_of(w)
         request = PlacementRequest.from_workload(w)
-        shape = PlacementRequest(
-            accelerators=request.accelerators,
-            data_class=request.data_class,
-            nodes=request.nodes,
-            spot=request.spot,
-            hours=hours,
-            countries=request.countries,
-            providers=request.providers,
-            exclude_providers=request.exclude_providers,
-            max_price_per_hour=request.max_price_per_hour,
-        )
+        shape = dataclasses.replace(request, name="fleet", hours=Decimal(1))
         if shape not in cache:
-            pools = planner.options(shape)
+            pools = planner.options(shape)  # a price cap is per hour: hours do not matter
             rejections = planner.plan(shape, top=1).rejections if not pools else ()
             cache[shape] = (pools, rejections)
         pools, rejections = cache[shape]
-        options = tuple(
-            Option(
-                placement=p,
-                gpus=int(p.offer.accelerator_count * p.nodes),
-                gpu_hours=Decimal(str(p.offer.accelerator_count)) * p.nodes * hours,
-                cost=p.comparison_total,
-            )
-            for p in pools
-        )
+        countries = w.replicas > 1 and spec.spread_of(w).min_countries > 1
+        options = tuple(_priced(p, hours) for p in _prune(pools, regional, countries))
         out.append(Candidates(w, w.replicas, hours, options, rejections))
     return out
+
+
+def _prune(
+    pools: Sequence[Placement], regional: set[tuple[str | None, str | None]], countries: bool
+) -> list[Placement]:
+    """Keep only pools that the cheapest one of their kind does not dominate.
+
+    Pools of one provider with the same accelerator model and count draw on the
+    same provider-wide capacity, commitment and concentration share, so the
+    cheapest serves every purpose of the others, unless a region has a capacity
+    limit of its own or the service must spread over countries: then the
+    cheapest pool per region (or per country) is kept as well. ``pools`` come
+    cheapest first.
+    """
+    seen: set[tuple[object, ...]] = set()
+    kept = []
+    for p in pools:
+        o = p.offer
+        key: tuple[object, ...] = (o.provider, o.accelerator, o.accelerator_count)
+        if (o.provider, o.region) in regional:
+            key += (o.region,)
+        if countries:
+            key += (o.country,)
+        if key not in seen:
+            seen.add(key)
+            kept.append(p)
+    return kept
+
+
+def _priced(hourly: Placement, hours: Decimal) -> Option:
+    """A one-hour pool, priced for ``hours``."""
+    placement = dataclasses.replace(
+        hourly,
+        hours=hours,
+        total_cost=hourly.total_cost * hours,
+        comparison_total=hourly.comparison_total * hours,
+    )
+    return Option(
+        placement=placement,
+        gpus=int(hourly.offer.accelerator_count * hourly.nodes),
+        gpu_hours=Decimal(str(hourly.offer.accelerator_count)) * hourly.nodes * hours,
+        cost=placement.comparison_total,
+    )
 
 
 @dataclass(frozen=True, slots=True)

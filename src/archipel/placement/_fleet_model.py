@@ -81,7 +81,7 @@ def candidates(planner: Planner, spec: FleetSpec) -> list[Candidates]:
 
 
 def _prune(
-    pools: Sequence[Placement], regional: set[tuple[str | None, str | None]], countries: bool
+    pools: Sequence[Placement], regional: set[tuple[str, str]], countries: bool
 ) -> list[Placement]:
     """Keep only pools that the cheapest one of their kind does not dominate.
 

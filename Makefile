@@ -12,8 +12,9 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-demo: $(BIN)/.installed  ## plan the bundled example workloads
+demo: $(BIN)/.installed  ## plan the bundled example workloads, then a whole fleet
 	$(BIN)/archipel plan examples/workloads/portfolio.yaml
+	$(BIN)/archipel fleet plan examples/fleet/lab.yaml
 
 test: $(BIN)/.installed  ## the whole test suite
 	$(BIN)/pytest -q

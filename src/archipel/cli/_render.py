@@ -81,7 +81,7 @@ def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None
                 o.instance_type,
                 _accel(o),
                 f"{_price(p.price_per_hour * p.nodes)} {p.currency}",
-                f"{_money(p.total_cost.quantize(Decimal('0.01')))} {p.currency}",
+                f"{p.total_cost.quantize(Decimal('0.01')):,} {p.currency}",
                 "spot" if p.spot else "on-demand",
                 _facts(snapshot, o.provider),
             )

@@ -16,7 +16,6 @@ from typing import Literal
 
 from archipel.core import CatalogSnapshot, FleetSpec, resolve_accelerator
 from archipel.placement._engine import Planner
-from archipel.placement._fleet_milp import solve as solve_milp
 from archipel.placement._fleet_model import (
     Assignment,
     Candidates,
@@ -85,6 +84,8 @@ def plan_fleet(
             report,
             violations=violations,
         )
+    from archipel.placement._fleet_milp import solve as solve_milp  # highspy: only when used
+
     result = solve_milp(spec, snapshot, cands, dues, time_limit, gap, seed)
     if result.assignments is None:
         return FleetPlan(

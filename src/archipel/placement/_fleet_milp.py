@@ -335,16 +335,20 @@ def solve(
         variables=len(b.cost), constraints=len(b.row_lower), integer_variables=sum(b.integer)
     )
     relaxed = b.solve(time_limit, gap, seed, integral=False)
-    if relaxed.getModelStatus() in (
-        highspy.HighsModelStatus.kInfeasible,
-        highspy.HighsModelStatus.kUnboundedOrInfeasible,
-    ):
+
+    def diagnose() -> MilpResult:
         rb, rrows = build(spec, snapshot, cands, dues, relax=True)
         rh = rb.solve(max(1.0, deadline - time.perf_counter()), gap, seed)
         report = SolverReport(
             "highs", "infeasible", None, None, None, **shape, seconds=time.perf_counter() - started
         )
         return MilpResult(None, report, _diagnose(rh, rrows, cands, spec))
+
+    if relaxed.getModelStatus() in (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    ):
+        return diagnose()
     bound = relaxed.getInfo().objective_function_value
     values = relaxed.getSolution().col_value
     fixed = {}
@@ -368,6 +372,8 @@ def solve(
         ):
             best = (info.objective_function_value, list(full.getSolution().col_value))
         status = _STATUS.get(full.getModelStatus(), str(full.getModelStatus()))
+    if best is None and status == "infeasible":  # the LP fits, no integer plan does
+        return diagnose()
     if best is None:
         report = SolverReport(
             "highs",

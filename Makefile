@@ -31,8 +31,9 @@ types: $(BIN)/.installed
 contracts: $(BIN)/.installed
 	$(BIN)/lint-imports
 
-bench: $(BIN)/.installed  ## performance figures (see BENCHMARKS.md)
+bench: $(BIN)/.installed  ## performance figures next to their baselines (see BENCHMARKS.md)
 	$(BIN)/python bench/plan_bench.py
+	$(BIN)/python bench/fleet_bench.py
 
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources
 	$(BIN)/archipel catalog build

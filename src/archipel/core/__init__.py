@@ -25,11 +25,13 @@ from archipel.core._fleet import (
 )
 from archipel.core._money import MISSING, NANO, Money, nano_to_decimal, parse_price
 from archipel.core._offers import COLUMNS, CatalogSnapshot, Offer, OfferClass, OfferTable
+from archipel.core._runs import TRANSITIONS, RunState, TransitionError, check_transition
 from archipel.core._verdicts import Reason, Rejection
 from archipel.core._workload import (
     Constraints,
     DataSpec,
     Resources,
+    RunSpec,
     Spread,
     Workload,
     WorkloadKind,
@@ -63,12 +65,17 @@ __all__ = [
     "Reason",
     "Rejection",
     "Resources",
+    "RunSpec",
+    "RunState",
     "SpecError",
     "Spread",
+    "TRANSITIONS",
+    "TransitionError",
     "UnknownAcceleratorError",
     "Workload",
     "WorkloadKind",
     "canonical_accelerator",
+    "check_transition",
     "nano_to_decimal",
     "parse_accelerator_spec",
     "parse_fleet",

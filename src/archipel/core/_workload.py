@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -52,6 +53,8 @@ class Resources(_Model):
         for item in items:
             if isinstance(item, AcceleratorRequest):
                 parsed.append(item)
+            elif isinstance(item, Mapping) and set(item) == {"model", "count"}:
+                parsed.append(AcceleratorRequest(str(item["model"]), float(item["count"])))
             elif isinstance(item, str):
                 try:
                     parsed.append(parse_accelerator_spec(item))
@@ -60,6 +63,10 @@ class Resources(_Model):
             else:
                 raise ValueError(f"{item!r} is not a string of the form MODEL:COUNT")
         return tuple(parsed)
+
+    @field_serializer("accelerators")
+    def _as_text(self, value: tuple[AcceleratorRequest, ...]) -> list[str]:
+        return [str(a) for a in value]
 
 
 class DataSpec(_Model):
@@ -109,6 +116,28 @@ class Spread(_Model):
     max_share_per_provider: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
+class RunSpec(_Model):
+    """What to execute when the control plane runs the workload.
+
+    The command gets ``ARCHIPEL_RUN_ID``, ``ARCHIPEL_CHECKPOINT_DIR`` (the same
+    folder on every attempt: save and resume from it) and
+    ``ARCHIPEL_RESTART_COUNT`` (0 on the first attempt).
+    """
+
+    command: Annotated[tuple[str, ...], Field(min_length=1)]
+    env: dict[str, str] = {}
+    max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            import shlex
+
+            return tuple(shlex.split(value))
+        return value
+
+
 class Workload(_Model):
     """A training job, a batch job or an inference service.
 
@@ -127,6 +156,7 @@ class Workload(_Model):
     duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10)] | None = None
     replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
     spread: Spread | None = None
+    run: RunSpec | None = None
 
     @model_validator(mode="after")
     def _spread_fits_replicas(self) -> Workload:

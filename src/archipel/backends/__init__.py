@@ -1,0 +1,27 @@
+"""Backends: where attempts run. One protocol, each implementation tested by one contract suite."""
+
+from archipel.backends._fake import FakeBackend
+from archipel.backends._local import LocalBackend
+from archipel.backends._protocol import (
+    AttemptState,
+    Backend,
+    LaunchRequest,
+    LaunchResult,
+    LogChunk,
+    Observation,
+    SiteHealth,
+)
+from archipel.backends._slurm import SlurmBackend
+
+__all__ = [
+    "AttemptState",
+    "Backend",
+    "FakeBackend",
+    "LaunchRequest",
+    "LaunchResult",
+    "LocalBackend",
+    "LogChunk",
+    "Observation",
+    "SiteHealth",
+    "SlurmBackend",
+]

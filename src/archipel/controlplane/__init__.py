@@ -1,0 +1,41 @@
+"""The control plane: runs workloads on real sites and keeps them alive.
+
+A state store (SQLAlchemy: SQLite or PostgreSQL), sites reached through
+backends, a reconciler that observes, adopts and acts, and an HTTP API.
+"""
+
+from archipel.controlplane._placement import SiteChoice, SitePlacer
+from archipel.controlplane._reconcile import Reconciler, StepReport
+from archipel.controlplane._sites import (
+    BACKEND_FACTORIES,
+    Site,
+    SiteSpec,
+    build_sites,
+    parse_sites,
+)
+from archipel.controlplane._store import (
+    ROLES,
+    AttemptView,
+    EventView,
+    Principal,
+    RunView,
+    Store,
+)
+
+__all__ = [
+    "BACKEND_FACTORIES",
+    "ROLES",
+    "AttemptView",
+    "EventView",
+    "Principal",
+    "Reconciler",
+    "RunView",
+    "Site",
+    "SiteChoice",
+    "SitePlacer",
+    "SiteSpec",
+    "StepReport",
+    "Store",
+    "build_sites",
+    "parse_sites",
+]

@@ -1,0 +1,87 @@
+"""The state store's tables (SQLAlchemy 2.0). Schema changes go through Alembic
+migrations in ``migrations/``; a test checks that they match these models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TokenRow(Base):
+    """An API token: only its SHA-256 is stored; ``id`` is the public prefix."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class RunRow(Base):
+    """A submitted workload and where it is in its lifecycle.
+
+    ``version`` is the optimistic-concurrency counter: every update checks it,
+    so two control planes cannot both move the same run.
+    """
+
+    __tablename__ = "runs"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    spec: Mapped[str] = mapped_column(Text)  # the workload as JSON
+    state: Mapped[str] = mapped_column(String(20))
+    version: Mapped[int] = mapped_column(Integer)
+    restarts: Mapped[int] = mapped_column(Integer, default=0)
+    max_restarts: Mapped[int] = mapped_column(Integer)
+    blocked_sites: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
+    site: Mapped[str | None] = mapped_column(String(100))
+    attempt_id: Mapped[str | None] = mapped_column(String(60))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_runs_state", "state"),
+        Index("ix_runs_tenant", "tenant"),
+    )
+
+
+class AttemptRow(Base):
+    """One try at running a run on one site."""
+
+    __tablename__ = "attempts"
+
+    id: Mapped[str] = mapped_column(String(60), primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    site: Mapped[str] = mapped_column(String(100))
+    backend_id: Mapped[str | None] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20))
+    exit_code: Mapped[int | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class EventRow(Base):
+    """The append-only history of a run: every transition and decision."""
+
+    __tablename__ = "run_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,90 @@
+"""Choosing a site for a run with the same placement engine as ``archipel plan``.
+
+The declared sites become a small offer table (one offer per site, with its
+provider, region, country, accelerators and price), joined to the catalog's
+provider facts and jurisdictions, so a data class allows or forbids a site
+exactly as it would a catalog offer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+from archipel.catalog import OfferRow, build_table
+from archipel.controlplane._sites import SiteSpec
+from archipel.core import (
+    NANO,
+    CatalogSnapshot,
+    InputError,
+    Workload,
+    canonical_accelerator,
+    parse_accelerator_spec,
+)
+from archipel.placement import PlacementRequest, Plan, Planner
+from archipel.policy import Policy
+
+
+@dataclass(frozen=True)
+class SiteChoice:
+    """The chosen site (or ``None``) and the plan that explains the choice."""
+
+    site: str | None
+    plan: Plan | None
+    error: str | None = None
+
+
+class SitePlacer:
+    """Places runs on sites under a policy, using the catalog's provider facts."""
+
+    def __init__(self, sites: Sequence[SiteSpec], catalog: CatalogSnapshot, policy: Policy) -> None:
+        self.sites = {s.name: s for s in sites}
+        self.catalog = catalog
+        self.policy = policy
+
+    def _snapshot(self, names: Collection[str]) -> CatalogSnapshot:
+        rows = []
+        for name in sorted(names):
+            s = self.sites[name]
+            accel = parse_accelerator_spec(s.accelerators)
+            price = int(s.price_per_hour * NANO)
+            rows.append(
+                OfferRow(
+                    provider=s.provider,
+                    region=s.region,
+                    zone="",
+                    instance_type=s.name,
+                    accelerator=canonical_accelerator(accel.model),
+                    accelerator_count=accel.count,
+                    gpu_memory_mib=0,
+                    vcpus=None,
+                    memory_gib=None,
+                    price=price,
+                    spot_price=-1,
+                    currency=s.currency,
+                    source=f"site {s.name}",
+                    country=s.country,
+                )
+            )
+        table = build_table(rows, {}, self.catalog.fx_rates)
+        return CatalogSnapshot(
+            offers=table,
+            providers=self.catalog.providers,
+            jurisdictions=self.catalog.jurisdictions,
+            comparison_currency=self.catalog.comparison_currency,
+            fx_rates=self.catalog.fx_rates,
+        )
+
+    def place(self, workload: Workload, among: Collection[str]) -> SiteChoice:
+        """The cheapest site among ``among`` that fits the workload and its data class."""
+        if not among:
+            return SiteChoice(None, None, "no site is available")
+        planner = Planner(self._snapshot(among), self.policy)
+        request = PlacementRequest.from_workload(workload)
+        try:
+            plan = planner.plan(request, top=1)
+        except InputError as exc:
+            return SiteChoice(None, None, str(exc))
+        if not plan.placements:
+            return SiteChoice(None, plan, "; ".join(r.example for r in plan.rejections))
+        return SiteChoice(plan.placements[0].offer.instance_type, plan)

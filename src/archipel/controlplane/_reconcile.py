@@ -1,0 +1,336 @@
+"""The reconciler: observe the sites, adopt what they report, then act.
+
+One :meth:`Reconciler.step` is a whole round:
+
+1. **observe** every attempt the store believes is launching or running, one
+   ``observe`` call per site, and the health of every site;
+2. **adopt**: record what backends say and move runs accordingly (running,
+   succeeded, failed, preempted; an attempt on a site that went down is
+   cancelled there and its run recovers elsewhere);
+3. **act**: runs that need a site get one (placing -> launching, with the
+   attempt recorded *before* the backend is called, so a crash in between is
+   healed by an idempotent relaunch), runs to recover are re-placed with the
+   failed sites blocked until the restart budget is spent.
+
+Every move goes through :meth:`Store.transition`, which checks the lifecycle
+table and the run's version: two control planes reconciling the same store
+never both move a run, and a backend launch is idempotent by attempt id, so
+no run is launched twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archipel.backends import AttemptState, LaunchRequest, Observation
+from archipel.controlplane._placement import SitePlacer
+from archipel.controlplane._sites import Site
+from archipel.controlplane._store import RunView, Store
+from archipel.core import RunState
+
+log = logging.getLogger("archipel.reconciler")
+
+_ACTIVE = (RunState.LAUNCHING, RunState.RUNNING)
+_TO_ACT = (RunState.PENDING, RunState.PLACING, RunState.RECOVERING, RunState.PREEMPTED)
+
+
+@dataclass
+class StepReport:
+    """What one round did (for logs, tests and benchmarks)."""
+
+    observed: int = 0
+    transitions: int = 0
+    launched: int = 0
+    conflicts: int = 0
+    seconds: float = 0.0
+    unhealthy_sites: list[str] = field(default_factory=list)
+
+
+class Reconciler:
+    """Drives runs through their lifecycle against real sites."""
+
+    def __init__(
+        self,
+        store: Store,
+        sites: Mapping[str, Site],
+        placer: SitePlacer,
+        checkpoint_root: Path,
+    ) -> None:
+        self.store = store
+        self.sites = dict(sites)
+        self.placer = placer
+        self.checkpoint_root = Path(checkpoint_root)
+
+    # -- the round ---------------------------------------------------------------
+
+    def step(self) -> StepReport:
+        started = time.perf_counter()
+        report = StepReport()
+        health = {name: site.backend.health() for name, site in self.sites.items()}
+        report.unhealthy_sites = sorted(n for n, h in health.items() if not h.healthy)
+        active = self.store.runs(states=_ACTIVE, limit=1_000_000)
+        by_site: dict[str, list[RunView]] = defaultdict(list)
+        for run in active:
+            if run.site is not None and run.attempt_id is not None:
+                by_site[run.site].append(run)
+        for site_name, runs in by_site.items():
+            site = self.sites.get(site_name)
+            if site is None:
+                for run in runs:
+                    self._move(
+                        report,
+                        run,
+                        RunState.RECOVERING,
+                        f"site {site_name} is no longer declared",
+                        block=site_name,
+                    )
+                continue
+            seen = site.backend.observe([r.attempt_id for r in runs if r.attempt_id])
+            report.observed += len(seen)
+            for run in runs:
+                assert run.attempt_id is not None
+                self._adopt(
+                    report,
+                    run,
+                    seen[run.attempt_id],
+                    health[site_name].healthy,
+                    health[site_name].reason,
+                )
+        busy = self._busy()
+        for run in self.store.runs(states=_TO_ACT, limit=1_000_000):
+            self._act(report, run, health, busy)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _busy(self) -> dict[str, int]:
+        busy: dict[str, int] = defaultdict(int)
+        for run in self.store.runs(states=_ACTIVE, limit=1_000_000):
+            if run.site:
+                busy[run.site] += 1
+        return busy
+
+    # -- adopt -------------------------------------------------------------------
+
+    def _adopt(
+        self, report: StepReport, run: RunView, obs: Observation, healthy: bool, why: str | None
+    ) -> None:
+        assert run.attempt_id is not None
+        assert run.site is not None
+        if obs.state is not AttemptState.UNKNOWN:
+            self.store.update_attempt(
+                run.attempt_id, obs.state.value, obs.backend_id, obs.exit_code, obs.reason
+            )
+        state = obs.state
+        if state is AttemptState.RUNNING or state is AttemptState.PENDING:
+            if not healthy:  # the site went down under a live attempt: move it
+                self.sites[run.site].backend.cancel(run.attempt_id)
+                self._move(
+                    report,
+                    run,
+                    RunState.RECOVERING,
+                    f"site {run.site} went down ({why}); attempt cancelled there",
+                    block=run.site,
+                )
+            elif state is AttemptState.RUNNING and run.state is RunState.LAUNCHING:
+                self._move(
+                    report, run, RunState.RUNNING, f"running on {run.site} ({obs.backend_id})"
+                )
+        elif state is AttemptState.SUCCEEDED:
+            self._move(report, run, RunState.SUCCEEDED, f"exited 0 on {run.site}")
+        elif state is AttemptState.FAILED:
+            detail = f"attempt failed on {run.site}: {obs.reason or 'no reason given'}"
+            self._move(report, run, RunState.RECOVERING, detail, block=run.site)
+        elif state is AttemptState.PREEMPTED:
+            detail = f"attempt lost on {run.site}: {obs.reason or 'preempted'}"
+            self._move(report, run, RunState.PREEMPTED, detail, block=run.site)
+        elif state is AttemptState.CANCELLED:
+            self._move(report, run, RunState.CANCELLED, f"cancelled on {run.site}")
+        elif state is AttemptState.UNKNOWN and run.state is RunState.LAUNCHING:
+            self._launch(report, run)  # recorded but maybe never launched: launch is idempotent
+        elif state is AttemptState.UNKNOWN:
+            self._move(
+                report,
+                run,
+                RunState.PREEMPTED,
+                f"site {run.site} no longer knows attempt {run.attempt_id}",
+                block=run.site,
+            )
+
+    # -- act ---------------------------------------------------------------------
+
+    def _act(
+        self, report: StepReport, run: RunView, health: Mapping[str, object], busy: dict[str, int]
+    ) -> None:
+        if run.state in (RunState.PREEMPTED, RunState.RECOVERING):
+            if run.restarts >= run.max_restarts:
+                target = RunState.FAILED
+                if run.state is RunState.PREEMPTED or run.state is RunState.RECOVERING:
+                    self._move(
+                        report,
+                        run,
+                        target,
+                        f"restart budget spent ({run.restarts} of {run.max_restarts})",
+                    )
+                return
+            if run.state is RunState.PREEMPTED:
+                moved = self._move(report, run, RunState.RECOVERING, "recovering")
+                if moved is None:
+                    return
+                run = moved
+            moved = self._move(
+                report,
+                run,
+                RunState.PLACING,
+                f"restart {run.restarts + 1} of {run.max_restarts}; blocked: "
+                f"{', '.join(run.blocked_sites) or 'none'}",
+                restarts=run.restarts + 1,
+            )
+            if moved is None:
+                return
+            run = moved
+        if run.state is RunState.PENDING:
+            if run.message and run.message == self._waiting(run, health, busy):
+                return  # still waiting for the same reason: no new history entry
+            moved = self._move(report, run, RunState.PLACING, "placing")
+            if moved is None:
+                return
+            run = moved
+        if run.state is RunState.PLACING:
+            self._place(report, run, health, busy)
+
+    def _place(
+        self, report: StepReport, run: RunView, health: Mapping[str, object], busy: dict[str, int]
+    ) -> None:
+        declared = [n for n in self.sites if n not in run.blocked_sites]
+        ever = self.placer.place(run.workload, declared)
+        if ever.site is None:
+            why = ever.error or "no site fits"
+            if run.blocked_sites:
+                why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
+            self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
+            return
+        choice = self.placer.place(run.workload, self._available(run, health, busy))
+        if choice.site is None:
+            waiting = self._waiting(run, health, busy)
+            back = self._move(report, run, RunState.PENDING, waiting)
+            if back is not None:
+                self.store.set_message(back, waiting)
+            return
+        number = len(self.store.attempts(run.id)) + 1
+        attempt_id = f"{run.id}-a{number}"
+        moved = self._move(
+            report,
+            run,
+            RunState.LAUNCHING,
+            f"placed on {choice.site} (attempt {number})",
+            attempt=(attempt_id, choice.site),
+        )
+        if moved is not None:
+            busy[choice.site] += 1
+            self._launch(report, moved)
+
+    def _available(
+        self, run: RunView, health: Mapping[str, object], busy: Mapping[str, int]
+    ) -> list[str]:
+        return [
+            n
+            for n in self.sites
+            if n not in run.blocked_sites
+            and getattr(health[n], "healthy", False)
+            and busy.get(n, 0) < self.sites[n].spec.slots
+        ]
+
+    def _waiting(self, run: RunView, health: Mapping[str, object], busy: Mapping[str, int]) -> str:
+        """Why no declared site can take the run right now."""
+        parts = []
+        for n in self.sites:
+            if n in run.blocked_sites:
+                parts.append(f"{n} blocked")
+            elif not getattr(health[n], "healthy", False):
+                parts.append(f"{n} down")
+            elif busy.get(n, 0) >= self.sites[n].spec.slots:
+                parts.append(f"{n} full")
+        return "waiting for a site: " + ("; ".join(parts) or "none fits yet")
+
+    def _launch(self, report: StepReport, run: RunView) -> None:
+        assert run.attempt_id is not None
+        assert run.site is not None
+        site = self.sites.get(run.site)
+        spec = run.workload.run
+        if site is None or spec is None:
+            self._move(
+                report,
+                run,
+                RunState.FAILED,
+                "the workload has no run.command" if spec is None else "site vanished",
+            )
+            return
+        checkpoint = self.checkpoint_root / run.id
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        env = {
+            **spec.env,
+            "ARCHIPEL_RUN_ID": run.id,
+            "ARCHIPEL_ATTEMPT_ID": run.attempt_id,
+            "ARCHIPEL_CHECKPOINT_DIR": str(checkpoint),
+            "ARCHIPEL_RESTART_COUNT": str(run.restarts),
+            "ARCHIPEL_SITE": site.name,
+        }
+        accel = run.workload.resources.accelerators[0]
+        result = site.backend.launch(
+            LaunchRequest(
+                run.attempt_id, spec.command, env, None, str(accel), run.workload.resources.nodes
+            )
+        )
+        if result.ok:
+            report.launched += 1
+            self.store.update_attempt(run.attempt_id, "launched", result.backend_id)
+            return
+        self.store.update_attempt(run.attempt_id, "failed", None, None, result.error)
+        if result.retryable:
+            self._move(
+                report,
+                run,
+                RunState.RECOVERING,
+                f"launch on {site.name} failed: {result.error}",
+                block=site.name,
+            )
+        else:
+            self._move(
+                report, run, RunState.FAILED, f"launch on {site.name} failed: {result.error}"
+            )
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _move(
+        self,
+        report: StepReport,
+        run: RunView,
+        target: RunState,
+        detail: str,
+        block: str | None = None,
+        **fields: object,
+    ) -> RunView | None:
+        if block is not None and block not in run.blocked_sites:
+            fields["blocked_sites"] = (*run.blocked_sites, block)
+        moved = self.store.transition(run, target, detail, **fields)  # type: ignore[arg-type]
+        if moved is None:
+            report.conflicts += 1
+            log.info("run %s moved by someone else; skipping", run.id)
+            return None
+        report.transitions += 1
+        log.info("run %s: %s -> %s (%s)", run.id, run.state, target, detail)
+        return moved
+
+    def cancel(self, run: RunView) -> RunView | None:
+        """Cancel a run: its attempt (if any) on its backend, then the run."""
+        if run.state.terminal:
+            return run
+        if run.state.active and run.attempt_id and run.site in self.sites:
+            self.sites[run.site].backend.cancel(run.attempt_id)
+        report = StepReport()
+        return self._move(report, run, RunState.CANCELLED, "cancelled by the user")

@@ -1,0 +1,123 @@
+"""Sites: places that can really run work now, each mapped to a provider, region
+and country so that policy applies to it exactly as to a catalog offer.
+
+A sites file::
+
+    sites:
+      - name: paris-lab
+        backend: local                 # local | slurm
+        provider: scaleway             # a registry id: its legal facts apply
+        region: fr-par
+        country: FR
+        accelerators: cpu:1            # what one slot offers, MODEL:COUNT
+        slots: 4                       # attempts at once
+        price_per_hour: 0.50           # per slot, for ranking (default 0)
+      - name: slurm-de
+        backend: slurm
+        partition: eu-de
+        provider: ionos
+        region: de/fra
+        country: DE
+        accelerators: cpu:1
+        slots: 2
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from archipel.backends import Backend, LocalBackend
+from archipel.core import InputError, parse_accelerator_spec
+
+
+class SiteSpec(BaseModel):
+    """One site as declared in the sites file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
+    backend: Literal["local", "slurm"]
+    provider: Annotated[str, Field(min_length=1)]
+    region: str = ""
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
+    accelerators: str = "cpu:1"
+    slots: Annotated[int, Field(ge=1, le=100_000)] = 1
+    price_per_hour: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    partition: str | None = None  # slurm
+    state_dir: str | None = None  # local: where attempts live (default: the data directory)
+
+    @field_validator("accelerators")
+    @classmethod
+    def _accelerators(cls, value: str) -> str:
+        try:
+            parse_accelerator_spec(value)
+        except InputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+class SitesDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sites: Annotated[list[SiteSpec], Field(min_length=1)]
+
+
+@dataclass(frozen=True)
+class Site:
+    """A declared site with the backend that reaches it."""
+
+    spec: SiteSpec
+    backend: Backend
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def parse_sites(document: Any, source: str = "<sites>") -> list[SiteSpec]:
+    """Validate a sites document; names must be unique."""
+    try:
+        doc = SitesDoc.model_validate(document)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InputError(f"{source}: invalid sites file: {problems}") from None
+    names = [s.name for s in doc.sites]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InputError(f"{source}: site names must be unique: {', '.join(dupes)}")
+    return list(doc.sites)
+
+
+def _local(spec: SiteSpec, data_dir: Path) -> Backend:
+    state = Path(spec.state_dir) if spec.state_dir else data_dir / "sites" / spec.name
+    return LocalBackend(spec.name, state)
+
+
+def _slurm(spec: SiteSpec, data_dir: Path) -> Backend:
+    from archipel.backends import SlurmBackend  # type: ignore[attr-defined]
+
+    if not spec.partition:
+        raise InputError(f"site {spec.name}: a slurm site needs `partition`")
+    backend: Backend = SlurmBackend(spec.name, spec.partition, data_dir / "sites" / spec.name)
+    return backend
+
+
+#: backend kind -> factory (an explicit table: no names built from strings)
+BACKEND_FACTORIES: Mapping[str, Callable[[SiteSpec, Path], Backend]] = {
+    "local": _local,
+    "slurm": _slurm,
+}
+
+
+def build_sites(specs: list[SiteSpec], data_dir: Path) -> dict[str, Site]:
+    """Each declared site with its backend, built at start-up (errors surface here)."""
+    return {s.name: Site(s, BACKEND_FACTORIES[s.backend](s, data_dir)) for s in specs}

@@ -1,0 +1,399 @@
+"""The state store: runs, attempts, their history, and API tokens, behind SQLAlchemy.
+
+SQLite (a file in the user's data directory) by default, PostgreSQL for
+production and several control-plane replicas. Every change of a run's state
+is one transaction that checks the run's ``version`` (optimistic
+concurrency): when two replicas race, exactly one wins and the other is told
+so (``None``) and moves on. The history table is only ever appended to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from archipel.controlplane._models import AttemptRow, EventRow, RunRow, TokenRow
+from archipel.core import RunState, Workload, check_transition
+
+ROLES = ("admin", "submitter", "viewer")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant and a role."""
+
+    tenant: str
+    role: str
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A run as read from the store."""
+
+    id: str
+    tenant: str
+    name: str
+    workload: Workload
+    state: RunState
+    version: int
+    restarts: int
+    max_restarts: int
+    blocked_sites: tuple[str, ...]
+    site: str | None
+    attempt_id: str | None
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    id: str
+    run_id: str
+    number: int
+    site: str
+    backend_id: str | None
+    state: str
+    exit_code: int | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: int
+    run_id: str
+    at: datetime
+    from_state: str | None
+    to_state: str
+    event: str
+    detail: str | None
+
+
+def _run(row: RunRow) -> RunView:
+    return RunView(
+        id=row.id,
+        tenant=row.tenant,
+        name=row.name,
+        workload=Workload.model_validate_json(row.spec),
+        state=RunState(row.state),
+        version=row.version,
+        restarts=row.restarts,
+        max_restarts=row.max_restarts,
+        blocked_sites=tuple(json.loads(row.blocked_sites)),
+        site=row.site,
+        attempt_id=row.attempt_id,
+        message=row.message,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _attempt(row: AttemptRow) -> AttemptView:
+    return AttemptView(
+        row.id,
+        row.run_id,
+        row.number,
+        row.site,
+        row.backend_id,
+        row.state,
+        row.exit_code,
+        row.reason,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+class Store:
+    """Typed access to the control plane's tables."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+        self.engine: Engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema up to date (Alembic ``upgrade head``); safe to run every start."""
+        config = Config()
+        config.set_main_option(
+            "script_location", str(resources.files("archipel.controlplane") / "migrations")
+        )
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- tokens ----------------------------------------------------------------
+
+    def create_token(self, tenant: str, role: str) -> str:
+        """A new API token for ``tenant`` with ``role``; the secret is shown once."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        with self._session.begin() as s:
+            s.add(
+                TokenRow(
+                    id=token_id,
+                    tenant=tenant,
+                    role=role,
+                    secret_sha256=hashlib.sha256(secret.encode()).hexdigest(),
+                    created_at=_now(),
+                    revoked_at=None,
+                )
+            )
+        return f"arch_{token_id}_{secret}"
+
+    def authenticate(self, token: str) -> Principal | None:
+        """The principal behind a bearer token, or ``None`` (unknown, malformed or revoked)."""
+        parts = token.split("_", 2)
+        if len(parts) != 3 or parts[0] != "arch":
+            return None
+        with self._session() as s:
+            row = s.get(TokenRow, parts[1])
+            if row is None or row.revoked_at is not None:
+                return None
+            digest = hashlib.sha256(parts[2].encode()).hexdigest()
+            if not hmac.compare_digest(digest, row.secret_sha256):
+                return None
+            return Principal(row.tenant, row.role, row.id)
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self._session.begin() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None or row.revoked_at is not None:
+                return False
+            row.revoked_at = _now()
+            return True
+
+    # -- runs ------------------------------------------------------------------
+
+    def submit(self, tenant: str, workload: Workload) -> RunView:
+        """Record a new run, ``pending``, with its first history entry."""
+        max_restarts = workload.run.max_restarts if workload.run is not None else 0
+        now = _now()
+        run_id = f"r-{uuid.uuid4().hex[:12]}"
+        with self._session.begin() as s:
+            row = RunRow(
+                id=run_id,
+                tenant=tenant,
+                name=workload.name,
+                spec=workload.model_dump_json(by_alias=True),
+                state=RunState.PENDING.value,
+                version=1,
+                restarts=0,
+                max_restarts=max_restarts,
+                blocked_sites="[]",
+                site=None,
+                attempt_id=None,
+                message=None,
+                created_at=now,
+                updated_at=now,
+            )
+            s.add(row)
+            s.flush()  # the run before its history (no ORM relationship orders them)
+            s.add(
+                EventRow(
+                    run_id=run_id,
+                    at=now,
+                    from_state=None,
+                    to_state="pending",
+                    event="submitted",
+                    detail=None,
+                )
+            )
+        return _run(row)
+
+    def get(self, run_id: str) -> RunView | None:
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            return None if row is None else _run(row)
+
+    def runs(
+        self, tenant: str | None = None, states: Sequence[RunState] = (), limit: int = 1000
+    ) -> list[RunView]:
+        with self._session() as s:
+            q = select(RunRow).order_by(RunRow.created_at, RunRow.id).limit(limit)
+            if tenant is not None:
+                q = q.where(RunRow.tenant == tenant)
+            if states:
+                q = q.where(RunRow.state.in_([st.value for st in states]))
+            return [_run(r) for r in s.scalars(q)]
+
+    def count(self, states: Sequence[RunState] = ()) -> int:
+        with self._session() as s:
+            q = select(func.count()).select_from(RunRow)
+            if states:
+                q = q.where(RunRow.state.in_([st.value for st in states]))
+            return int(s.scalar(q) or 0)
+
+    def transition(
+        self,
+        run: RunView,
+        target: RunState,
+        detail: str | None = None,
+        *,
+        attempt: tuple[str, str] | None = None,  # (attempt id, site) to record with LAUNCHING
+        **fields: Any,
+    ) -> RunView | None:
+        """Move ``run`` to ``target`` if nobody moved it since it was read.
+
+        Checks the lifecycle table, bumps the version, appends the history
+        entry and (for a launch) records the attempt, all in one transaction.
+        Returns the new view, or ``None`` when another writer got there first.
+        """
+        event_text = check_transition(run.state, target)
+        now = _now()
+        values: dict[str, Any] = {
+            "state": target.value,
+            "version": run.version + 1,
+            "updated_at": now,
+        }
+        for key, value in fields.items():
+            values[key] = json.dumps(list(value)) if key == "blocked_sites" else value
+        if attempt is not None:
+            values["attempt_id"], values["site"] = attempt
+        with self._session.begin() as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, RunRow.version == run.version)
+                .values(**values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            if attempt is not None:
+                number = int(attempt[0].rsplit("-a", 1)[1])
+                s.add(
+                    AttemptRow(
+                        id=attempt[0],
+                        run_id=run.id,
+                        number=number,
+                        site=attempt[1],
+                        backend_id=None,
+                        state="launching",
+                        exit_code=None,
+                        reason=None,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            s.add(
+                EventRow(
+                    run_id=run.id,
+                    at=now,
+                    from_state=run.state.value,
+                    to_state=target.value,
+                    event=event_text,
+                    detail=detail,
+                )
+            )
+            row = s.get(RunRow, run.id)
+            assert row is not None
+            s.refresh(row)
+            return _run(row)
+
+    def note(self, run: RunView, detail: str) -> None:
+        """Append a decision to the history without changing the state."""
+        with self._session.begin() as s:
+            s.add(
+                EventRow(
+                    run_id=run.id,
+                    at=_now(),
+                    from_state=run.state.value,
+                    to_state=run.state.value,
+                    event="note",
+                    detail=detail,
+                )
+            )
+
+    def set_message(self, run: RunView, message: str) -> RunView | None:
+        with self._session.begin() as s:
+            result = s.execute(
+                update(RunRow)
+                .where(RunRow.id == run.id, RunRow.version == run.version)
+                .values(message=message, version=run.version + 1, updated_at=_now())
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            row = s.get(RunRow, run.id)
+            assert row is not None
+            s.refresh(row)
+            return _run(row)
+
+    # -- attempts and history --------------------------------------------------
+
+    def update_attempt(
+        self,
+        attempt_id: str,
+        state: str,
+        backend_id: str | None = None,
+        exit_code: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        with self._session.begin() as s:
+            row = s.get(AttemptRow, attempt_id)
+            if row is None:
+                return
+            row.state = state
+            row.backend_id = backend_id or row.backend_id
+            row.exit_code = exit_code if exit_code is not None else row.exit_code
+            row.reason = reason or row.reason
+            row.updated_at = _now()
+
+    def attempts(self, run_id: str) -> list[AttemptView]:
+        with self._session() as s:
+            q = select(AttemptRow).where(AttemptRow.run_id == run_id).order_by(AttemptRow.number)
+            return [_attempt(r) for r in s.scalars(q)]
+
+    def attempt(self, attempt_id: str) -> AttemptView | None:
+        with self._session() as s:
+            row = s.get(AttemptRow, attempt_id)
+            return None if row is None else _attempt(row)
+
+    def events(self, run_id: str) -> list[EventView]:
+        with self._session() as s:
+            q = select(EventRow).where(EventRow.run_id == run_id).order_by(EventRow.id)
+            return [
+                EventView(e.id, e.run_id, e.at, e.from_state, e.to_state, e.event, e.detail)
+                for e in s.scalars(q)
+            ]
+
+    def session(self) -> Session:
+        """A raw session, for tests and maintenance."""
+        return self._session()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

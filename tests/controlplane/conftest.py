@@ -1,0 +1,102 @@
+"""Fixtures for the control plane: a store on SQLite or PostgreSQL, sites on fake backends."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archipel.backends import FakeBackend
+from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
+from archipel.core import CatalogSnapshot
+from archipel.policy import Policy
+
+PG_URL = os.environ.get("ARCHIPEL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+def _postgres_store() -> Iterator[Store]:
+    import sqlalchemy as sa
+
+    name = f"archipel_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
+    store = Store(f"{PG_URL}/{name}")
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'state.db'}")
+        s.migrate()
+        yield s
+        s.close()
+    else:
+        yield from _postgres_store()
+
+
+SITES = [
+    SiteSpec(
+        name="paris",
+        backend="local",
+        provider="scaleway",
+        region="fr-par",
+        country="FR",
+        accelerators="cpu:1",
+        slots=2,
+        price_per_hour=1,
+    ),
+    SiteSpec(
+        name="frankfurt",
+        backend="local",
+        provider="ionos",
+        region="de/fra",
+        country="DE",
+        accelerators="cpu:1",
+        slots=2,
+        price_per_hour=2,
+    ),
+    SiteSpec(
+        name="virginia",
+        backend="local",
+        provider="aws",
+        region="us-east-1",
+        country="US",
+        accelerators="cpu:1",
+        slots=2,
+        price_per_hour=0.5,
+    ),
+]
+
+
+@pytest.fixture
+def fakes() -> dict[str, FakeBackend]:
+    return {s.name: FakeBackend(s.name) for s in SITES}
+
+
+@pytest.fixture
+def reconciler(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> Reconciler:
+    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
+    return Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path / "ckpt")

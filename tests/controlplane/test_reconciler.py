@@ -1,0 +1,198 @@
+"""The reconciler on fake backends: lifecycle, recovery, no loss, no duplicates.
+
+Runs against SQLite and PostgreSQL alike (the ``store`` fixture)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from archipel.backends import FakeBackend, LaunchResult
+from archipel.controlplane import Reconciler, Site, SitePlacer, Store
+from archipel.core import CatalogSnapshot, RunState, parse_workload
+from archipel.policy import Policy
+
+from .conftest import SITES
+
+
+def workload(name: str = "train", cls: str = "personal", **extra: Any) -> Any:
+    return parse_workload(
+        {
+            "name": name,
+            "kind": "training",
+            "resources": {"accelerators": "cpu:1"},
+            "data": {"class": cls},
+            "run": {"command": ["python", "train.py"], **extra},
+        }
+    )
+
+
+def states(store: Store, run_id: str) -> list[str]:
+    return [e.to_state for e in store.events(run_id)]
+
+
+def test_a_run_is_placed_on_the_cheapest_allowed_site_and_succeeds(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload(cls="personal"))  # personal: not the US site
+    reconciler.step()
+    run2 = store.get(run.id)
+    assert run2 is not None and run2.state is RunState.LAUNCHING and run2.site == "paris"
+    reconciler.step()
+    assert store.get(run.id).state is RunState.RUNNING  # type: ignore[union-attr]
+    fakes["paris"].finish(f"{run.id}-a1", 0)
+    reconciler.step()
+    assert states(store, run.id) == ["pending", "placing", "launching", "running", "succeeded"]
+
+
+def test_public_work_goes_to_the_cheapest_site_even_outside_the_eu(
+    store: Store, reconciler: Reconciler
+) -> None:
+    run = store.submit("acme", workload(cls="public"))
+    reconciler.step()
+    assert store.get(run.id).site == "virginia"  # type: ignore[union-attr]
+
+
+def test_a_failed_attempt_resumes_elsewhere_with_restart_count_and_checkpoint(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.step()
+    fakes["paris"].finish(f"{run.id}-a1", 1)
+    reconciler.step()
+    moved = store.get(run.id)
+    assert moved is not None
+    assert moved.site == "frankfurt" and moved.restarts == 1
+    assert moved.blocked_sites == ("paris",)
+    job = fakes["frankfurt"]._jobs[f"{run.id}-a2"]
+    assert job.request.env["ARCHIPEL_RESTART_COUNT"] == "1"
+    assert job.request.env["ARCHIPEL_CHECKPOINT_DIR"].endswith(run.id)
+    history = states(store, run.id)
+    assert history[-3:] == ["recovering", "placing", "launching"]
+
+
+def test_a_site_that_goes_down_moves_its_runs(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.step()
+    fakes["paris"].set_health(False, "partition drained")
+    reconciler.step()
+    moved = store.get(run.id)
+    assert moved is not None and moved.site == "frankfurt"
+    assert fakes["paris"].observe([f"{run.id}-a1"])[f"{run.id}-a1"].state.value == "cancelled"
+    assert any("partition drained" in (e.detail or "") for e in store.events(run.id))
+
+
+def test_preemption_is_recovered_until_the_budget_is_spent(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload(max_restarts=1))
+    reconciler.step()
+    fakes["paris"].preempt(f"{run.id}-a1")
+    reconciler.step()
+    assert store.get(run.id).site == "frankfurt"  # type: ignore[union-attr]
+    fakes["frankfurt"].preempt(f"{run.id}-a2")
+    reconciler.step()
+    final = store.get(run.id)
+    assert final is not None and final.state is RunState.FAILED
+    assert "restart budget spent" in store.events(run.id)[-1].detail  # type: ignore[operator]
+
+
+def test_work_that_no_site_may_hold_fails_with_the_reason(
+    store: Store, reconciler: Reconciler
+) -> None:
+    run = store.submit("acme", workload(cls="sovereign"))
+    reconciler.step()
+    final = store.get(run.id)
+    assert final is not None and final.state is RunState.FAILED
+    assert "SecNumCloud" in (store.events(run.id)[-1].detail or "")
+
+
+def test_full_sites_make_runs_wait_without_filling_the_history(
+    store: Store, reconciler: Reconciler
+) -> None:
+    runs = [store.submit("acme", workload(f"w{i}")) for i in range(6)]  # 4 EU slots
+    for _ in range(3):
+        reconciler.step()
+    placed = [store.get(r.id) for r in runs]
+    assert sum(1 for r in placed if r and r.state.active) == 4
+    waiting = [r for r in placed if r and r.state is RunState.PENDING]
+    assert len(waiting) == 2
+    assert "full" in (waiting[0].message or "")
+    assert len(store.events(waiting[0].id)) <= 4
+
+
+def test_a_retryable_launch_failure_blocks_the_site(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    fakes["paris"].launch_failures.append(LaunchResult("x", False, error="quota", retryable=True))
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.step()
+    assert store.get(run.id).site == "frankfurt"  # type: ignore[union-attr]
+
+
+def test_a_restarted_control_plane_adopts_and_never_launches_twice(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> None:
+    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
+    first = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    runs = [store.submit("acme", workload(f"w{i}")) for i in range(3)]
+    first.step()
+    # the process dies; a new one starts on the same store and backends
+    second = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    for _ in range(3):
+        second.step()
+    assert sum(f.launches for f in fakes.values()) == 3
+    assert all(store.get(r.id).state is RunState.RUNNING for r in runs)  # type: ignore[union-attr]
+
+
+def test_a_crash_between_recording_and_launching_is_healed_by_relaunching(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
+    assert placing is not None
+    # recorded as launching on paris, but the process died before calling the backend
+    store.transition(placing, RunState.LAUNCHING, "placed", attempt=(f"{run.id}-a1", "paris"))
+    reconciler.step()
+    assert fakes["paris"].launches == 1
+    reconciler.step()
+    assert store.get(run.id).state is RunState.RUNNING  # type: ignore[union-attr]
+
+
+def test_two_reconcilers_on_one_store_do_not_both_move_a_run(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> None:
+    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
+    a = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    b = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    run = store.submit("acme", workload())
+    stale = store.get(run.id)
+    a.step()
+    assert stale is not None
+    assert store.transition(stale, RunState.PLACING) is None  # b's view is stale: refused
+    b.step()
+    assert sum(f.launches for f in fakes.values()) == 1
+    assert [a.id for a in store.attempts(run.id)] == [f"{run.id}-a1"]
+
+
+def test_cancel_stops_the_attempt_and_the_run(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.cancel(store.get(run.id))  # type: ignore[arg-type]
+    assert store.get(run.id).state is RunState.CANCELLED  # type: ignore[union-attr]
+    assert fakes["paris"].observe([f"{run.id}-a1"])[f"{run.id}-a1"].state.value == "cancelled"

@@ -516,3 +516,12 @@ def main() -> None:
 
 __all__ = ["app", "main"]
 _ = Decimal, InvalidOperation
+
+
+def _register_control_plane() -> None:
+    from archipel.cli._cp import register
+
+    register(app)
+
+
+_register_control_plane()

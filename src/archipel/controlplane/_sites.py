@@ -103,7 +103,7 @@ def _local(spec: SiteSpec, data_dir: Path) -> Backend:
 
 
 def _slurm(spec: SiteSpec, data_dir: Path) -> Backend:
-    from archipel.backends import SlurmBackend  # type: ignore[attr-defined]
+    from archipel.backends import SlurmBackend
 
     if not spec.partition:
         raise InputError(f"site {spec.name}: a slurm site needs `partition`")

@@ -1,0 +1,321 @@
+"""Control-plane commands: ``archipel server`` and its clients (run, ps, status, logs, cancel)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+DEFAULT_SERVER = "http://127.0.0.1:8470"
+ENV_SERVER = "ARCHIPEL_SERVER"
+ENV_TOKEN = "ARCHIPEL_TOKEN"
+
+_DEFAULT_SITES: dict[str, Any] = {
+    "sites": [
+        {
+            "name": "local",
+            "backend": "local",
+            "provider": "self",
+            "region": "localhost",
+            "accelerators": "cpu:1",
+            "slots": max(1, os.cpu_count() or 1),
+        }
+    ]
+}
+
+
+def _token_file() -> Path:
+    from archipel.cli._config import data_dir
+
+    return data_dir() / "token"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def server(
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="SQLAlchemy URL (default: SQLite in the data directory), e.g. postgresql+psycopg://user@host/db.",
+        ),
+    ] = None,
+    sites: Annotated[
+        Path | None,
+        typer.Option(
+            "--sites", metavar="FILE", help="Sites YAML (default: one local site on this machine)."
+        ),
+    ] = None,
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+    ] = None,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8470,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between reconcile rounds.", min=0.05)
+    ] = 1.0,
+) -> None:
+    """Run the control plane: the HTTP API and the reconciler that runs your workloads."""
+    import logging
+
+    import uvicorn
+
+    from archipel.cli._app import _guard, _policy, _snapshot
+    from archipel.cli._config import data_dir, read_yaml_documents
+    from archipel.controlplane import Reconciler, SitePlacer, Store, build_sites, parse_sites
+    from archipel.controlplane._api import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    home = data_dir()
+    home.mkdir(parents=True, exist_ok=True)
+
+    def setup() -> tuple[Any, Any, Any]:
+        url = db or f"sqlite:///{home / 'state.db'}"
+        store = Store(url)
+        store.migrate()
+        doc = read_yaml_documents(sites)[0] if sites else _DEFAULT_SITES
+        specs = parse_sites(doc, str(sites or "default sites"))
+        built = build_sites(specs, home)
+        placer = SitePlacer(specs, _snapshot(), _policy(policy))
+        reconciler = Reconciler(store, built, placer, home / "checkpoints")
+        token_path = _token_file()
+        if not token_path.exists():
+            token = store.create_token("default", "admin")
+            token_path.write_text(token + "\n")
+            token_path.chmod(0o600)
+            typer.echo(f"an admin token for tenant `default` was written to {token_path}")
+        return store, reconciler, create_app(store, reconciler)
+
+    store, reconciler, app = _guard(setup)
+    stop = threading.Event()
+
+    def loop() -> None:
+        log = logging.getLogger("archipel.reconciler")
+        while not stop.is_set():
+            try:
+                report = reconciler.step()
+                if report.transitions:
+                    log.info(
+                        "round: %d transitions, %d launched, %.3f s",
+                        report.transitions,
+                        report.launched,
+                        report.seconds,
+                    )
+            except Exception:  # a bad round must not stop the loop: log it, try again
+                log.exception("reconcile round failed")
+            stop.wait(interval)
+
+    worker = threading.Thread(target=loop, name="reconciler", daemon=True)
+    worker.start()
+    typer.echo(
+        f"archipel control plane on http://{host}:{port} (state: {store.url.split('@')[-1]})"
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+        store.close()
+
+
+def _client(server_url: str | None, token: str | None) -> Any:
+    import httpx
+
+    url = server_url or os.environ.get(ENV_SERVER) or DEFAULT_SERVER
+    secret = token or os.environ.get(ENV_TOKEN)
+    if not secret:
+        path = _token_file()
+        secret = path.read_text().strip() if path.exists() else None
+    if not secret:
+        _fail(
+            f"no API token: pass --token, set {ENV_TOKEN}, or start `archipel server` once "
+            "on this machine (it writes an admin token)"
+        )
+    return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+
+
+def _call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+    import httpx
+
+    try:
+        r = client.request(method, path, **kwargs)
+    except httpx.TransportError as exc:
+        _fail(
+            f"cannot reach the control plane at {client.base_url}: {exc}. "
+            "Start it with `archipel server`.",
+            3,
+        )
+    if r.status_code >= 400:
+        detail = (
+            r.json().get("detail")
+            if r.headers.get("content-type", "").startswith("application/json")
+            else r.text
+        )
+        if isinstance(detail, list):
+            detail = "\n  - " + "\n  - ".join(str(d) for d in detail)
+        _fail(f"{r.status_code}: {detail}", 2 if r.status_code < 500 else 3)
+    return r.json()
+
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server", help=f"Control plane URL (default ${ENV_SERVER} or {DEFAULT_SERVER})."
+    ),
+]
+TokenOpt = Annotated[
+    str | None,
+    typer.Option("--token", help=f"API token (default ${ENV_TOKEN} or the local admin token)."),
+]
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="Workload spec YAML with a `run.command`.")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Follow the run until it is running or done.")
+    ] = True,
+    server_url: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Submit a workload and show its progress while it is placed and started."""
+    from archipel.cli._config import load_workloads
+
+    try:
+        workloads = load_workloads(file)
+    except Exception as exc:
+        _fail(str(exc))
+        return
+    client = _client(server_url, token)
+    for w in workloads:
+        body = _call(
+            client,
+            "POST",
+            "/v1/runs",
+            json=w.model_dump(mode="json", by_alias=True, exclude_none=True),
+        )
+        typer.echo(f"{body['id']}  {w.name}  submitted")
+        if wait:
+            _follow_state(client, body["id"])
+
+
+def _follow_state(client: Any, run_id: str, timeout: float = 120) -> None:
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = _call(client, "GET", f"/v1/runs/{run_id}")
+        for e in body["events"][seen:]:
+            typer.echo(f"  {e['to_state']:<10} {e['detail'] or e['event']}")
+        seen = len(body["events"])
+        if body["state"] in ("running", "succeeded", "failed", "cancelled"):
+            return
+        time.sleep(0.5)
+
+
+def ps(
+    server_url: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List your runs."""
+    runs = _call(_client(server_url, token), "GET", "/v1/runs")
+    if as_json:
+        typer.echo(json.dumps(runs, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(header_style="bold")
+    for col in ("id", "name", "state", "site", "restarts", "message"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(
+            r["id"],
+            r["name"],
+            r["state"],
+            r["site"] or "-",
+            f"{r['restarts']}/{r['max_restarts']}",
+            r["message"] or "",
+        )
+    Console().print(table)
+
+
+def status(
+    run_id: Annotated[str, typer.Argument()],
+    server_url: ServerOpt = None,
+    token: TokenOpt = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A run with its attempts and its whole history."""
+    body = _call(_client(server_url, token), "GET", f"/v1/runs/{run_id}")
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+        return
+    typer.echo(
+        f"{body['id']}  {body['name']}  {body['state']}  site={body['site'] or '-'}  "
+        f"restarts={body['restarts']}/{body['max_restarts']}"
+    )
+    for a in body["attempts"]:
+        typer.echo(
+            f"  attempt {a['number']} on {a['site']}: {a['state']}"
+            + (f" (exit {a['exit_code']})" if a["exit_code"] is not None else "")
+            + (f" - {a['reason']}" if a["reason"] else "")
+        )
+    typer.echo("history:")
+    for e in body["events"]:
+        typer.echo(
+            f"  {e['at'][:19]}  {e['from_state'] or '-':>10} -> {e['to_state']:<10} "
+            f"{e['detail'] or e['event']}"
+        )
+
+
+def logs(
+    run_id: Annotated[str, typer.Argument()],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new output.")
+    ] = False,
+    server_url: ServerOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Print a run's output (its current attempt)."""
+    client = _client(server_url, token)
+    offset, attempt = 0, None
+    while True:
+        body = _call(client, "GET", f"/v1/runs/{run_id}/logs", params={"offset": offset})
+        if body["attempt_id"] != attempt:  # a new attempt (after recovery): start over
+            attempt, offset = body["attempt_id"], 0
+            if body["attempt_id"] is not None and body["next_offset"] != len(body["data"]):
+                continue
+        sys.stdout.write(body["data"])
+        sys.stdout.flush()
+        offset = body["next_offset"]
+        if not follow or body["state"] in ("succeeded", "failed", "cancelled"):
+            return
+        time.sleep(0.5)
+
+
+def cancel(
+    run_id: Annotated[str, typer.Argument()], server_url: ServerOpt = None, token: TokenOpt = None
+) -> None:
+    """Cancel a run and its attempt."""
+    body = _call(_client(server_url, token), "POST", f"/v1/runs/{run_id}/cancel")
+    typer.echo(f"{body['id']}  {body['state']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the control-plane commands to the ``archipel`` app."""
+    app.command()(server)
+    app.command()(run)
+    app.command()(ps)
+    app.command()(status)
+    app.command()(logs)
+    app.command()(cancel)

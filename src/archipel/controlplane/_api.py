@@ -1,0 +1,259 @@
+"""The control plane's HTTP API (FastAPI; OpenAPI at ``/openapi.json``).
+
+Every call but ``/healthz`` needs ``Authorization: Bearer <token>``. A token
+belongs to one tenant and has a role: ``viewer`` reads, ``submitter`` also
+submits and cancels, ``admin`` also lists sites. A tenant only ever sees its
+own runs: another tenant's run is a 404, as if it did not exist.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from archipel.controlplane._reconcile import Reconciler
+from archipel.controlplane._store import Principal, RunView, Store
+from archipel.core import RunState, SpecError, parse_workload
+
+
+class AttemptOut(BaseModel):
+    id: str
+    number: int
+    site: str
+    backend_id: str | None
+    state: str
+    exit_code: int | None
+    reason: str | None
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    at: datetime
+    from_state: str | None
+    to_state: str
+    event: str
+    detail: str | None
+
+
+class RunOut(BaseModel):
+    id: str
+    tenant: str
+    name: str
+    state: str
+    site: str | None
+    restarts: int
+    max_restarts: int
+    blocked_sites: list[str]
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+    attempts: list[AttemptOut] | None = None
+    events: list[EventOut] | None = None
+
+
+class LogsOut(BaseModel):
+    attempt_id: str | None
+    data: str
+    next_offset: int
+    state: str
+
+
+class SiteOut(BaseModel):
+    name: str
+    backend: str
+    provider: str
+    region: str
+    country: str | None
+    accelerators: str
+    slots: int
+    healthy: bool
+    reason: str | None
+
+
+class ErrorOut(BaseModel):
+    detail: Any
+
+
+def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
+    out = RunOut(
+        id=run.id,
+        tenant=run.tenant,
+        name=run.name,
+        state=run.state.value,
+        site=run.site,
+        restarts=run.restarts,
+        max_restarts=run.max_restarts,
+        blocked_sites=list(run.blocked_sites),
+        message=run.message,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+    )
+    if full:
+        out.attempts = [
+            AttemptOut(
+                id=a.id,
+                number=a.number,
+                site=a.site,
+                backend_id=a.backend_id,
+                state=a.state,
+                exit_code=a.exit_code,
+                reason=a.reason,
+                created_at=a.created_at,
+            )
+            for a in store.attempts(run.id)
+        ]
+        out.events = [
+            EventOut(
+                at=e.at,
+                from_state=e.from_state,
+                to_state=e.to_state,
+                event=e.event,
+                detail=e.detail,
+            )
+            for e in store.events(run.id)
+        ]
+    return out
+
+
+def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
+    """The API over one store and one reconciler (which owns the sites)."""
+    app = FastAPI(
+        title="Archipel control plane",
+        version="1",
+        description="Submit workloads, watch them run, read their logs, cancel them.",
+    )
+
+    def principal(request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        who = store.authenticate(token.strip()) if scheme.lower() == "bearer" else None
+        if who is None:
+            raise HTTPException(
+                401,
+                "missing, unknown or revoked API token: send `Authorization: Bearer <token>`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return who
+
+    Who = Annotated[Principal, Depends(principal)]  # noqa: N806 - a type alias
+
+    def may_write(who: Principal) -> None:
+        if who.role not in ("submitter", "admin"):
+            raise HTTPException(
+                403,
+                f"role {who.role} may only read; submitting and "
+                "cancelling need the submitter or admin role",
+            )
+
+    def own_run(run_id: str, who: Principal) -> RunView:
+        run = store.get(run_id)
+        if run is None or run.tenant != who.tenant:
+            raise HTTPException(404, f"no run {run_id!r}")
+        return run
+
+    errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post(
+        "/v1/runs",
+        status_code=201,
+        response_model=RunOut,
+        responses={**errors, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    )
+    def submit(spec: dict[str, Any], who: Who) -> RunOut:
+        """Submit a workload spec (the same document as a workload YAML file, as JSON)."""
+        may_write(who)
+        try:
+            workload = parse_workload(spec, "workload")
+        except SpecError as exc:
+            raise HTTPException(422, exc.problems) from None
+        if workload.run is None:
+            raise HTTPException(
+                422,
+                [
+                    "run.command: required to run a workload "
+                    "(what to execute, e.g. [python, train.py])"
+                ],
+            )
+        return _out(store, store.submit(who.tenant, workload))
+
+    @app.get("/v1/runs", response_model=list[RunOut], responses=errors)
+    def list_runs(
+        who: Who,
+        state: Annotated[list[RunState] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+    ) -> list[RunOut]:
+        """This tenant's runs, oldest first."""
+        return [
+            _out(store, r) for r in store.runs(tenant=who.tenant, states=state or (), limit=limit)
+        ]
+
+    @app.get("/v1/runs/{run_id}", response_model=RunOut, responses=errors)
+    def get_run(run_id: str, who: Who) -> RunOut:
+        """One run with its attempts and its whole history."""
+        return _out(store, own_run(run_id, who), full=True)
+
+    @app.get("/v1/runs/{run_id}/logs", response_model=LogsOut, responses=errors)
+    def logs(run_id: str, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> LogsOut:
+        """Output of the run's current attempt from ``offset`` (poll with ``next_offset``)."""
+        run = own_run(run_id, who)
+        if run.attempt_id is None or run.site not in reconciler.sites:
+            return LogsOut(attempt_id=None, data="", next_offset=offset, state=run.state.value)
+        chunk = reconciler.sites[run.site].backend.logs(run.attempt_id, offset)
+        return LogsOut(
+            attempt_id=run.attempt_id,
+            data=chunk.data.decode("utf-8", "replace"),
+            next_offset=chunk.next_offset,
+            state=run.state.value,
+        )
+
+    @app.post(
+        "/v1/runs/{run_id}/cancel",
+        response_model=RunOut,
+        responses={**errors, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    )
+    def cancel(run_id: str, who: Who) -> RunOut:
+        """Cancel a run (and its attempt on its site). Cancelling a finished run changes nothing."""
+        may_write(who)
+        run = own_run(run_id, who)
+        for _ in range(5):
+            done = reconciler.cancel(run)
+            if done is not None:
+                return _out(store, done, full=True)
+            latest = store.get(run_id)
+            assert latest is not None
+            run = latest
+        raise HTTPException(409, "the run kept changing; try again")
+
+    @app.get("/v1/sites", response_model=list[SiteOut], responses=errors)
+    def sites(who: Who) -> list[SiteOut]:
+        """Declared sites, their mapping to provider/region/country, and their health."""
+        out = []
+        for site in reconciler.sites.values():
+            health = site.backend.health()
+            s = site.spec
+            out.append(
+                SiteOut(
+                    name=s.name,
+                    backend=s.backend,
+                    provider=s.provider,
+                    region=s.region,
+                    country=s.country,
+                    accelerators=s.accelerators,
+                    slots=s.slots,
+                    healthy=health.healthy,
+                    reason=health.reason,
+                )
+            )
+        return out
+
+    @app.exception_handler(ValueError)
+    async def bad_value(_request: Request, exc: ValueError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    return app

@@ -1,0 +1,195 @@
+"""The whole control plane as a user runs it: a real server process, real local
+processes, a site that dies, and a server that is killed with SIGKILL.
+
+Bounded: loopback only, a few requests a second, every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from archipel.backends import LocalBackend
+
+ROOT = Path(__file__).resolve().parents[2]
+ARCHIPEL = str(Path(sys.executable).with_name("archipel"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, home: Path, sites: Path) -> None:
+        self.home, self.sites, self.port = home, sites, free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = home / "server.log"
+
+    def start(self) -> None:
+        env = {**os.environ, "ARCHIPEL_DATA_DIR": str(self.home)}
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    ARCHIPEL,
+                    "server",
+                    "--sites",
+                    str(self.sites),
+                    "--port",
+                    str(self.port),
+                    "--interval",
+                    "0.2",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: self._up(), 30, "the server to answer /healthz")
+
+    def _up(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).is_success
+        except httpx.TransportError:
+            return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def client(self) -> httpx.Client:
+        token = (self.home / "token").read_text().strip()
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "home", ROOT / "examples/controlplane/sites.yaml")
+    s.home.mkdir()
+    s.start()
+    yield s
+    s.stop()
+    for site in ("paris", "frankfurt"):
+        folder = s.home / "sites" / site
+        if folder.exists():
+            LocalBackend(site, folder).kill_all()
+
+
+def spec(steps: int = 40) -> dict[str, Any]:
+    return {
+        "name": "toy-train",
+        "kind": "training",
+        "resources": {"accelerators": "cpu:1"},
+        "data": {"class": "health"},
+        "run": {
+            "command": [
+                sys.executable,
+                str(ROOT / "examples/controlplane/train.py"),
+                "--steps",
+                str(steps),
+                "--step-seconds",
+                "0.2",
+            ],
+            "max_restarts": 3,
+        },
+    }
+
+
+def step_of(server: Server, run_id: str) -> int:
+    ckpt = server.home / "checkpoints" / run_id / "checkpoint.json"
+    try:
+        return int(json.loads(ckpt.read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_a_run_survives_the_loss_of_its_site_and_resumes_from_its_checkpoint(
+    server: Server,
+) -> None:
+    with server.client() as c:
+        run_id = c.post("/v1/runs", json=spec()).json()["id"]
+        wait_until(lambda: c.get(f"/v1/runs/{run_id}").json()["state"] == "running", 20, "running")
+        assert c.get(f"/v1/runs/{run_id}").json()["site"] == "paris"
+        wait_until(lambda: step_of(server, run_id) >= 3, 20, "a few checkpoints")
+        paris = LocalBackend("paris", server.home / "sites" / "paris")
+        paris.down("power cut")
+        paris.kill_all()
+        lost_at = time.monotonic()
+        moved = wait_until(
+            lambda: (
+                (r := c.get(f"/v1/runs/{run_id}").json())["site"] == "frankfurt"
+                and r["state"] in ("launching", "running")
+                and r
+            ),
+            20,
+            "the run to move to frankfurt",
+        )
+        recovery = time.monotonic() - lost_at
+        assert moved["restarts"] == 1 and moved["blocked_sites"] == ["paris"]
+        assert recovery < 10, recovery
+        wait_until(lambda: c.get(f"/v1/runs/{run_id}").json()["state"] == "succeeded", 30, "done")
+        out = c.get(f"/v1/runs/{run_id}/logs").json()["data"]
+        assert "attempt on frankfurt, restart 1: resuming from step" in out
+        assert "resuming from step 0" not in out
+        history = [e["to_state"] for e in c.get(f"/v1/runs/{run_id}").json()["events"]]
+        assert history[-1] == "succeeded" and "recovering" in history
+
+
+def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(server: Server) -> None:
+    with server.client() as c:
+        ids = [c.post("/v1/runs", json=spec(30)).json()["id"] for _ in range(3)]
+        wait_until(
+            lambda: all(c.get(f"/v1/runs/{i}").json()["state"] == "running" for i in ids),
+            30,
+            "three running runs",
+        )
+    server.kill9()
+    time.sleep(0.5)
+    server.start()
+    with server.client() as c:
+        wait_until(
+            lambda: all(c.get(f"/v1/runs/{i}").json()["state"] == "succeeded" for i in ids),
+            60,
+            "all runs to finish",
+        )
+        for i in ids:
+            body = c.get(f"/v1/runs/{i}").json()
+            assert len(body["attempts"]) == 1, body["attempts"]  # adopted, not relaunched
+            out = c.get(f"/v1/runs/{i}/logs").json()["data"]
+            assert out.count("resuming from step") == 1

@@ -115,3 +115,17 @@ def test_sites_show_their_mapping_and_health(
 def test_the_openapi_spec_is_served(api: TestClient) -> None:
     spec = api.get("/openapi.json").json()
     assert {"/v1/runs", "/v1/runs/{run_id}", "/v1/runs/{run_id}/cancel"} <= set(spec["paths"])
+
+
+def test_work_no_site_may_ever_hold_is_refused_at_submission(api: TestClient, store: Store) -> None:
+    r = api.post("/v1/runs", json={**SPEC, "data": {"class": "sovereign"}}, headers=auth(store))
+    assert r.status_code == 422
+    detail = " ".join(r.json()["detail"])
+    assert "sovereign" in detail and "SecNumCloud" in detail
+
+
+def test_unknown_hardware_is_refused_at_submission(api: TestClient, store: Store) -> None:
+    spec = {**SPEC, "resources": {"accelerators": "H100:8"}}
+    r = api.post("/v1/runs", json=spec, headers=auth(store))
+    assert r.status_code == 422
+    assert "H100" in " ".join(r.json()["detail"])

@@ -196,3 +196,41 @@ def test_cancel_stops_the_attempt_and_the_run(
     reconciler.cancel(store.get(run.id))  # type: ignore[arg-type]
     assert store.get(run.id).state is RunState.CANCELLED  # type: ignore[union-attr]
     assert fakes["paris"].observe([f"{run.id}-a1"])[f"{run.id}-a1"].state.value == "cancelled"
+
+
+def test_two_reconcilers_racing_in_threads_launch_every_run_exactly_once(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> None:
+    """Two control-plane replicas on one database: no run is launched twice."""
+    import threading
+
+    big = {s.name: Site(s.model_copy(update={"slots": 100}), fakes[s.name]) for s in SITES}
+    runs = [store.submit("acme", workload(f"w{i}", cls="public")) for i in range(30)]
+    replicas = [
+        Reconciler(
+            store, big, SitePlacer([s.spec for s in big.values()], snapshot, policy), tmp_path
+        )
+        for _ in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def drive(r: Reconciler) -> None:
+        try:
+            for _ in range(4):
+                r.step()
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=drive, args=(r,)) for r in replicas]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert sum(f.launches for f in fakes.values()) == len(runs)
+    for run in runs:
+        assert [a.number for a in store.attempts(run.id)] == [1]

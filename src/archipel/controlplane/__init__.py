@@ -23,11 +23,11 @@ from archipel.controlplane._store import (
 )
 
 __all__ = [
-    "BACKEND_FACTORIES",
-    "ROLES",
     "AttemptView",
+    "BACKEND_FACTORIES",
     "EventView",
     "Principal",
+    "ROLES",
     "Reconciler",
     "RunView",
     "Site",

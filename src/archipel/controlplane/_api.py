@@ -180,6 +180,20 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                     "(what to execute, e.g. [python, train.py])"
                 ],
             )
+        choice = reconciler.placer.place(workload, list(reconciler.sites))
+        if choice.site is None:  # no declared site will ever fit: say why now, not later
+            reasons = (
+                [choice.error]
+                if choice.plan is None
+                else [f"{r.reason.value}: {r.example}" for r in choice.plan.rejections]
+            )
+            raise HTTPException(
+                422,
+                [
+                    f"no site can run this workload under data class `{workload.data.class_}`",
+                    *[r for r in reasons if r],
+                ],
+            )
         return _out(store, store.submit(who.tenant, workload))
 
     @app.get("/v1/runs", response_model=list[RunOut], responses=errors)

@@ -41,6 +41,18 @@ class SitePlacer:
         self.sites = {s.name: s for s in sites}
         self.catalog = catalog
         self.policy = policy
+        self._planners: dict[frozenset[str], Planner] = {}
+
+    def _planner(self, names: Collection[str]) -> Planner:
+        """One planner per set of sites, kept: a round reuses the same few sets."""
+        key = frozenset(names)
+        planner = self._planners.get(key)
+        if planner is None:
+            if len(self._planners) > 256:
+                self._planners.clear()
+            planner = Planner(self._snapshot(key), self.policy)
+            self._planners[key] = planner
+        return planner
 
     def _snapshot(self, names: Collection[str]) -> CatalogSnapshot:
         rows = []
@@ -79,12 +91,12 @@ class SitePlacer:
         """The cheapest site among ``among`` that fits the workload and its data class."""
         if not among:
             return SiteChoice(None, None, "no site is available")
-        planner = Planner(self._snapshot(among), self.policy)
+        planner = self._planner(among)
         request = PlacementRequest.from_workload(workload)
         try:
             plan = planner.plan(request, top=1)
         except InputError as exc:
-            return SiteChoice(None, None, str(exc))
+            return SiteChoice(None, None, f"no declared site can take it: {exc}")
         if not plan.placements:
             return SiteChoice(None, plan, "; ".join(r.example for r in plan.rejections))
         return SiteChoice(plan.placements[0].offer.instance_type, plan)

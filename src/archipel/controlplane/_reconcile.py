@@ -65,6 +65,7 @@ class Reconciler:
         self.sites = dict(sites)
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
+        self._known: dict[str, tuple[str, int | None]] = {}  # attempt -> last recorded state
 
     # -- the round ---------------------------------------------------------------
 
@@ -102,7 +103,7 @@ class Reconciler:
                     health[site_name].reason,
                 )
         busy = self._busy()
-        for run in self.store.runs(states=_TO_ACT, limit=1_000_000):
+        for run in self.store.runs(states=_TO_ACT, limit=100_000):
             self._act(report, run, health, busy)
         report.seconds = time.perf_counter() - started
         return report
@@ -121,10 +122,14 @@ class Reconciler:
     ) -> None:
         assert run.attempt_id is not None
         assert run.site is not None
-        if obs.state is not AttemptState.UNKNOWN:
+        if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != (
+            obs.state.value,
+            obs.exit_code,
+        ):  # write only what changed: a round over many running attempts stays cheap
             self.store.update_attempt(
                 run.attempt_id, obs.state.value, obs.backend_id, obs.exit_code, obs.reason
             )
+            self._known[run.attempt_id] = (obs.state.value, obs.exit_code)
         state = obs.state
         if state is AttemptState.RUNNING or state is AttemptState.PENDING:
             if not healthy:  # the site went down under a live attempt: move it

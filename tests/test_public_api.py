@@ -14,6 +14,9 @@ PACKAGES = [
     "archipel.policy",
     "archipel.placement",
     "archipel.cli",
+    "archipel.backends",
+    "archipel.controlplane",
+    "archipel.gateway",
 ]
 
 

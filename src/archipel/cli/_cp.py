@@ -319,3 +319,50 @@ def register(app: typer.Typer) -> None:
     app.command()(status)
     app.command()(logs)
     app.command()(cancel)
+    app.command()(gateway)
+
+
+def gateway(
+    config: Annotated[
+        Path,
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="Gateway YAML: listen address, tenants, models and their replicas.",
+        ),
+    ],
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+    ] = None,
+) -> None:
+    """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
+    replicas its data class allows, with failover, spillover, rate limits and metering."""
+    from archipel.cli._app import _guard, _policy, _snapshot
+    from archipel.cli._config import read_yaml_documents
+    from archipel.core import InputError
+    from archipel.gateway import (
+        JsonlMeter,
+        build_route_table,
+        describe_routes,
+        parse_gateway_config,
+        resolve_upstream_keys,
+        serve,
+    )
+
+    def setup() -> tuple[Any, Any, Any]:
+        docs = read_yaml_documents(config)
+        if len(docs) != 1:
+            raise InputError(f"{config}: a gateway config holds exactly one YAML document")
+        cfg = parse_gateway_config(docs[0], str(config))
+        keys = resolve_upstream_keys(
+            cfg, os.environ, lambda p: (config.parent / p).read_text("utf-8")
+        )
+        table = build_route_table(cfg, _policy(policy), _snapshot(), keys)
+        for line in describe_routes(table):
+            typer.echo(line, err=True)
+        meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
+        return cfg, table, meter
+
+    cfg, table, meter = _guard(setup)
+    serve(cfg, table, meter=meter)

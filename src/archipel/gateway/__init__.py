@@ -1,0 +1,89 @@
+"""OpenAI-compatible inference gateway: tenants, policy-routed replicas, failover, metering.
+
+Composition (done by the CLI, the only reader of files and environment)::
+
+    config = parse_gateway_config(yaml_document, "gateway.yaml")
+    keys = resolve_upstream_keys(config, os.environ, read_text)
+    table = build_route_table(config, policy, snapshot, keys)
+    serve(config, table)
+"""
+
+from archipel.gateway._config import (
+    GatewayConfig,
+    Pool,
+    hash_key,
+    parse_gateway_config,
+    resolve_upstream_keys,
+)
+from archipel.gateway._errors import (
+    GatewayConfigError,
+    GatewayError,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
+from archipel.gateway._failover import (
+    TRANSITIONS,
+    Breaker,
+    BreakerEvent,
+    BreakerState,
+    Refusal,
+    RetryBudget,
+    pick,
+)
+from archipel.gateway._metering import JsonlMeter, MemoryMeter, Meter, UsageRecord
+from archipel.gateway._routes import (
+    Match,
+    ModelRoute,
+    Replica,
+    RouteTable,
+    build_route_table,
+    describe_routes,
+)
+from archipel.gateway._server import create_app, serve
+from archipel.gateway._upstream import (
+    AiohttpUpstream,
+    FakeReply,
+    FunctionUpstream,
+    Upstream,
+    UpstreamResponse,
+)
+
+__all__ = [
+    "AiohttpUpstream",
+    "Breaker",
+    "BreakerEvent",
+    "BreakerState",
+    "FakeReply",
+    "FunctionUpstream",
+    "GatewayConfig",
+    "GatewayConfigError",
+    "GatewayError",
+    "JsonlMeter",
+    "Match",
+    "MemoryMeter",
+    "Meter",
+    "ModelRoute",
+    "Pool",
+    "Refusal",
+    "Replica",
+    "RetryBudget",
+    "RouteTable",
+    "TRANSITIONS",
+    "Upstream",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamResponse",
+    "UpstreamStatusError",
+    "UpstreamTimeoutError",
+    "UsageRecord",
+    "build_route_table",
+    "create_app",
+    "describe_routes",
+    "hash_key",
+    "parse_gateway_config",
+    "pick",
+    "resolve_upstream_keys",
+    "serve",
+]

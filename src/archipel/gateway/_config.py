@@ -1,0 +1,247 @@
+"""The gateway configuration (``gateway.yaml``), validated with pydantic.
+
+Example::
+
+    version: 1
+    listen: {host: 127.0.0.1, port: 8080}
+    metering: {path: gateway-usage.jsonl}
+    timeouts: {connect: 2, first_byte: 60, idle: 30}
+    retry: {max_attempts: 3, budget_ratio: 0.2, budget_min_per_second: 5}
+    breaker: {failure_threshold: 5, cooldown: 10}
+    tenants:
+      clinic:
+        key_sha256: [<hex digest of the API key, see archipel.gateway.hash_key>]
+        data_class: health
+        limits: {requests_per_minute: 600, tokens_per_minute: 200000}
+    models:
+      llama-3.1-8b:
+        replicas:
+          - name: scw-par
+            provider: scaleway
+            region: fr-par
+            country: FR
+            base_url: https://api.example.eu/v1
+            key_env: SCW_KEY
+            weight: 2
+            max_concurrency: 64
+            pool: primary
+            price: {currency: EUR, input_per_million: "0.20", output_per_million: "0.60"}
+
+API keys are never stored in clear: only their SHA-256 digest. Upstream keys
+are named (an environment variable or a file) and resolved by the caller, who
+passes a mapping to :func:`resolve_upstream_keys`: nothing here reads the
+environment or the file system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from archipel.gateway._errors import GatewayConfigError
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+
+
+def hash_key(api_key: str) -> str:
+    """The SHA-256 hex digest of an API key: what ``key_sha256`` lists."""
+    return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Pool(StrEnum):
+    """Which pool a replica belongs to: secondary replicas take spillover only."""
+
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+class Listen(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class Timeouts(_Model):
+    """Per-phase deadlines in seconds (see docs/gateway.md)."""
+
+    connect: float = Field(2.0, gt=0)
+    first_byte: float = Field(60.0, gt=0)  # request sent -> response headers and first chunk
+    idle: float = Field(30.0, gt=0)  # between two chunks of a body
+
+
+class Retry(_Model):
+    max_attempts: int = Field(3, ge=1, le=10)  # per request, the first attempt included
+    budget_ratio: float = Field(0.2, ge=0, le=1)  # retries earned per request
+    budget_min_per_second: float = Field(5.0, ge=0)  # retries always allowed at this rate
+
+
+class Breaker(_Model):
+    failure_threshold: int = Field(5, ge=1)  # consecutive failures that open the circuit
+    cooldown: float = Field(10.0, gt=0)  # seconds open before one half-open probe
+
+
+class Balancing(_Model):
+    ewma_decay: float = Field(10.0, gt=0)  # seconds: time constant of the latency average
+    price_weight: float = Field(0.5, ge=0)  # 0 ignores price; 1 = score scales with price
+
+
+class Shedding(_Model):
+    retry_after: int = Field(1, ge=1)  # seconds, in 429 answers when every pool is full
+
+
+class Metering(_Model):
+    path: str = "gateway-usage.jsonl"
+    queue_size: int = Field(65536, ge=1)  # records beyond this are dropped and counted
+
+
+class Limits(_Model):
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class Tenant(_Model):
+    key_sha256: tuple[str, ...] = Field(min_length=1)
+    data_class: str
+    limits: Limits = Limits()
+
+    @model_validator(mode="after")
+    def _hex_keys(self) -> Tenant:
+        for i, digest in enumerate(self.key_sha256):
+            if not _HEX64.match(digest):
+                raise ValueError(
+                    f"key_sha256[{i}] must be 64 lowercase hex digits "
+                    "(python -c 'import archipel.gateway as g; print(g.hash_key(\"KEY\"))')"
+                )
+        return self
+
+
+class Price(_Model):
+    """Money is Decimal: quote the numbers in YAML to keep them exact."""
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    input_per_million: Decimal = Field(Decimal(0), ge=0)
+    output_per_million: Decimal = Field(Decimal(0), ge=0)
+
+
+class ReplicaSpec(_Model):
+    name: str = Field(pattern=_NAME.pattern)
+    provider: str
+    region: str
+    country: str | None = None  # ISO 3166-1 alpha-2; unknown fails any site rule
+    base_url: str = Field(pattern=r"^https?://")
+    upstream_model: str | None = None  # the model's name at the replica, if different
+    key_env: str | None = None
+    key_file: str | None = None
+    weight: float = Field(1.0, gt=0)
+    max_concurrency: int = Field(64, ge=1)
+    pool: Pool = Pool.PRIMARY
+    price: Price = Price()
+
+    @model_validator(mode="after")
+    def _check(self) -> ReplicaSpec:
+        if self.country is not None and not _COUNTRY.match(self.country):
+            raise ValueError("country must be an ISO 3166-1 alpha-2 code such as FR")
+        if self.key_env is not None and self.key_file is not None:
+            raise ValueError("give key_env or key_file, not both")
+        return self
+
+
+class ModelSpec(_Model):
+    replicas: tuple[ReplicaSpec, ...] = Field(min_length=1)
+    owned_by: str = "archipel"
+
+    @model_validator(mode="after")
+    def _unique(self) -> ModelSpec:
+        seen: set[str] = set()
+        for r in self.replicas:
+            if r.name in seen:
+                raise ValueError(f"replica name {r.name!r} appears twice")
+            seen.add(r.name)
+        return self
+
+
+class GatewayConfig(_Model):
+    """A validated ``gateway.yaml``."""
+
+    version: int = Field(1, ge=1, le=1)
+    listen: Listen = Listen()
+    timeouts: Timeouts = Timeouts()
+    retry: Retry = Retry()
+    breaker: Breaker = Breaker()
+    balancing: Balancing = Balancing()
+    shedding: Shedding = Shedding()
+    metering: Metering = Metering()
+    shutdown_timeout: float = Field(30.0, gt=0)
+    tenants: dict[str, Tenant] = Field(min_length=1)
+    models: dict[str, ModelSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _keys_unique(self) -> GatewayConfig:
+        owner: dict[str, str] = {}
+        for name, tenant in self.tenants.items():
+            for digest in tenant.key_sha256:
+                if digest in owner:
+                    raise ValueError(f"tenants {owner[digest]} and {name} share an API key")
+                owner[digest] = name
+        return self
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_gateway_config(document: Any, source: str = "<gateway>") -> GatewayConfig:
+    """Validate a gateway document (already loaded from YAML); errors name each field."""
+    if not isinstance(document, Mapping):
+        raise GatewayConfigError(source, ["a gateway config is a mapping with tenants and models"])
+    try:
+        return GatewayConfig.model_validate(document)
+    except ValidationError as exc:
+        problems = [f"{_where(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise GatewayConfigError(source, problems) from None
+
+
+def resolve_upstream_keys(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    read_text: Callable[[str], str],
+) -> dict[str, str]:
+    """Upstream keys by replica id (``model/replica``), from ``environ`` or files.
+
+    The caller (the CLI) passes the environment and a file reader so that the
+    gateway itself reads neither. A named but missing key is an error at
+    start-up, never a 401 in the middle of the night.
+    """
+    keys: dict[str, str] = {}
+    problems: list[str] = []
+    for model, spec in config.models.items():
+        for i, r in enumerate(spec.replicas):
+            where = f"models.{model}.replicas[{i}]"
+            if r.key_env is not None:
+                value = environ.get(r.key_env)
+                if not value:
+                    problems.append(f"{where}.key_env: environment variable {r.key_env} is unset")
+                    continue
+                keys[f"{model}/{r.name}"] = value
+            elif r.key_file is not None:
+                try:
+                    keys[f"{model}/{r.name}"] = read_text(r.key_file).strip()
+                except OSError as exc:
+                    problems.append(f"{where}.key_file: cannot read {r.key_file}: {exc}")
+    if problems:
+        raise GatewayConfigError("upstream keys", problems)
+    return keys

@@ -1,0 +1,59 @@
+"""The gateway's exceptions, rooted at :class:`archipel.core.ArchipelError`.
+
+Start-up rejects a bad configuration with :class:`GatewayConfigError`. On the
+request path, the upstream seam raises the :class:`UpstreamError` family,
+translated from the HTTP client's own exceptions, and the proxy catches them
+to fail over. A client never sees them: it gets an OpenAI-format error::
+
+    ArchipelError
+    ├── InputError (also ValueError)
+    │   └── GatewayConfigError               gateway.yaml or its route table is invalid
+    └── GatewayError
+        └── UpstreamError                    one attempt at one replica failed
+            ├── UpstreamConnectError         (also ConnectionError) no connection, or it dropped
+            ├── UpstreamTimeoutError         (also TimeoutError) a phase deadline passed
+            └── UpstreamStatusError          the replica answered 5xx or 429
+"""
+
+from __future__ import annotations
+
+from archipel.core import ArchipelError, InputError
+
+
+class GatewayConfigError(InputError):
+    """The gateway configuration is invalid; ``problems`` names each field."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source}: invalid gateway config\n{lines}")
+
+
+class GatewayError(ArchipelError):
+    """A fault while serving requests."""
+
+
+class UpstreamError(GatewayError):
+    """One attempt at one replica failed (the request may still be retried)."""
+
+
+class UpstreamConnectError(UpstreamError, ConnectionError):
+    """The connection could not be made, or dropped before the response completed."""
+
+
+class UpstreamTimeoutError(UpstreamError, TimeoutError):
+    """A phase deadline (connect, first byte, idle between chunks) passed."""
+
+    def __init__(self, phase: str) -> None:
+        self.phase = phase
+        super().__init__(f"upstream {phase} timeout")
+
+
+class UpstreamStatusError(UpstreamError):
+    """The replica answered with a retryable status (5xx or 429)."""
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(f"upstream answered {status}")

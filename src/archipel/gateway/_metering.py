@@ -1,0 +1,125 @@
+"""Usage metering: one record per request, written off the hot path.
+
+The request path only appends a :class:`UsageRecord` to a bounded queue
+(``submit`` never blocks and never does I/O); a background task drains the
+queue in batches and appends JSON lines to a file from a worker thread. When
+the queue is full a record is dropped and counted (``dropped``), because
+stalling requests to protect a meter would turn a slow disk into an outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecord:
+    """What one request used and cost. ``cost`` is exact, in ``currency``."""
+
+    ts: float  # wall-clock seconds since the epoch, at completion
+    request_id: str
+    tenant: str
+    data_class: str
+    model: str
+    status: int
+    replica: str | None  # "model/name" of the replica that answered, None if none did
+    provider: str | None
+    region: str | None
+    input_tokens: int
+    output_tokens: int
+    tokens_counted: bool  # True when the upstream gave no usage block and we estimated
+    latency_ms: float
+    attempts: int
+    cost: Decimal
+    currency: str
+    stream: bool
+
+    def to_json(self) -> str:
+        doc = asdict(self)
+        doc["cost"] = format(self.cost, "f")  # "0.0000008", never "8E-7"
+        return json.dumps(doc, separators=(",", ":"))
+
+
+class Meter(Protocol):
+    """Where usage goes; the CLI may wire another sink (the ledger, later)."""
+
+    def submit(self, record: UsageRecord) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class JsonlMeter:
+    """Appends records to a JSONL file from a background task."""
+
+    def __init__(self, path: Path, queue_size: int = 65536, batch: int = 512) -> None:
+        self.path = path
+        self.batch = batch
+        self.dropped = 0
+        self.written = 0
+        self._queue: asyncio.Queue[UsageRecord | None] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+
+    def submit(self, record: UsageRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._task = asyncio.create_task(self._drain(), name="archipel-gateway-meter")
+
+    async def close(self) -> None:
+        """Write what is queued, then stop."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    async def _drain(self) -> None:
+        done = False
+        while not done:
+            first = await self._queue.get()
+            batch: list[UsageRecord] = []
+            if first is None:
+                done = True
+            else:
+                batch.append(first)
+            while not done and len(batch) < self.batch and not self._queue.empty():
+                item = self._queue.get_nowait()
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+            if batch:
+                await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: list[UsageRecord]) -> None:
+        text = "".join(r.to_json() + "\n" for r in batch)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(text)
+        self.written += len(batch)
+
+
+class MemoryMeter:
+    """Keeps records in a list: the in-memory fake for tests."""
+
+    def __init__(self) -> None:
+        self.records: list[UsageRecord] = []
+
+    def submit(self, record: UsageRecord) -> None:
+        self.records.append(record)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

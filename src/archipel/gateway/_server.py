@@ -1,0 +1,572 @@
+"""The OpenAI-compatible HTTP server (aiohttp for the server and the upstream client).
+
+One handler per request runs the steps in this order, each a small method:
+authenticate (the key's SHA-256 -> tenant) -> rate-limit (cheap, before any
+parsing) -> parse the body for ``model`` and ``stream`` -> route (the tenant's
+data class table, built at load) -> proxy with failover -> meter. An outer
+middleware turns anything unexpected into an OpenAI-format 500.
+
+Replicas are reached through the :class:`~archipel.gateway._upstream.Upstream`
+seam (aiohttp by default, a function-backed fake in tests).
+
+Failover happens only while nothing has been sent to the client: a
+non-streaming body is read completely before answering, and a stream is
+answered only once its first chunk has arrived. After that, a failure ends the
+stream with an error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from archipel.gateway._config import GatewayConfig, Tenant, hash_key
+from archipel.gateway._errors import (
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamStatusError,
+    UpstreamTimeoutError,
+)
+from archipel.gateway._failover import (
+    Refusal,
+    ReplicaState,
+    RetryBudget,
+    new_states,
+    pick,
+    retryable_status,
+)
+from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
+from archipel.gateway._metrics import StateCollector
+from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable
+from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
+from archipel.gateway._usage import (
+    count_events,
+    estimate_input_tokens,
+    estimate_output_tokens,
+    stream_usage,
+    usage_of,
+)
+
+Clock = Callable[[], float]
+
+#: the OpenAI endpoints proxied, client path -> path under the replica's base URL
+ENDPOINTS = {
+    "/v1/chat/completions": "/chat/completions",
+    "/v1/completions": "/completions",
+    "/v1/embeddings": "/embeddings",
+}
+MAX_BODY = 32 * 1024 * 1024
+_JSON = "application/json"
+_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+_AUTH_STATUSES = frozenset({401, 403})  # the replica refused *our* key: try another one
+
+
+class Reply(Exception):  # noqa: N818 - control flow, not an error
+    """Answer the client with an OpenAI-format error now."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str,
+        code: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.kind = kind
+        self.code = code
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body = {
+            "error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}
+        }
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+@dataclass(slots=True)
+class _TenantState:
+    name: str
+    data_class: str
+    limiter: TenantLimiter
+    models_body: bytes
+
+
+@dataclass(slots=True)
+class _Call:
+    """Per-request state: what the proxy learned, for metering."""
+
+    request_id: str
+    tenant: _TenantState
+    model: str
+    body: bytes  # forwarded as received unless the replica renames the model
+    doc: dict[str, Any]
+    stream: bool
+    started: float
+    attempts: int = 0
+    replica: Replica | None = None
+    usage: tuple[int, int] | None = None
+    output_estimate: int = 0
+    status: int = 0
+    broken: bool = False
+    tried: list[Replica] = field(default_factory=list)
+
+
+def _error_status(exc: UpstreamError) -> Reply:
+    if isinstance(exc, UpstreamTimeoutError):
+        return Reply(504, f"upstream {exc.phase} timeout", "server_error", "upstream_timeout")
+    if isinstance(exc, UpstreamStatusError) and exc.status == 429:
+        after = str(max(1, round(exc.retry_after or 1)))
+        return Reply(
+            429,
+            "every replica is rate-limited upstream",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            {"Retry-After": after},
+        )
+    return Reply(502, f"upstream failed: {exc}", "server_error", "upstream_error")
+
+
+def _retry_after(resp: UpstreamResponse) -> float | None:
+    value = resp.headers.get("Retry-After")
+    try:
+        return None if value is None else float(value)
+    except ValueError:
+        return None
+
+
+class Gateway:
+    """The gateway's state and handlers; :attr:`app` is the aiohttp application."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        table: RouteTable,
+        meter: Meter,
+        upstream: Upstream | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+    ) -> None:
+        self.config = config
+        self.upstream = upstream if upstream is not None else AiohttpUpstream(config.timeouts)
+        self.table = table
+        self.meter = meter
+        self.clock = clock
+        self.wall_clock = wall_clock
+        now = clock()
+        self.states: list[ReplicaState] = new_states(
+            table.replicas, config.breaker.failure_threshold, config.breaker.cooldown
+        )
+        self.budget = RetryBudget(
+            config.retry.budget_ratio, config.retry.budget_min_per_second, now
+        )
+        self.tenants = self._tenants(now)
+        self._ids = itertools.count(1)
+        self._boot = f"{int(wall_clock()):x}"
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "archipel_gateway_requests",
+            "Requests answered.",
+            ["tenant", "model", "status"],
+            registry=self.registry,
+        )
+        self._attempts = Counter(
+            "archipel_gateway_upstream_attempts",
+            "Attempts at replicas, by outcome.",
+            ["replica", "provider", "outcome"],
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "archipel_gateway_request_seconds",
+            "Request latency as the client saw it.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.registry.register(StateCollector(table.replicas, self.states, meter))
+        self.app = self._build_app()
+
+    def _tenants(self, now: float) -> dict[str, _TenantState]:
+        out: dict[str, _TenantState] = {}
+        for name, spec in self.config.tenants.items():
+            state = self._tenant(name, spec, now)
+            for digest in spec.key_sha256:
+                out[digest] = state
+        return out
+
+    def _tenant(self, name: str, spec: Tenant, now: float) -> _TenantState:
+        owned = {m: s.owned_by for m, s in self.config.models.items()}
+        data = [
+            {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
+            for m in self.table.allowed_models(spec.data_class)
+        ]
+        body = json.dumps({"object": "list", "data": data}).encode()
+        return _TenantState(name, spec.data_class, TenantLimiter(spec.limits, now), body)
+
+    # -- application wiring -------------------------------------------------
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_last_resort])
+        for path in ENDPOINTS:
+            app.router.add_post(path, self.handle_proxy)
+        app.router.add_get("/v1/models", self.handle_models)
+        app.router.add_get("/metrics", self.handle_metrics)
+        app.router.add_get("/healthz", self.handle_health)
+        app.cleanup_ctx.append(self._lifecycle)
+        return app
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.upstream.start()
+        await self.meter.start()
+        try:
+            yield
+        finally:
+            # in-flight requests are done (aiohttp waited up to shutdown_timeout); the meter
+            # closes last so that the records of those requests are written
+            await self.upstream.close()
+            await self.meter.close()
+
+    # -- small endpoints ----------------------------------------------------
+
+    async def handle_models(self, request: web.Request) -> web.StreamResponse:
+        try:
+            tenant = self._authenticate(request)
+        except Reply as reply:
+            return reply.response()
+        return web.Response(body=tenant.models_body, content_type=_JSON)
+
+    async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
+        body = generate_latest(self.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def handle_health(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text="ok")
+
+    # -- the proxy path -----------------------------------------------------
+
+    def _authenticate(self, request: web.Request) -> _TenantState:
+        header = request.headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            tenant = self.tenants.get(hash_key(header[7:].strip()))
+            if tenant is not None:
+                return tenant
+        raise Reply(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+
+    def _admit(self, tenant: _TenantState) -> None:
+        wait = tenant.limiter.admit(self.clock())
+        if wait > 0:
+            after = {"Retry-After": str(max(1, round(wait + 0.5)))}
+            message = f"rate limit reached for tenant {tenant.name}"
+            raise Reply(429, message, "rate_limit_error", "rate_limit_exceeded", after)
+
+    async def _parse(self, request: web.Request) -> tuple[bytes, dict[str, Any]]:
+        body = await request.read()
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            raise Reply(
+                400, "the body is not valid JSON", "invalid_request_error", "invalid_json"
+            ) from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
+            raise Reply(
+                400,
+                "the body must be a JSON object with a `model` string",
+                "invalid_request_error",
+                "missing_model",
+            )
+        return body, doc
+
+    def _route(self, tenant: _TenantState, model: str) -> ModelRoute:
+        match, route = self.table.lookup(tenant.data_class, model)
+        if match is Match.FULL and route is not None:
+            return route
+        if match is Match.PARTIAL:
+            message = f"The model `{model}` is not available to data class `{tenant.data_class}`."
+        else:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+        raise Reply(404, message, "invalid_request_error", "model_not_found")
+
+    async def handle_proxy(self, request: web.Request) -> web.StreamResponse:
+        started = self.clock()
+        call: _Call | None = None
+        try:
+            tenant = self._authenticate(request)
+            self._admit(tenant)
+            body, doc = await self._parse(request)
+            route = self._route(tenant, doc["model"])
+            call = _Call(
+                f"{self._boot}-{next(self._ids)}",
+                tenant,
+                doc["model"],
+                body,
+                doc,
+                bool(doc.get("stream")),
+                started,
+            )
+            response = await self._proxy(request, call, route, ENDPOINTS[request.path])
+        except Reply as reply:
+            response = reply.response()
+            if call is not None:
+                call.status = reply.status
+        if call is not None:
+            self._finish(call)
+        return response
+
+    async def _proxy(
+        self, request: web.Request, call: _Call, route: ModelRoute, suffix: str
+    ) -> web.StreamResponse:
+        self.budget.on_request()
+        last: UpstreamError | None = None
+        for attempt in range(self.config.retry.max_attempts):
+            now = self.clock()
+            if attempt and not self.budget.try_spend(now):
+                break
+            choice = pick(route, self.states, now, call.tried)
+            if isinstance(choice, Refusal):
+                if last is None:
+                    raise self._refusal(choice)
+                break
+            call.tried.append(choice)
+            call.attempts += 1
+            try:
+                return await self._attempt(request, call, choice, suffix)
+            except UpstreamError as exc:
+                last = exc
+        assert last is not None  # the loop ran at least once: max_attempts >= 1
+        raise _error_status(last)
+
+    def _refusal(self, refusal: Refusal) -> Reply:
+        if refusal is Refusal.FULL:
+            after = str(self.config.shedding.retry_after)
+            return Reply(
+                429,
+                "every replica is at capacity; retry shortly",
+                "rate_limit_error",
+                "capacity_exceeded",
+                {"Retry-After": after},
+            )
+        return Reply(503, "no healthy replica for this model", "server_error", "no_healthy_replica")
+
+    async def _attempt(
+        self, request: web.Request, call: _Call, replica: Replica, suffix: str
+    ) -> web.StreamResponse:
+        """One attempt at one replica; raises :class:`UpstreamError` only before any byte."""
+        state = self.states[replica.index]
+        state.outstanding += 1
+        state.breaker.on_attempt()
+        t0 = self.clock()
+        try:
+            resp = await self._send(call, replica, suffix)
+            try:
+                if call.stream and resp.status == 200:
+                    out = await self._relay_stream(request, call, resp)
+                else:
+                    out = await self._relay_body(call, resp)
+            finally:
+                resp.release()
+        except UpstreamError:
+            state.breaker.on_failure(self.clock())
+            self._attempts.labels(replica.id, replica.provider, "failed").inc()
+            raise
+        except BaseException:
+            # cancelled (shutdown) or the client vanished: no verdict on the replica, but a
+            # half-open probe must not hold the replica's only slot forever
+            state.breaker.on_abandon()
+            raise
+        finally:
+            state.outstanding -= 1
+        now = self.clock()
+        if call.broken:
+            state.breaker.on_failure(now)
+        else:
+            state.breaker.on_success(now)
+        state.observe(now - t0, now, self.config.balancing.ewma_decay)
+        self._attempts.labels(replica.id, replica.provider, "ok").inc()
+        call.replica = replica
+        call.status = out.status
+        return out
+
+    async def _send(self, call: _Call, replica: Replica, suffix: str) -> UpstreamResponse:
+        body = call.body
+        if replica.upstream_model is not None:
+            body = json.dumps({**call.doc, "model": replica.upstream_model}).encode()
+        resp = await self.upstream.send(replica, suffix, body)
+        if retryable_status(resp.status) or resp.status in _AUTH_STATUSES:
+            retry_after = _retry_after(resp)
+            resp.release()
+            raise UpstreamStatusError(resp.status, retry_after)
+        return resp
+
+    async def _relay_body(self, call: _Call, resp: UpstreamResponse) -> web.Response:
+        body = await resp.read()
+        if resp.status == 200:
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = None
+            call.usage = usage_of(answer)
+            if call.usage is None:
+                call.output_estimate = estimate_output_tokens(answer)
+        content_type = resp.headers.get("Content-Type", _JSON)
+        return web.Response(
+            body=body,
+            status=resp.status,
+            headers={"Content-Type": content_type, "X-Archipel-Replica": _replica_header(call)},
+        )
+
+    async def _relay_stream(
+        self, request: web.Request, call: _Call, resp: UpstreamResponse
+    ) -> web.StreamResponse:
+        first = await resp.chunk()
+        if not first:
+            raise UpstreamConnectError("the stream ended before its first chunk")
+        out = web.StreamResponse(status=200, headers=_SSE_HEADERS)
+        out.headers["X-Archipel-Replica"] = _replica_header(call)
+        await out.prepare(request)
+        # from here on bytes have reached the client: no more failover
+        events, prev, chunk = count_events(first), b"", first
+        try:
+            await out.write(first)  # waits for the client to drain: backpressure
+            while True:
+                prev, chunk = chunk, await resp.chunk()
+                if not chunk:
+                    break
+                events += count_events(chunk)
+                await out.write(chunk)
+        except UpstreamError as exc:
+            call.broken = True  # the replica failed mid-stream: counts against its circuit
+            await _write_quietly(out, _sse_error(str(exc)))
+        except (ConnectionResetError, aiohttp.ClientConnectionResetError):
+            pass  # the client went away: stop reading, meter what was sent
+        call.usage = stream_usage(prev + chunk)
+        call.output_estimate = events
+        await _write_eof_quietly(out)
+        return out
+
+    # -- metering -----------------------------------------------------------
+
+    def _finish(self, call: _Call) -> None:
+        now = self.clock()
+        latency = now - call.started
+        tenant = call.tenant
+        if call.usage is not None:
+            tokens_in, tokens_out, counted = call.usage[0], call.usage[1], False
+        elif call.replica is not None:
+            tokens_in, tokens_out = estimate_input_tokens(call.doc), call.output_estimate
+            counted = True
+        else:
+            tokens_in, tokens_out, counted = 0, 0, False
+        r = call.replica
+        cost = r.cost(tokens_in, tokens_out) if r is not None else Decimal(0)
+        if tokens_in or tokens_out:
+            tenant.limiter.charge_tokens(tokens_in + tokens_out, now)
+        self._requests.labels(tenant.name, call.model, str(call.status)).inc()
+        self._latency.labels(call.model).observe(latency)
+        self.meter.submit(
+            UsageRecord(
+                ts=self.wall_clock(),
+                request_id=call.request_id,
+                tenant=tenant.name,
+                data_class=tenant.data_class,
+                model=call.model,
+                status=call.status,
+                replica=None if r is None else r.id,
+                provider=None if r is None else r.provider,
+                region=None if r is None else r.region,
+                input_tokens=tokens_in,
+                output_tokens=tokens_out,
+                tokens_counted=counted,
+                latency_ms=round(latency * 1000, 3),
+                attempts=call.attempts,
+                cost=cost,
+                currency="" if r is None else r.currency,
+                stream=call.stream,
+            )
+        )
+
+
+def _replica_header(call: _Call) -> str:
+    return call.tried[-1].id
+
+
+def _sse_error(message: str) -> bytes:
+    body = {"error": {"message": message, "type": "server_error", "code": "upstream_error"}}
+    return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+
+async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
+    with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await out.write(data)
+
+
+async def _write_eof_quietly(out: web.StreamResponse) -> None:
+    with contextlib.suppress(ConnectionResetError, aiohttp.ClientConnectionResetError):
+        await out.write_eof()
+
+
+@web.middleware
+async def _last_resort(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Outermost layer: anything unexpected becomes an OpenAI-format error."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        kind = "invalid_request_error" if exc.status < 500 else "server_error"
+        code = "not_found" if exc.status == 404 else "http_error"
+        return Reply(exc.status, exc.reason, kind, code).response()
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        request.app.logger.exception("gateway: unhandled error")
+        return Reply(500, "internal gateway error", "server_error", "internal_error").response()
+
+
+def create_app(
+    config: GatewayConfig,
+    table: RouteTable,
+    meter: Meter | None = None,
+    upstream: Upstream | None = None,
+    clock: Clock = time.monotonic,
+    wall_clock: Clock = time.time,
+) -> web.Application:
+    """The gateway as an aiohttp application (run it with any aiohttp runner).
+
+    ``meter`` defaults to a :class:`JsonlMeter` on ``config.metering.path``,
+    ``upstream`` to an :class:`AiohttpUpstream` with ``config.timeouts``.
+    """
+    if meter is None:
+        meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)
+    return Gateway(config, table, meter, upstream, clock, wall_clock).app
+
+
+def serve(config: GatewayConfig, table: RouteTable, meter: Meter | None = None) -> None:
+    """Run the gateway until SIGINT or SIGTERM, then shut down gracefully.
+
+    On a signal aiohttp stops accepting connections, waits up to
+    ``config.shutdown_timeout`` seconds for in-flight requests, then the
+    client session closes and queued usage records are written.
+    """
+    web.run_app(
+        create_app(config, table, meter),
+        host=config.listen.host,
+        port=config.listen.port,
+        shutdown_timeout=config.shutdown_timeout,
+        access_log=None,
+        print=None,
+    )

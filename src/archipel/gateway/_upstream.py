@@ -1,0 +1,210 @@
+"""The one seam to model servers: send a request to a replica, get a response.
+
+:class:`Upstream` has one request method, :meth:`Upstream.send`. It returns
+when the response headers have arrived, and its response hands out the body
+whole (:meth:`UpstreamResponse.read`) or chunk by chunk
+(:meth:`UpstreamResponse.chunk`). Foreign exceptions never cross the seam:
+each implementation translates them to :class:`UpstreamConnectError` or
+:class:`UpstreamTimeoutError`, naming the phase that timed out. The seam
+judges no status code: a 500 is a response like any other, and the proxy
+decides what to retry.
+
+There are two implementations. :class:`AiohttpUpstream` is the real one.
+:class:`FunctionUpstream` is the in-memory fake, backed by a function.
+Both pass the contract suite in ``tests/gateway/test_upstream.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from archipel.gateway._config import Timeouts
+from archipel.gateway._errors import UpstreamConnectError, UpstreamError, UpstreamTimeoutError
+from archipel.gateway._routes import Replica
+
+_JSON = "application/json"
+
+
+class UpstreamResponse(Protocol):
+    """A response whose headers have arrived; the body is still to be read."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self) -> bytes:
+        """The whole body (the idle timeout bounds the wait)."""
+        ...
+
+    async def chunk(self) -> bytes:
+        """The next piece of the body as it arrives; ``b""`` at the end."""
+        ...
+
+    def release(self) -> None:
+        """Give the connection back (or close it, if the body was not read to the end)."""
+        ...
+
+
+class Upstream(Protocol):
+    """Sends requests to replicas. ``start`` and ``close`` run inside the event loop."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
+        """POST ``body`` to ``replica.base_url + path``, with the replica's own key."""
+        ...
+
+
+class _AiohttpResponse:
+    __slots__ = ("_idle", "_resp")
+
+    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+        self._resp = resp
+        self._idle = idle
+
+    @property
+    def status(self) -> int:
+        return self._resp.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._resp.headers
+
+    async def _within_idle(self, reader: Awaitable[bytes]) -> bytes:
+        try:
+            async with asyncio.timeout(self._idle):
+                return await reader
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("idle") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"while reading the body: {exc}") from exc
+
+    async def read(self) -> bytes:
+        return await self._within_idle(self._resp.read())
+
+    async def chunk(self) -> bytes:
+        return await self._within_idle(self._resp.content.readany())
+
+    def release(self) -> None:
+        self._resp.release()
+
+
+class AiohttpUpstream:
+    """The real upstream: one pooled aiohttp client session for every replica."""
+
+    def __init__(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        # the session must be created inside the running loop
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeouts.connect, sock_connect=self.timeouts.connect
+        )
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=timeout,
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
+        if self._session is None:
+            raise RuntimeError("AiohttpUpstream.send before start()")
+        headers = {"Content-Type": _JSON}
+        if replica.authorization is not None:
+            headers["Authorization"] = replica.authorization
+        try:
+            async with asyncio.timeout(self.timeouts.first_byte):
+                resp = await self._session.post(replica.base_url + path, data=body, headers=headers)
+        except aiohttp.ConnectionTimeoutError as exc:  # before the generic TimeoutError
+            raise UpstreamTimeoutError("connect") from exc
+        except TimeoutError as exc:
+            raise UpstreamTimeoutError("first byte") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"{replica.id}: {exc}") from exc
+        return _AiohttpResponse(resp, self.timeouts.idle)
+
+
+@dataclass
+class FakeReply:
+    """What a :class:`FunctionUpstream` handler answers.
+
+    ``chunks`` is the body, piece by piece. An exception among the chunks is
+    raised when the reader reaches it, to fake a failure in the middle of a body.
+    """
+
+    status: int = 200
+    chunks: Sequence[bytes | UpstreamError] = ()
+    headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": _JSON})
+
+
+class _FakeResponse:
+    def __init__(self, reply: FakeReply) -> None:
+        self._reply = reply
+        self._next = 0
+        self.released = False
+
+    @property
+    def status(self) -> int:
+        return self._reply.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._reply.headers
+
+    async def chunk(self) -> bytes:
+        if self._next >= len(self._reply.chunks):
+            return b""
+        item = self._reply.chunks[self._next]
+        self._next += 1
+        if isinstance(item, UpstreamError):
+            raise item
+        return item
+
+    async def read(self) -> bytes:
+        parts = []
+        while piece := await self.chunk():
+            parts.append(piece)
+        return b"".join(parts)
+
+    def release(self) -> None:
+        self.released = True
+
+
+Handler = Callable[[Replica, str, bytes], Awaitable[FakeReply]]
+
+
+class FunctionUpstream:
+    """The in-memory fake: ``handler(replica, path, body)`` answers each request.
+
+    The handler may raise :class:`UpstreamConnectError` or
+    :class:`UpstreamTimeoutError` to fake a failure before the headers.
+    """
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.sent: list[tuple[str, str, bytes]] = []  # (replica id, path, body)
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
+        self.sent.append((replica.id, path, body))
+        return _FakeResponse(await self.handler(replica, path, body))

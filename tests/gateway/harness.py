@@ -1,0 +1,141 @@
+"""A gateway and fake upstreams on loopback ephemeral ports, torn down cleanly."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from archipel.core import CatalogSnapshot
+from archipel.gateway import (
+    MemoryMeter,
+    Meter,
+    Upstream,
+    build_route_table,
+    hash_key,
+    parse_gateway_config,
+)
+from archipel.gateway._server import Gateway
+from archipel.gateway.fake_upstream import FakeUpstream
+from archipel.policy import Policy
+
+#: tenant -> (API key, data class)
+TENANTS = {"clinic": ("sk-clinic", "health"), "lab": ("sk-lab", "public")}
+
+
+@dataclass
+class Site:
+    """Where a fake replica pretends to run."""
+
+    provider: str
+    region: str
+    country: str
+    pool: str = "primary"
+    weight: float = 1.0
+    max_concurrency: int = 64
+    upstream_model: str | None = None
+
+
+#: the default cast: one EU replica with no CLOUD Act exposure, one US hyperscaler
+SITES = {
+    "ovh": Site("ovhcloud", "gra", "FR"),
+    "aws": Site("aws", "us-east-1", "US"),
+}
+
+
+def gateway_doc(
+    ports: Mapping[str, int], sites: Mapping[str, Site], **overrides: Any
+) -> dict[str, Any]:
+    replicas = [
+        {
+            "name": name,
+            "provider": s.provider,
+            "region": s.region,
+            "country": s.country,
+            "base_url": f"http://127.0.0.1:{ports[name]}/v1",
+            "key_env": f"KEY_{name.upper()}",
+            "weight": s.weight,
+            "max_concurrency": s.max_concurrency,
+            "pool": s.pool,
+            "upstream_model": s.upstream_model,
+            "price": {"currency": "EUR", "input_per_million": "0.20", "output_per_million": "0.60"},
+        }
+        for name, s in sites.items()
+    ]
+    doc: dict[str, Any] = {
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "timeouts": {"connect": 1, "first_byte": 0.5, "idle": 0.5},
+        "retry": {"max_attempts": 3},
+        "breaker": {"failure_threshold": 3, "cooldown": 30},
+        "tenants": {
+            t: {"key_sha256": [hash_key(key)], "data_class": cls}
+            for t, (key, cls) in TENANTS.items()
+        },
+        "models": {"llama": {"replicas": replicas}},
+    }
+    doc.update(overrides)
+    return doc
+
+
+@dataclass
+class Running:
+    url: str
+    gateway: Gateway
+    fakes: dict[str, FakeUpstream]
+    meter: MemoryMeter
+    http: aiohttp.ClientSession
+
+    async def chat(self, tenant: str = "lab", **body: Any) -> aiohttp.ClientResponse:
+        payload = {"model": "llama", "messages": [{"role": "user", "content": "hi"}], **body}
+        resp = await self.http.post(
+            f"{self.url}/v1/chat/completions",
+            json=payload,
+            headers={"Authorization": f"Bearer {TENANTS[tenant][0]}"},
+        )
+        await resp.read()
+        return resp
+
+
+async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, int(port)
+
+
+@asynccontextmanager
+async def running(
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    sites: Mapping[str, Site] = SITES,
+    meter: Meter | None = None,
+    upstream: Upstream | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Running]:
+    fakes = {name: FakeUpstream(name) for name in sites}
+    runners: list[web.AppRunner] = []
+    try:
+        ports = {}
+        for name, fake in fakes.items():
+            runner, ports[name] = await _start(fake.app)
+            runners.append(runner)
+        config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
+        keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
+        table = build_route_table(config, policy, snapshot, keys)
+        memory = MemoryMeter()
+        gateway = Gateway(config, table, meter or memory, upstream)
+        runner, port = await _start(gateway.app)
+        runners.append(runner)
+        async with aiohttp.ClientSession() as http:
+            yield Running(f"http://127.0.0.1:{port}", gateway, fakes, memory, http)
+    finally:
+        for fake in fakes.values():
+            fake.release()
+        for runner in reversed(runners):
+            await runner.cleanup()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from archipel.catalog import load_snapshot
@@ -23,3 +27,32 @@ def policy() -> Policy:
 @pytest.fixture(scope="session")
 def planner(snapshot: CatalogSnapshot, policy: Policy) -> Planner:
     return Planner(snapshot, policy)
+
+
+REPO = Path(__file__).resolve().parents[1]
+UP = REPO / "scripts" / "slurm" / "up.sh"
+SLURM_DIR = Path(os.environ.get("ARCHIPEL_SLURM_DIR", "/var/lib/archipel-slurm"))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def slurm_conf() -> Path:
+    """Start the test Slurm (or find it running) and return its ``slurm.conf``."""
+    why = None
+    try:
+        done = subprocess.run(
+            ["bash", str(UP)], capture_output=True, text=True, timeout=600, check=False
+        )
+        if done.returncode != 0:
+            why = done.stderr.strip()[-2000:] or f"exit status {done.returncode}"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        why = str(exc)
+    if why is not None:
+        message = f"Slurm (slurm-wlm + munge) could not be started by {UP}: {why}"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    return SLURM_DIR / "etc" / "slurm.conf"

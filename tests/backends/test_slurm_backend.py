@@ -27,34 +27,8 @@ from archipel.backends._slurm import _parse_wait_status
 from .contract import BackendContract, ShellHarness, new_id, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-UP = REPO / "scripts" / "slurm" / "up.sh"
-SLURM_DIR = Path(os.environ.get("ARCHIPEL_SLURM_DIR", "/var/lib/archipel-slurm"))
 # Bounds what a test that fails half-way leaves running (ShellHarness sleeps 600 s).
 TEST_ARGS = ("--time=3",)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture(scope="session")
-def slurm_conf() -> Path:
-    """Start the test Slurm (or find it running) and return its ``slurm.conf``."""
-    why = None
-    try:
-        done = subprocess.run(
-            ["bash", str(UP)], capture_output=True, text=True, timeout=600, check=False
-        )
-        if done.returncode != 0:
-            why = done.stderr.strip()[-2000:] or f"exit status {done.returncode}"
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        why = str(exc)
-    if why is not None:
-        message = f"Slurm (slurm-wlm + munge) could not be started by {UP}: {why}"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    return SLURM_DIR / "etc" / "slurm.conf"
 
 
 def _backend(slurm_conf: Path, state_dir: Path, partition: str = "eu-fr") -> SlurmBackend:

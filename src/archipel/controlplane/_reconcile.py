@@ -285,10 +285,13 @@ class Reconciler:
             "ARCHIPEL_RESTART_COUNT": str(run.restarts),
             "ARCHIPEL_SITE": site.name,
         }
-        accel = run.workload.resources.accelerators[0]
+        # what the chosen site offers (the alternative of the workload that matched it);
+        # "cpu" is a slot, not a device a backend allocates
+        offered = site.spec.accelerators
+        gpus = None if offered.split(":")[0].strip().lower() == "cpu" else offered
         result = site.backend.launch(
             LaunchRequest(
-                run.attempt_id, spec.command, env, None, str(accel), run.workload.resources.nodes
+                run.attempt_id, spec.command, env, None, gpus, run.workload.resources.nodes
             )
         )
         if result.ok:

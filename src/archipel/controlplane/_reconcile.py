@@ -66,12 +66,15 @@ class Reconciler:
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
         self._known: dict[str, tuple[str, int | None]] = {}  # attempt -> last recorded state
+        self._after: dict[str, RunView] = {}  # runs moved during this round's adoption
+        self._observed: list[tuple[str, str, str | None, int | None, str | None]] = []
 
     # -- the round ---------------------------------------------------------------
 
     def step(self) -> StepReport:
         started = time.perf_counter()
         report = StepReport()
+        self._after.clear()
         health = {name: site.backend.health() for name, site in self.sites.items()}
         report.unhealthy_sites = sorted(n for n, h in health.items() if not h.healthy)
         active = self.store.runs(states=_ACTIVE, limit=1_000_000)
@@ -102,18 +105,23 @@ class Reconciler:
                     health[site_name].healthy,
                     health[site_name].reason,
                 )
-        busy = self._busy()
+        try:
+            self.store.update_attempts(self._observed)
+        except Exception:  # not recorded: forget them, so the next round writes them again
+            for attempt_id, *_ in self._observed:
+                self._known.pop(attempt_id, None)
+            raise
+        finally:
+            self._observed.clear()
+        busy: dict[str, int] = defaultdict(int)  # active attempts per site after adoption
+        for run in active:
+            latest = self._after.get(run.id, run)
+            if latest.state.active and latest.site:
+                busy[latest.site] += 1
         for run in self.store.runs(states=_TO_ACT, limit=100_000):
             self._act(report, run, health, busy)
         report.seconds = time.perf_counter() - started
         return report
-
-    def _busy(self) -> dict[str, int]:
-        busy: dict[str, int] = defaultdict(int)
-        for run in self.store.runs(states=_ACTIVE, limit=1_000_000):
-            if run.site:
-                busy[run.site] += 1
-        return busy
 
     # -- adopt -------------------------------------------------------------------
 
@@ -125,9 +133,9 @@ class Reconciler:
         if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != (
             obs.state.value,
             obs.exit_code,
-        ):  # write only what changed: a round over many running attempts stays cheap
-            self.store.update_attempt(
-                run.attempt_id, obs.state.value, obs.backend_id, obs.exit_code, obs.reason
+        ):  # write only what changed, in one batch per round
+            self._observed.append(
+                (run.attempt_id, obs.state.value, obs.backend_id, obs.exit_code, obs.reason)
             )
             self._known[run.attempt_id] = (obs.state.value, obs.exit_code)
         state = obs.state
@@ -331,6 +339,7 @@ class Reconciler:
             log.info("run %s moved by someone else; skipping", run.id)
             return None
         report.transitions += 1
+        self._after[run.id] = moved
         log.info("run %s: %s -> %s (%s)", run.id, run.state, target, detail)
         return moved
 

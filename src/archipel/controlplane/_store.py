@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,16 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import (
+    Engine,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
 from archipel.controlplane._models import AttemptRow, EventRow, RunRow, TokenRow
@@ -51,7 +61,7 @@ class RunView:
     id: str
     tenant: str
     name: str
-    workload: Workload
+    spec: str  # the workload as JSON; parsed on demand by :attr:`workload`
     state: RunState
     version: int
     restarts: int
@@ -62,6 +72,11 @@ class RunView:
     message: str | None
     created_at: datetime
     updated_at: datetime
+
+    @property
+    def workload(self) -> Workload:
+        """The submitted workload (validated when it was submitted)."""
+        return Workload.model_validate_json(self.spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +109,7 @@ def _run(row: RunRow) -> RunView:
         id=row.id,
         tenant=row.tenant,
         name=row.name,
-        workload=Workload.model_validate_json(row.spec),
+        spec=row.spec,
         state=RunState(row.state),
         version=row.version,
         restarts=row.restarts,
@@ -132,11 +147,13 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
+        self.token_cache_seconds = 5.0
+        self._token_cache: dict[str, tuple[Principal, float]] = {}
 
     def migrate(self) -> None:
         """Bring the schema up to date (Alembic ``upgrade head``); safe to run every start."""
@@ -173,7 +190,25 @@ class Store:
         return f"arch_{token_id}_{secret}"
 
     def authenticate(self, token: str) -> Principal | None:
-        """The principal behind a bearer token, or ``None`` (unknown, malformed or revoked)."""
+        """The principal behind a bearer token, or ``None`` (unknown, malformed or revoked).
+
+        A verified token is remembered for :attr:`token_cache_seconds` (default 5 s)
+        so that a busy client does not cost a database read per request; a
+        revocation therefore takes effect within that time on other replicas,
+        and at once on the replica that revoked it.
+        """
+        digest_key = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._token_cache.get(digest_key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        principal = self._authenticate(token)
+        if principal is not None:
+            if len(self._token_cache) > 10_000:
+                self._token_cache.clear()
+            self._token_cache[digest_key] = (principal, time.monotonic() + self.token_cache_seconds)
+        return principal
+
+    def _authenticate(self, token: str) -> Principal | None:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "arch":
             return None
@@ -187,6 +222,9 @@ class Store:
             return Principal(row.tenant, row.role, row.id)
 
     def revoke_token(self, token_id: str) -> bool:
+        self._token_cache = {
+            k: v for k, v in self._token_cache.items() if v[0].token_id != token_id
+        }
         with self._session.begin() as s:
             row = s.get(TokenRow, token_id)
             if row is None or row.revoked_at is not None:
@@ -197,40 +235,56 @@ class Store:
     # -- runs ------------------------------------------------------------------
 
     def submit(self, tenant: str, workload: Workload) -> RunView:
-        """Record a new run, ``pending``, with its first history entry."""
+        """Record a new run, ``pending``, with its first history entry (one transaction)."""
         max_restarts = workload.run.max_restarts if workload.run is not None else 0
         now = _now()
         run_id = f"r-{uuid.uuid4().hex[:12]}"
-        with self._session.begin() as s:
-            row = RunRow(
-                id=run_id,
-                tenant=tenant,
-                name=workload.name,
-                spec=workload.model_dump_json(by_alias=True),
-                state=RunState.PENDING.value,
-                version=1,
-                restarts=0,
-                max_restarts=max_restarts,
-                blocked_sites="[]",
-                site=None,
-                attempt_id=None,
-                message=None,
-                created_at=now,
-                updated_at=now,
-            )
-            s.add(row)
-            s.flush()  # the run before its history (no ORM relationship orders them)
-            s.add(
-                EventRow(
+        spec = workload.model_dump_json(by_alias=True)
+        values = dict(
+            id=run_id,
+            tenant=tenant,
+            name=workload.name,
+            spec=spec,
+            state=RunState.PENDING.value,
+            version=1,
+            restarts=0,
+            max_restarts=max_restarts,
+            blocked_sites="[]",
+            site=None,
+            attempt_id=None,
+            message=None,
+            created_at=now,
+            updated_at=now,
+        )
+        with self.engine.begin() as c:  # Core inserts: the hot path of the API
+            c.execute(insert(RunRow), values)
+            c.execute(
+                insert(EventRow),
+                dict(
                     run_id=run_id,
                     at=now,
                     from_state=None,
                     to_state="pending",
                     event="submitted",
                     detail=None,
-                )
+                ),
             )
-        return _run(row)
+        return RunView(
+            id=run_id,
+            tenant=tenant,
+            name=workload.name,
+            spec=spec,
+            state=RunState.PENDING,
+            version=1,
+            restarts=0,
+            max_restarts=max_restarts,
+            blocked_sites=(),
+            site=None,
+            attempt_id=None,
+            message=None,
+            created_at=now,
+            updated_at=now,
+        )
 
     def get(self, run_id: str) -> RunView | None:
         with self._session() as s:
@@ -367,6 +421,30 @@ class Store:
             row.exit_code = exit_code if exit_code is not None else row.exit_code
             row.reason = reason or row.reason
             row.updated_at = _now()
+
+    def update_attempts(
+        self, updates: Sequence[tuple[str, str, str | None, int | None, str | None]]
+    ) -> None:
+        """Record many observations at once: (attempt id, state, backend id, exit code, reason)."""
+        if not updates:
+            return
+        now = _now()
+        with self.engine.begin() as c:
+            c.execute(
+                update(AttemptRow)
+                .where(AttemptRow.id == bindparam("b_id"))
+                .values(
+                    state=bindparam("b_state"),
+                    backend_id=func.coalesce(bindparam("b_backend"), AttemptRow.backend_id),
+                    exit_code=func.coalesce(bindparam("b_code"), AttemptRow.exit_code),
+                    reason=func.coalesce(bindparam("b_reason"), AttemptRow.reason),
+                    updated_at=now,
+                ),
+                [
+                    {"b_id": a, "b_state": s, "b_backend": b, "b_code": e, "b_reason": r}
+                    for a, s, b, e, r in updates
+                ],
+            )
 
     def attempts(self, run_id: str) -> list[AttemptView]:
         with self._session() as s:

@@ -193,3 +193,38 @@ def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(server: Serv
             assert len(body["attempts"]) == 1, body["attempts"]  # adopted, not relaunched
             out = c.get(f"/v1/runs/{i}/logs").json()["data"]
             assert out.count("resuming from step") == 1
+
+
+def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None:
+    env = {
+        **os.environ,
+        "ARCHIPEL_DATA_DIR": str(server.home),
+        "ARCHIPEL_SERVER": f"http://127.0.0.1:{server.port}",
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [ARCHIPEL, *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    spec_file = server.home / "job.yaml"
+    spec_file.write_text(json.dumps(spec(200)))  # JSON is YAML
+    submitted = cli("run", str(spec_file))
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.split()[0]
+    assert "placed on paris" in submitted.stdout and "running" in submitted.stdout
+    assert run_id in cli("ps").stdout
+    status = cli("status", run_id).stdout
+    assert "attempt 1 on paris" in status and "history:" in status
+    wait_until(lambda: "step 1/" in cli("logs", run_id).stdout, 20, "output")
+    cancelled = cli("cancel", run_id)
+    assert cancelled.stdout.strip().endswith("cancelled")
+    viewer = cli("token", "create", "--tenant", "default", "--role", "viewer").stdout.strip()
+    refused = cli("run", str(spec_file), "--token", viewer)
+    assert refused.returncode == 2 and "403" in refused.stderr

@@ -320,6 +320,7 @@ def register(app: typer.Typer) -> None:
     app.command()(logs)
     app.command()(cancel)
     app.command()(gateway)
+    app.add_typer(token_app, name="token")
 
 
 def gateway(
@@ -366,3 +367,47 @@ def gateway(
 
     cfg, table, meter = _guard(setup)
     serve(cfg, table, meter=meter)
+
+
+token_app = typer.Typer(
+    help="Create and revoke API tokens (on the server's machine).", no_args_is_help=True
+)
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="The tenant the token acts for.")],
+    role: Annotated[str, typer.Option("--role", help="viewer, submitter or admin.")] = "submitter",
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="The server's database URL (default: its SQLite file)."),
+    ] = None,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    from archipel.cli._config import data_dir
+    from archipel.controlplane import ROLES, Store
+
+    if role not in ROLES:
+        _fail(f"--role must be one of {', '.join(ROLES)}")
+    store = Store(db or f"sqlite:///{data_dir() / 'state.db'}")
+    store.migrate()
+    typer.echo(store.create_token(tenant, role))
+    store.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[str, typer.Argument(help="The token's id: the part after `arch_`.")],
+    db: Annotated[str | None, typer.Option("--db", help="The server's database URL.")] = None,
+) -> None:
+    """Revoke a token; it stops working at once here and within seconds on other replicas."""
+    from archipel.cli._config import data_dir
+    from archipel.controlplane import Store
+
+    store = Store(db or f"sqlite:///{data_dir() / 'state.db'}")
+    store.migrate()
+    found = store.revoke_token(token_id)
+    store.close()
+    if not found:
+        _fail(f"no active token {token_id!r}")
+    typer.echo(f"revoked {token_id}")

@@ -125,7 +125,9 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         description="Submit workloads, watch them run, read their logs, cancel them.",
     )
 
-    def principal(request: Request) -> Principal:
+    async def principal(request: Request) -> Principal:
+        # async: runs on the event loop, not in a worker thread (verified tokens are
+        # cached by the store, so this rarely touches the database)
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         who = store.authenticate(token.strip()) if scheme.lower() == "bearer" else None

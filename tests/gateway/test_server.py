@@ -283,6 +283,9 @@ def test_metrics_expose_requests_and_replica_state(run: Callable[..., None]) -> 
             'archipel_gateway_requests_total{model="llama",status="200",tenant="lab"} 1.0' in text
         )
         assert "archipel_gateway_circuit_state" in text
+        assert 'archipel_gateway_upstream_attempts_total{outcome="ok"' in text
+        assert 'archipel_gateway_request_seconds_count{model="llama"} 1.0' in text
+        assert 'archipel_gateway_request_seconds_bucket{le="+Inf",model="llama"} 1.0' in text
 
     run(scenario)
 

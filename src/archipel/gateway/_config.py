@@ -40,7 +40,7 @@ import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -183,6 +183,8 @@ class GatewayConfig(_Model):
     shedding: Shedding = Shedding()
     metering: Metering = Metering()
     shutdown_timeout: float = Field(30.0, gt=0)
+    # "auto": uvloop's event loop when uvloop is installed, else asyncio's
+    event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     tenants: dict[str, Tenant] = Field(min_length=1)
     models: dict[str, ModelSpec] = Field(min_length=1)
 

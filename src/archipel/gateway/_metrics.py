@@ -1,14 +1,22 @@
-"""Prometheus gauges read from the gateway's state at scrape time.
+"""Prometheus metrics read from the gateway's state at scrape time.
 
 Outstanding requests, latency averages and circuit states change on every
-request; reading them when Prometheus scrapes costs the hot path nothing.
+request; reading them when Prometheus scrapes costs the hot path nothing. The
+request counters and the latency histogram are plain ints bumped by the
+request path (:class:`RequestStats`), turned into metric families on scrape.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from archipel.gateway._failover import BreakerState, ReplicaState
@@ -56,3 +64,72 @@ class StateCollector(Collector):
             )
             family.add_metric([], dropped)
             yield family
+
+
+#: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+
+
+_BUCKET_LABELS = (*(repr(b) for b in LATENCY_BUCKETS), "+Inf")  # "0.005" ... "10.0", "+Inf"
+
+
+class _Histogram:
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
+        self.total = 0.0
+
+
+class RequestStats(Collector):
+    """Request and attempt counters and the latency histogram, as plain ints.
+
+    The request path only bumps dict entries (no locks, no label lookups through
+    ``prometheus_client``); the families are built when Prometheus scrapes.
+    """
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str, int], int] = {}  # (tenant, model, status)
+        self.attempts: dict[tuple[str, str, str], int] = {}  # (replica, provider, outcome)
+        self.latency: dict[str, _Histogram] = {}  # model -> histogram
+
+    def request(self, tenant: str, model: str, status: int, seconds: float) -> None:
+        key = (tenant, model, status)
+        self.requests[key] = self.requests.get(key, 0) + 1
+        hist = self.latency.get(model)
+        if hist is None:
+            hist = self.latency[model] = _Histogram()
+        hist.counts[bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        hist.total += seconds
+
+    def attempt(self, replica: str, provider: str, outcome: str) -> None:
+        key = (replica, provider, outcome)
+        self.attempts[key] = self.attempts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "archipel_gateway_requests", "Requests answered.", labels=["tenant", "model", "status"]
+        )
+        for (tenant, model, status), n in list(self.requests.items()):
+            requests.add_metric([tenant, model, str(status)], n)
+        yield requests
+        attempts = CounterMetricFamily(
+            "archipel_gateway_upstream_attempts",
+            "Attempts at replicas, by outcome.",
+            labels=["replica", "provider", "outcome"],
+        )
+        for (replica, provider, outcome), n in list(self.attempts.items()):
+            attempts.add_metric([replica, provider, outcome], n)
+        yield attempts
+        latency = HistogramMetricFamily(
+            "archipel_gateway_request_seconds",
+            "Request latency as the client saw it.",
+            labels=["model"],
+        )
+        for model, hist in list(self.latency.items()):
+            running, buckets = 0, []
+            for label, n in zip(_BUCKET_LABELS, hist.counts, strict=True):
+                running += n
+                buckets.append((label, float(running)))
+            latency.add_metric([model], buckets, hist.total)
+        yield latency

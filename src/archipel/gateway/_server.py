@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import importlib
 import itertools
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -30,9 +31,10 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from archipel.gateway import _json
 from archipel.gateway._config import GatewayConfig, Tenant, hash_key
 from archipel.gateway._errors import (
     UpstreamConnectError,
@@ -50,7 +52,7 @@ from archipel.gateway._failover import (
 )
 from archipel.gateway._limits import TenantLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
-from archipel.gateway._metrics import StateCollector
+from archipel.gateway._metrics import RequestStats, StateCollector
 from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
@@ -71,7 +73,7 @@ ENDPOINTS = {
 }
 MAX_BODY = 32 * 1024 * 1024
 _JSON = "application/json"
-_SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+_SSE = "text/event-stream"
 _AUTH_STATUSES = frozenset({401, 403})  # the replica refused *our* key: try another one
 
 
@@ -179,25 +181,13 @@ class Gateway:
         self.tenants = self._tenants(now)
         self._ids = itertools.count(1)
         self._boot = f"{int(wall_clock()):x}"
+        self._max_attempts = config.retry.max_attempts
+        self._ewma_decay = config.balancing.ewma_decay
+        # response headers per (content type, replica): built once, shared by every answer
+        self._headers: dict[tuple[str, str], dict[str, str]] = {}
+        self.stats = RequestStats()
         self.registry = CollectorRegistry()
-        self._requests = Counter(
-            "archipel_gateway_requests",
-            "Requests answered.",
-            ["tenant", "model", "status"],
-            registry=self.registry,
-        )
-        self._attempts = Counter(
-            "archipel_gateway_upstream_attempts",
-            "Attempts at replicas, by outcome.",
-            ["replica", "provider", "outcome"],
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "archipel_gateway_request_seconds",
-            "Request latency as the client saw it.",
-            ["model"],
-            registry=self.registry,
-        )
+        self.registry.register(self.stats)
         self.registry.register(StateCollector(table.replicas, self.states, meter))
         self.app = self._build_app()
 
@@ -215,7 +205,7 @@ class Gateway:
             {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
             for m in self.table.allowed_models(spec.data_class)
         ]
-        body = json.dumps({"object": "list", "data": data}).encode()
+        body = _json.dumps({"object": "list", "data": data})
         return _TenantState(name, spec.data_class, TenantLimiter(spec.limits, now), body)
 
     # -- application wiring -------------------------------------------------
@@ -277,7 +267,7 @@ class Gateway:
     async def _parse(self, request: web.Request) -> tuple[bytes, dict[str, Any]]:
         body = await request.read()
         try:
-            doc = json.loads(body)
+            doc = _json.loads(body)
         except ValueError:
             raise Reply(
                 400, "the body is not valid JSON", "invalid_request_error", "invalid_json"
@@ -332,7 +322,7 @@ class Gateway:
     ) -> web.StreamResponse:
         self.budget.on_request()
         last: UpstreamError | None = None
-        for attempt in range(self.config.retry.max_attempts):
+        for attempt in range(self._max_attempts):
             now = self.clock()
             if attempt and not self.budget.try_spend(now):
                 break
@@ -381,7 +371,7 @@ class Gateway:
                 resp.release()
         except UpstreamError:
             state.breaker.on_failure(self.clock())
-            self._attempts.labels(replica.id, replica.provider, "failed").inc()
+            self.stats.attempt(replica.id, replica.provider, "failed")
             raise
         except BaseException:
             # cancelled (shutdown) or the client vanished: no verdict on the replica, but a
@@ -395,8 +385,8 @@ class Gateway:
             state.breaker.on_failure(now)
         else:
             state.breaker.on_success(now)
-        state.observe(now - t0, now, self.config.balancing.ewma_decay)
-        self._attempts.labels(replica.id, replica.provider, "ok").inc()
+        state.observe(now - t0, now, self._ewma_decay)
+        self.stats.attempt(replica.id, replica.provider, "ok")
         call.replica = replica
         call.status = out.status
         return out
@@ -404,7 +394,7 @@ class Gateway:
     async def _send(self, call: _Call, replica: Replica, suffix: str) -> UpstreamResponse:
         body = call.body
         if replica.upstream_model is not None:
-            body = json.dumps({**call.doc, "model": replica.upstream_model}).encode()
+            body = _json.dumps({**call.doc, "model": replica.upstream_model})
         resp = await self.upstream.send(replica, suffix, body)
         if retryable_status(resp.status) or resp.status in _AUTH_STATUSES:
             retry_after = _retry_after(resp)
@@ -416,7 +406,7 @@ class Gateway:
         body = await resp.read()
         if resp.status == 200:
             try:
-                answer = json.loads(body)
+                answer = _json.loads(body)
             except ValueError:
                 answer = None
             call.usage = usage_of(answer)
@@ -424,10 +414,19 @@ class Gateway:
                 call.output_estimate = estimate_output_tokens(answer)
         content_type = resp.headers.get("Content-Type", _JSON)
         return web.Response(
-            body=body,
-            status=resp.status,
-            headers={"Content-Type": content_type, "X-Archipel-Replica": _replica_header(call)},
+            body=body, status=resp.status, headers=self._answer_headers(content_type, call)
         )
+
+    def _answer_headers(self, content_type: str, call: _Call) -> dict[str, str]:
+        key = (content_type, _replica_header(call))
+        headers = self._headers.get(key)
+        if headers is None:
+            headers = {"Content-Type": content_type, "X-Archipel-Replica": key[1]}
+            if content_type == _SSE:
+                headers["Cache-Control"] = "no-cache"
+            if len(self._headers) < 1024:  # bounded: content types come from upstreams
+                self._headers[key] = headers
+        return headers
 
     async def _relay_stream(
         self, request: web.Request, call: _Call, resp: UpstreamResponse
@@ -435,8 +434,7 @@ class Gateway:
         first = await resp.chunk()
         if not first:
             raise UpstreamConnectError("the stream ended before its first chunk")
-        out = web.StreamResponse(status=200, headers=_SSE_HEADERS)
-        out.headers["X-Archipel-Replica"] = _replica_header(call)
+        out = web.StreamResponse(status=200, headers=self._answer_headers(_SSE, call))
         await out.prepare(request)
         # from here on bytes have reached the client: no more failover
         events, prev, chunk = count_events(first), b"", first
@@ -475,8 +473,7 @@ class Gateway:
         cost = r.cost(tokens_in, tokens_out) if r is not None else Decimal(0)
         if tokens_in or tokens_out:
             tenant.limiter.charge_tokens(tokens_in + tokens_out, now)
-        self._requests.labels(tenant.name, call.model, str(call.status)).inc()
-        self._latency.labels(call.model).observe(latency)
+        self.stats.request(tenant.name, call.model, call.status, latency)
         self.meter.submit(
             UsageRecord(
                 ts=self.wall_clock(),
@@ -506,7 +503,7 @@ def _replica_header(call: _Call) -> str:
 
 def _sse_error(message: str) -> bytes:
     body = {"error": {"message": message, "type": "server_error", "code": "upstream_error"}}
-    return b"data: " + json.dumps(body).encode() + b"\n\n"
+    return b"data: " + _json.dumps(body) + b"\n\n"
 
 
 async def _write_quietly(out: web.StreamResponse, data: bytes) -> None:
@@ -562,11 +559,35 @@ def serve(config: GatewayConfig, table: RouteTable, meter: Meter | None = None) 
     ``config.shutdown_timeout`` seconds for in-flight requests, then the
     client session closes and queued usage records are written.
     """
+    app = create_app(config, table, meter)
+    # everything loaded so far (config, catalog, policy, route table, libraries) lives as long
+    # as the process: move it out of the collector's view, so that the full collections the
+    # request path triggers do not walk it (this halves p99 latency at saturation)
+    gc.collect()
+    gc.freeze()
     web.run_app(
-        create_app(config, table, meter),
+        app,
         host=config.listen.host,
         port=config.listen.port,
         shutdown_timeout=config.shutdown_timeout,
         access_log=None,
         print=None,
+        loop=new_event_loop(config.event_loop),
     )
+
+
+def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+    """An event loop: ``uvloop``, ``asyncio``, or ``auto`` (uvloop when it is installed).
+
+    uvloop is optional; ``uvloop`` without it installed is an error.
+    """
+    if kind == "asyncio":
+        return asyncio.new_event_loop()
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:  # pragma: no cover - depends on the environment
+        if kind == "uvloop":
+            raise
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop

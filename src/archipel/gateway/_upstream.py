@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
+from yarl import URL
 
 from archipel.gateway._config import Timeouts
 from archipel.gateway._errors import UpstreamConnectError, UpstreamError, UpstreamTimeoutError
@@ -89,10 +90,22 @@ class _AiohttpResponse:
             raise UpstreamConnectError(f"while reading the body: {exc}") from exc
 
     async def read(self) -> bytes:
+        if self._resp.content.is_eof():  # the whole body has arrived: nothing to time
+            try:
+                return await self._resp.read()
+            except aiohttp.ClientError as exc:
+                raise UpstreamConnectError(f"while reading the body: {exc}") from exc
         return await self._within_idle(self._resp.read())
 
     async def chunk(self) -> bytes:
-        return await self._within_idle(self._resp.content.readany())
+        content = self._resp.content
+        try:
+            data = content.read_nowait()  # what has arrived already: no timer needed
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"while reading the body: {exc}") from exc
+        if data or content.at_eof():
+            return data
+        return await self._within_idle(content.readany())
 
     def release(self) -> None:
         self._resp.release()
@@ -104,6 +117,18 @@ class AiohttpUpstream:
     def __init__(self, timeouts: Timeouts) -> None:
         self.timeouts = timeouts
         self._session: aiohttp.ClientSession | None = None
+        # per (replica, path): the parsed URL and the request headers, built once
+        self._targets: dict[tuple[str, str, str | None], tuple[URL, dict[str, str]]] = {}
+
+    def _target(self, replica: Replica, path: str) -> tuple[URL, dict[str, str]]:
+        key = (replica.base_url, path, replica.authorization)
+        target = self._targets.get(key)
+        if target is None:
+            headers = {"Content-Type": _JSON}
+            if replica.authorization is not None:
+                headers["Authorization"] = replica.authorization
+            target = self._targets[key] = (URL(replica.base_url + path), headers)
+        return target
 
     async def start(self) -> None:
         # the session must be created inside the running loop
@@ -114,6 +139,8 @@ class AiohttpUpstream:
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
             timeout=timeout,
             auto_decompress=False,
+            # one session serves every tenant: never keep an upstream's cookies
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
 
     async def close(self) -> None:
@@ -124,12 +151,10 @@ class AiohttpUpstream:
     async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
         if self._session is None:
             raise RuntimeError("AiohttpUpstream.send before start()")
-        headers = {"Content-Type": _JSON}
-        if replica.authorization is not None:
-            headers["Authorization"] = replica.authorization
+        url, headers = self._target(replica, path)
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                resp = await self._session.post(replica.base_url + path, data=body, headers=headers)
+                resp = await self._session.post(url, data=body, headers=headers)
         except aiohttp.ConnectionTimeoutError as exc:  # before the generic TimeoutError
             raise UpstreamTimeoutError("connect") from exc
         except TimeoutError as exc:

@@ -8,9 +8,10 @@ streamed content event. Records say which (``tokens_counted``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any
+
+from archipel.gateway import _json
 
 
 def usage_of(doc: Any) -> tuple[int, int] | None:
@@ -71,7 +72,7 @@ def stream_usage(tail: bytes) -> tuple[int, int] | None:
     for line in reversed(tail.split(b"\n")):
         if line.startswith(b"data:") and b'"usage"' in line:
             try:
-                found = usage_of(json.loads(line[5:]))
+                found = usage_of(_json.loads(line[5:]))
             except ValueError:
                 continue
             if found is not None:

@@ -147,7 +147,9 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs.update(pool_size=10, max_overflow=20, pool_recycle=1800)
+            # as many pooled connections as request threads: an overflow connection is
+            # closed on return, and opening one costs PostgreSQL a new backend process
+            kwargs.update(pool_size=32, max_overflow=8, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)

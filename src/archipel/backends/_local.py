@@ -31,6 +31,7 @@ from archipel.backends._protocol import (
     LogChunk,
     Observation,
     SiteHealth,
+    read_log,
 )
 
 _WRAPPER = (
@@ -167,14 +168,7 @@ class LocalBackend:
             os.killpg(_group(pid_file), signal.SIGTERM)
 
     def logs(self, attempt_id: str, offset: int = 0) -> LogChunk:
-        path = self._dir(attempt_id) / "output.log"
-        try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(1 << 20)
-        except FileNotFoundError:
-            data = b""
-        return LogChunk(data, offset + len(data))
+        return read_log(self._dir(attempt_id) / "output.log", offset)
 
     def health(self) -> SiteHealth:
         marker = self.state_dir / "DOWN"

@@ -53,6 +53,7 @@ from archipel.backends._protocol import (
     LogChunk,
     Observation,
     SiteHealth,
+    read_log,
 )
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -459,14 +460,7 @@ class SlurmBackend:
         self._run(["scancel", job.job_id])
 
     def logs(self, attempt_id: str, offset: int = 0) -> LogChunk:
-        path = self._dir(attempt_id) / "output.log"
-        try:
-            with path.open("rb") as fh:
-                fh.seek(offset)
-                data = fh.read(1 << 20)
-        except FileNotFoundError:
-            data = b""
-        return LogChunk(data, offset + len(data))
+        return read_log(self._dir(attempt_id) / "output.log", offset)
 
     def health(self) -> SiteHealth:
         run = self._run(

@@ -6,6 +6,7 @@ Bounded: loopback only, a few requests a second, every wait has a deadline.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,8 +34,8 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, sites: Path) -> None:
-        self.home, self.sites, self.port = home, sites, free_port()
+    def __init__(self, home: Path, sites: Path, db: str | None = None) -> None:
+        self.home, self.sites, self.port, self.db = home, sites, free_port(), db
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
 
@@ -171,7 +172,33 @@ def test_a_run_survives_the_loss_of_its_site_and_resumes_from_its_checkpoint(
         assert history[-1] == "succeeded" and "recovering" in history
 
 
-def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(server: Server) -> None:
+@pytest.fixture
+def pg_server(tmp_path: Path) -> Iterator[Server]:
+    """A server on a PostgreSQL database of its own (created and dropped here)."""
+    from .conftest import _postgres_store
+
+    stores = _postgres_store()
+    store = next(stores)
+    s = Server(tmp_path / "home", ROOT / "examples/controlplane/sites.yaml", db=store.url)
+    s.home.mkdir()
+    s.start()
+    try:
+        yield s
+    finally:
+        s.stop()
+        for site in ("paris", "frankfurt"):
+            folder = s.home / "sites" / site
+            if folder.exists():
+                LocalBackend(site, folder).kill_all()
+        with contextlib.suppress(StopIteration):
+            next(stores)
+
+
+@pytest.mark.parametrize("backing", ["sqlite", "postgresql"])
+def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(
+    backing: str, request: pytest.FixtureRequest
+) -> None:
+    server: Server = request.getfixturevalue("server" if backing == "sqlite" else "pg_server")
     with server.client() as c:
         ids = [c.post("/v1/runs", json=spec(30)).json()["id"] for _ in range(3)]
         wait_until(

@@ -28,7 +28,8 @@ from archipel.gateway import (
 )
 from archipel.gateway._config import Timeouts
 
-TIMEOUTS = Timeouts(connect=1, first_byte=0.2, idle=0.2)
+# generous enough for a loaded CI machine; the hanging scenarios wait up to 5 s
+TIMEOUTS = Timeouts(connect=2, first_byte=1.0, idle=1.0)
 STREAM = [b"data: 1\n\n", b"data: 2\n\n"]
 
 

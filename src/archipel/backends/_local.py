@@ -16,14 +16,13 @@ An operator (or a test) takes the site out of service with :meth:`down`:
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import re
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from archipel.backends._files import attempt_folder, locked, read_log
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -31,7 +30,6 @@ from archipel.backends._protocol import (
     LogChunk,
     Observation,
     SiteHealth,
-    read_log,
 )
 
 _WRAPPER = (
@@ -43,7 +41,6 @@ _LAUNCHER = (
     '/bin/sh -c "$0" archipel-attempt "$@" '
     '>>"$ARCHIPEL_ATTEMPT_DIR/output.log" 2>&1 </dev/null & echo $!'
 )
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 def _start_time(pid: int) -> str | None:
@@ -77,24 +74,12 @@ class LocalBackend:
         return self._name
 
     def _dir(self, attempt_id: str) -> Path:
-        if not _SAFE_ID.match(attempt_id):
-            raise ValueError(f"attempt id {attempt_id!r} is not a safe file name")
-        return self.state_dir / "attempts" / attempt_id
-
-    @contextlib.contextmanager
-    def _locked(self, folder: Path) -> Iterator[None]:
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return attempt_folder(self.state_dir / "attempts", attempt_id)
 
     def launch(self, request: LaunchRequest) -> LaunchResult:
         folder = self._dir(request.attempt_id)
         health = self.health()
-        with self._locked(folder):
+        with locked(folder):
             pid_file = folder / "pid"
             if pid_file.exists():
                 recorded = pid_file.read_text().split()[0]

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Protocol
 
 
@@ -87,17 +86,6 @@ class LogChunk:
 
     data: bytes
     next_offset: int
-
-
-def read_log(path: Path, offset: int, limit: int = 1 << 20) -> LogChunk:
-    """Up to ``limit`` bytes of a log file from ``offset`` (a missing file is empty so far)."""
-    try:
-        with path.open("rb") as fh:
-            fh.seek(offset)
-            data = fh.read(limit)
-    except FileNotFoundError:
-        data = b""
-    return LogChunk(data, offset + len(data))
 
 
 @dataclass(frozen=True, slots=True)

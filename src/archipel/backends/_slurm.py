@@ -36,16 +36,15 @@ than Slurm silently restarting it.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import re
 import shlex
 import subprocess
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from archipel.backends._files import attempt_folder, locked, read_log
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -53,10 +52,8 @@ from archipel.backends._protocol import (
     LogChunk,
     Observation,
     SiteHealth,
-    read_log,
 )
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_PREFIX = "archipel-"
 _SQUEUE_FORMAT = "JobID:|,Name:|,State:|,exit_code:|,Reason:|"
@@ -182,19 +179,7 @@ class SlurmBackend:
         return _Run(done.stdout)
 
     def _dir(self, attempt_id: str) -> Path:
-        if not _SAFE_ID.match(attempt_id):
-            raise ValueError(f"attempt id {attempt_id!r} is not a safe file name")
-        return self.state_dir / attempt_id
-
-    @contextlib.contextmanager
-    def _locked(self, folder: Path) -> Iterator[None]:
-        folder.mkdir(parents=True, exist_ok=True)
-        with (folder / ".lock").open("a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        return attempt_folder(self.state_dir, attempt_id)
 
     def _recorded_job(self, folder: Path) -> str | None:
         try:
@@ -300,7 +285,7 @@ class SlurmBackend:
     def launch(self, request: LaunchRequest) -> LaunchResult:
         a = request.attempt_id
         folder = self._dir(a)
-        with self._locked(folder):
+        with locked(folder):
             found = self._find(a, folder)
             if isinstance(found, _Run):
                 # Cannot tell whether it was submitted: submitting now could run it twice.

@@ -15,7 +15,6 @@ from archipel.catalog._build import (
     collect_rows,
     load_snapshot,
     save_snapshot,
-    snapshot_reports,
 )
 from archipel.catalog._query import offers_at, select_offers
 from archipel.catalog._refresh import (
@@ -73,6 +72,5 @@ __all__ = [
     "refresh",
     "save_snapshot",
     "select_offers",
-    "snapshot_reports",
     "source_registry",
 ]

@@ -274,9 +274,3 @@ def load_snapshot(path: Path = SNAPSHOT_FILE) -> CatalogSnapshot:
         fx_rates={k: Decimal(v) for k, v in meta["fx_rates"].items()},
         built_from=tuple(r["source"] for r in meta["reports"]),
     )
-
-
-def snapshot_reports(path: Path = SNAPSHOT_FILE) -> list[dict[str, Any]]:
-    """What each source contributed to a saved snapshot (kept and dropped rows)."""
-    with zipfile.ZipFile(path) as zf:
-        return list(json.loads(zf.read("meta.json"))["reports"])

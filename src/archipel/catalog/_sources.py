@@ -20,11 +20,10 @@ from __future__ import annotations
 import ast
 import csv
 import gzip
-import io
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -290,11 +289,6 @@ def parse_extra(path: Path) -> tuple[list[OfferRow], SourceReport]:
         )
     report.kept = len(rows)
     return rows, report
-
-
-def iter_csv_text(text: str) -> Iterator[dict[str, str]]:
-    """Rows of a CSV document held in memory (used by the refresh fetchers' tests)."""
-    return iter(csv.DictReader(io.StringIO(text)))
 
 
 def dedupe(rows: Iterable[OfferRow]) -> list[OfferRow]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -515,7 +514,6 @@ def main() -> None:
 
 
 __all__ = ["app", "main"]
-_ = Decimal, InvalidOperation
 
 
 def _register_control_plane() -> None:

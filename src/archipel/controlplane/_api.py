@@ -77,42 +77,13 @@ class ErrorOut(BaseModel):
 
 
 def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
-    out = RunOut(
-        id=run.id,
-        tenant=run.tenant,
-        name=run.name,
-        state=run.state.value,
-        site=run.site,
-        restarts=run.restarts,
-        max_restarts=run.max_restarts,
-        blocked_sites=list(run.blocked_sites),
-        message=run.message,
-        created_at=run.created_at,
-        updated_at=run.updated_at,
-    )
+    out = RunOut.model_validate(run, from_attributes=True)
     if full:
         out.attempts = [
-            AttemptOut(
-                id=a.id,
-                number=a.number,
-                site=a.site,
-                backend_id=a.backend_id,
-                state=a.state,
-                exit_code=a.exit_code,
-                reason=a.reason,
-                created_at=a.created_at,
-            )
-            for a in store.attempts(run.id)
+            AttemptOut.model_validate(a, from_attributes=True) for a in store.attempts(run.id)
         ]
         out.events = [
-            EventOut(
-                at=e.at,
-                from_state=e.from_state,
-                to_state=e.to_state,
-                event=e.event,
-                detail=e.detail,
-            )
-            for e in store.events(run.id)
+            EventOut.model_validate(e, from_attributes=True) for e in store.events(run.id)
         ]
     return out
 

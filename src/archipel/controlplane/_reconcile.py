@@ -181,14 +181,12 @@ class Reconciler:
     ) -> None:
         if run.state in (RunState.PREEMPTED, RunState.RECOVERING):
             if run.restarts >= run.max_restarts:
-                target = RunState.FAILED
-                if run.state is RunState.PREEMPTED or run.state is RunState.RECOVERING:
-                    self._move(
-                        report,
-                        run,
-                        target,
-                        f"restart budget spent ({run.restarts} of {run.max_restarts})",
-                    )
+                self._move(
+                    report,
+                    run,
+                    RunState.FAILED,
+                    f"restart budget spent ({run.restarts} of {run.max_restarts})",
+                )
                 return
             if run.state is RunState.PREEMPTED:
                 moved = self._move(report, run, RunState.RECOVERING, "recovering")

@@ -293,10 +293,8 @@ class Planner:
         rows = _rows_for_key(self.snapshot, key)
         full_policy = ctx.policy_verdicts
         results: list[OfferVerdict] = []
-        feasible_plan = self.plan(request, top=1)
-        best = feasible_plan.placements[0].comparison_total if feasible_plan.placements else None
-        feasible_rows = self._feasible_rows(ctx)
-        ranked = self._order(ctx, feasible_rows)
+        ranked = self._order(ctx, self._feasible_rows(ctx))
+        best = self._placement(ctx, int(ranked[0]), 1).comparison_total if len(ranked) else None
         position = {int(r): i + 1 for i, r in enumerate(ranked)}
         for row in rows:
             row = int(row)

@@ -1,0 +1,43 @@
+"""Per-attempt folders shared by the backends that keep state on disk (local, Slurm)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from archipel.backends._protocol import LogChunk
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def attempt_folder(root: Path, attempt_id: str) -> Path:
+    """``root/attempt_id``; an id that is not a safe file name is a ``ValueError``."""
+    if not _SAFE_ID.match(attempt_id):
+        raise ValueError(f"attempt id {attempt_id!r} is not a safe file name")
+    return root / attempt_id
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """An exclusive file lock on ``folder`` (created if needed), across processes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def read_log(path: Path, offset: int, limit: int = 1 << 20) -> LogChunk:
+    """Up to ``limit`` bytes of a log file from ``offset`` (a missing file is empty so far)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(limit)
+    except FileNotFoundError:
+        data = b""
+    return LogChunk(data, offset + len(data))

@@ -182,8 +182,6 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"{path}: unknown field; remove it or check its spelling"
     if kind == "missing":
         return f"{path}: required field is missing"
-    if kind == "enum":
-        return f"{path}: {msg}"
     return f"{path}: {msg}"
 
 

@@ -12,8 +12,10 @@ from aiohttp import web
 
 from archipel.core import CatalogSnapshot
 from archipel.gateway import (
+    GatewayConfig,
     MemoryMeter,
     Meter,
+    RouteTable,
     Upstream,
     build_route_table,
     hash_key,
@@ -88,6 +90,15 @@ class Running:
     fakes: dict[str, FakeUpstream]
     meter: MemoryMeter
     http: aiohttp.ClientSession
+    ports: dict[str, int]
+    snapshot: CatalogSnapshot
+    policy: Policy
+
+    def configure(
+        self, sites: Mapping[str, Site] = SITES, **overrides: Any
+    ) -> tuple[GatewayConfig, RouteTable]:
+        """Another configuration over the same fakes (for reloads)."""
+        return _configure(self.ports, sites, self.snapshot, self.policy, **overrides)
 
     async def chat(self, tenant: str = "lab", **body: Any) -> aiohttp.ClientResponse:
         payload = {"model": "llama", "messages": [{"role": "user", "content": "hi"}], **body}
@@ -98,6 +109,18 @@ class Running:
         )
         await resp.read()
         return resp
+
+
+def _configure(
+    ports: Mapping[str, int],
+    sites: Mapping[str, Site],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    **overrides: Any,
+) -> tuple[GatewayConfig, RouteTable]:
+    config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
+    keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
+    return config, build_route_table(config, policy, snapshot, keys)
 
 
 async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
@@ -125,15 +148,14 @@ async def running(
         for name, fake in fakes.items():
             runner, ports[name] = await _start(fake.app)
             runners.append(runner)
-        config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
-        keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
-        table = build_route_table(config, policy, snapshot, keys)
+        config, table = _configure(ports, sites, snapshot, policy, **overrides)
         memory = MemoryMeter()
         gateway = Gateway(config, table, meter or memory, upstream)
         runner, port = await _start(gateway.app)
         runners.append(runner)
         async with aiohttp.ClientSession() as http:
-            yield Running(f"http://127.0.0.1:{port}", gateway, fakes, memory, http)
+            url = f"http://127.0.0.1:{port}"
+            yield Running(url, gateway, fakes, memory, http, ports, snapshot, policy)
     finally:
         for fake in fakes.values():
             fake.release()

@@ -160,6 +160,22 @@ def test_failover_loses_no_request(run: Callable[..., None], behaviour: str) -> 
     run(scenario)
 
 
+def test_a_replica_that_times_out_looks_slow_to_the_balancer(run: Callable[..., None]) -> None:
+    """A timeout is a latency sample of at least the time waited, not only a breaker count."""
+
+    async def scenario(gw: Running) -> None:
+        gw.fakes["aws"].behaviour = "hang"  # first_byte is 0.5 s in the harness
+        gw.gateway.states[0].ewma = 0.002
+        gw.gateway.states[1].ewma = 0.001  # aws is the first choice
+        assert (await gw.chat("lab")).status == 200
+        assert gw.gateway.states[1].ewma >= 0.5 * 0.9  # the wait, folded into the average
+        assert gw.gateway.states[1].breaker.failures == 1
+        assert (await gw.chat("lab")).status == 200
+        assert [r.attempts for r in gw.meter.records] == [2, 1]  # the slow one is avoided
+
+    run(scenario)
+
+
 def test_streaming_fails_over_before_the_first_byte(run: Callable[..., None]) -> None:
     async def scenario(gw: Running) -> None:
         gw.fakes["ovh"].behaviour = "close"

@@ -338,12 +338,18 @@ def gateway(
     ] = None,
 ) -> None:
     """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
-    replicas its data class allows, with failover, spillover, rate limits and metering."""
+    replicas its data class allows, with failover, spillover, rate limits and metering.
+
+    Send the process SIGHUP to reload --config and --policy without dropping a request."""
+    import logging
+
     from archipel.cli._app import _guard, _policy, _snapshot
     from archipel.cli._config import read_yaml_documents
     from archipel.core import InputError
     from archipel.gateway import (
+        GatewayConfig,
         JsonlMeter,
+        RouteTable,
         build_route_table,
         describe_routes,
         parse_gateway_config,
@@ -351,7 +357,7 @@ def gateway(
         serve,
     )
 
-    def setup() -> tuple[Any, Any, Any]:
+    def load() -> tuple[GatewayConfig, RouteTable]:
         docs = read_yaml_documents(config)
         if len(docs) != 1:
             raise InputError(f"{config}: a gateway config holds exactly one YAML document")
@@ -359,14 +365,14 @@ def gateway(
         keys = resolve_upstream_keys(
             cfg, os.environ, lambda p: (config.parent / p).read_text("utf-8")
         )
-        table = build_route_table(cfg, _policy(policy), _snapshot(), keys)
-        for line in describe_routes(table):
-            typer.echo(line, err=True)
-        meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
-        return cfg, table, meter
+        return cfg, build_route_table(cfg, _policy(policy), _snapshot(), keys)
 
-    cfg, table, meter = _guard(setup)
-    serve(cfg, table, meter=meter)
+    cfg, table = _guard(load)
+    for line in describe_routes(table):
+        typer.echo(line, err=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
+    serve(cfg, table, meter=meter, loader=load)
 
 
 token_app = typer.Typer(

@@ -207,6 +207,13 @@ class RetryBudget:
         self.balance = self.cap
         self.last = now
 
+    def configure(self, ratio: float, min_per_second: float) -> None:
+        """New rates (a reload); the balance is kept, within the new cap."""
+        self.ratio = ratio
+        self.min_per_second = min_per_second
+        self.cap = max(10.0, 10.0 * min_per_second)
+        self.balance = min(self.balance, self.cap)
+
     def on_request(self) -> None:
         self.balance = min(self.cap, self.balance + self.ratio)
 

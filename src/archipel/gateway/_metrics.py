@@ -9,7 +9,8 @@ request path (:class:`RequestStats`), turned into metric families on scrape.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,22 +20,27 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from archipel.gateway._failover import BreakerState, ReplicaState
+from archipel.gateway._failover import BreakerState
 from archipel.gateway._metering import Meter
-from archipel.gateway._routes import Replica
+
+if TYPE_CHECKING:
+    from archipel.gateway._server import Routing
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 class StateCollector(Collector):
-    """Per-replica gauges plus the meter's dropped-record count."""
+    """Per-replica gauges of the current generation, the meter's drops, config reloads."""
 
     def __init__(
-        self, replicas: Sequence[Replica], states: Sequence[ReplicaState], meter: Meter
+        self,
+        current: Callable[[], Routing],
+        meter: Meter,
+        reloads: Mapping[str, int],
     ) -> None:
-        self.replicas = replicas
-        self.states = states
+        self.current = current
         self.meter = meter
+        self.reloads = reloads
 
     def collect(self) -> Iterator[Metric]:
         labels = ["replica", "provider", "region"]
@@ -49,7 +55,8 @@ class StateCollector(Collector):
             "Circuit per replica: 0 closed, 1 half-open, 2 open.",
             labels=labels,
         )
-        for r, st in zip(self.replicas, self.states, strict=True):
+        routing = self.current()
+        for r, st in zip(routing.table.replicas, routing.states, strict=True):
             values = [r.id, r.provider, r.region]
             outstanding.add_metric(values, st.outstanding)
             ewma.add_metric(values, st.ewma)
@@ -64,6 +71,19 @@ class StateCollector(Collector):
             )
             family.add_metric([], dropped)
             yield family
+        generation = GaugeMetricFamily(
+            "archipel_gateway_config_generation", "Configurations loaded: 1 at start, +1 a reload."
+        )
+        generation.add_metric([], routing.generation)
+        yield generation
+        reloads = CounterMetricFamily(
+            "archipel_gateway_config_reloads",
+            "Configuration reloads, by result.",
+            labels=["result"],
+        )
+        for result, n in sorted(self.reloads.items()):
+            reloads.add_metric([result], n)
+        yield reloads
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

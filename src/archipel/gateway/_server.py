@@ -22,6 +22,9 @@ import contextlib
 import gc
 import importlib
 import itertools
+import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from archipel.gateway import _json
-from archipel.gateway._config import GatewayConfig, Tenant, hash_key
+from archipel.gateway._config import GatewayConfig, Limits, Tenant, hash_key
 from archipel.gateway._errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -53,7 +56,7 @@ from archipel.gateway._failover import (
 from archipel.gateway._limits import TenantLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
-from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable
+from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
     count_events,
@@ -64,6 +67,13 @@ from archipel.gateway._usage import (
 )
 
 Clock = Callable[[], float]
+#: reads the configuration again (files, environment, policy) for a hot reload
+Loader = Callable[[], tuple[GatewayConfig, RouteTable]]
+
+log = logging.getLogger("archipel.gateway")
+
+#: settings that a reload cannot change: they take effect at the next start
+RESTART_ONLY = ("listen", "event_loop", "metering", "shutdown_timeout")
 
 #: the OpenAI endpoints proxied, client path -> path under the replica's base URL
 ENDPOINTS = {
@@ -106,8 +116,27 @@ class Reply(Exception):  # noqa: N818 - control flow, not an error
 class _TenantState:
     name: str
     data_class: str
+    limits: Limits
     limiter: TenantLimiter
     models_body: bytes
+
+
+@dataclass(slots=True)
+class Routing:
+    """Everything one configuration decides, swapped whole by a reload.
+
+    A request reads :attr:`Gateway.routing` once, when it arrives, and uses that
+    object to the end: a reload in the middle of a request changes nothing for
+    it. Replica states are shared between generations for replicas that stay
+    (same id, same base URL), so in-flight counts, latency averages and circuits
+    survive a reload.
+    """
+
+    generation: int
+    config: GatewayConfig
+    table: RouteTable
+    states: list[ReplicaState]
+    tenants: dict[str, _TenantState]  # API key digest -> tenant
 
 
 @dataclass(slots=True)
@@ -116,6 +145,7 @@ class _Call:
 
     request_id: str
     tenant: _TenantState
+    routing: Routing
     model: str
     body: bytes  # forwarded as received unless the replica renames the model
     doc: dict[str, Any]
@@ -164,49 +194,143 @@ class Gateway:
         upstream: Upstream | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
+        loader: Loader | None = None,
     ) -> None:
-        self.config = config
         self.upstream = upstream if upstream is not None else AiohttpUpstream(config.timeouts)
-        self.table = table
         self.meter = meter
         self.clock = clock
         self.wall_clock = wall_clock
+        self.loader = loader
         now = clock()
-        self.states: list[ReplicaState] = new_states(
-            table.replicas, config.breaker.failure_threshold, config.breaker.cooldown
-        )
         self.budget = RetryBudget(
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
         )
-        self.tenants = self._tenants(now)
+        self.routing = self._routing(1, config, table, None, now)
+        self.reloads = {"ok": 0, "failed": 0}
+        self._reload_lock = asyncio.Lock()
+        self._reload_tasks: set[asyncio.Task[bool]] = set()
         self._ids = itertools.count(1)
         self._boot = f"{int(wall_clock()):x}"
-        self._max_attempts = config.retry.max_attempts
-        self._ewma_decay = config.balancing.ewma_decay
         # response headers per (content type, replica): built once, shared by every answer
         self._headers: dict[tuple[str, str], dict[str, str]] = {}
         self.stats = RequestStats()
         self.registry = CollectorRegistry()
         self.registry.register(self.stats)
-        self.registry.register(StateCollector(table.replicas, self.states, meter))
+        self.registry.register(StateCollector(lambda: self.routing, meter, self.reloads))
         self.app = self._build_app()
 
-    def _tenants(self, now: float) -> dict[str, _TenantState]:
-        out: dict[str, _TenantState] = {}
-        for name, spec in self.config.tenants.items():
-            state = self._tenant(name, spec, now)
-            for digest in spec.key_sha256:
-                out[digest] = state
-        return out
+    # the current generation's parts, for callers that do not care about reloads
+    @property
+    def config(self) -> GatewayConfig:
+        return self.routing.config
 
-    def _tenant(self, name: str, spec: Tenant, now: float) -> _TenantState:
-        owned = {m: s.owned_by for m, s in self.config.models.items()}
+    @property
+    def table(self) -> RouteTable:
+        return self.routing.table
+
+    @property
+    def states(self) -> list[ReplicaState]:
+        return self.routing.states
+
+    def _routing(
+        self,
+        generation: int,
+        config: GatewayConfig,
+        table: RouteTable,
+        old: Routing | None,
+        now: float,
+    ) -> Routing:
+        threshold, cooldown = config.breaker.failure_threshold, config.breaker.cooldown
+        kept: dict[tuple[str, str], ReplicaState] = {}
+        if old is not None:
+            for r, st in zip(old.table.replicas, old.states, strict=True):
+                kept[(r.id, r.base_url)] = st
+        states: list[ReplicaState] = []
+        for r in table.replicas:
+            carried = kept.get((r.id, r.base_url))
+            st = new_states((r,), threshold, cooldown)[0] if carried is None else carried
+            st.breaker.threshold, st.breaker.cooldown = threshold, cooldown
+            states.append(st)
+        previous = {} if old is None else {t.name: t for t in old.tenants.values()}
+        tenants: dict[str, _TenantState] = {}
+        for name, spec in config.tenants.items():
+            state = self._tenant(name, spec, config, table, previous.get(name), now)
+            for digest in spec.key_sha256:
+                tenants[digest] = state
+        return Routing(generation, config, table, states, tenants)
+
+    @staticmethod
+    def _tenant(
+        name: str,
+        spec: Tenant,
+        config: GatewayConfig,
+        table: RouteTable,
+        old: _TenantState | None,
+        now: float,
+    ) -> _TenantState:
+        owned = {m: s.owned_by for m, s in config.models.items()}
         data = [
             {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
-            for m in self.table.allowed_models(spec.data_class)
+            for m in table.allowed_models(spec.data_class)
         ]
         body = _json.dumps({"object": "list", "data": data})
-        return _TenantState(name, spec.data_class, TenantLimiter(spec.limits, now), body)
+        # unchanged limits keep their buckets: a reload is no way to reset a rate limit
+        if old is not None and old.limits == spec.limits:
+            limiter = old.limiter
+        else:
+            limiter = TenantLimiter(spec.limits, now)
+        return _TenantState(name, spec.data_class, spec.limits, limiter, body)
+
+    # -- hot reload ---------------------------------------------------------
+
+    def apply(self, config: GatewayConfig, table: RouteTable) -> list[str]:
+        """Serve ``config`` and ``table`` from the next request on.
+
+        Requests already in flight finish on the generation they started with.
+        Returns the changed settings that only a restart applies (see
+        :data:`RESTART_ONLY`); they are left as they were.
+        """
+        old = self.routing
+        pending = [f for f in RESTART_ONLY if getattr(config, f) != getattr(old.config, f)]
+        self.upstream.set_timeouts(config.timeouts)
+        self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
+        self.routing = self._routing(old.generation + 1, config, table, old, self.clock())
+        return pending
+
+    async def reload(self) -> bool:
+        """Read the configuration again with :attr:`loader` and apply it.
+
+        A configuration that fails to load or validate changes nothing: the
+        gateway goes on with the one it has, and the problem is logged.
+        """
+        if self.loader is None:
+            raise RuntimeError("this gateway was started without a configuration loader")
+        loader = self.loader
+        async with self._reload_lock:
+            try:
+                # parsing, policy evaluation and file reads stay off the event loop
+                config, table = await asyncio.get_running_loop().run_in_executor(None, loader)
+            except Exception as exc:
+                self.reloads["failed"] += 1
+                log.error(
+                    "gateway: reload failed, still serving generation %d:\n%s",
+                    self.routing.generation,
+                    exc,
+                )
+                return False
+            pending = self.apply(config, table)
+            self.reloads["ok"] += 1
+            log.info("gateway: configuration reloaded (generation %d)", self.routing.generation)
+            for line in describe_routes(table):
+                log.info("gateway: %s", line)
+            if pending:
+                log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
+            return True
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reload_tasks.add(task)
+        task.add_done_callback(self._reload_tasks.discard)
 
     # -- application wiring -------------------------------------------------
 
@@ -223,9 +347,17 @@ class Gateway:
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.upstream.start()
         await self.meter.start()
+        loop = asyncio.get_running_loop()
+        watching = self.loader is not None and _can_watch_signals()
+        if watching:
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             yield
         finally:
+            if watching:
+                loop.remove_signal_handler(signal.SIGHUP)
+            for task in list(self._reload_tasks):
+                task.cancel()
             # in-flight requests are done (aiohttp waited up to shutdown_timeout); the meter
             # closes last so that the records of those requests are written
             await self.upstream.close()
@@ -235,7 +367,7 @@ class Gateway:
 
     async def handle_models(self, request: web.Request) -> web.StreamResponse:
         try:
-            tenant = self._authenticate(request)
+            tenant = self._authenticate(request, self.routing)
         except Reply as reply:
             return reply.response()
         return web.Response(body=tenant.models_body, content_type=_JSON)
@@ -249,10 +381,11 @@ class Gateway:
 
     # -- the proxy path -----------------------------------------------------
 
-    def _authenticate(self, request: web.Request) -> _TenantState:
+    @staticmethod
+    def _authenticate(request: web.Request, routing: Routing) -> _TenantState:
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
-            tenant = self.tenants.get(hash_key(header[7:].strip()))
+            tenant = routing.tenants.get(hash_key(header[7:].strip()))
             if tenant is not None:
                 return tenant
         raise Reply(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
@@ -281,8 +414,9 @@ class Gateway:
             )
         return body, doc
 
-    def _route(self, tenant: _TenantState, model: str) -> ModelRoute:
-        match, route = self.table.lookup(tenant.data_class, model)
+    @staticmethod
+    def _route(routing: Routing, tenant: _TenantState, model: str) -> ModelRoute:
+        match, route = routing.table.lookup(tenant.data_class, model)
         if match is Match.FULL and route is not None:
             return route
         if match is Match.PARTIAL:
@@ -293,15 +427,17 @@ class Gateway:
 
     async def handle_proxy(self, request: web.Request) -> web.StreamResponse:
         started = self.clock()
+        routing = self.routing  # this request's generation, whatever a reload does meanwhile
         call: _Call | None = None
         try:
-            tenant = self._authenticate(request)
+            tenant = self._authenticate(request, routing)
             self._admit(tenant)
             body, doc = await self._parse(request)
-            route = self._route(tenant, doc["model"])
+            route = self._route(routing, tenant, doc["model"])
             call = _Call(
                 f"{self._boot}-{next(self._ids)}",
                 tenant,
+                routing,
                 doc["model"],
                 body,
                 doc,
@@ -322,11 +458,11 @@ class Gateway:
     ) -> web.StreamResponse:
         self.budget.on_request()
         last: UpstreamError | None = None
-        for attempt in range(self._max_attempts):
+        for attempt in range(call.routing.config.retry.max_attempts):
             now = self.clock()
             if attempt and not self.budget.try_spend(now):
                 break
-            choice = pick(route, self.states, now, call.tried)
+            choice = pick(route, call.routing.states, now, call.tried)
             if isinstance(choice, Refusal):
                 if last is None:
                     raise self._refusal(choice)
@@ -342,7 +478,7 @@ class Gateway:
 
     def _refusal(self, refusal: Refusal) -> Reply:
         if refusal is Refusal.FULL:
-            after = str(self.config.shedding.retry_after)
+            after = str(self.routing.config.shedding.retry_after)
             return Reply(
                 429,
                 "every replica is at capacity; retry shortly",
@@ -356,7 +492,7 @@ class Gateway:
         self, request: web.Request, call: _Call, replica: Replica, suffix: str
     ) -> web.StreamResponse:
         """One attempt at one replica; raises :class:`UpstreamError` only before any byte."""
-        state = self.states[replica.index]
+        state = call.routing.states[replica.index]
         state.outstanding += 1
         state.breaker.on_attempt()
         t0 = self.clock()
@@ -369,8 +505,13 @@ class Gateway:
                     out = await self._relay_body(call, resp)
             finally:
                 resp.release()
-        except UpstreamError:
-            state.breaker.on_failure(self.clock())
+        except UpstreamError as exc:
+            now = self.clock()
+            state.breaker.on_failure(now)
+            if isinstance(exc, UpstreamTimeoutError):
+                # a timeout is a latency sample too (at least this long): a replica that hangs
+                # must look slow to the balancer, not merely fail its breaker's count
+                state.observe(now - t0, now, call.routing.config.balancing.ewma_decay)
             self.stats.attempt(replica.id, replica.provider, "failed")
             raise
         except BaseException:
@@ -385,7 +526,7 @@ class Gateway:
             state.breaker.on_failure(now)
         else:
             state.breaker.on_success(now)
-        state.observe(now - t0, now, self._ewma_decay)
+        state.observe(now - t0, now, call.routing.config.balancing.ewma_decay)
         self.stats.attempt(replica.id, replica.provider, "ok")
         call.replica = replica
         call.status = out.status
@@ -534,6 +675,10 @@ async def _last_resort(
         return Reply(500, "internal gateway error", "server_error", "internal_error").response()
 
 
+def _can_watch_signals() -> bool:
+    return hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
+
+
 def create_app(
     config: GatewayConfig,
     table: RouteTable,
@@ -541,25 +686,33 @@ def create_app(
     upstream: Upstream | None = None,
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
+    loader: Loader | None = None,
 ) -> web.Application:
     """The gateway as an aiohttp application (run it with any aiohttp runner).
 
     ``meter`` defaults to a :class:`JsonlMeter` on ``config.metering.path``,
     ``upstream`` to an :class:`AiohttpUpstream` with ``config.timeouts``.
+    With a ``loader``, SIGHUP reloads the configuration (see :meth:`Gateway.reload`).
     """
     if meter is None:
         meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)
-    return Gateway(config, table, meter, upstream, clock, wall_clock).app
+    return Gateway(config, table, meter, upstream, clock, wall_clock, loader).app
 
 
-def serve(config: GatewayConfig, table: RouteTable, meter: Meter | None = None) -> None:
+def serve(
+    config: GatewayConfig,
+    table: RouteTable,
+    meter: Meter | None = None,
+    loader: Loader | None = None,
+) -> None:
     """Run the gateway until SIGINT or SIGTERM, then shut down gracefully.
 
     On a signal aiohttp stops accepting connections, waits up to
     ``config.shutdown_timeout`` seconds for in-flight requests, then the
-    client session closes and queued usage records are written.
+    client session closes and queued usage records are written. With a
+    ``loader``, SIGHUP reloads the configuration without dropping a request.
     """
-    app = create_app(config, table, meter)
+    app = create_app(config, table, meter, loader=loader)
     # everything loaded so far (config, catalog, policy, route table, libraries) lives as long
     # as the process: move it out of the collector's view, so that the full collections the
     # request path triggers do not walk it (this halves p99 latency at saturation)

@@ -60,6 +60,10 @@ class Upstream(Protocol):
 
     async def close(self) -> None: ...
 
+    def set_timeouts(self, timeouts: Timeouts) -> None:
+        """Use these phase timeouts from the next request on (a configuration reload)."""
+        ...
+
     async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
         """POST ``body`` to ``replica.base_url + path``, with the replica's own key."""
         ...
@@ -115,7 +119,7 @@ class AiohttpUpstream:
     """The real upstream: one pooled aiohttp client session for every replica."""
 
     def __init__(self, timeouts: Timeouts) -> None:
-        self.timeouts = timeouts
+        self.set_timeouts(timeouts)
         self._session: aiohttp.ClientSession | None = None
         # per (replica, path): the parsed URL and the request headers, built once
         self._targets: dict[tuple[str, str, str | None], tuple[URL, dict[str, str]]] = {}
@@ -130,14 +134,16 @@ class AiohttpUpstream:
             target = self._targets[key] = (URL(replica.base_url + path), headers)
         return target
 
+    def set_timeouts(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_connect=timeouts.connect
+        )
+
     async def start(self) -> None:
         # the session must be created inside the running loop
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeouts.connect, sock_connect=self.timeouts.connect
-        )
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
-            timeout=timeout,
             auto_decompress=False,
             # one session serves every tenant: never keep an upstream's cookies
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -154,7 +160,9 @@ class AiohttpUpstream:
         url, headers = self._target(replica, path)
         try:
             async with asyncio.timeout(self.timeouts.first_byte):
-                resp = await self._session.post(url, data=body, headers=headers)
+                resp = await self._session.post(
+                    url, data=body, headers=headers, timeout=self._client_timeout
+                )
         except aiohttp.ConnectionTimeoutError as exc:  # before the generic TimeoutError
             raise UpstreamTimeoutError("connect") from exc
         except TimeoutError as exc:
@@ -223,9 +231,13 @@ class FunctionUpstream:
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.sent: list[tuple[str, str, bytes]] = []  # (replica id, path, body)
+        self.timeouts: Timeouts | None = None
 
     async def start(self) -> None:
         return None
+
+    def set_timeouts(self, timeouts: Timeouts) -> None:
+        self.timeouts = timeouts
 
     async def close(self) -> None:
         return None

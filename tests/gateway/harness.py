@@ -1,14 +1,19 @@
-"""A gateway and fake upstreams on loopback ephemeral ports, torn down cleanly."""
+"""A gateway and fake upstreams on loopback ephemeral ports, torn down cleanly; the test Redis."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import redis
 from aiohttp import web
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from archipel.core import CatalogSnapshot
 from archipel.gateway import (
@@ -161,3 +166,28 @@ async def running(
             fake.release()
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+# -- the test Redis (shared rate limits) -------------------------------------------
+
+REDIS_URL = os.environ.get("ARCHIPEL_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def redis_sync_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+    )
+
+
+def unique_prefix() -> str:
+    return f"archipel-test:{uuid.uuid4().hex[:12]}"
+
+
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)

@@ -95,6 +95,14 @@ def test_defaults_and_exact_prices() -> None:
         pytest.param(doc(timeouts={"connect": -1}), "timeouts.connect", id="negative timeout"),
         pytest.param(doc(surprise=1), "surprise", id="unknown key"),
         pytest.param(
+            doc(rate_limits={"backend": "memcached"}), "rate_limits.backend", id="unknown backend"
+        ),
+        pytest.param(
+            doc(rate_limits={"backend": "redis", "redis_url": "127.0.0.1:6379"}),
+            "rate_limits.redis_url",
+            id="redis url without scheme",
+        ),
+        pytest.param(
             doc(
                 tenants={
                     "a": {"key_sha256": [hash_key("k")], "data_class": "public"},

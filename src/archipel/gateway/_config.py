@@ -5,6 +5,7 @@ Example::
     version: 1
     listen: {host: 127.0.0.1, port: 8080}
     metering: {path: gateway-usage.jsonl}
+    rate_limits: {backend: local}   # or redis, shared by every process with the same prefix
     timeouts: {connect: 2, first_byte: 60, idle: 30}
     retry: {max_attempts: 3, budget_ratio: 0.2, budget_min_per_second: 5}
     breaker: {failure_threshold: 5, cooldown: 10}
@@ -105,6 +106,15 @@ class Metering(_Model):
     queue_size: int = Field(65536, ge=1)  # records beyond this are dropped and counted
 
 
+class RateLimits(_Model):
+    """Where tenants' rate limits live: in each process, or shared through Redis."""
+
+    backend: Literal["local", "redis"] = "local"
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
+    prefix: str = Field("archipel:gateway:limits", min_length=1)  # same prefix, same limits
+    timeout: float = Field(0.25, gt=0)  # seconds per Redis call; then local limits apply
+
+
 class Limits(_Model):
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
@@ -182,6 +192,7 @@ class GatewayConfig(_Model):
     balancing: Balancing = Balancing()
     shedding: Shedding = Shedding()
     metering: Metering = Metering()
+    rate_limits: RateLimits = RateLimits()
     shutdown_timeout: float = Field(30.0, gt=0)
     # "auto": uvloop's event loop when uvloop is installed, else asyncio's
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"

@@ -24,6 +24,7 @@ from archipel.gateway._failover import BreakerState
 from archipel.gateway._metering import Meter
 
 if TYPE_CHECKING:
+    from archipel.gateway._limits_redis import RedisLimiter
     from archipel.gateway._server import Routing
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -37,10 +38,12 @@ class StateCollector(Collector):
         current: Callable[[], Routing],
         meter: Meter,
         reloads: Mapping[str, int],
+        shared: RedisLimiter | None = None,
     ) -> None:
         self.current = current
         self.meter = meter
         self.reloads = reloads
+        self.shared = shared
 
     def collect(self) -> Iterator[Metric]:
         labels = ["replica", "provider", "region"]
@@ -84,6 +87,19 @@ class StateCollector(Collector):
         for result, n in sorted(self.reloads.items()):
             reloads.add_metric([result], n)
         yield reloads
+        if self.shared is not None:
+            fallbacks = CounterMetricFamily(
+                "archipel_gateway_rate_limit_fallbacks",
+                "Rate-limit decisions taken in process because Redis failed.",
+            )
+            fallbacks.add_metric([], self.shared.fallbacks)
+            yield fallbacks
+            degraded = GaugeMetricFamily(
+                "archipel_gateway_rate_limit_degraded",
+                "1 while Redis is failing and each process enforces limits alone.",
+            )
+            degraded.add_metric([], int(self.shared.degraded))
+            yield degraded
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

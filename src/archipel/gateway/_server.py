@@ -54,6 +54,7 @@ from archipel.gateway._failover import (
     retryable_status,
 )
 from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
 from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
@@ -73,7 +74,7 @@ Loader = Callable[[], tuple[GatewayConfig, RouteTable]]
 log = logging.getLogger("archipel.gateway")
 
 #: settings that a reload cannot change: they take effect at the next start
-RESTART_ONLY = ("listen", "event_loop", "metering", "shutdown_timeout")
+RESTART_ONLY = ("listen", "event_loop", "metering", "rate_limits", "shutdown_timeout")
 
 #: the OpenAI endpoints proxied, client path -> path under the replica's base URL
 ENDPOINTS = {
@@ -206,6 +207,17 @@ class Gateway:
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
         )
         self.routing = self._routing(1, config, table, None, now)
+        # shared limits (Redis) replace the per-tenant in-process buckets when configured
+        self.shared: RedisLimiter | None = None
+        if config.rate_limits.backend == "redis":
+            self.shared = RedisLimiter(
+                config.rate_limits.redis_url,
+                config.rate_limits.prefix,
+                _limits_of(config),
+                timeout=config.rate_limits.timeout,
+                fallback_clock=clock,
+            )
+        self._charges: set[asyncio.Task[None]] = set()  # token charges on their way to Redis
         self.reloads = {"ok": 0, "failed": 0}
         self._reload_lock = asyncio.Lock()
         self._reload_tasks: set[asyncio.Task[bool]] = set()
@@ -216,7 +228,9 @@ class Gateway:
         self.stats = RequestStats()
         self.registry = CollectorRegistry()
         self.registry.register(self.stats)
-        self.registry.register(StateCollector(lambda: self.routing, meter, self.reloads))
+        self.registry.register(
+            StateCollector(lambda: self.routing, meter, self.reloads, self.shared)
+        )
         self.app = self._build_app()
 
     # the current generation's parts, for callers that do not care about reloads
@@ -294,6 +308,8 @@ class Gateway:
         pending = [f for f in RESTART_ONLY if getattr(config, f) != getattr(old.config, f)]
         self.upstream.set_timeouts(config.timeouts)
         self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
+        if self.shared is not None:
+            self.shared.set_limits(_limits_of(config))
         self.routing = self._routing(old.generation + 1, config, table, old, self.clock())
         return pending
 
@@ -347,6 +363,8 @@ class Gateway:
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.upstream.start()
         await self.meter.start()
+        if self.shared is not None:
+            await self.shared.start()  # never fails: a Redis that is down means local limits
         loop = asyncio.get_running_loop()
         watching = self.loader is not None and _can_watch_signals()
         if watching:
@@ -361,6 +379,12 @@ class Gateway:
             # in-flight requests are done (aiohttp waited up to shutdown_timeout); the meter
             # closes last so that the records of those requests are written
             await self.upstream.close()
+            if self._charges:
+                await asyncio.wait(
+                    list(self._charges), timeout=self.routing.config.rate_limits.timeout
+                )
+            if self.shared is not None:
+                await self.shared.close()
             await self.meter.close()
 
     # -- small endpoints ----------------------------------------------------
@@ -390,8 +414,8 @@ class Gateway:
                 return tenant
         raise Reply(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 
-    def _admit(self, tenant: _TenantState) -> None:
-        wait = tenant.limiter.admit(self.clock())
+    @staticmethod
+    def _admit(wait: float, tenant: _TenantState) -> None:
         if wait > 0:
             after = {"Retry-After": str(max(1, round(wait + 0.5)))}
             message = f"rate limit reached for tenant {tenant.name}"
@@ -431,7 +455,10 @@ class Gateway:
         call: _Call | None = None
         try:
             tenant = self._authenticate(request, routing)
-            self._admit(tenant)
+            if self.shared is None:
+                self._admit(tenant.limiter.admit(self.clock()), tenant)
+            else:
+                self._admit(await self.shared.admit(tenant.name, self.wall_clock()), tenant)
             body, doc = await self._parse(request)
             route = self._route(routing, tenant, doc["model"])
             call = _Call(
@@ -613,7 +640,10 @@ class Gateway:
         r = call.replica
         cost = r.cost(tokens_in, tokens_out) if r is not None else Decimal(0)
         if tokens_in or tokens_out:
-            tenant.limiter.charge_tokens(tokens_in + tokens_out, now)
+            if self.shared is None:
+                tenant.limiter.charge_tokens(tokens_in + tokens_out, now)
+            else:
+                self._charge_shared(tenant.name, tokens_in + tokens_out)
         self.stats.request(tenant.name, call.model, call.status, latency)
         self.meter.submit(
             UsageRecord(
@@ -636,6 +666,19 @@ class Gateway:
                 stream=call.stream,
             )
         )
+
+    def _charge_shared(self, tenant: str, tokens: int) -> None:
+        """Charge tokens in Redis after the answer, off the request's path."""
+        assert self.shared is not None
+        task = asyncio.get_running_loop().create_task(
+            self.shared.charge_tokens(tenant, tokens, self.wall_clock())
+        )
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
+
+
+def _limits_of(config: GatewayConfig) -> dict[str, Limits]:
+    return {name: t.limits for name, t in config.tenants.items()}
 
 
 def _replica_header(call: _Call) -> str:

@@ -1,0 +1,261 @@
+"""Per-tenant rate limits shared by several gateway processes, in Redis.
+
+The same token buckets as :mod:`archipel.gateway._limits`, kept in Redis so
+that every process behind a load balancer draws from one limit. Each tenant
+is one hash, ``{prefix}:{tenant}``, with the fields ``rl``/``rt`` (request
+bucket level and time of the last update) and ``tl``/``tt`` (token bucket);
+a missing bucket is full. A Lua script refills, checks and updates both
+buckets in one atomic call (EVALSHA), so concurrent admits from many
+processes can never take the same unit twice. The capacities travel with
+every call rather than living in Redis: after a configuration reload the next
+call refills up to the new capacity, which also clamps a level above a
+lowered one, and the tenant's state is otherwise kept.
+
+Time is wall-clock seconds passed in by the caller, because the processes
+may run on different hosts. A call whose time is earlier than the stored one
+(clock skew between hosts) refills nothing and leaves the stored time as it
+is, so a lagging host can neither take back nor hand out time twice. When the
+caller's time only moves forward, the decisions are the in-process ones,
+bit for bit: the script performs the same floating-point operations, stores
+levels with ``%.17g`` (Lua's ``tostring`` keeps only 14 digits) and returns
+waits as strings (Redis would truncate a Lua number to an integer). Every
+write sets an expiry of the time the buckets need to become full again plus
+two minutes, so an idle tenant's key disappears only once it would read
+as full anyway, while a tenant that overdrew tokens keeps its debt.
+
+A tenant without limits costs no round trip. A tenant that is not configured
+is a caller error for :meth:`RedisLimiter.admit` (``KeyError``, as a lookup
+of its in-process limiter would be), while :meth:`RedisLimiter.charge_tokens`
+ignores it: the request was admitted before a reload removed the tenant.
+
+Redis being down must not take the gateway down, so the limiter fails open
+to per-process limits. When Redis is unreachable, times out (``timeout``
+seconds, for connecting and for each reply) or answers with an error, the
+call is decided by an in-process :class:`~archipel.gateway._limits.TenantLimiter`
+for the tenant, on ``fallback_clock``: each process then enforces the limit
+on its own, so with N processes a tenant may get up to N times its limit
+until Redis is back. Such calls are counted in ``fallbacks``; ``degraded`` is
+true from a failed Redis call to the next successful one. One warning is
+logged per outage, not per request. While degraded, Redis is tried again at
+most once every ``retry_interval`` seconds, so that a Redis that times out
+slows down one request per interval rather than every request; the first
+call that succeeds ends the outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+
+from archipel.gateway._config import Limits
+from archipel.gateway._limits import TenantLimiter
+
+log = logging.getLogger("archipel.gateway")
+
+#: seconds a key outlives the time its buckets need to be full again
+IDLE_MARGIN = 120.0
+
+# KEYS[1]: the tenant's hash. ARGV: operation ("admit" or "charge"), now,
+# requests per minute, tokens per minute (0: no such bucket), tokens to
+# charge, idle margin in seconds. Returns the wait in seconds, as a string.
+_SCRIPT = """
+local key = KEYS[1]
+local now = tonumber(ARGV[2])
+local state = redis.call('HMGET', key, 'rl', 'rt', 'tl', 'tt')
+
+local function bucket(capacity, level, last)
+  if capacity <= 0 then
+    return nil
+  end
+  local b = {capacity = capacity, rate = capacity / 60.0, level = capacity, last = now}
+  if level then
+    level = tonumber(level)
+    last = tonumber(last)
+    local elapsed = now - last
+    if elapsed < 0 then
+      elapsed = 0
+      b.last = last
+    end
+    b.level = math.min(capacity, level + elapsed * b.rate)
+  end
+  return b
+end
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local function save(b, level_field, last_field)
+  redis.call('HSET', key, level_field, fmt(b.level), last_field, fmt(b.last))
+end
+
+local requests = bucket(tonumber(ARGV[3]), state[1], state[2])
+local tokens = bucket(tonumber(ARGV[4]), state[3], state[4])
+local wait = 0
+if ARGV[1] == 'charge' then
+  if tokens then
+    tokens.level = tokens.level - tonumber(ARGV[5])
+    save(tokens, 'tl', 'tt')
+  end
+else
+  local refused = false
+  if tokens then
+    save(tokens, 'tl', 'tt')
+    if tokens.level <= 0 then
+      wait = (1.0 - tokens.level) / tokens.rate
+      refused = true
+    end
+  end
+  if requests and not refused then
+    if requests.level >= 1.0 then
+      requests.level = requests.level - 1.0
+    else
+      wait = (1.0 - requests.level) / requests.rate
+    end
+    save(requests, 'rl', 'rt')
+  end
+end
+
+local full = 0
+for _, b in ipairs({requests or false, tokens or false}) do
+  if b then
+    full = math.max(full, (b.capacity - b.level) / b.rate)
+  end
+end
+redis.call('PEXPIRE', key, string.format('%d', math.ceil((full + tonumber(ARGV[6])) * 1000)))
+return fmt(wait)
+"""
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class RedisLimiter:
+    """Request and token buckets per tenant, shared through Redis (see the module docstring)."""
+
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        limits: Mapping[str, Limits],
+        *,
+        timeout: float = 0.25,
+        fallback_clock: Callable[[], float] = time.monotonic,
+        retry_interval: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.timeout = timeout
+        self.retry_interval = retry_interval
+        self.fallbacks = 0  # calls decided in process because Redis failed
+        self.degraded = False  # the last Redis call failed
+        self._clock = fallback_clock
+        self._limits: dict[str, Limits] = dict(limits)
+        self._local: dict[str, TenantLimiter] = {}
+        self._retry_at = 0.0  # fallback_clock time before which a degraded limiter skips Redis
+        self._client: aioredis.Redis | None = None
+        self._script: AsyncScript | None = None
+
+    async def start(self) -> None:
+        """Connect and load the script; if Redis is down, start degraded."""
+        self._client = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            # one immediate retry replaces a pooled connection that Redis closed (a
+            # restart); a timeout is not retried, so a call waits at most ``timeout``
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self._script = self._client.register_script(_SCRIPT)
+        try:
+            await self._client.script_load(_SCRIPT)
+        except _FAILURES as exc:
+            self._failed(exc)
+        else:
+            self._recovered()
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._script = None
+
+    def set_limits(self, limits: Mapping[str, Limits]) -> None:
+        """Take a reloaded configuration; the state of every tenant in Redis is kept."""
+        new = dict(limits)
+        for name, old in self._limits.items():
+            if new.get(name) != old:
+                self._local.pop(name, None)
+        self._limits = new
+
+    async def admit(self, tenant: str, now: float) -> float:
+        """0 to go ahead (one request is taken), else the seconds to wait (``Retry-After``).
+
+        ``now`` is wall-clock seconds (``time.time()``). ``KeyError`` if the tenant is not
+        configured.
+        """
+        limits = self._limits[tenant]
+        rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
+        if rpm is None and tpm is None:
+            return 0.0
+        wait = await self._call(tenant, ("admit", repr(now), rpm or 0, tpm or 0, 0))
+        if wait is None:
+            return self._fallback(tenant, limits).admit(self._clock())
+        return wait
+
+    async def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        """Charge the tokens a response used; the level may go negative."""
+        limits = self._limits.get(tenant)
+        if limits is None or limits.tokens_per_minute is None:
+            return
+        args = ("charge", repr(now), limits.requests_per_minute or 0, limits.tokens_per_minute)
+        if await self._call(tenant, (*args, tokens)) is None:
+            self._fallback(tenant, limits).charge_tokens(tokens, self._clock())
+
+    # -- Redis and the fallback ---------------------------------------------
+
+    async def _call(self, tenant: str, args: tuple[str | int, ...]) -> float | None:
+        """The script's wait, or None if Redis failed or is being skipped."""
+        if self._script is None:
+            raise RuntimeError("RedisLimiter.start() has not been awaited")
+        if self.degraded:
+            if self._clock() < self._retry_at:
+                return None
+            self._retry_at = self._clock() + self.retry_interval  # one probe per interval
+        try:
+            reply = await self._script(keys=[f"{self.prefix}:{tenant}"], args=(*args, IDLE_MARGIN))
+        except _FAILURES as exc:
+            self._failed(exc)
+            return None
+        self._recovered()
+        return float(reply)
+
+    def _fallback(self, tenant: str, limits: Limits) -> TenantLimiter:
+        self.fallbacks += 1
+        local = self._local.get(tenant)
+        if local is None:
+            local = self._local[tenant] = TenantLimiter(limits, self._clock())
+        return local
+
+    def _failed(self, exc: BaseException) -> None:
+        if not self.degraded:
+            self.degraded = True
+            log.warning(
+                "rate limits: Redis failed (%s: %s); each process enforces them alone until "
+                "Redis is back",
+                type(exc).__name__,
+                exc,
+            )
+        self._retry_at = self._clock() + self.retry_interval
+
+    def _recovered(self) -> None:
+        if self.degraded:
+            self.degraded = False
+            log.warning("rate limits: Redis is back; limits are shared again")

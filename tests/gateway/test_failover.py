@@ -307,3 +307,95 @@ def test_what_a_class_can_reach_among_us_and_marketplace_sites(
         states[choice.index].breaker.on_failure(0)
     assert seen == reachable
     assert choice is Refusal.UNAVAILABLE
+
+
+# -- active health checks -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("checks", "unhealthy_after", "healthy_after", "verdicts"),
+    [
+        pytest.param("ff", 2, 1, "ud", id="two failures take it out"),
+        pytest.param("fof", 2, 1, "uuu", id="a pass in between resets the count"),
+        pytest.param("ffo", 2, 1, "udu", id="one pass brings it back"),
+        pytest.param("ffoo", 2, 2, "uddu", id="two passes needed to come back"),
+        pytest.param("ffofoo", 2, 2, "uddddu", id="a failure in between resets the comeback"),
+        pytest.param("f", 1, 1, "d", id="threshold one"),
+    ],
+)
+def test_active_checks_take_a_replica_out_and_bring_it_back(
+    checks: str, unhealthy_after: int, healthy_after: int, verdicts: str
+) -> None:
+    """``f``/``o``: a failed/passed check; ``u``/``d``: the verdict after it (up/down)."""
+    state = ReplicaState(Breaker(3, 10))
+    seen = ""
+    for c in checks:
+        state.checked(c == "o", unhealthy_after, healthy_after)
+        seen += "d" if state.down else "u"
+    assert seen == verdicts
+
+
+def test_pick_skips_replicas_that_fail_their_checks(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    table = table_for(snapshot, policy, [(0, "primary", 8, 1), (1, "secondary", 8, 1)])
+    route = table.classes["public"]["m"]
+    states = new_states(table.replicas, 3, 10)
+    states[0].down = True
+    assert pick(route, states, 0) == table.replicas[1]  # spills over rather than use it
+
+
+def test_when_every_replica_fails_its_checks_the_circuits_decide(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """A wrong check (a server without the health path) must not take the model down."""
+    table = table_for(snapshot, policy, [(0, "primary", 8, 1), (1, "primary", 8, 1)])
+    route = table.classes["public"]["m"]
+    states = new_states(table.replicas, 1, 10)
+    states[0].down = states[1].down = True
+    states[1].ewma = 0.5
+    assert pick(route, states, 0) == table.replicas[0]
+    states[0].breaker.on_failure(0)  # open
+    assert pick(route, states, 0) == table.replicas[1]
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sites=site_lists,
+    data_class=st.sampled_from(CLASSES),
+    flags=st.lists(st.tuples(st.booleans(), st.booleans(), st.booleans()), min_size=8, max_size=8),
+    tried_mask=st.lists(st.booleans(), min_size=8, max_size=8),
+)
+def test_a_replica_failing_checks_is_picked_only_when_no_healthy_one_is_admitted(
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    sites: Any,
+    data_class: str,
+    flags: list[tuple[bool, bool, bool]],
+    tried_mask: list[bool],
+) -> None:
+    """(down, full, open) per replica; the pick stays in the class whatever they are."""
+    table = table_for(snapshot, policy, sites)
+    states = new_states(table.replicas, 1, 100)
+    for r, (down, full, open_) in zip(table.replicas, flags, strict=False):
+        states[r.index].down = down
+        states[r.index].outstanding = r.max_concurrency if full else 0
+        if open_:
+            states[r.index].breaker.on_failure(0)
+    route = table.classes[data_class]["m"]
+    tried = [r for r in route.replicas if tried_mask[r.index]]
+    choice = pick(route, states, 1, tried)
+
+    def admitted(r: Any) -> bool:
+        st_ = states[r.index]
+        return r not in tried and st_.outstanding < r.max_concurrency and st_.breaker.admits(1)
+
+    if isinstance(choice, Refusal):
+        assert not any(admitted(r) for r in route.replicas)
+        return
+    assert choice in route.replicas  # never outside the class
+    assert admitted(choice)
+    if states[choice.index].down:
+        assert not any(admitted(r) and not states[r.index].down for r in route.replicas)

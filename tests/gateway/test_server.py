@@ -362,3 +362,58 @@ def test_retry_goes_to_another_provider_first(run: Callable[..., None]) -> None:
         assert gw.meter.records[-1].attempts == 2
 
     run(scenario, sites=sites, upstream=FunctionUpstream(handler))
+
+
+MANUAL_CHECKS = {"enabled": False, "timeout": 0.5, "unhealthy_after": 1, "healthy_after": 1}
+
+
+def test_a_replica_failing_its_health_checks_gets_no_traffic(run: Callable[..., None]) -> None:
+    """aws would answer requests, but its health check fails: traffic avoids it until it passes."""
+
+    async def scenario(gw: Running) -> None:
+        gw.fakes["aws"].behaviour = "unhealthy"
+        await gw.gateway.check_round()
+        assert [s.down for s in gw.gateway.states] == [False, True]
+        assert [(await gw.chat("lab")).status for _ in range(6)] == [200] * 6
+        assert gw.fakes["aws"].requests == []
+        metrics = await (await gw.http.get(f"{gw.url}/metrics")).text()
+        assert (
+            'archipel_gateway_replica_up{provider="aws",region="us-east-1",replica="llama/aws"} 0.0'
+            in metrics
+        )
+
+        gw.fakes["aws"].behaviour = "ok"
+        await gw.gateway.check_round()
+        assert [s.down for s in gw.gateway.states] == [False, False]
+        gw.gateway.states[0].outstanding = 10  # make ovh the busier one
+        assert (await gw.chat("lab")).status == 200
+        assert len(gw.fakes["aws"].requests) == 1
+
+    run(scenario, health_checks=MANUAL_CHECKS)
+
+
+def test_when_every_replica_fails_its_checks_requests_are_still_served(
+    run: Callable[..., None],
+) -> None:
+    async def scenario(gw: Running) -> None:
+        for fake in gw.fakes.values():
+            fake.behaviour = "unhealthy"
+        await gw.gateway.check_round()
+        assert all(s.down for s in gw.gateway.states)
+        assert [(await gw.chat("lab")).status for _ in range(3)] == [200] * 3
+
+    run(scenario, health_checks=MANUAL_CHECKS)
+
+
+def test_health_checks_run_in_the_background(run: Callable[..., None]) -> None:
+    async def scenario(gw: Running) -> None:
+        gw.fakes["aws"].behaviour = "error"
+        for _ in range(400):  # up to 20 s on a loaded machine; usually 0.1 s
+            if gw.gateway.states[1].down:
+                break
+            await asyncio.sleep(0.05)
+        assert gw.gateway.states[1].down
+        assert gw.fakes["ovh"].checks >= 2
+        assert not gw.gateway.states[0].down
+
+    run(scenario, health_checks={"interval": 0.05, "timeout": 0.5, "unhealthy_after": 2})

@@ -77,8 +77,18 @@ async def real() -> AsyncIterator[Bench]:
             return out
         return web.json_response({"ok": True})
 
+    async def health(request: web.Request) -> web.StreamResponse:
+        seen.append(request.headers.get("Authorization"))
+        scenario = request.match_info["scenario"]
+        if scenario == "first_byte":
+            await release.wait()  # until the bench is torn down
+        if scenario == "status500":
+            return web.json_response({"error": {}}, status=500)
+        return web.json_response({"object": "list", "data": []})
+
     app = web.Application()
     app.router.add_post("/{scenario}/chat/completions", handle)
+    app.router.add_get("/{scenario}/models", health)
     runner = web.AppRunner(app, shutdown_timeout=1.0)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -118,7 +128,16 @@ async def fake() -> AsyncIterator[Bench]:
             return FakeReply(200, [STREAM[0], UpstreamTimeoutError("idle")])
         return FakeReply(200, [b'{"ok": true}'])
 
-    yield Bench(FunctionUpstream(handler), lambda name: replica(name, "fake://"), seen)
+    async def checker(r: Replica) -> bool:
+        seen.append(r.authorization)
+        if r.name == "refused":
+            raise UpstreamConnectError("connection refused")
+        if r.name == "first_byte":
+            await asyncio.Event().wait()  # forever
+        return r.name != "status500"
+
+    upstream = FunctionUpstream(handler, checker)
+    yield Bench(upstream, lambda name: replica(name, "fake://"), seen)
 
 
 IMPLEMENTATIONS = [pytest.param(real, id="aiohttp"), pytest.param(fake, id="function")]
@@ -200,5 +219,28 @@ def test_a_body_that_stalls_times_out_in_the_idle_phase(make: Make) -> None:
             await resp.chunk()
         assert info.value.phase == "idle"
         resp.release()
+
+    check(make, body)
+
+
+@pytest.mark.parametrize("make", IMPLEMENTATIONS)
+@pytest.mark.parametrize(
+    ("scenario", "healthy"),
+    [
+        pytest.param("json", True, id="200"),
+        pytest.param("status500", False, id="500"),
+        pytest.param("refused", False, id="refused"),
+        pytest.param("first_byte", False, id="hangs past the timeout"),
+    ],
+)
+def test_a_health_check_is_a_yes_or_no_within_its_timeout(
+    make: Make, scenario: str, healthy: bool
+) -> None:
+    async def body(b: Bench) -> None:
+        # the server may never answer: only the check's own timeout ends the wait
+        verdict = await asyncio.wait_for(b.upstream.check(b.at(scenario), timeout=0.3), 30)
+        assert verdict is healthy
+        if scenario != "refused":
+            assert b.authorizations == ["Bearer k"]  # checked with the replica's own key
 
     check(make, body)

@@ -9,6 +9,7 @@ Example::
     timeouts: {connect: 2, first_byte: 60, idle: 30}
     retry: {max_attempts: 3, budget_ratio: 0.2, budget_min_per_second: 5}
     breaker: {failure_threshold: 5, cooldown: 10}
+    health_checks: {interval: 10, timeout: 2, unhealthy_after: 2, healthy_after: 1}
     tenants:
       clinic:
         key_sha256: [<hex digest of the API key, see archipel.gateway.hash_key>]
@@ -92,6 +93,16 @@ class Breaker(_Model):
     cooldown: float = Field(10.0, gt=0)  # seconds open before one half-open probe
 
 
+class HealthChecks(_Model):
+    """Active checks: each replica's ``health_path`` is fetched every ``interval`` seconds."""
+
+    enabled: bool = True
+    interval: float = Field(10.0, gt=0)
+    timeout: float = Field(2.0, gt=0)
+    unhealthy_after: int = Field(2, ge=1)  # consecutive failed checks that take it out
+    healthy_after: int = Field(1, ge=1)  # consecutive passed checks that bring it back
+
+
 class Balancing(_Model):
     ewma_decay: float = Field(10.0, gt=0)  # seconds: time constant of the latency average
     price_weight: float = Field(0.5, ge=0)  # 0 ignores price; 1 = score scales with price
@@ -157,6 +168,7 @@ class ReplicaSpec(_Model):
     max_concurrency: int = Field(64, ge=1)
     pool: Pool = Pool.PRIMARY
     price: Price = Price()
+    health_path: str = Field("/models", pattern=r"^/")  # GET under base_url; 200 = healthy
 
     @model_validator(mode="after")
     def _check(self) -> ReplicaSpec:
@@ -189,6 +201,7 @@ class GatewayConfig(_Model):
     timeouts: Timeouts = Timeouts()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
+    health_checks: HealthChecks = HealthChecks()
     balancing: Balancing = Balancing()
     shedding: Shedding = Shedding()
     metering: Metering = Metering()

@@ -123,15 +123,29 @@ class Breaker:
 
 
 class ReplicaState:
-    """Mutable health of one replica: in-flight requests, latency average, circuit."""
+    """Mutable health of one replica: in-flight requests, latency average, circuit, checks."""
 
-    __slots__ = ("breaker", "ewma", "outstanding", "updated")
+    __slots__ = ("breaker", "check_streak", "down", "ewma", "outstanding", "updated")
 
     def __init__(self, breaker: Breaker) -> None:
         self.breaker = breaker
         self.outstanding = 0
         self.ewma = 0.0  # seconds; 0 until the first sample, so new replicas get tried
         self.updated = 0.0
+        self.down = False  # failed its active health checks
+        self.check_streak = 0  # consecutive checks that disagree with ``down``
+
+    def checked(self, ok: bool, unhealthy_after: int, healthy_after: int) -> bool:
+        """Fold in one active check; True when the verdict (``down``) changed."""
+        if ok != self.down:  # the check agrees with the current verdict
+            self.check_streak = 0
+            return False
+        self.check_streak += 1
+        if self.check_streak < (healthy_after if self.down else unhealthy_after):
+            return False
+        self.down = not self.down
+        self.check_streak = 0
+        return True
 
     def observe(self, latency: float, now: float, decay: float) -> None:
         """Fold one latency sample into a time-decayed average (time constant ``decay``)."""
@@ -161,16 +175,42 @@ def pick(
     now: float,
     tried: Sequence[Replica] = (),
 ) -> Replica | Refusal:
-    """The replica for the next attempt of a request, or why there is none."""
+    """The replica for the next attempt of a request, or why there is none.
+
+    Replicas that fail their active health checks are skipped, unless every
+    replica that could take the attempt is failing them: then the checks are
+    ignored and the circuits alone decide, so a wrong check (a replica with no
+    ``health_path``) cannot take a whole model down.
+    """
     tried_ids = {r.index for r in tried}
     tried_providers = {r.provider for r in tried}
+    best, full, skipped = _best(route, states, now, tried_ids, tried_providers, True)
+    if best is None and skipped:
+        best, full, _ = _best(route, states, now, tried_ids, tried_providers, False)
+    if best is not None:
+        return best
+    return Refusal.FULL if full else Refusal.UNAVAILABLE
+
+
+def _best(
+    route: ModelRoute,
+    states: Sequence[ReplicaState],
+    now: float,
+    tried_ids: set[int],
+    tried_providers: set[str],
+    use_checks: bool,
+) -> tuple[Replica | None, bool, bool]:
+    """(best replica, some were full, some were skipped for failing checks)."""
     best: Replica | None = None
     best_key: tuple[bool, bool, float] = (True, True, math.inf)
-    full = False
+    full = skipped = False
     for r in route.primary + route.secondary:
         if r.index in tried_ids:
             continue
         st = states[r.index]
+        if use_checks and st.down:
+            skipped = True
+            continue
         if st.outstanding >= r.max_concurrency:
             full = True
             continue
@@ -180,9 +220,7 @@ def pick(
         key = (r.provider in tried_providers, r.pool is Pool.SECONDARY, score)
         if key < best_key:
             best, best_key = r, key
-    if best is not None:
-        return best
-    return Refusal.FULL if full else Refusal.UNAVAILABLE
+    return best, full, skipped
 
 
 def retryable_status(status: int) -> bool:

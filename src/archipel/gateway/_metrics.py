@@ -58,15 +58,22 @@ class StateCollector(Collector):
             "Circuit per replica: 0 closed, 1 half-open, 2 open.",
             labels=labels,
         )
+        up = GaugeMetricFamily(
+            "archipel_gateway_replica_up",
+            "1 while the replica passes its active health checks, else 0.",
+            labels=labels,
+        )
         routing = self.current()
         for r, st in zip(routing.table.replicas, routing.states, strict=True):
             values = [r.id, r.provider, r.region]
             outstanding.add_metric(values, st.outstanding)
             ewma.add_metric(values, st.ewma)
             circuit.add_metric(values, _STATE_VALUE[st.breaker.state])
+            up.add_metric(values, 0 if st.down else 1)
         yield outstanding
         yield ewma
         yield circuit
+        yield up
         dropped = getattr(self.meter, "dropped", None)
         if isinstance(dropped, int):
             family = GaugeMetricFamily(

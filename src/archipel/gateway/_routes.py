@@ -45,6 +45,7 @@ class Replica:
     input_price: Decimal  # per token
     output_price: Decimal  # per token
     cost_factor: float  # >= 1: blended price relative to the model's cheapest replica
+    health_path: str = "/models"  # active checks GET base_url + health_path
 
     @property
     def site(self) -> OfferClass:
@@ -139,6 +140,7 @@ def _replica(
         input_price=r.price.input_per_million / _MILLION,
         output_price=r.price.output_per_million / _MILLION,
         cost_factor=1.0 + config.balancing.price_weight * (relative - 1.0),
+        health_path=r.health_path,
     )
 
 

@@ -343,6 +343,35 @@ class Gateway:
                 log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
             return True
 
+    # -- active health checks ----------------------------------------------
+
+    async def _check_forever(self) -> None:
+        """A round of checks at start, then one every ``health_checks.interval`` seconds."""
+        while True:
+            routing = self.routing  # a reload takes effect at the next round
+            spec = routing.config.health_checks
+            if spec.enabled:
+                await self.check_round(routing)
+            await asyncio.sleep(spec.interval)
+
+    async def check_round(self, routing: Routing | None = None) -> None:
+        """Check every replica once, concurrently, and update their verdicts."""
+        routing = routing or self.routing
+        spec = routing.config.health_checks
+        replicas = routing.table.replicas
+        results = await asyncio.gather(*(self.upstream.check(r, spec.timeout) for r in replicas))
+        for r, ok in zip(replicas, results, strict=True):
+            state = routing.states[r.index]
+            if state.checked(ok, spec.unhealthy_after, spec.healthy_after):
+                if state.down:
+                    log.warning(
+                        "gateway: replica %s failed %d health checks in a row (GET %s%s): "
+                        "no traffic until it passes",
+                        r.id, spec.unhealthy_after, r.base_url, r.health_path,
+                    )  # fmt: skip
+                else:
+                    log.warning("gateway: replica %s passes its health checks again", r.id)
+
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reload_tasks.add(task)
@@ -366,12 +395,14 @@ class Gateway:
         if self.shared is not None:
             await self.shared.start()  # never fails: a Redis that is down means local limits
         loop = asyncio.get_running_loop()
+        checks = loop.create_task(self._check_forever())
         watching = self.loader is not None and _can_watch_signals()
         if watching:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             yield
         finally:
+            checks.cancel()
             if watching:
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in list(self._reload_tasks):

@@ -68,6 +68,11 @@ class Upstream(Protocol):
         """POST ``body`` to ``replica.base_url + path``, with the replica's own key."""
         ...
 
+    async def check(self, replica: Replica, timeout: float) -> bool:
+        """Whether GET ``replica.base_url + replica.health_path`` answers 200 within
+        ``timeout`` seconds (the active health check); never raises."""
+        ...
+
 
 class _AiohttpResponse:
     __slots__ = ("_idle", "_resp")
@@ -171,6 +176,18 @@ class AiohttpUpstream:
             raise UpstreamConnectError(f"{replica.id}: {exc}") from exc
         return _AiohttpResponse(resp, self.timeouts.idle)
 
+    async def check(self, replica: Replica, timeout: float) -> bool:
+        if self._session is None:
+            raise RuntimeError("AiohttpUpstream.check before start()")
+        url, headers = self._target(replica, replica.health_path)
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._session.get(url, headers=headers) as resp:
+                    await resp.read()  # to the end, so the connection can be reused
+                    return resp.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
 
 @dataclass
 class FakeReply:
@@ -219,6 +236,7 @@ class _FakeResponse:
 
 
 Handler = Callable[[Replica, str, bytes], Awaitable[FakeReply]]
+Checker = Callable[[Replica], Awaitable[bool]]
 
 
 class FunctionUpstream:
@@ -226,10 +244,13 @@ class FunctionUpstream:
 
     The handler may raise :class:`UpstreamConnectError` or
     :class:`UpstreamTimeoutError` to fake a failure before the headers.
+    ``checker(replica)`` answers active health checks (default: healthy);
+    a checker slower than the check's timeout fails the check.
     """
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, checker: Checker | None = None) -> None:
         self.handler = handler
+        self.checker = checker
         self.sent: list[tuple[str, str, bytes]] = []  # (replica id, path, body)
         self.timeouts: Timeouts | None = None
 
@@ -245,3 +266,12 @@ class FunctionUpstream:
     async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
         self.sent.append((replica.id, path, body))
         return _FakeResponse(await self.handler(replica, path, body))
+
+    async def check(self, replica: Replica, timeout: float) -> bool:
+        if self.checker is None:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.checker(replica)
+        except (UpstreamError, TimeoutError):
+            return False

@@ -12,6 +12,10 @@ Tests change :attr:`FakeUpstream.behaviour` to make it fail:
 ``hang``     wait (up to ``hang_seconds``, or until :meth:`release`) before answering
 ``cut``      (streams) send the first chunk, then close the connection
 ``stall``    (streams) wait like ``hang`` after each chunk
+``unhealthy`` answer requests normally but fail health checks (``GET /v1/models``: 503)
+
+``GET /v1/models`` (the gateway's default health check) follows the behaviour
+too: it fails with ``error``, ``close``, ``hang`` and ``unhealthy``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-BEHAVIOURS = ("ok", "error", "overload", "close", "hang", "cut", "stall")
+BEHAVIOURS = ("ok", "error", "overload", "close", "hang", "cut", "stall", "unhealthy")
 
 
 class FakeUpstream:
@@ -36,6 +40,7 @@ class FakeUpstream:
         self.behaviour = behaviour
         self.hang_seconds = hang_seconds
         self.requests: list[dict[str, Any]] = []
+        self.checks = 0  # GET /v1/models seen
         self.authorizations: list[str | None] = []
         self._release = asyncio.Event()
         self.app = web.Application()
@@ -165,6 +170,15 @@ class FakeUpstream:
         )
 
     async def models(self, request: web.Request) -> web.StreamResponse:
+        self.checks += 1
+        if self.behaviour in {"error", "unhealthy"}:
+            return web.json_response({"error": {"message": f"{self.name} down"}}, status=503)
+        if self.behaviour == "close" and request.transport is not None:
+            request.transport.close()
+            return web.Response(status=500)
+        if self.behaviour == "hang":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._release.wait(), self.hang_seconds)
         return web.json_response({"object": "list", "data": []})
 
 

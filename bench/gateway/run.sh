@@ -4,7 +4,8 @@
 # Uses the shared harness in place (nothing copied): $HARNESS/bench.py pins the
 # gateway to CPU 1 and wrk + fake upstreams to CPU 0. Not run by CI.
 #
-#   bash bench/gateway/run.sh                 # c=1,32 x json,stream, 2 reps
+#   bash bench/gateway/run.sh                 # c=1,32 x json,stream, 2 reps; direct, the bare
+#                                             # pass-through (passthrough.py), archipel, LiteLLM, Portkey
 #   REPS=3 DURATION=20 CONC=1,32,128 OUT=/tmp/gwbench/x bash bench/gateway/run.sh
 #   TARGETS=direct,archipel bash bench/gateway/run.sh
 #   EXTRA_TARGETS=/path/more-targets.json TARGETS=direct,archipel,mine bash bench/gateway/run.sh
@@ -33,7 +34,7 @@ fi
 export UPSTREAM_PYTHON
 
 if [ -z "${TARGETS:-}" ]; then
-  TARGETS=direct,archipel
+  TARGETS=direct,passthrough,archipel
   [ -x "${LITELLM_VENV:-/tmp/venvs/litellm}/bin/litellm" ] && TARGETS="$TARGETS,litellm"
   [ -f "${PORTKEY_DIR:-/tmp/gwbench/portkey}/node_modules/@portkey-ai/gateway/build/start-server.js" ] \
     && TARGETS="$TARGETS,portkey"

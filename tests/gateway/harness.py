@@ -155,7 +155,12 @@ async def running(
             runners.append(runner)
         config, table = _configure(ports, sites, snapshot, policy, **overrides)
         memory = MemoryMeter()
-        gateway = Gateway(config, table, meter or memory, upstream)
+        keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
+
+        def builder(cfg: GatewayConfig) -> RouteTable:
+            return build_route_table(cfg, policy, snapshot, keys)
+
+        gateway = Gateway(config, table, meter or memory, upstream, builder=builder)
         runner, port = await _start(gateway.app)
         runners.append(runner)
         async with aiohttp.ClientSession() as http:

@@ -353,26 +353,34 @@ def gateway(
         build_route_table,
         describe_routes,
         parse_gateway_config,
+        resolve_control_plane_token,
         resolve_upstream_keys,
         serve,
     )
+
+    def read_text(path: str) -> str:
+        return (config.parent / path).read_text("utf-8")
+
+    def build(cfg: GatewayConfig) -> RouteTable:
+        # policy and upstream keys are read again each time: a reload or new routes from
+        # the control plane see the files and the environment as they are now
+        keys = resolve_upstream_keys(cfg, os.environ, read_text)
+        return build_route_table(cfg, _policy(policy), _snapshot(), keys)
 
     def load() -> tuple[GatewayConfig, RouteTable]:
         docs = read_yaml_documents(config)
         if len(docs) != 1:
             raise InputError(f"{config}: a gateway config holds exactly one YAML document")
         cfg = parse_gateway_config(docs[0], str(config))
-        keys = resolve_upstream_keys(
-            cfg, os.environ, lambda p: (config.parent / p).read_text("utf-8")
-        )
-        return cfg, build_route_table(cfg, _policy(policy), _snapshot(), keys)
+        return cfg, build(cfg)
 
     cfg, table = _guard(load)
+    token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, read_text))
     for line in describe_routes(table):
         typer.echo(line, err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
-    serve(cfg, table, meter=meter, loader=load)
+    serve(cfg, table, meter=meter, loader=load, builder=build, control_plane_token=token)
 
 
 token_app = typer.Typer(

@@ -13,6 +13,7 @@ from archipel.gateway._config import (
     Pool,
     hash_key,
     parse_gateway_config,
+    resolve_control_plane_token,
     resolve_upstream_keys,
 )
 from archipel.gateway._errors import (
@@ -33,6 +34,7 @@ from archipel.gateway._failover import (
     pick,
 )
 from archipel.gateway._metering import JsonlMeter, MemoryMeter, Meter, UsageRecord
+from archipel.gateway._published import PublishedRoutes, merge_published, parse_published
 from archipel.gateway._routes import (
     Match,
     ModelRoute,
@@ -66,6 +68,7 @@ __all__ = [
     "Meter",
     "ModelRoute",
     "Pool",
+    "PublishedRoutes",
     "Refusal",
     "Replica",
     "RetryBudget",
@@ -82,8 +85,11 @@ __all__ = [
     "create_app",
     "describe_routes",
     "hash_key",
+    "merge_published",
     "parse_gateway_config",
+    "parse_published",
     "pick",
+    "resolve_control_plane_token",
     "resolve_upstream_keys",
     "serve",
 ]

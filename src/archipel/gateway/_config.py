@@ -126,6 +126,23 @@ class RateLimits(_Model):
     timeout: float = Field(0.25, gt=0)  # seconds per Redis call; then local limits apply
 
 
+class ControlPlane(_Model):
+    """Where to read the routes of the services the control plane runs (``GET /v1/routes``)."""
+
+    url: str = Field(pattern=r"^https?://")
+    token_env: str | None = None  # an API token of the control plane, from the environment...
+    token_file: str | None = None  # ...or a file (an admin token sees every tenant's services)
+    interval: float = Field(5.0, gt=0)  # seconds between polls
+    timeout: float = Field(5.0, gt=0)
+    key_env: str | None = None  # the upstream key the published replicas expect, if any
+
+    @model_validator(mode="after")
+    def _one_token(self) -> ControlPlane:
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give token_env or token_file, not both")
+        return self
+
+
 class Limits(_Model):
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
@@ -209,8 +226,17 @@ class GatewayConfig(_Model):
     shutdown_timeout: float = Field(30.0, gt=0)
     # "auto": uvloop's event loop when uvloop is installed, else asyncio's
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
+    control_plane: ControlPlane | None = None
     tenants: dict[str, Tenant] = Field(min_length=1)
-    models: dict[str, ModelSpec] = Field(min_length=1)
+    models: dict[str, ModelSpec] = {}  # more come from the control plane, if configured
+
+    @model_validator(mode="after")
+    def _some_models(self) -> GatewayConfig:
+        if not self.models and self.control_plane is None:
+            raise ValueError(
+                "models: declare at least one model, or a control_plane that publishes them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _keys_unique(self) -> GatewayConfig:
@@ -271,3 +297,31 @@ def resolve_upstream_keys(
     if problems:
         raise GatewayConfigError("upstream keys", problems)
     return keys
+
+
+def resolve_control_plane_token(
+    config: GatewayConfig,
+    environ: Mapping[str, str],
+    read_text: Callable[[str], str],
+) -> str | None:
+    """The control plane token named by ``control_plane.token_env`` or ``token_file``."""
+    spec = config.control_plane
+    if spec is None:
+        return None
+    if spec.token_env is not None:
+        value = environ.get(spec.token_env)
+        if not value:
+            raise GatewayConfigError(
+                "control plane token",
+                [f"control_plane.token_env: environment variable {spec.token_env} is unset"],
+            )
+        return value
+    if spec.token_file is not None:
+        try:
+            return read_text(spec.token_file).strip()
+        except OSError as exc:
+            raise GatewayConfigError(
+                "control plane token",
+                [f"control_plane.token_file: cannot read {spec.token_file}: {exc}"],
+            ) from None
+    return None

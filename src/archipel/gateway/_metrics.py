@@ -9,7 +9,7 @@ request path (:class:`RequestStats`), turned into metric families on scrape.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client.core import (
@@ -21,29 +21,19 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from archipel.gateway._failover import BreakerState
-from archipel.gateway._metering import Meter
 
 if TYPE_CHECKING:
-    from archipel.gateway._limits_redis import RedisLimiter
-    from archipel.gateway._server import Routing
+    from archipel.gateway._server import Gateway
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 
 
 class StateCollector(Collector):
-    """Per-replica gauges of the current generation, the meter's drops, config reloads."""
+    """Per-replica gauges of the current generation, and the gateway's own health:
+    dropped usage records, configuration reloads, shared rate limits, published routes."""
 
-    def __init__(
-        self,
-        current: Callable[[], Routing],
-        meter: Meter,
-        reloads: Mapping[str, int],
-        shared: RedisLimiter | None = None,
-    ) -> None:
-        self.current = current
-        self.meter = meter
-        self.reloads = reloads
-        self.shared = shared
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
         labels = ["replica", "provider", "region"]
@@ -63,7 +53,8 @@ class StateCollector(Collector):
             "1 while the replica passes its active health checks, else 0.",
             labels=labels,
         )
-        routing = self.current()
+        gw = self.gateway
+        routing = gw.routing
         for r, st in zip(routing.table.replicas, routing.states, strict=True):
             values = [r.id, r.provider, r.region]
             outstanding.add_metric(values, st.outstanding)
@@ -74,7 +65,7 @@ class StateCollector(Collector):
         yield ewma
         yield circuit
         yield up
-        dropped = getattr(self.meter, "dropped", None)
+        dropped = getattr(gw.meter, "dropped", None)
         if isinstance(dropped, int):
             family = GaugeMetricFamily(
                 "archipel_gateway_meter_dropped", "Usage records dropped: queue full."
@@ -91,22 +82,37 @@ class StateCollector(Collector):
             "Configuration reloads, by result.",
             labels=["result"],
         )
-        for result, n in sorted(self.reloads.items()):
+        for result, n in sorted(gw.reloads.items()):
             reloads.add_metric([result], n)
         yield reloads
-        if self.shared is not None:
+        if gw.shared is not None:
             fallbacks = CounterMetricFamily(
                 "archipel_gateway_rate_limit_fallbacks",
                 "Rate-limit decisions taken in process because Redis failed.",
             )
-            fallbacks.add_metric([], self.shared.fallbacks)
+            fallbacks.add_metric([], gw.shared.fallbacks)
             yield fallbacks
             degraded = GaugeMetricFamily(
                 "archipel_gateway_rate_limit_degraded",
                 "1 while Redis is failing and each process enforces limits alone.",
             )
-            degraded.add_metric([], int(self.shared.degraded))
+            degraded.add_metric([], int(gw.shared.degraded))
             yield degraded
+        if gw.publisher is not None:
+            up = GaugeMetricFamily(
+                "archipel_gateway_control_plane_up",
+                "1 if the last poll of the control plane's routes got an answer.",
+            )
+            up.add_metric([], int(gw.publisher.up))
+            yield up
+            polls = CounterMetricFamily(
+                "archipel_gateway_control_plane_polls",
+                "Polls of the control plane's routes, by result.",
+                labels=["result"],
+            )
+            for result, n in sorted(gw.publisher.polls.items()):
+                polls.add_metric([result], n)
+            yield polls
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

@@ -57,6 +57,7 @@ from archipel.gateway._limits import TenantLimiter
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
+from archipel.gateway._published import Published, PublishedRoutes, merge_published
 from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
@@ -70,11 +71,20 @@ from archipel.gateway._usage import (
 Clock = Callable[[], float]
 #: reads the configuration again (files, environment, policy) for a hot reload
 Loader = Callable[[], tuple[GatewayConfig, RouteTable]]
+#: builds the route table of a configuration (policy, catalog, upstream keys)
+Builder = Callable[[GatewayConfig], RouteTable]
 
 log = logging.getLogger("archipel.gateway")
 
 #: settings that a reload cannot change: they take effect at the next start
-RESTART_ONLY = ("listen", "event_loop", "metering", "rate_limits", "shutdown_timeout")
+RESTART_ONLY = (
+    "listen",
+    "event_loop",
+    "metering",
+    "rate_limits",
+    "control_plane",
+    "shutdown_timeout",
+)
 
 #: the OpenAI endpoints proxied, client path -> path under the replica's base URL
 ENDPOINTS = {
@@ -196,12 +206,25 @@ class Gateway:
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         loader: Loader | None = None,
+        builder: Builder | None = None,
+        control_plane_token: str | None = None,
     ) -> None:
         self.upstream = upstream if upstream is not None else AiohttpUpstream(config.timeouts)
         self.meter = meter
         self.clock = clock
         self.wall_clock = wall_clock
         self.loader = loader
+        self.builder = builder
+        # routes: the file's models, plus what the control plane publishes (if configured)
+        self._file_config = config
+        self._published: Published = {}
+        self.publisher: PublishedRoutes | None = None
+        if config.control_plane is not None:
+            if builder is None:
+                raise ValueError("a gateway with a control_plane needs a route table builder")
+            self.publisher = PublishedRoutes(
+                config.control_plane, control_plane_token, self._on_published
+            )
         now = clock()
         self.budget = RetryBudget(
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
@@ -228,9 +251,7 @@ class Gateway:
         self.stats = RequestStats()
         self.registry = CollectorRegistry()
         self.registry.register(self.stats)
-        self.registry.register(
-            StateCollector(lambda: self.routing, meter, self.reloads, self.shared)
-        )
+        self.registry.register(StateCollector(self))
         self.app = self._build_app()
 
     # the current generation's parts, for callers that do not care about reloads
@@ -322,10 +343,19 @@ class Gateway:
         if self.loader is None:
             raise RuntimeError("this gateway was started without a configuration loader")
         loader = self.loader
+
+        def load() -> tuple[GatewayConfig, GatewayConfig, RouteTable]:
+            file_config, table = loader()
+            if not self._published or self.builder is None:
+                return file_config, file_config, table
+            merged = merge_published(file_config, self._published)
+            return file_config, merged, self.builder(merged)
+
         async with self._reload_lock:
             try:
                 # parsing, policy evaluation and file reads stay off the event loop
-                config, table = await asyncio.get_running_loop().run_in_executor(None, loader)
+                loop = asyncio.get_running_loop()
+                file_config, config, table = await loop.run_in_executor(None, load)
             except Exception as exc:
                 self.reloads["failed"] += 1
                 log.error(
@@ -334,6 +364,7 @@ class Gateway:
                     exc,
                 )
                 return False
+            self._file_config = file_config
             pending = self.apply(config, table)
             self.reloads["ok"] += 1
             log.info("gateway: configuration reloaded (generation %d)", self.routing.generation)
@@ -342,6 +373,37 @@ class Gateway:
             if pending:
                 log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
             return True
+
+    async def _on_published(self, published: Published) -> None:
+        """New routes from the control plane: merge them with the file's and apply."""
+        assert self.builder is not None
+        builder = self.builder
+        async with self._reload_lock:
+            config = merge_published(self._file_config, published)
+            try:
+                loop = asyncio.get_running_loop()
+                table = await loop.run_in_executor(None, builder, config)
+            except Exception as exc:
+                self.reloads["failed"] += 1
+                log.error(
+                    "gateway: cannot use the routes the control plane published, still "
+                    "serving generation %d:\n%s",
+                    self.routing.generation,
+                    exc,
+                )
+                return
+            self._published = published
+            self.apply(config, table)
+            self.reloads["ok"] += 1
+            replicas = sum(len(m.replicas) for m in published.values())
+            log.info(
+                "gateway: %d replicas of %d models from the control plane (generation %d)",
+                replicas,
+                len(published),
+                self.routing.generation,
+            )
+            for line in describe_routes(table):
+                log.info("gateway: %s", line)
 
     # -- active health checks ----------------------------------------------
 
@@ -396,6 +458,7 @@ class Gateway:
             await self.shared.start()  # never fails: a Redis that is down means local limits
         loop = asyncio.get_running_loop()
         checks = loop.create_task(self._check_forever())
+        polls = None if self.publisher is None else loop.create_task(self.publisher.run())
         watching = self.loader is not None and _can_watch_signals()
         if watching:
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -403,6 +466,8 @@ class Gateway:
             yield
         finally:
             checks.cancel()
+            if polls is not None:
+                polls.cancel()
             if watching:
                 loop.remove_signal_handler(signal.SIGHUP)
             for task in list(self._reload_tasks):
@@ -761,16 +826,23 @@ def create_app(
     clock: Clock = time.monotonic,
     wall_clock: Clock = time.time,
     loader: Loader | None = None,
+    builder: Builder | None = None,
+    control_plane_token: str | None = None,
 ) -> web.Application:
     """The gateway as an aiohttp application (run it with any aiohttp runner).
 
     ``meter`` defaults to a :class:`JsonlMeter` on ``config.metering.path``,
     ``upstream`` to an :class:`AiohttpUpstream` with ``config.timeouts``.
     With a ``loader``, SIGHUP reloads the configuration (see :meth:`Gateway.reload`).
+    With ``config.control_plane``, the routes it publishes are merged in; ``builder``
+    then builds route tables (policy, catalog, upstream keys) for the merged config.
     """
     if meter is None:
         meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)
-    return Gateway(config, table, meter, upstream, clock, wall_clock, loader).app
+    gateway = Gateway(
+        config, table, meter, upstream, clock, wall_clock, loader, builder, control_plane_token
+    )
+    return gateway.app
 
 
 def serve(
@@ -778,6 +850,8 @@ def serve(
     table: RouteTable,
     meter: Meter | None = None,
     loader: Loader | None = None,
+    builder: Builder | None = None,
+    control_plane_token: str | None = None,
 ) -> None:
     """Run the gateway until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -786,7 +860,14 @@ def serve(
     client session closes and queued usage records are written. With a
     ``loader``, SIGHUP reloads the configuration without dropping a request.
     """
-    app = create_app(config, table, meter, loader=loader)
+    app = create_app(
+        config,
+        table,
+        meter,
+        loader=loader,
+        builder=builder,
+        control_plane_token=control_plane_token,
+    )
     # everything loaded so far (config, catalog, policy, route table, libraries) lives as long
     # as the process: move it out of the collector's view, so that the full collections the
     # request path triggers do not walk it (this halves p99 latency at saturation)

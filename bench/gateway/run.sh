@@ -8,6 +8,7 @@
 #                                             # pass-through (passthrough.py), archipel, LiteLLM, Portkey
 #   REPS=3 DURATION=20 CONC=1,32,128 OUT=/tmp/gwbench/x bash bench/gateway/run.sh
 #   TARGETS=direct,archipel bash bench/gateway/run.sh
+#   TARGETS=direct,archipel,archipel-redis bash bench/gateway/run.sh   # shared rate limits
 #   EXTRA_TARGETS=/path/more-targets.json TARGETS=direct,archipel,mine bash bench/gateway/run.sh
 #   (extra args go to bench.py, e.g. --warmup 2)
 #
@@ -44,6 +45,11 @@ mkdir -p "$OUT"
 # the same gateway config on asyncio's loop, another port and usage file (archipel-asyncio)
 { sed -e 's/port: 4300/port: 4302/' -e 's#archipel-usage.jsonl#archipel-asyncio-usage.jsonl#' \
     "$REPO/bench/gateway/archipel.yaml"; echo "event_loop: asyncio"; } > "$OUT/archipel-asyncio.yaml"
+# the same gateway with its rate limits shared through Redis at 127.0.0.1:6379 (archipel-redis)
+{ sed -e 's/port: 4300/port: 4303/' -e 's#archipel-usage.jsonl#archipel-redis-usage.jsonl#' \
+    "$REPO/bench/gateway/archipel.yaml"
+  echo "rate_limits: {backend: redis, redis_url: redis://127.0.0.1:6379/0, prefix: archipel-bench}"
+} > "$OUT/archipel-redis.yaml"
 # the harness's targets plus ours (and EXTRA_TARGETS), with the paths filled in
 python3 - "$REPO" "$OUT" "$HARNESS/targets.json" "$REPO/bench/gateway/targets.json" \
   ${EXTRA_TARGETS:-} <<'PY'

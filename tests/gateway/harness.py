@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -171,6 +173,26 @@ async def running(
             fake.release()
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+# -- processes on loopback ------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for a process that binds it itself)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(ready: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Poll ``ready`` until it holds; fail after ``seconds`` (a deadline, not a sleep)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if ready():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"still not ready after {seconds} s")
 
 
 # -- the test Redis (shared rate limits) -------------------------------------------

@@ -143,6 +143,17 @@ async def control_plane() -> AsyncIterator[tuple[FakeControlPlane, str]]:
         await runner.cleanup()
 
 
+@asynccontextmanager
+async def published_gateway(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> AsyncIterator[tuple[FakeControlPlane, Running, dict[str, Any]]]:
+    """A fake control plane, and a gateway that polls it every 50 ms."""
+    async with control_plane() as (cp, url):
+        spec = {"url": url, "interval": 0.05, "timeout": 1}
+        async with running(snapshot, policy, control_plane=spec) as gw:
+            yield cp, gw, spec
+
+
 async def _until(condition: Callable[[], bool]) -> None:
     for _ in range(400):  # up to 20 s on a loaded machine; usually a few polls
         if condition():
@@ -162,44 +173,40 @@ def test_the_gateway_serves_what_the_control_plane_publishes(
     snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
     async def main() -> None:
-        async with control_plane() as (cp, url):
-            spec = {"url": url, "interval": 0.05, "timeout": 1}
-            async with running(snapshot, policy, control_plane=spec) as gw:
-                ovh, aws = gw.ports["ovh"], gw.ports["aws"]
-                # an EU replica: both tenants may use it
-                cp.document = {"models": {"mistral": {"replicas": [replica("run-1", ovh)]}}}
-                await _until(lambda: "mistral" in gw.gateway.table.models)
-                assert await _models(gw, "sk-clinic") == ["llama", "mistral"]
-                assert (await gw.chat("clinic", model="mistral")).status == 200
-                assert gw.fakes["ovh"].requests[-1]["model"] == "mistral"
+        async with published_gateway(snapshot, policy) as (cp, gw, _):
+            ovh, aws = gw.ports["ovh"], gw.ports["aws"]
+            # an EU replica: both tenants may use it
+            cp.document = {"models": {"mistral": {"replicas": [replica("run-1", ovh)]}}}
+            await _until(lambda: "mistral" in gw.gateway.table.models)
+            assert await _models(gw, "sk-clinic") == ["llama", "mistral"]
+            assert (await gw.chat("clinic", model="mistral")).status == 200
+            assert gw.fakes["ovh"].requests[-1]["model"] == "mistral"
 
-                # the service moved to the US: the health tenant loses it, the lab keeps it
-                cp.document = {
-                    "models": {"mistral": {"replicas": [replica("run-2", aws, "aws", "US")]}}
-                }
-                await _until(lambda: "mistral/run-2" in {r.id for r in gw.gateway.table.replicas})
-                assert (await gw.chat("clinic", model="mistral")).status == 404
-                assert (await gw.chat("lab", model="mistral")).status == 200
-                assert gw.fakes["aws"].requests[-1]["model"] == "mistral"
+            # the service moved to the US: the health tenant loses it, the lab keeps it
+            cp.document = {
+                "models": {"mistral": {"replicas": [replica("run-2", aws, "aws", "US")]}}
+            }
+            await _until(lambda: "mistral/run-2" in {r.id for r in gw.gateway.table.replicas})
+            assert (await gw.chat("clinic", model="mistral")).status == 404
+            assert (await gw.chat("lab", model="mistral")).status == 200
+            assert gw.fakes["aws"].requests[-1]["model"] == "mistral"
 
-                # nothing changed: the polls cost a 304 each
-                polls = cp.polls
-                await _until(lambda: cp.polls >= polls + 3)
-                assert cp.unchanged >= 3
+            # nothing changed: the polls cost a 304 each
+            polls = cp.polls
+            await _until(lambda: cp.polls >= polls + 3)
+            assert cp.unchanged >= 3
 
-                # the control plane goes down: the last routes stay
-                cp.status = 500
-                await _until(
-                    lambda: gw.gateway.publisher is not None and not gw.gateway.publisher.up
-                )
-                assert (await gw.chat("lab", model="mistral")).status == 200
-                metrics = await (await gw.http.get(f"{gw.url}/metrics")).text()
-                assert "archipel_gateway_control_plane_up 0.0" in metrics
+            # the control plane goes down: the last routes stay
+            cp.status = 500
+            await _until(lambda: gw.gateway.publisher is not None and not gw.gateway.publisher.up)
+            assert (await gw.chat("lab", model="mistral")).status == 200
+            metrics = await (await gw.http.get(f"{gw.url}/metrics")).text()
+            assert "archipel_gateway_control_plane_up 0.0" in metrics
 
-                # back, with nothing published: only the file's model is left
-                cp.status, cp.document = 200, {"models": {}}
-                await _until(lambda: "mistral" not in gw.gateway.table.models)
-                assert await _models(gw, "sk-lab") == ["llama"]
+            # back, with nothing published: only the file's model is left
+            cp.status, cp.document = 200, {"models": {}}
+            await _until(lambda: "mistral" not in gw.gateway.table.models)
+            assert await _models(gw, "sk-lab") == ["llama"]
 
     asyncio.run(main())
 
@@ -208,18 +215,14 @@ def test_a_sighup_reload_keeps_the_published_routes(
     snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
     async def main() -> None:
-        async with control_plane() as (cp, url):
-            spec = {"url": url, "interval": 0.05, "timeout": 1}
-            async with running(snapshot, policy, control_plane=spec) as gw:
-                cp.document = {
-                    "models": {"mistral": {"replicas": [replica("run-1", gw.ports["ovh"])]}}
-                }
-                await _until(lambda: "mistral" in gw.gateway.table.models)
-                config, table = gw.configure(control_plane=spec, retry={"max_attempts": 2})
-                gw.gateway.loader = lambda: (config, table)
-                assert await gw.gateway.reload()
-                assert gw.gateway.config.retry.max_attempts == 2
-                assert "mistral" in gw.gateway.table.models
+        async with published_gateway(snapshot, policy) as (cp, gw, spec):
+            cp.document = {"models": {"mistral": {"replicas": [replica("run-1", gw.ports["ovh"])]}}}
+            await _until(lambda: "mistral" in gw.gateway.table.models)
+            config, table = gw.configure(control_plane=spec, retry={"max_attempts": 2})
+            gw.gateway.loader = lambda: (config, table)
+            assert await gw.gateway.reload()
+            assert gw.gateway.config.retry.max_attempts == 2
+            assert "mistral" in gw.gateway.table.models
 
     asyncio.run(main())
 

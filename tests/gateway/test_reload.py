@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from archipel.gateway import (
 )
 from archipel.policy import Policy
 
-from .harness import SITES, TENANTS, Running, running
+from .harness import SITES, TENANTS, Running, free_port, running, wait_until
 
 Scenario = Callable[[Running], Awaitable[None]]
 NEWCOMER = {"key_sha256": [hash_key("sk-new")], "data_class": "public"}
@@ -213,21 +212,6 @@ def test_settings_that_need_a_restart_are_reported(
 # -- the CLI: SIGHUP ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting")
-
-
 def _status(url: str, key: str) -> int:
     try:
         return httpx.get(url, headers={"Authorization": f"Bearer {key}"}, timeout=2).status_code
@@ -239,7 +223,7 @@ def _status(url: str, key: str) -> int:
 def test_sighup_reloads_the_cli_gateway(tmp_path: Path) -> None:
     example = Path(__file__).parents[2] / "examples" / "gateway" / "gateway.yaml"
     doc = yaml.safe_load(example.read_text())
-    port = _free_port()
+    port = free_port()
     doc["listen"]["port"] = port
     config = tmp_path / "gateway.yaml"
     config.write_text(yaml.safe_dump(doc))
@@ -251,14 +235,14 @@ def test_sighup_reloads_the_cli_gateway(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}/v1/models"
     try:
-        _wait_for(lambda: proc.poll() is not None or _status(url, "sk-demo-public") == 200)
+        wait_until(lambda: proc.poll() is not None or _status(url, "sk-demo-public") == 200)
         assert proc.poll() is None, "the gateway exited at start"
         assert _status(url, "sk-new") == 401
 
         doc["tenants"]["newcomer"] = NEWCOMER
         config.write_text(yaml.safe_dump(doc))
         proc.send_signal(signal.SIGHUP)
-        _wait_for(lambda: _status(url, "sk-new") == 200)
+        wait_until(lambda: _status(url, "sk-new") == 200)
 
         config.write_text("tenants: [this is not a mapping")
         proc.send_signal(signal.SIGHUP)

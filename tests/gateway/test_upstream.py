@@ -7,7 +7,6 @@ pass these tests. Each scenario is named by the replica it is sent to.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,6 +27,8 @@ from archipel.gateway import (
 )
 from archipel.gateway._config import Timeouts
 
+from .harness import free_port
+
 # generous enough for a loaded CI machine; the hanging scenarios wait up to 5 s
 TIMEOUTS = Timeouts(connect=2, first_byte=1.0, idle=1.0)
 STREAM = [b"data: 1\n\n", b"data: 2\n\n"]
@@ -47,12 +48,6 @@ class Bench:
     upstream: Upstream
     at: Callable[[str], Replica]  # scenario name -> the replica that plays it
     authorizations: list[str | None] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
@@ -93,7 +88,7 @@ async def real() -> AsyncIterator[Bench]:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     port = runner.addresses[0][1]
-    dead = _free_port()
+    dead = free_port()
     upstream = AiohttpUpstream(TIMEOUTS)
     await upstream.start()
 

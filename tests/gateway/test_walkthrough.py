@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
+from .harness import free_port, wait_until
+
 REPO = Path(__file__).parents[2]
 EXAMPLE = REPO / "examples" / "gateway"
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(ready: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if ready():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for a process to listen")
 
 
 def _answers(url: str) -> bool:
@@ -61,7 +46,7 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_the_readme_walkthrough(tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
-    ports = {"ovh": _free_port(), "aws": _free_port(), "gateway": _free_port()}
+    ports = {"ovh": free_port(), "aws": free_port(), "gateway": free_port()}
     doc = yaml.safe_load((EXAMPLE / "gateway.yaml").read_text())
     doc["listen"]["port"] = ports["gateway"]
     replicas = doc["models"]["llama-3.1-8b"]["replicas"]
@@ -85,7 +70,7 @@ def test_the_readme_walkthrough(tmp_path: Path, processes: list[subprocess.Popen
     processes.append(gateway)
     base = f"http://127.0.0.1:{ports['gateway']}"
     for url in (f"http://127.0.0.1:{ports['ovh']}/v1/models", f"{base}/healthz"):
-        _wait_for(lambda url=url: _answers(url))
+        wait_until(lambda url=url: _answers(url))
 
     def chat() -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -96,6 +96,15 @@ class BackendContract:
         obs = wait_for(harness, a, {AttemptState.CANCELLED})
         assert obs.state is AttemptState.CANCELLED
 
+    def test_a_running_attempt_names_its_host_or_none(self, harness: Harness) -> None:
+        a = new_id()
+        harness.backend.launch(LaunchRequest(a, harness.command(0, forever=True)))
+        obs = wait_for(harness, a, {AttemptState.RUNNING})
+        assert obs.state is AttemptState.RUNNING
+        assert obs.host is None or (obs.host.strip() == obs.host and obs.host)
+        assert harness.backend.observe(["missing-1"])["missing-1"].host is None
+        harness.backend.cancel(a)
+
     def test_unknown_attempts_are_reported_unknown_and_cancel_is_a_no_op(
         self, harness: Harness
     ) -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from archipel.backends import AttemptState, LaunchRequest, SlurmBackend
-from archipel.backends._slurm import _parse_wait_status
+from archipel.backends._slurm import _first_host, _parse_wait_status
 
 from .contract import BackendContract, ShellHarness, new_id, wait_for
 
@@ -112,6 +112,14 @@ def test_a_partition_set_down_is_unhealthy_and_refuses_work(eu_de: SlurmBackend)
     assert not result.ok and result.retryable and result.error == health.reason
     eu_de.resume()
     assert eu_de.health().healthy
+
+
+def test_a_running_job_names_the_node_it_runs_on(harness: ShellHarness) -> None:
+    a = new_id()
+    harness.backend.launch(LaunchRequest(a, harness.command(0, forever=True)))
+    obs = wait_for(harness, a, {AttemptState.RUNNING})
+    assert obs.host == socket.gethostname().split(".")[0]  # the node is `hostname -s`
+    harness.backend.cancel(a)
 
 
 def test_a_job_cancelled_by_someone_else_is_cancelled(
@@ -262,3 +270,20 @@ def test_a_tool_that_hangs_is_cut_short(slurm_conf: Path, tmp_path: Path) -> Non
 )
 def test_exit_statuses_are_decoded(text: str, expected: tuple[int | None, int | None]) -> None:
     assert _parse_wait_status(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "host"),
+    [
+        pytest.param("node7", "node7", id="one node"),
+        pytest.param("node[01-03]", "node01", id="a range keeps its padding"),
+        pytest.param("gpu[4,6-8],cpu1", "gpu4", id="a list of ranges, then another name"),
+        pytest.param("n1,n2", "n1", id="plain names"),
+        pytest.param("rack[1-2]-gpu[3-4]", "rack1-gpu3", id="two bracket groups"),
+        pytest.param("", None, id="pending: no node yet"),
+        pytest.param("(null)", None, id="squeue's null"),
+        pytest.param("None assigned", None, id="sacct's none"),
+    ],
+)
+def test_the_first_node_of_a_node_list_is_the_host(nodelist: str, host: str | None) -> None:
+    assert _first_host(nodelist) == host

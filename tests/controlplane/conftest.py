@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from archipel.backends import FakeBackend
+from archipel.backends import FakeBackend, Observation
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
 from archipel.core import CatalogSnapshot
 from archipel.policy import Policy
@@ -100,3 +101,17 @@ def reconciler(
 ) -> Reconciler:
     sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
     return Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path / "ckpt")
+
+
+class HostedFake(FakeBackend):
+    """A fake that reports its attempts running on a named host (as Slurm does)."""
+
+    def __init__(self, name: str, host: Callable[[], str | None]) -> None:
+        super().__init__(name)
+        self.host = host
+
+    def observe(self, attempt_ids: Sequence[str]) -> dict[str, Observation]:
+        return {
+            a: dataclasses.replace(obs, host=self.host())
+            for a, obs in super().observe(attempt_ids).items()
+        }

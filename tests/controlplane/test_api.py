@@ -1,15 +1,21 @@
-"""The HTTP API: tokens, tenants, roles, clear 4xx errors, the run's whole story."""
+"""The HTTP API: tokens, tenants, roles, clear 4xx errors, the run's whole story, and the
+routes it publishes for the gateway."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from archipel.backends import FakeBackend
-from archipel.controlplane import Reconciler, Store
+from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.controlplane._api import create_app
+from archipel.core import CatalogSnapshot
+from archipel.policy import Policy
+
+from .conftest import SITES, HostedFake
 
 SPEC: dict[str, Any] = {
     "name": "train",
@@ -129,3 +135,178 @@ def test_unknown_hardware_is_refused_at_submission(api: TestClient, store: Store
     r = api.post("/v1/runs", json=spec, headers=auth(store))
     assert r.status_code == 422
     assert "H100" in " ".join(r.json()["detail"])
+
+
+SERVICE: dict[str, Any] = {
+    "name": "llama",
+    "kind": "inference",
+    "resources": {"accelerators": "cpu:1"},
+    "data": {"class": "personal"},
+    "run": {"command": ["python", "-m", "server"]},
+    "serve": {
+        "model": "llama-3.1-8b",
+        "price": {"currency": "EUR", "input_per_million": "0.20", "output_per_million": "6E-1"},
+    },
+}
+
+
+def serving(
+    api: TestClient, store: Store, reconciler: Reconciler, tenant: str = "acme", **serve: Any
+) -> str:
+    """Submit a service as ``tenant`` and drive it to running; its run id."""
+    spec = {**SERVICE, "serve": {**SERVICE["serve"], **serve}}
+    created = api.post("/v1/runs", json=spec, headers=auth(store, tenant))
+    assert created.status_code == 201, created.text
+    reconciler.step()
+    reconciler.step()
+    return str(created.json()["id"])
+
+
+def test_a_running_service_is_routed_at_its_site_and_port(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    run_id = serving(api, store, reconciler)
+    port = store.attempts(run_id)[0].port
+    assert port is not None
+    r = api.get("/v1/routes", headers=auth(store, role="viewer"))
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "models": {
+            "llama-3.1-8b": {
+                "owned_by": "acme",
+                "replicas": [
+                    {
+                        "name": run_id,
+                        "provider": "scaleway",
+                        "region": "fr-par",
+                        "country": "FR",
+                        "base_url": f"http://127.0.0.1:{port}/v1",
+                        "max_concurrency": 64,
+                        "weight": 1.0,
+                        "pool": "primary",
+                        "health_path": "/models",
+                        "price": {
+                            "currency": "EUR",
+                            "input_per_million": "0.20",
+                            "output_per_million": "0.6",
+                        },
+                    }
+                ],
+            }
+        }
+    }
+
+
+def test_only_running_services_are_routed(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    h = auth(store)
+    api.post("/v1/runs", json=SPEC, headers=h)  # runs, but serves nothing
+    cancelled = serving(api, store, reconciler)
+    api.post(f"/v1/runs/{cancelled}/cancel", headers=h)
+    api.post("/v1/runs", json=SERVICE, headers=h)  # submitted, not started yet
+    assert api.get("/v1/routes", headers=h).json() == {"models": {}}
+
+
+def test_models_and_replicas_are_sorted_by_name(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    ids = sorted(serving(api, store, reconciler, owned_by=f"team{i}") for i in range(2))
+    serving(api, store, reconciler, model="gemma-2-9b", path="/openai/v1", weight=2)
+    models = api.get("/v1/routes", headers=auth(store)).json()["models"]
+    assert list(models) == ["gemma-2-9b", "llama-3.1-8b"]
+    assert [r["name"] for r in models["llama-3.1-8b"]["replicas"]] == ids
+    gemma = models["gemma-2-9b"]["replicas"][0]
+    assert gemma["base_url"].endswith("/openai/v1") and gemma["weight"] == 2
+    assert models["gemma-2-9b"]["owned_by"] == "acme"  # no owned_by: the tenant
+
+
+def test_a_tenant_sees_only_its_services_and_an_admin_sees_every_tenants(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    serving(api, store, reconciler, "acme")
+    serving(api, store, reconciler, "globex", model="mistral-7b")
+    seen = {
+        who: set(api.get("/v1/routes", headers=auth(store, *who)).json()["models"])
+        for who in [("acme", "viewer"), ("globex", "submitter"), ("initech", "viewer")]
+    }
+    assert seen == {
+        ("acme", "viewer"): {"llama-3.1-8b"},
+        ("globex", "submitter"): {"mistral-7b"},
+        ("initech", "viewer"): set(),
+    }
+    everything = api.get("/v1/routes", headers=auth(store, "ops", "admin")).json()["models"]
+    assert set(everything) == {"llama-3.1-8b", "mistral-7b"}
+    assert api.get("/v1/routes").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("if_none_match", "status"),
+    [
+        pytest.param("{etag}", 304, id="the same tag"),
+        pytest.param("W/{etag}", 304, id="the same tag, weak"),
+        pytest.param('"stale", {etag}', 304, id="one of several tags"),
+        pytest.param("*", 304, id="any tag"),
+        pytest.param('"stale"', 200, id="another tag"),
+        pytest.param("", 200, id="empty"),
+    ],
+)
+def test_a_poller_gets_304_while_the_routes_are_unchanged(
+    api: TestClient, store: Store, reconciler: Reconciler, if_none_match: str, status: int
+) -> None:
+    serving(api, store, reconciler)
+    h = auth(store)
+    first = api.get("/v1/routes", headers=h)
+    etag = first.headers["etag"]
+    again = api.get("/v1/routes", headers={**h, "If-None-Match": if_none_match.format(etag=etag)})
+    assert again.status_code == status
+    assert again.headers["etag"] == etag
+    assert again.content == (b"" if status == 304 else first.content)
+
+
+def test_the_etag_changes_when_the_routes_do(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    h = auth(store)
+    before = api.get("/v1/routes", headers=h).headers["etag"]
+    serving(api, store, reconciler)
+    changed = api.get("/v1/routes", headers={**h, "If-None-Match": before})
+    assert changed.status_code == 200 and changed.headers["etag"] != before
+
+
+@pytest.mark.parametrize(
+    ("backend", "address", "observed", "host"),
+    [
+        pytest.param("local", None, None, "127.0.0.1", id="local: this machine"),
+        pytest.param("local", "paris.lan", None, "paris.lan", id="local with an address"),
+        pytest.param("slurm", None, "node7", "node7", id="slurm: the observed node"),
+        pytest.param("slurm", "hpc.lan", "node7", "hpc.lan", id="the address wins"),
+        pytest.param("slurm", None, None, None, id="slurm, node not known yet: not routed"),
+        pytest.param("slurm", None, "fd00::7", "[fd00::7]", id="an IPv6 address"),
+    ],
+)
+def test_a_service_is_reached_at_the_site_address_else_the_observed_host(
+    store: Store,
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+    backend: str,
+    address: str | None,
+    observed: str | None,
+    host: str | None,
+) -> None:
+    specs = [
+        s.model_copy(update={"backend": backend, "address": address}) if s.name == "paris" else s
+        for s in SITES
+    ]
+    sites = {s.name: Site(s, HostedFake(s.name, lambda: observed)) for s in specs}
+    reconciler = Reconciler(
+        store, sites, SitePlacer(specs, snapshot, policy), tmp_path, pick_port=lambda: 41000
+    )
+    api = TestClient(create_app(store, reconciler))
+    serving(api, store, reconciler)
+    models = api.get("/v1/routes", headers=auth(store)).json()["models"]
+    if host is None:
+        assert models == {}
+    else:
+        assert models["llama-3.1-8b"]["replicas"][0]["base_url"] == f"http://{host}:41000/v1"

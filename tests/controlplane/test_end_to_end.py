@@ -1,5 +1,6 @@
 """The whole control plane as a user runs it: a real server process, real local
-processes, a site that dies, and a server that is killed with SIGKILL.
+processes, a site that dies, a server that is killed with SIGKILL, and services
+that the routes for the gateway lead to.
 
 Bounded: loopback only, a few requests a second, every wait has a deadline.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -22,6 +24,7 @@ import httpx
 import pytest
 
 from archipel.backends import LocalBackend
+from archipel.controlplane import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 ARCHIPEL = str(Path(sys.executable).with_name("archipel"))
@@ -255,3 +258,75 @@ def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None
     viewer = cli("token", "create", "--tenant", "default", "--role", "viewer").stdout.strip()
     refused = cli("run", str(spec_file), "--token", viewer)
     assert refused.returncode == 2 and "403" in refused.stderr
+
+
+def fake_upstream(name: str) -> list[str]:
+    """The fake model server, listening on the port the control plane gives it."""
+    python = shlex.quote(sys.executable)
+    return [
+        "/bin/sh",
+        "-c",
+        f'exec {python} -m archipel.gateway.fake_upstream --port "$ARCHIPEL_PORT" --name {name}',
+    ]
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_a_running_service_is_routed_and_answers_at_its_base_url(server: Server) -> None:
+    service = {
+        "name": "llama",
+        "kind": "inference",
+        "resources": {"accelerators": "cpu:1"},
+        "data": {"class": "health"},
+        "run": {"command": fake_upstream("svc")},
+        "serve": {"model": "llama-3.1-8b"},
+    }
+    store = Store(f"sqlite:///{server.home / 'state.db'}")
+    other = {"Authorization": f"Bearer {store.create_token('globex', 'viewer')}"}
+    store.close()
+    with server.client() as c:
+        run_id = c.post("/v1/runs", json=service).json()["id"]
+        models = wait_until(lambda: c.get("/v1/routes").json()["models"], 20, "a route")
+        [replica] = models["llama-3.1-8b"]["replicas"]
+        assert replica["name"] == run_id
+        assert (replica["provider"], replica["region"], replica["country"]) == (
+            "scaleway",
+            "fr-par",
+            "FR",
+        )
+        assert replica["base_url"].startswith("http://127.0.0.1:")
+        wait_until(lambda: answers(replica["base_url"] + "/models"), 20, "the service to answer")
+        url = f"http://127.0.0.1:{server.port}/v1/routes"
+        assert httpx.get(url, headers=other).json() == {"models": {}}
+        etag = c.get("/v1/routes").headers["etag"]
+        assert c.get("/v1/routes", headers={"If-None-Match": etag}).status_code == 304
+        c.post(f"/v1/runs/{run_id}/cancel")
+        assert c.get("/v1/routes", headers={"If-None-Match": etag}).json() == {"models": {}}
+
+
+def test_the_example_service_runs_one_replica_per_provider(server: Server) -> None:
+    from archipel.cli._config import load_workloads
+
+    with server.client() as c:
+        for w in load_workloads(ROOT / "examples/controlplane/service.yaml"):
+            body = w.model_dump(mode="json", by_alias=True, exclude_none=True)
+            shell = body["run"]["command"][-1]  # the venv's Python, whatever `python3` is here
+            body["run"]["command"][-1] = shell.replace("python3", shlex.quote(sys.executable))
+            assert c.post("/v1/runs", json=body).status_code == 201
+
+        def two_replicas() -> list[dict[str, Any]] | None:
+            model = c.get("/v1/routes").json()["models"].get("llama-3.1-8b")
+            return model["replicas"] if model and len(model["replicas"]) == 2 else None
+
+        replicas = wait_until(two_replicas, 30, "two replicas")
+        assert {(r["provider"], r["country"]) for r in replicas} == {
+            ("scaleway", "FR"),
+            ("stackit", "DE"),
+        }
+        for r in replicas:
+            wait_until(lambda r=r: answers(r["base_url"] + r["health_path"]), 20, r["name"])

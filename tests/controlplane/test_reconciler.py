@@ -4,15 +4,19 @@ Runs against SQLite and PostgreSQL alike (the ``store`` fixture)."""
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from archipel.backends import FakeBackend, LaunchResult
 from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.core import CatalogSnapshot, RunState, parse_workload
 from archipel.policy import Policy
 
-from .conftest import SITES
+from .conftest import SITES, HostedFake
 
 
 def workload(name: str = "train", cls: str = "personal", **extra: Any) -> Any:
@@ -234,3 +238,124 @@ def test_two_reconcilers_racing_in_threads_launch_every_run_exactly_once(
     assert sum(f.launches for f in fakes.values()) == len(runs)
     for run in runs:
         assert [a.number for a in store.attempts(run.id)] == [1]
+
+
+def service(name: str = "svc", **serve: Any) -> Any:
+    return parse_workload(
+        {
+            "name": name,
+            "kind": "inference",
+            "resources": {"accelerators": "cpu:1"},
+            "data": {"class": "personal"},
+            "run": {"command": ["python", "-m", "server"]},
+            "serve": {"model": "llama-3.1-8b", **serve},
+        }
+    )
+
+
+def with_ports(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+    ports: Sequence[int],
+) -> Reconciler:
+    """A reconciler whose port picker hands out ``ports`` in order."""
+    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
+    given = iter(ports)
+    placer = SitePlacer(SITES, snapshot, policy)
+    return Reconciler(store, sites, placer, tmp_path, pick_port=lambda: next(given))
+
+
+@pytest.mark.parametrize(
+    ("serve", "port"),
+    [
+        pytest.param({}, 41000, id="picked for the attempt"),
+        pytest.param({"port": 8000}, 8000, id="fixed by serve.port"),
+    ],
+)
+def test_a_service_is_told_its_port_and_its_attempt_records_it(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+    serve: dict[str, Any],
+    port: int,
+) -> None:
+    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000])
+    run = store.submit("acme", service(**serve))
+    reconciler.step()
+    env = fakes["paris"]._jobs[f"{run.id}-a1"].request.env
+    assert (env["ARCHIPEL_PORT"], env["PORT"]) == (str(port), str(port))
+    assert [a.port for a in store.attempts(run.id)] == [port]
+
+
+def test_a_job_that_serves_nothing_gets_no_port(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    reconciler.step()
+    assert "ARCHIPEL_PORT" not in fakes["paris"]._jobs[f"{run.id}-a1"].request.env
+    assert [a.port for a in store.attempts(run.id)] == [None]
+
+
+def test_each_attempt_of_a_service_gets_a_port_of_its_own(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> None:
+    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000, 41001])
+    run = store.submit("acme", service())
+    reconciler.step()
+    fakes["paris"].finish(f"{run.id}-a1", 1)
+    reconciler.step()
+    assert fakes["frankfurt"]._jobs[f"{run.id}-a2"].request.env["PORT"] == "41001"
+    assert [a.port for a in store.attempts(run.id)] == [41000, 41001]
+
+
+def test_a_port_handed_out_lately_is_not_handed_out_again(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> None:
+    """The first service may not listen yet, so its port still looks free."""
+    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000, 41000, 41002])
+    runs = [store.submit("acme", service(f"svc{i}")) for i in range(2)]
+    reconciler.step()
+    assert [store.attempts(r.id)[0].port for r in runs] == [41000, 41002]
+
+
+def test_a_relaunch_after_a_crash_uses_the_recorded_port(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", service())
+    placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
+    assert placing is not None
+    store.transition(
+        placing, RunState.LAUNCHING, "placed", attempt=(f"{run.id}-a1", "paris"), port=41234
+    )
+    reconciler.step()  # the process died before calling the backend: launched now
+    assert fakes["paris"]._jobs[f"{run.id}-a1"].request.env["ARCHIPEL_PORT"] == "41234"
+
+
+def test_the_host_a_backend_observes_is_recorded_with_the_attempt(
+    store: Store, snapshot: CatalogSnapshot, policy: Policy, tmp_path: Path
+) -> None:
+    hosts = itertools.chain([None, "node1"], itertools.repeat("node2"))
+    paris = HostedFake("paris", lambda: next(hosts))
+    sites = {s.name: Site(s, paris if s.name == "paris" else FakeBackend(s.name)) for s in SITES}
+    reconciler = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    run = store.submit("acme", service())
+    reconciler.step()
+    reconciler.step()  # observed running, host not known yet
+    assert store.attempts(run.id)[0].host is None
+    reconciler.step()
+    assert store.attempts(run.id)[0].host == "node1"
+    reconciler.step()  # a host that changes is recorded again
+    assert store.attempts(run.id)[0].host == "node2"

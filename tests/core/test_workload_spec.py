@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from archipel.core import AcceleratorRequest, SpecError, WorkloadKind, parse_workload
+from archipel.core import (
+    AcceleratorRequest,
+    ServePrice,
+    ServeSpec,
+    SpecError,
+    WorkloadKind,
+    parse_workload,
+)
 
 
 def spec(**overrides: Any) -> dict[str, Any]:
@@ -87,3 +95,63 @@ def test_missing_fields_are_all_listed() -> None:
 def test_a_non_mapping_document_is_rejected() -> None:
     with pytest.raises(SpecError, match="mapping"):
         parse_workload(["H100:8"])
+
+
+def service(**serve: Any) -> dict[str, Any]:
+    return spec(kind="inference", serve={"model": "llama-3.1-8b", **serve})
+
+
+def test_a_service_serves_a_model_with_gateway_defaults() -> None:
+    w = parse_workload(service())
+    assert w.serve == ServeSpec(model="llama-3.1-8b")
+    assert w.serve is not None
+    assert (w.serve.port, w.serve.path, w.serve.health_path) == (None, "/v1", "/models")
+    assert (w.serve.max_concurrency, w.serve.weight, w.serve.owned_by) == (64, 1.0, None)
+    assert w.serve.price == ServePrice(
+        currency="USD", input_per_million=Decimal(0), output_per_million=Decimal(0)
+    )
+
+
+def test_serve_prices_stay_exact_decimals_through_a_round_trip() -> None:
+    w = parse_workload(service(port=8000, price={"currency": "EUR", "input_per_million": "0.20"}))
+    again = type(w).model_validate_json(w.model_dump_json(by_alias=True))
+    assert again.serve is not None and again.serve.price.input_per_million == Decimal("0.20")
+    assert again.serve.port == 8000
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "hint"),
+    [
+        pytest.param(
+            spec(serve={"model": "llama-3.1-8b"}), "serve", "inference", id="serve on training"
+        ),
+        pytest.param(
+            spec(kind="batch", serve={"model": "m"}), "serve", "set kind: inference", id="on batch"
+        ),
+        pytest.param(service(model="-llama"), "serve.model", "pattern", id="model leading dash"),
+        pytest.param(service(model="llama 3"), "serve.model", "pattern", id="model with a space"),
+        pytest.param(service(model="m" * 201), "serve.model", "at most 200", id="model too long"),
+        pytest.param(service(port=0), "serve.port", "greater than or equal to 1", id="port 0"),
+        pytest.param(service(port=65536), "serve.port", "less than or equal", id="port too big"),
+        pytest.param(service(path="v1"), "serve.path", "pattern", id="path without slash"),
+        pytest.param(service(path="/v1?x=1"), "serve.path", "pattern", id="path with a query"),
+        pytest.param(service(health_path="models"), "serve.health_path", "pattern", id="health"),
+        pytest.param(service(max_concurrency=0), "serve.max_concurrency", "greater", id="conc 0"),
+        pytest.param(service(weight=0), "serve.weight", "greater than 0", id="weight 0"),
+        pytest.param(
+            service(price={"currency": "usd"}), "serve.price.currency", "pattern", id="currency"
+        ),
+        pytest.param(
+            service(price={"input_per_million": "-1"}),
+            "serve.price.input_per_million",
+            "greater than or equal to 0",
+            id="negative price",
+        ),
+        pytest.param(service(owned_by=""), "serve.owned_by", "at least 1", id="empty owner"),
+        pytest.param(service(replica_port=1), "serve.replica_port", "unknown field", id="extra"),
+    ],
+)
+def test_bad_serve_sections_name_the_field(document: dict[str, Any], field: str, hint: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_workload(document, "svc.yaml")
+    assert any(p.startswith(f"{field}:") and hint in p for p in err.value.problems), err.value

@@ -13,6 +13,8 @@ every implementation:
 - ``observe`` and ``cancel`` never block on the work itself; ``cancel`` of an
   unknown or finished attempt is a no-op.
 - ``logs`` returns bytes from an offset, so a follower can poll.
+- An observation names the ``host`` the attempt runs on when the backend
+  knows it (a Slurm node); ``None`` means this machine or not known yet.
 
 Backends are synchronous; the control plane calls them from worker threads.
 """
@@ -71,13 +73,18 @@ class LaunchResult:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One attempt as the backend sees it now."""
+    """One attempt as the backend sees it now.
+
+    ``host`` is the machine it runs on (the first node of a multi-node job),
+    when the backend knows one; ``None`` for this machine or not placed yet.
+    """
 
     attempt_id: str
     state: AttemptState
     backend_id: str | None = None
     exit_code: int | None = None
     reason: str | None = None
+    host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

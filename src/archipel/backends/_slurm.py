@@ -29,6 +29,11 @@ CANCELLED                                 CANCELLED
 PREEMPTED, NODE_FAIL, BOOT_FAIL           PREEMPTED
 ========================================  ==========================================
 
+An observation names the job's first node as its ``host`` (``NodeList``, a
+compressed list such as ``gpu[03-05,09]``, reduced to ``gpu03`` by
+:func:`_first_host` without asking ``scontrol``): that is where a service the job
+runs listens.
+
 Jobs are submitted with ``--no-requeue``: when Slurm loses a node the attempt ends
 ``PREEMPTED`` and the control plane places it again (elsewhere if need be), rather
 than Slurm silently restarting it.
@@ -56,8 +61,10 @@ from archipel.backends._protocol import (
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _JOB_PREFIX = "archipel-"
-_SQUEUE_FORMAT = "JobID:|,Name:|,State:|,exit_code:|,Reason:|"
+_SQUEUE_FORMAT = "JobID:|,Name:|,State:|,exit_code:|,NodeList:|,Reason:|"
 _NAMES_PER_QUERY = 200
+_FIRST_NAME = re.compile(r"(?:[^,\[]|\[[^\]]*\])+")  # a node list's first (compressed) name
+_BRACKETS = re.compile(r"\[([^\]]*)\]")
 
 _PENDING = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
 _RUNNING = {
@@ -94,6 +101,23 @@ class _Job:
     exit_code: int | None
     signal: int | None
     reason: str | None
+    host: str | None = None  # the first node allocated to it
+
+
+def _first_host(nodelist: str) -> str | None:
+    """The first node of a Slurm node list: ``node[01-03,7],gpu1`` -> ``node01``.
+
+    ``None`` when the job has no node (pending: an empty list, ``(null)`` or
+    ``None assigned``). Each bracket group is replaced by its first item, which
+    keeps zero padding, as ``scontrol show hostnames`` would print it first.
+    """
+    text = nodelist.strip()
+    if text in {"", "(null)", "None", "None assigned"}:
+        return None
+    name = _FIRST_NAME.match(text)  # up to the first comma outside brackets
+    if name is None:
+        return None
+    return _BRACKETS.sub(lambda m: m.group(1).split(",")[0].split("-")[0], name.group(0))
 
 
 def _job_name(attempt_id: str) -> str:
@@ -212,10 +236,10 @@ class SlurmBackend:
             if run.error:
                 return run.error
             for line in run.out.splitlines():
-                parts = line.split("|", 4)
-                if len(parts) < 5 or not parts[1].startswith(_JOB_PREFIX):
+                parts = line.split("|", 5)
+                if len(parts) < 6 or not parts[1].startswith(_JOB_PREFIX):
                     continue
-                job_id, name, state, status, reason = parts
+                job_id, name, state, status, nodes, reason = parts
                 code, sig = _parse_wait_status(status)
                 why = reason.strip().rstrip("|").strip()
                 job = _Job(
@@ -224,6 +248,7 @@ class SlurmBackend:
                     code,
                     sig,
                     None if why in {"", "None", "(null)"} else why,
+                    _first_host(nodes),
                 )
                 attempt_id = name[len(_JOB_PREFIX) :]
                 # Several jobs of one name (should not happen): the oldest is the attempt.
@@ -248,7 +273,7 @@ class SlurmBackend:
                     f"--partition={self.partition}",
                     f"--name={names}",
                     "--starttime=now-30days",
-                    "--format=JobID,JobName,State,ExitCode",
+                    "--format=JobID,JobName,State,ExitCode,NodeList",
                 ]
             )
             if run.error:
@@ -258,12 +283,13 @@ class SlurmBackend:
             self._sacct_works = True
             for line in run.out.splitlines():
                 parts = line.split("|")
-                if len(parts) < 4 or not parts[1].startswith(_JOB_PREFIX):
+                if len(parts) < 5 or not parts[1].startswith(_JOB_PREFIX):
                     continue
                 code, sig = _parse_wait_status(parts[3])
                 state = parts[2].split()[0] if parts[2].strip() else ""
                 found.setdefault(
-                    parts[1][len(_JOB_PREFIX) :], _Job(parts[0], state, code, sig, None)
+                    parts[1][len(_JOB_PREFIX) :],
+                    _Job(parts[0], state, code, sig, None, _first_host(parts[4])),
                 )
         return found
 
@@ -381,7 +407,7 @@ class SlurmBackend:
         if state in _PENDING:
             return Observation(attempt_id, AttemptState.PENDING, backend_id, reason=job.reason)
         if state in _RUNNING:
-            return Observation(attempt_id, AttemptState.RUNNING, backend_id)
+            return Observation(attempt_id, AttemptState.RUNNING, backend_id, host=job.host)
         if state == "COMPLETED":
             return Observation(attempt_id, AttemptState.SUCCEEDED, backend_id, job.exit_code or 0)
         if state in _CANCELLED:

@@ -4,17 +4,28 @@ Every call but ``/healthz`` needs ``Authorization: Bearer <token>``. A token
 belongs to one tenant and has a role: ``viewer`` reads, ``submitter`` also
 submits and cancels, ``admin`` also lists sites. A tenant only ever sees its
 own runs: another tenant's run is a 404, as if it did not exist.
+
+``GET /v1/routes`` publishes, for the inference gateway, where the running
+services can be reached: one entry per served model, one replica per running
+run whose attempt listens on a port, in the gateway's own replica format. An
+admin sees every tenant's services, anyone else only their tenant's. The answer
+carries an ``ETag`` (a hash of the body): a poller that sends it back in
+``If-None-Match`` gets a bodiless 304 while nothing changed.
 """
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from archipel.controlplane._reconcile import Reconciler
-from archipel.controlplane._store import Principal, RunView, Store
+from archipel.controlplane._sites import Site
+from archipel.controlplane._store import AttemptView, Principal, RunView, Store
 from archipel.core import RunState, SpecError, parse_workload
 
 
@@ -74,6 +85,102 @@ class SiteOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: Any
+
+
+class PriceOut(BaseModel):
+    """Per million tokens; amounts are decimal strings, never floats."""
+
+    currency: str
+    input_per_million: str
+    output_per_million: str
+
+
+class ReplicaOut(BaseModel):
+    """One running service: a replica in the gateway's route table."""
+
+    name: str  # the run id
+    provider: str
+    region: str
+    country: str | None
+    base_url: str  # http://<site address | observed host | 127.0.0.1>:<port><serve.path>
+    max_concurrency: int
+    weight: float
+    pool: str = "primary"
+    health_path: str
+    price: PriceOut
+
+
+class ModelRoutesOut(BaseModel):
+    owned_by: str
+    replicas: list[ReplicaOut]
+
+
+class RoutesOut(BaseModel):
+    """Served model name -> its replicas; models and replicas sorted by name."""
+
+    models: dict[str, ModelRoutesOut]
+
+
+def _decimal(value: Decimal) -> str:
+    return format(value, "f")  # plain digits: never 1E+2
+
+
+def _reach(site: Site, attempt: AttemptView) -> str | None:
+    """The host part of a service's URL, or ``None`` while it is not known."""
+    host = site.spec.address or attempt.host
+    if host is None and site.spec.backend == "local":
+        host = "127.0.0.1"
+    if host is not None and ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return host
+
+
+def routes(services: list[tuple[RunView, AttemptView]], sites: Mapping[str, Site]) -> RoutesOut:
+    """The route table for these running services (see the module docstring).
+
+    A service on a site no longer declared, or whose host is not known yet, is
+    left out until it is. When several tenants serve one model name (an admin's
+    view) their replicas are merged and ``owned_by`` is that of the replica
+    first by name.
+    """
+    replicas: dict[str, list[tuple[ReplicaOut, str]]] = {}
+    for run, attempt in services:
+        serve = run.workload.serve
+        site = sites.get(attempt.site)
+        host = None if site is None else _reach(site, attempt)
+        if serve is None or site is None or host is None or attempt.port is None:
+            continue
+        replica = ReplicaOut(
+            name=run.id,
+            provider=site.spec.provider,
+            region=site.spec.region,
+            country=site.spec.country,
+            base_url=f"http://{host}:{attempt.port}{serve.path}",
+            max_concurrency=serve.max_concurrency,
+            weight=serve.weight,
+            health_path=serve.health_path,
+            price=PriceOut(
+                currency=serve.price.currency,
+                input_per_million=_decimal(serve.price.input_per_million),
+                output_per_million=_decimal(serve.price.output_per_million),
+            ),
+        )
+        replicas.setdefault(serve.model, []).append((replica, serve.owned_by or run.tenant))
+    models = {}
+    for model in sorted(replicas):
+        ordered = sorted(replicas[model], key=lambda pair: pair[0].name)
+        models[model] = ModelRoutesOut(
+            owned_by=ordered[0][1], replicas=[replica for replica, _ in ordered]
+        )
+    return RoutesOut(models=models)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names this ETag (weak or strong) or is ``*``."""
+    if if_none_match is None:
+        return False
+    tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+    return "*" in tags or etag in tags
 
 
 def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
@@ -238,6 +345,30 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                 )
             )
         return out
+
+    @app.get(
+        "/v1/routes",
+        response_model=RoutesOut,
+        responses={
+            **errors,
+            200: {"headers": {"ETag": {"description": "a hash of the body"}}},
+            304: {"description": "Not modified: the routes still match `If-None-Match`"},
+        },
+    )
+    def get_routes(
+        who: Who, if_none_match: Annotated[str | None, Header(max_length=1000)] = None
+    ) -> Response:
+        """Where the running inference services are reached: the gateway's route table.
+
+        Admins see every tenant's services, others their own tenant's. Send the
+        ``ETag`` back in ``If-None-Match`` to get a 304 while nothing changed.
+        """
+        tenant = None if who.role == "admin" else who.tenant
+        body = routes(store.services(tenant), reconciler.sites).model_dump_json().encode()
+        etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+        if _matches(if_none_match, etag):
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag})
 
     @app.exception_handler(ValueError)
     async def bad_value(_request: Request, exc: ValueError) -> JSONResponse:

@@ -57,7 +57,11 @@ class RunRow(Base):
 
 
 class AttemptRow(Base):
-    """One try at running a run on one site."""
+    """One try at running a run on one site.
+
+    A service's attempt records the ``port`` it was told to listen on (chosen
+    at launch) and the ``host`` its backend reported it running on.
+    """
 
     __tablename__ = "attempts"
 
@@ -71,6 +75,8 @@ class AttemptRow(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    port: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(255))
 
 
 class EventRow(Base):

@@ -12,6 +12,16 @@ One :meth:`Reconciler.step` is a whole round:
    healed by an idempotent relaunch), runs to recover are re-placed with the
    failed sites blocked until the restart budget is spent.
 
+An inference service (a workload with ``serve``) is told where to listen:
+``ARCHIPEL_PORT`` and ``PORT`` carry ``serve.port``, or else a port picked per
+attempt by :func:`free_port` and recorded with the attempt *before* the launch,
+so a relaunch after a crash gets the same one. The host it runs on is whatever
+its backend observes (a Slurm node), recorded with the other observations.
+:func:`free_port` only knows this machine: on a remote Slurm node a port free
+here is very likely, not certainly, free there. A service that cannot bind its
+port fails, and its run is recovered like any failed attempt; set
+``serve.port`` to a port reserved for services on such sites.
+
 Every move goes through :meth:`Store.transition`, which checks the lifecycle
 table and the run's version: two control planes reconciling the same store
 never both move a run, and a backend launch is idempotent by attempt id, so
@@ -21,22 +31,35 @@ no run is launched twice.
 from __future__ import annotations
 
 import logging
+import socket
 import time
-from collections import defaultdict
-from collections.abc import Mapping
+from collections import defaultdict, deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from archipel.backends import AttemptState, LaunchRequest, Observation
 from archipel.controlplane._placement import SitePlacer
 from archipel.controlplane._sites import Site
-from archipel.controlplane._store import RunView, Store
+from archipel.controlplane._store import AttemptUpdate, RunView, Store
 from archipel.core import RunState
 
 log = logging.getLogger("archipel.reconciler")
 
 _ACTIVE = (RunState.LAUNCHING, RunState.RUNNING)
 _TO_ACT = (RunState.PENDING, RunState.PLACING, RunState.RECOVERING, RunState.PREEMPTED)
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now: bind port 0 on 127.0.0.1, read it, close.
+
+    Free *now*: another process may take it before the service binds it (the
+    attempt then fails and is recovered), and a remote node is not this machine.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 @dataclass
@@ -60,14 +83,20 @@ class Reconciler:
         sites: Mapping[str, Site],
         placer: SitePlacer,
         checkpoint_root: Path,
+        *,
+        pick_port: Callable[[], int] = free_port,
     ) -> None:
         self.store = store
         self.sites = dict(sites)
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
-        self._known: dict[str, tuple[str, int | None]] = {}  # attempt -> last recorded state
+        self.pick_port = pick_port
+        # attempt -> last recorded (state, exit code, host)
+        self._known: dict[str, tuple[str, int | None, str | None]] = {}
         self._after: dict[str, RunView] = {}  # runs moved during this round's adoption
-        self._observed: list[tuple[str, str, str | None, int | None, str | None]] = []
+        self._observed: list[AttemptUpdate] = []
+        # ports handed out lately: a service not listening yet leaves its port "free"
+        self._given_ports: deque[int] = deque(maxlen=1024)
 
     # -- the round ---------------------------------------------------------------
 
@@ -130,14 +159,20 @@ class Reconciler:
     ) -> None:
         assert run.attempt_id is not None
         assert run.site is not None
-        if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != (
-            obs.state.value,
-            obs.exit_code,
-        ):  # write only what changed, in one batch per round
+        seen = (obs.state.value, obs.exit_code, obs.host)
+        if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != seen:
+            # write only what changed, in one batch per round
             self._observed.append(
-                (run.attempt_id, obs.state.value, obs.backend_id, obs.exit_code, obs.reason)
+                (
+                    run.attempt_id,
+                    obs.state.value,
+                    obs.backend_id,
+                    obs.exit_code,
+                    obs.reason,
+                    obs.host,
+                )
             )
-            self._known[run.attempt_id] = (obs.state.value, obs.exit_code)
+            self._known[run.attempt_id] = seen
         state = obs.state
         if state is AttemptState.RUNNING or state is AttemptState.PENDING:
             if not healthy:  # the site went down under a live attempt: move it
@@ -217,15 +252,16 @@ class Reconciler:
     def _place(
         self, report: StepReport, run: RunView, health: Mapping[str, object], busy: dict[str, int]
     ) -> None:
+        workload = run.workload
         declared = [n for n in self.sites if n not in run.blocked_sites]
-        ever = self.placer.place(run.workload, declared)
+        ever = self.placer.place(workload, declared)
         if ever.site is None:
             why = ever.error or "no site fits"
             if run.blocked_sites:
                 why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
             self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
             return
-        choice = self.placer.place(run.workload, self._available(run, health, busy))
+        choice = self.placer.place(workload, self._available(run, health, busy))
         if choice.site is None:
             waiting = self._waiting(run, health, busy)
             back = self._move(report, run, RunState.PENDING, waiting)
@@ -234,16 +270,28 @@ class Reconciler:
             return
         number = len(self.store.attempts(run.id)) + 1
         attempt_id = f"{run.id}-a{number}"
+        serve = workload.serve
         moved = self._move(
             report,
             run,
             RunState.LAUNCHING,
             f"placed on {choice.site} (attempt {number})",
             attempt=(attempt_id, choice.site),
+            port=None if serve is None else serve.port or self._new_port(),
         )
         if moved is not None:
             busy[choice.site] += 1
             self._launch(report, moved)
+
+    def _new_port(self) -> int:
+        """A free port not handed out lately (a few tries, then whatever is free)."""
+        port = self.pick_port()
+        for _ in range(8):
+            if port not in self._given_ports:
+                break
+            port = self.pick_port()
+        self._given_ports.append(port)
+        return port
 
     def _available(
         self, run: RunView, health: Mapping[str, object], busy: Mapping[str, int]
@@ -272,7 +320,8 @@ class Reconciler:
         assert run.attempt_id is not None
         assert run.site is not None
         site = self.sites.get(run.site)
-        spec = run.workload.run
+        workload = run.workload
+        spec = workload.run
         if site is None or spec is None:
             self._move(
                 report,
@@ -290,15 +339,14 @@ class Reconciler:
             "ARCHIPEL_CHECKPOINT_DIR": str(checkpoint),
             "ARCHIPEL_RESTART_COUNT": str(run.restarts),
             "ARCHIPEL_SITE": site.name,
+            **(self._port_env(run.attempt_id) if workload.serve is not None else {}),
         }
         # what the chosen site offers (the alternative of the workload that matched it);
         # "cpu" is a slot, not a device a backend allocates
         offered = site.spec.accelerators
         gpus = None if offered.split(":")[0].strip().lower() == "cpu" else offered
         result = site.backend.launch(
-            LaunchRequest(
-                run.attempt_id, spec.command, env, None, gpus, run.workload.resources.nodes
-            )
+            LaunchRequest(run.attempt_id, spec.command, env, None, gpus, workload.resources.nodes)
         )
         if result.ok:
             report.launched += 1
@@ -317,6 +365,13 @@ class Reconciler:
             self._move(
                 report, run, RunState.FAILED, f"launch on {site.name} failed: {result.error}"
             )
+
+    def _port_env(self, attempt_id: str) -> dict[str, str]:
+        """``ARCHIPEL_PORT`` and ``PORT`` for a service: the port recorded with its attempt."""
+        attempt = self.store.attempt(attempt_id)
+        if attempt is None or attempt.port is None:
+            return {}
+        return {"ARCHIPEL_PORT": str(attempt.port), "PORT": str(attempt.port)}
 
     # -- helpers -----------------------------------------------------------------
 

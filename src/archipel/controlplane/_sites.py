@@ -12,6 +12,7 @@ A sites file::
         accelerators: cpu:1            # what one slot offers, MODEL:COUNT
         slots: 4                       # attempts at once
         price_per_hour: 0.50           # per slot, for ranking (default 0)
+        address: lab1.example.lan      # how services here are reached (default below)
       - name: slurm-de
         backend: slurm
         partition: eu-de
@@ -20,6 +21,10 @@ A sites file::
         country: DE
         accelerators: cpu:1
         slots: 2
+
+A service running on a site is reached at the site's ``address`` when it
+declares one (a LAN name, a load balancer), else at the host its backend
+observed (a Slurm node), else, on a local site, at ``127.0.0.1``.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class SiteSpec(BaseModel):
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     partition: str | None = None  # slurm
     state_dir: str | None = None  # local: where attempts live (default: the data directory)
+    # how services on this site are reached: a host name or an IP address
+    address: Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9._:\[\]-]+$")] | None = None
 
     @field_validator("accelerators")
     @classmethod

@@ -40,6 +40,9 @@ from archipel.core import RunState, Workload, check_transition
 
 ROLES = ("admin", "submitter", "viewer")
 
+#: one observation to record: (attempt id, state, backend id, exit code, reason, host)
+AttemptUpdate = tuple[str, str, str | None, int | None, str | None, str | None]
+
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -81,6 +84,8 @@ class RunView:
 
 @dataclass(frozen=True, slots=True)
 class AttemptView:
+    """One attempt; ``port`` and ``host`` say where a service's attempt listens."""
+
     id: str
     run_id: str
     number: int
@@ -91,6 +96,8 @@ class AttemptView:
     reason: str | None
     created_at: datetime
     updated_at: datetime
+    port: int | None = None
+    host: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,8 @@ def _attempt(row: AttemptRow) -> AttemptView:
         row.reason,
         row.created_at,
         row.updated_at,
+        row.port,
+        row.host,
     )
 
 
@@ -318,6 +327,7 @@ class Store:
         detail: str | None = None,
         *,
         attempt: tuple[str, str] | None = None,  # (attempt id, site) to record with LAUNCHING
+        port: int | None = None,  # the port a service's attempt listens on, recorded with it
         **fields: Any,
     ) -> RunView | None:
         """Move ``run`` to ``target`` if nobody moved it since it was read.
@@ -359,6 +369,8 @@ class Store:
                         reason=None,
                         created_at=now,
                         updated_at=now,
+                        port=port,
+                        host=None,
                     )
                 )
             s.add(
@@ -413,7 +425,9 @@ class Store:
         backend_id: str | None = None,
         exit_code: int | None = None,
         reason: str | None = None,
+        host: str | None = None,
     ) -> None:
+        """Record what is known of an attempt; ``None`` keeps what was recorded."""
         with self._session.begin() as s:
             row = s.get(AttemptRow, attempt_id)
             if row is None:
@@ -422,12 +436,11 @@ class Store:
             row.backend_id = backend_id or row.backend_id
             row.exit_code = exit_code if exit_code is not None else row.exit_code
             row.reason = reason or row.reason
+            row.host = host or row.host
             row.updated_at = _now()
 
-    def update_attempts(
-        self, updates: Sequence[tuple[str, str, str | None, int | None, str | None]]
-    ) -> None:
-        """Record many observations at once: (attempt id, state, backend id, exit code, reason)."""
+    def update_attempts(self, updates: Sequence[AttemptUpdate]) -> None:
+        """Record many observations at once (``None`` keeps what was recorded)."""
         if not updates:
             return
         now = _now()
@@ -440,11 +453,19 @@ class Store:
                     backend_id=func.coalesce(bindparam("b_backend"), AttemptRow.backend_id),
                     exit_code=func.coalesce(bindparam("b_code"), AttemptRow.exit_code),
                     reason=func.coalesce(bindparam("b_reason"), AttemptRow.reason),
+                    host=func.coalesce(bindparam("b_host"), AttemptRow.host),
                     updated_at=now,
                 ),
                 [
-                    {"b_id": a, "b_state": s, "b_backend": b, "b_code": e, "b_reason": r}
-                    for a, s, b, e, r in updates
+                    {
+                        "b_id": a,
+                        "b_state": s,
+                        "b_backend": b,
+                        "b_code": e,
+                        "b_reason": r,
+                        "b_host": h,
+                    }
+                    for a, s, b, e, r, h in updates
                 ],
             )
 
@@ -457,6 +478,22 @@ class Store:
         with self._session() as s:
             row = s.get(AttemptRow, attempt_id)
             return None if row is None else _attempt(row)
+
+    def services(self, tenant: str | None = None) -> list[tuple[RunView, AttemptView]]:
+        """Running runs whose current attempt listens on a port, by run id, with that attempt.
+
+        These are the inference services to route to; ``tenant=None`` means every tenant.
+        """
+        with self._session() as s:
+            q = (
+                select(RunRow, AttemptRow)
+                .join(AttemptRow, AttemptRow.id == RunRow.attempt_id)
+                .where(RunRow.state == RunState.RUNNING.value, AttemptRow.port.is_not(None))
+                .order_by(RunRow.id)
+            )
+            if tenant is not None:
+                q = q.where(RunRow.tenant == tenant)
+            return [(_run(run), _attempt(attempt)) for run, attempt in s.execute(q)]
 
     def events(self, run_id: str) -> list[EventView]:
         with self._session() as s:

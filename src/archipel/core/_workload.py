@@ -7,6 +7,7 @@ problem is reported with the field's path and what to write instead.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -138,12 +140,46 @@ class RunSpec(_Model):
         return value
 
 
+#: a URL path: starts with "/", no spaces, no query or fragment
+_URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
+
+
+class ServePrice(_Model):
+    """What the service charges per million tokens (Decimal: quote the numbers in YAML)."""
+
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    input_per_million: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    output_per_million: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+
+
+class ServeSpec(_Model):
+    """How an inference service is reached once it runs: what the gateway routes to it.
+
+    The command must listen on ``port`` (it gets it as ``ARCHIPEL_PORT`` and
+    ``PORT``); without one, the control plane picks a free port per attempt.
+    ``path`` is where the OpenAI-compatible API lives on the server and
+    ``health_path`` (under ``path``) answers 200 while the service is healthy.
+    """
+
+    model: Annotated[
+        str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$")
+    ]
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    path: Annotated[str, Field(max_length=200, pattern=_URL_PATH)] = "/v1"
+    health_path: Annotated[str, Field(max_length=200, pattern=_URL_PATH)] = "/models"
+    max_concurrency: Annotated[int, Field(ge=1, le=1_000_000)] = 64
+    weight: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    price: ServePrice = ServePrice()
+    owned_by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
 class Workload(_Model):
     """A training job, a batch job or an inference service.
 
     ``replicas`` (services) are placed independently, each on ``nodes`` nodes;
     ``spread`` constrains where they go in fleet planning. ``duration_hours``
     defaults to one hour for ``plan`` and to the whole horizon in a fleet.
+    ``serve`` (inference only) says how the running service is reached.
     """
 
     name: Annotated[
@@ -157,6 +193,20 @@ class Workload(_Model):
     replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
     spread: Spread | None = None
     run: RunSpec | None = None
+    serve: ServeSpec | None = None
+
+    @field_validator("serve")
+    @classmethod
+    def _only_inference_serves(
+        cls, value: ServeSpec | None, info: ValidationInfo
+    ) -> ServeSpec | None:
+        kind = info.data.get("kind")  # absent when kind itself is invalid
+        if value is not None and kind is not None and kind is not WorkloadKind.INFERENCE:
+            raise ValueError(
+                f"only an inference workload serves a model (this one is {kind}): "
+                "set kind: inference or remove serve"
+            )
+        return value
 
     @model_validator(mode="after")
     def _spread_fits_replicas(self) -> Workload:

@@ -1,0 +1,91 @@
+"""A service on a real Slurm site is routed at the node its job runs on.
+
+The test cluster's one node is this machine (``hostname -s``, at 127.0.0.1); the
+service binds the name Slurm gives the job (``SLURMD_NODENAME``), so the route
+that the control plane publishes is the one a gateway elsewhere would follow.
+"""
+
+from __future__ import annotations
+
+import shlex
+import socket
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+from archipel.backends import SlurmBackend
+from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
+from archipel.controlplane._api import create_app
+from archipel.core import CatalogSnapshot, parse_workload
+from archipel.policy import Policy
+
+SITE = SiteSpec(
+    name="slurm-fr",
+    backend="slurm",
+    partition="eu-fr",
+    provider="scaleway",
+    region="fr-par",
+    country="FR",
+    accelerators="cpu:1",
+    slots=2,
+)
+
+
+def test_a_service_on_slurm_is_routed_at_its_node(
+    slurm_conf: Path, tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    backend = SlurmBackend(
+        SITE.name, "eu-fr", tmp_path / "site", slurm_conf=slurm_conf, sbatch_args=("--time=3",)
+    )
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.migrate()
+    reconciler = Reconciler(
+        store, {SITE.name: Site(SITE, backend)}, SitePlacer([SITE], snapshot, policy), tmp_path
+    )
+    api = TestClient(create_app(store, reconciler))
+    admin = {"Authorization": f"Bearer {store.create_token('ops', 'admin')}"}
+    serve = (
+        f"exec {shlex.quote(sys.executable)} -m archipel.gateway.fake_upstream "
+        '--host "$SLURMD_NODENAME" --port "$ARCHIPEL_PORT" --name slurm'
+    )
+    run = store.submit(
+        "acme",
+        parse_workload(
+            {
+                "name": "llama-on-slurm",
+                "kind": "inference",
+                "resources": {"accelerators": "cpu:1"},
+                "run": {"command": ["/bin/sh", "-c", serve]},
+                "serve": {"model": "llama-3.1-8b"},
+            }
+        ),
+    )
+
+    def answering() -> str | None:
+        reconciler.step()
+        models = api.get("/v1/routes", headers=admin).json()["models"]
+        if not models:
+            return None
+        url = str(models["llama-3.1-8b"]["replicas"][0]["base_url"])
+        try:
+            return url if httpx.get(f"{url}/models", timeout=2).status_code == 200 else None
+        except httpx.TransportError:
+            return None
+
+    try:
+        deadline = time.monotonic() + 60
+        while (url := answering()) is None:
+            assert time.monotonic() < deadline, [e.detail for e in store.events(run.id)]
+            time.sleep(0.2)
+        port = store.attempts(run.id)[0].port
+        node = socket.gethostname().split(".")[0]
+        assert url == f"http://{node}:{port}/v1"
+        assert store.attempts(run.id)[0].host == node
+    finally:
+        latest = store.get(run.id)
+        if latest is not None:
+            reconciler.cancel(latest)
+        store.close()

@@ -5,6 +5,7 @@ Runs against SQLite and PostgreSQL alike (the ``store`` fixture)."""
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ def test_a_failed_attempt_resumes_elsewhere_with_restart_count_and_checkpoint(
     assert moved.blocked_sites == ("paris",)
     job = fakes["frankfurt"]._jobs[f"{run.id}-a2"]
     assert job.request.env["ARCHIPEL_RESTART_COUNT"] == "1"
+    assert job.request.env["ARCHIPEL_PYTHON"] == sys.executable
     assert job.request.env["ARCHIPEL_CHECKPOINT_DIR"].endswith(run.id)
     history = states(store, run.id)
     assert history[-3:] == ["recovering", "placing", "launching"]

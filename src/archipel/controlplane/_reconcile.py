@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
@@ -339,6 +340,9 @@ class Reconciler:
             "ARCHIPEL_CHECKPOINT_DIR": str(checkpoint),
             "ARCHIPEL_RESTART_COUNT": str(run.restarts),
             "ARCHIPEL_SITE": site.name,
+            # the control plane's own Python: a command that needs Archipel (the example
+            # service runs its fake model server) finds it even outside a virtualenv
+            "ARCHIPEL_PYTHON": sys.executable,
             **(self._port_env(run.attempt_id) if workload.serve is not None else {}),
         }
         # what the chosen site offers (the alternative of the workload that matched it);

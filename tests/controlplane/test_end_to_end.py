@@ -328,3 +328,96 @@ def test_the_example_service_runs_one_replica_per_provider(server: Server) -> No
         }
         for r in replicas:
             wait_until(lambda r=r: answers(r["base_url"] + r["health_path"]), 20, r["name"])
+
+
+def test_services_the_control_plane_runs_are_served_through_the_gateway(
+    server: Server, tmp_path: Path
+) -> None:
+    """The example service on two sites, the gateway following GET /v1/routes, the official
+    openai client in front: one replica is cancelled mid-traffic and no request fails."""
+    from openai import OpenAI
+
+    from archipel.cli._config import load_workloads
+    from archipel.gateway import hash_key
+
+    with server.client() as c:
+        runs = {}
+        for w in load_workloads(ROOT / "examples/controlplane/service.yaml"):
+            body = w.model_dump(mode="json", by_alias=True, exclude_none=True)
+            runs[w.name] = c.post("/v1/runs", json=body).json()["id"]
+
+    port = free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        json.dumps(  # JSON is YAML
+            {
+                "listen": {"host": "127.0.0.1", "port": port},
+                "metering": {"path": str(tmp_path / "usage.jsonl")},
+                "control_plane": {
+                    "url": f"http://127.0.0.1:{server.port}",
+                    "token_env": "ARCHIPEL_CP_TOKEN",
+                    "interval": 0.2,
+                },
+                "health_checks": {"interval": 0.5, "timeout": 1},
+                "tenants": {"clinic": {"key_sha256": [hash_key("sk-c")], "data_class": "health"}},
+            }
+        )
+    )
+    token = (server.home / "token").read_text().strip()
+    gateway = subprocess.Popen(
+        [ARCHIPEL, "gateway", "--config", str(config)],
+        env={**os.environ, "ARCHIPEL_CP_TOKEN": token},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = OpenAI(api_key="sk-c", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+
+        def both_replicas_up() -> bool:
+            try:
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+            except httpx.TransportError:
+                return False
+            return (
+                sum(
+                    line.startswith("archipel_gateway_replica_up{") and line.endswith(" 1.0")
+                    for line in metrics.splitlines()
+                )
+                == 2
+            )
+
+        cancelled = f'replica="llama-3.1-8b/{runs["llama-8b-scaleway"]}"'
+
+        def routed(replica: str) -> bool:
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            return any(
+                line.startswith("archipel_gateway_replica_up{") and replica in line
+                for line in metrics.splitlines()
+            )
+
+        wait_until(both_replicas_up, 60, "the gateway to route to both services")
+        assert routed(cancelled)
+        messages = [{"role": "user", "content": "hi"}]
+        answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
+        assert (answer.choices[0].message.content or "").startswith("Hello from")
+        chunks = client.chat.completions.create(
+            model="llama-3.1-8b", messages=messages, stream=True
+        )
+        assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+
+        with server.client() as c:
+            c.post(f"/v1/runs/{runs['llama-8b-scaleway']}/cancel")
+        served = set()
+        for _ in range(30):  # across the cancellation: failover, then new routes
+            answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
+            served.add(answer.choices[0].message.content)
+            time.sleep(0.05)
+        assert "Hello from stackit." in served
+        wait_until(
+            lambda: not routed(cancelled),
+            30,
+            "the cancelled replica to leave the gateway's routes",
+        )
+    finally:
+        gateway.terminate()
+        gateway.wait(30)

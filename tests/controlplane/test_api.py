@@ -92,8 +92,9 @@ def test_a_tenant_never_sees_another_tenants_runs(api: TestClient, store: Store)
         ({**SPEC, "resources": {"accelerators": "cpu:zero"}}, "resources.accelerators"),
         ({k: v for k, v in SPEC.items() if k != "run"}, "run.command"),
         ({**SPEC, "colour": "red"}, "colour"),
+        ({**SPEC, "kind": "inference", "replicas": 2}, "replicas"),
     ],
-    ids=["kind typo", "bad accelerator", "no command", "unknown field"],
+    ids=["kind typo", "bad accelerator", "no command", "unknown field", "several replicas"],
 )
 def test_bad_specs_get_a_422_naming_the_field(
     api: TestClient, store: Store, spec: dict[str, Any], field: str

@@ -260,6 +260,16 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                     "(what to execute, e.g. [python, train.py])"
                 ],
             )
+        if workload.replicas > 1:  # refused rather than silently run once
+            raise HTTPException(
+                422,
+                [
+                    f"replicas: the control plane runs one replica per workload, and this one "
+                    f"asks for {workload.replicas}; submit one workload per replica, each with "
+                    "its own name (and `constraints.providers` to spread them), as "
+                    "examples/controlplane/service.yaml does"
+                ],
+            )
         choice = reconciler.placer.place(workload, list(reconciler.sites))
         if choice.site is None:  # no declared site will ever fit: say why now, not later
             reasons = (

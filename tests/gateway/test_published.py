@@ -207,6 +207,8 @@ def test_the_gateway_serves_what_the_control_plane_publishes(
             cp.status, cp.document = 200, {"models": {}}
             await _until(lambda: "mistral" not in gw.gateway.table.models)
             assert await _models(gw, "sk-lab") == ["llama"]
+            metrics = await (await gw.http.get(f"{gw.url}/metrics")).text()
+            assert "mistral/run-2" not in metrics  # gone replicas leave no series behind
 
     asyncio.run(main())
 

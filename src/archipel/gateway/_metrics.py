@@ -155,6 +155,12 @@ class RequestStats(Collector):
         key = (replica, provider, outcome)
         self.attempts[key] = self.attempts.get(key, 0) + 1
 
+    def keep_replicas(self, replicas: set[str]) -> None:
+        """Drop the attempt counters of replicas no longer routed to (their series end):
+        published replicas come and go, and their counters must not pile up."""
+        for key in [k for k in self.attempts if k[0] not in replicas]:
+            del self.attempts[key]
+
     def collect(self) -> Iterator[Metric]:
         requests = CounterMetricFamily(
             "archipel_gateway_requests", "Requests answered.", labels=["tenant", "model", "status"]

@@ -332,6 +332,7 @@ class Gateway:
         if self.shared is not None:
             self.shared.set_limits(_limits_of(config))
         self.routing = self._routing(old.generation + 1, config, table, old, self.clock())
+        self.stats.keep_replicas({r.id for r in table.replicas})
         return pending
 
     async def reload(self) -> bool:

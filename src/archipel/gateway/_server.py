@@ -13,6 +13,17 @@ Failover happens only while nothing has been sent to the client: a
 non-streaming body is read completely before answering, and a stream is
 answered only once its first chunk has arrived. After that, a failure ends the
 stream with an error event.
+
+Beside the request path, three background activities change what requests
+see, each by swapping or updating state the request path only reads:
+
+- a **reload** (SIGHUP, :meth:`Gateway.reload`) or new routes from the control
+  plane (:mod:`~archipel.gateway._published`) build the next
+  :class:`~archipel.gateway._routing.Routing` off the event loop and swap it in;
+  a request keeps the generation it arrived with;
+- **active health checks** (:meth:`Gateway.check_round`) mark replicas down
+  and up again;
+- token charges of **shared rate limits** go to Redis after the answer.
 """
 
 from __future__ import annotations
@@ -38,7 +49,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from archipel.gateway import _json
-from archipel.gateway._config import GatewayConfig, Limits, Tenant, hash_key
+from archipel.gateway._config import GatewayConfig, Limits, hash_key
 from archipel.gateway._errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -49,16 +60,15 @@ from archipel.gateway._failover import (
     Refusal,
     ReplicaState,
     RetryBudget,
-    new_states,
     pick,
     retryable_status,
 )
-from archipel.gateway._limits import TenantLimiter
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
 from archipel.gateway._published import Published, PublishedRoutes, merge_published
 from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
+from archipel.gateway._routing import Routing, TenantState, next_routing
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
     count_events,
@@ -124,38 +134,11 @@ class Reply(Exception):  # noqa: N818 - control flow, not an error
 
 
 @dataclass(slots=True)
-class _TenantState:
-    name: str
-    data_class: str
-    limits: Limits
-    limiter: TenantLimiter
-    models_body: bytes
-
-
-@dataclass(slots=True)
-class Routing:
-    """Everything one configuration decides, swapped whole by a reload.
-
-    A request reads :attr:`Gateway.routing` once, when it arrives, and uses that
-    object to the end: a reload in the middle of a request changes nothing for
-    it. Replica states are shared between generations for replicas that stay
-    (same id, same base URL), so in-flight counts, latency averages and circuits
-    survive a reload.
-    """
-
-    generation: int
-    config: GatewayConfig
-    table: RouteTable
-    states: list[ReplicaState]
-    tenants: dict[str, _TenantState]  # API key digest -> tenant
-
-
-@dataclass(slots=True)
 class _Call:
     """Per-request state: what the proxy learned, for metering."""
 
     request_id: str
-    tenant: _TenantState
+    tenant: TenantState
     routing: Routing
     model: str
     body: bytes  # forwarded as received unless the replica renames the model
@@ -229,7 +212,7 @@ class Gateway:
         self.budget = RetryBudget(
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
         )
-        self.routing = self._routing(1, config, table, None, now)
+        self.routing = next_routing(1, config, table, None, now)
         # shared limits (Redis) replace the per-tenant in-process buckets when configured
         self.shared: RedisLimiter | None = None
         if config.rate_limits.backend == "redis":
@@ -267,55 +250,6 @@ class Gateway:
     def states(self) -> list[ReplicaState]:
         return self.routing.states
 
-    def _routing(
-        self,
-        generation: int,
-        config: GatewayConfig,
-        table: RouteTable,
-        old: Routing | None,
-        now: float,
-    ) -> Routing:
-        threshold, cooldown = config.breaker.failure_threshold, config.breaker.cooldown
-        kept: dict[tuple[str, str], ReplicaState] = {}
-        if old is not None:
-            for r, st in zip(old.table.replicas, old.states, strict=True):
-                kept[(r.id, r.base_url)] = st
-        states: list[ReplicaState] = []
-        for r in table.replicas:
-            carried = kept.get((r.id, r.base_url))
-            st = new_states((r,), threshold, cooldown)[0] if carried is None else carried
-            st.breaker.threshold, st.breaker.cooldown = threshold, cooldown
-            states.append(st)
-        previous = {} if old is None else {t.name: t for t in old.tenants.values()}
-        tenants: dict[str, _TenantState] = {}
-        for name, spec in config.tenants.items():
-            state = self._tenant(name, spec, config, table, previous.get(name), now)
-            for digest in spec.key_sha256:
-                tenants[digest] = state
-        return Routing(generation, config, table, states, tenants)
-
-    @staticmethod
-    def _tenant(
-        name: str,
-        spec: Tenant,
-        config: GatewayConfig,
-        table: RouteTable,
-        old: _TenantState | None,
-        now: float,
-    ) -> _TenantState:
-        owned = {m: s.owned_by for m, s in config.models.items()}
-        data = [
-            {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
-            for m in table.allowed_models(spec.data_class)
-        ]
-        body = _json.dumps({"object": "list", "data": data})
-        # unchanged limits keep their buckets: a reload is no way to reset a rate limit
-        if old is not None and old.limits == spec.limits:
-            limiter = old.limiter
-        else:
-            limiter = TenantLimiter(spec.limits, now)
-        return _TenantState(name, spec.data_class, spec.limits, limiter, body)
-
     # -- hot reload ---------------------------------------------------------
 
     def apply(self, config: GatewayConfig, table: RouteTable) -> list[str]:
@@ -331,7 +265,7 @@ class Gateway:
         self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
         if self.shared is not None:
             self.shared.set_limits(_limits_of(config))
-        self.routing = self._routing(old.generation + 1, config, table, old, self.clock())
+        self.routing = next_routing(old.generation + 1, config, table, old, self.clock())
         self.stats.keep_replicas({r.id for r in table.replicas})
         return pending
 
@@ -503,7 +437,7 @@ class Gateway:
     # -- the proxy path -----------------------------------------------------
 
     @staticmethod
-    def _authenticate(request: web.Request, routing: Routing) -> _TenantState:
+    def _authenticate(request: web.Request, routing: Routing) -> TenantState:
         header = request.headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
             tenant = routing.tenants.get(hash_key(header[7:].strip()))
@@ -512,7 +446,7 @@ class Gateway:
         raise Reply(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
 
     @staticmethod
-    def _admit(wait: float, tenant: _TenantState) -> None:
+    def _admit(wait: float, tenant: TenantState) -> None:
         if wait > 0:
             after = {"Retry-After": str(max(1, round(wait + 0.5)))}
             message = f"rate limit reached for tenant {tenant.name}"
@@ -536,7 +470,7 @@ class Gateway:
         return body, doc
 
     @staticmethod
-    def _route(routing: Routing, tenant: _TenantState, model: str) -> ModelRoute:
+    def _route(routing: Routing, tenant: TenantState, model: str) -> ModelRoute:
         match, route = routing.table.lookup(tenant.data_class, model)
         if match is Match.FULL and route is not None:
             return route

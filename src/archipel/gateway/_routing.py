@@ -1,0 +1,98 @@
+"""One generation of the gateway's configuration, and how the next one inherits.
+
+A :class:`Routing` is everything one configuration decides: the route table,
+each replica's health state, each tenant's key, limits and model list. The
+gateway swaps it whole when the file is reloaded or the control plane
+publishes new routes, and a request reads it once, when it arrives, and keeps
+it to the end: a swap in the middle of a request changes nothing for it.
+
+:func:`next_routing` builds the next generation from the previous one. What
+did not change carries over, so a reload is never a way to forget:
+
+- a replica that keeps its id and its base URL keeps its state object (in-flight
+  count, latency average, circuit, health-check verdict); requests in flight on
+  the old generation update the same object;
+- a tenant whose limits did not change keeps its buckets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archipel.gateway import _json
+from archipel.gateway._config import GatewayConfig, Limits, Tenant
+from archipel.gateway._failover import ReplicaState, new_states
+from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._routes import RouteTable
+
+
+@dataclass(slots=True)
+class TenantState:
+    """A tenant as the request path needs it."""
+
+    name: str
+    data_class: str
+    limits: Limits
+    limiter: TenantLimiter  # in-process buckets (shared limits live in Redis instead)
+    models_body: bytes  # the /v1/models answer for its data class, serialised once
+
+
+@dataclass(slots=True)
+class Routing:
+    """Everything one configuration decides (see the module docstring)."""
+
+    generation: int  # 1 at start, +1 per swap
+    config: GatewayConfig
+    table: RouteTable
+    states: list[ReplicaState]  # indexed like table.replicas
+    tenants: dict[str, TenantState]  # API key digest -> tenant
+
+
+def next_routing(
+    generation: int,
+    config: GatewayConfig,
+    table: RouteTable,
+    old: Routing | None,
+    now: float,
+) -> Routing:
+    """The generation for ``config`` and ``table``, inheriting from ``old``."""
+    threshold, cooldown = config.breaker.failure_threshold, config.breaker.cooldown
+    kept: dict[tuple[str, str], ReplicaState] = {}
+    if old is not None:
+        for r, st in zip(old.table.replicas, old.states, strict=True):
+            kept[(r.id, r.base_url)] = st
+    states: list[ReplicaState] = []
+    for r in table.replicas:
+        carried = kept.get((r.id, r.base_url))
+        st = new_states((r,), threshold, cooldown)[0] if carried is None else carried
+        st.breaker.threshold, st.breaker.cooldown = threshold, cooldown
+        states.append(st)
+    previous = {} if old is None else {t.name: t for t in old.tenants.values()}
+    tenants: dict[str, TenantState] = {}
+    for name, spec in config.tenants.items():
+        state = _tenant(name, spec, config, table, previous.get(name), now)
+        for digest in spec.key_sha256:
+            tenants[digest] = state
+    return Routing(generation, config, table, states, tenants)
+
+
+def _tenant(
+    name: str,
+    spec: Tenant,
+    config: GatewayConfig,
+    table: RouteTable,
+    old: TenantState | None,
+    now: float,
+) -> TenantState:
+    owned = {m: s.owned_by for m, s in config.models.items()}
+    data = [
+        {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
+        for m in table.allowed_models(spec.data_class)
+    ]
+    body = _json.dumps({"object": "list", "data": data})
+    # unchanged limits keep their buckets: a reload is no way to reset a rate limit
+    if old is not None and old.limits == spec.limits:
+        limiter = old.limiter
+    else:
+        limiter = TenantLimiter(spec.limits, now)
+    return TenantState(name, spec.data_class, spec.limits, limiter, body)

@@ -96,7 +96,10 @@ class PublishedRoutes:
         timeout = aiohttp.ClientTimeout(total=self.spec.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:
-                await self.poll(session)
+                try:
+                    await self.poll(session)
+                except Exception:  # a bug here must not end the polling for good
+                    log.exception("gateway: polling the control plane's routes failed")
                 await asyncio.sleep(self.spec.interval)
 
     async def poll(self, session: aiohttp.ClientSession) -> bool:

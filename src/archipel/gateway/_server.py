@@ -287,24 +287,10 @@ class Gateway:
             return file_config, merged, self.builder(merged)
 
         async with self._reload_lock:
-            try:
-                # parsing, policy evaluation and file reads stay off the event loop
-                loop = asyncio.get_running_loop()
-                file_config, config, table = await loop.run_in_executor(None, load)
-            except Exception as exc:
-                self.reloads["failed"] += 1
-                log.error(
-                    "gateway: reload failed, still serving generation %d:\n%s",
-                    self.routing.generation,
-                    exc,
-                )
+            pending = await self._swap(load, "reload failed")
+            if pending is None:
                 return False
-            self._file_config = file_config
-            pending = self.apply(config, table)
-            self.reloads["ok"] += 1
             log.info("gateway: configuration reloaded (generation %d)", self.routing.generation)
-            for line in describe_routes(table):
-                log.info("gateway: %s", line)
             if pending:
                 log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
             return True
@@ -312,33 +298,47 @@ class Gateway:
     async def _on_published(self, published: Published) -> None:
         """New routes from the control plane: merge them with the file's and apply."""
         assert self.builder is not None
-        builder = self.builder
+        builder, file_config = self.builder, self._file_config
+
+        def load() -> tuple[GatewayConfig, GatewayConfig, RouteTable]:
+            merged = merge_published(file_config, published)
+            return file_config, merged, builder(merged)
+
         async with self._reload_lock:
-            config = merge_published(self._file_config, published)
-            try:
-                loop = asyncio.get_running_loop()
-                table = await loop.run_in_executor(None, builder, config)
-            except Exception as exc:
-                self.reloads["failed"] += 1
-                log.error(
-                    "gateway: cannot use the routes the control plane published, still "
-                    "serving generation %d:\n%s",
-                    self.routing.generation,
-                    exc,
-                )
+            if await self._swap(load, "cannot use the routes the control plane published") is None:
                 return
             self._published = published
-            self.apply(config, table)
-            self.reloads["ok"] += 1
-            replicas = sum(len(m.replicas) for m in published.values())
             log.info(
                 "gateway: %d replicas of %d models from the control plane (generation %d)",
-                replicas,
+                sum(len(m.replicas) for m in published.values()),
                 len(published),
                 self.routing.generation,
             )
-            for line in describe_routes(table):
-                log.info("gateway: %s", line)
+
+    async def _swap(
+        self, load: Callable[[], tuple[GatewayConfig, GatewayConfig, RouteTable]], failed: str
+    ) -> list[str] | None:
+        """Run ``load`` (file config, config to serve, its table) off the event loop and
+        apply it; the settings that need a restart, or None if it failed (nothing changes)."""
+        try:
+            # parsing, policy evaluation and file reads stay off the event loop
+            loop = asyncio.get_running_loop()
+            file_config, config, table = await loop.run_in_executor(None, load)
+        except Exception as exc:
+            self.reloads["failed"] += 1
+            log.error(
+                "gateway: %s, still serving generation %d:\n%s",
+                failed,
+                self.routing.generation,
+                exc,
+            )
+            return None
+        self._file_config = file_config
+        pending = self.apply(config, table)
+        self.reloads["ok"] += 1
+        for line in describe_routes(table):
+            log.info("gateway: %s", line)
+        return pending
 
     # -- active health checks ----------------------------------------------
 
@@ -348,7 +348,10 @@ class Gateway:
             routing = self.routing  # a reload takes effect at the next round
             spec = routing.config.health_checks
             if spec.enabled:
-                await self.check_round(routing)
+                try:
+                    await self.check_round(routing)
+                except Exception:  # a bug here must not end the checks for good
+                    log.exception("gateway: a round of health checks failed")
             await asyncio.sleep(spec.interval)
 
     async def check_round(self, routing: Routing | None = None) -> None:

@@ -329,7 +329,8 @@ def gateway(
         typer.Option(
             "--config",
             metavar="FILE",
-            help="Gateway YAML: listen address, tenants, models and their replicas.",
+            help="Gateway YAML: listen address, tenants, models and their replicas, "
+            "and optionally a control plane to take more routes from (docs/gateway.md).",
         ),
     ],
     policy: Annotated[

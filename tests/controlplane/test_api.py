@@ -92,9 +92,17 @@ def test_a_tenant_never_sees_another_tenants_runs(api: TestClient, store: Store)
         ({**SPEC, "resources": {"accelerators": "cpu:zero"}}, "resources.accelerators"),
         ({k: v for k, v in SPEC.items() if k != "run"}, "run.command"),
         ({**SPEC, "colour": "red"}, "colour"),
-        ({**SPEC, "kind": "inference", "replicas": 2}, "replicas"),
+        ({**SPEC, "replicas": 2}, "replicas"),
+        ({**SPEC, "kind": "inference", "name": "x" * 199, "replicas": 2}, "name"),
     ],
-    ids=["kind typo", "bad accelerator", "no command", "unknown field", "several replicas"],
+    ids=[
+        "kind typo",
+        "bad accelerator",
+        "no command",
+        "unknown field",
+        "several replicas of a training job",
+        "no room to name the replicas",
+    ],
 )
 def test_bad_specs_get_a_422_naming_the_field(
     api: TestClient, store: Store, spec: dict[str, Any], field: str
@@ -102,6 +110,13 @@ def test_bad_specs_get_a_422_naming_the_field(
     r = api.post("/v1/runs", json=spec, headers=auth(store))
     assert r.status_code == 422
     assert any(p.startswith(f"{field}:") for p in r.json()["detail"]), r.json()
+
+
+def test_replicas_of_a_training_job_are_refused_as_a_services_only_field(
+    api: TestClient, store: Store
+) -> None:
+    r = api.post("/v1/runs", json={**SPEC, "replicas": 3}, headers=auth(store))
+    assert "replicas applies to inference services" in r.json()["detail"][0]
 
 
 def test_unknown_runs_are_404(api: TestClient, store: Store) -> None:
@@ -311,3 +326,66 @@ def test_a_service_is_reached_at_the_site_address_else_the_observed_host(
         assert models == {}
     else:
         assert models["llama-3.1-8b"]["replicas"][0]["base_url"] == f"http://{host}:41000/v1"
+
+
+# -- groups: a service with several replicas -----------------------------------------
+
+
+def replicated(replicas: int = 2, **spread: Any) -> dict[str, Any]:
+    return {**SERVICE, "replicas": replicas, **({"spread": spread} if spread else {})}
+
+
+def test_a_service_with_replicas_is_submitted_as_a_group_listed_by_its_id(
+    api: TestClient, store: Store
+) -> None:
+    h = auth(store)
+    api.post("/v1/runs", json=SPEC, headers=h)  # not in the group
+    created = api.post("/v1/runs", json=replicated(3, min_providers=2), headers=h)
+    assert created.status_code == 201, created.text
+    first = created.json()
+    assert first["name"] == "llama-1" and first["group"] is not None
+    listed = api.get("/v1/runs", params={"group": first["group"]}, headers=h).json()
+    assert [r["name"] for r in listed] == ["llama-1", "llama-2", "llama-3"]
+    assert {r["group"] for r in listed} == {first["group"]} and listed[0]["id"] == first["id"]
+    assert (
+        api.get("/v1/runs", params={"group": first["group"]}, headers=auth(store, "globex")).json()
+        == []
+    )
+    single = api.get("/v1/runs", headers=h).json()[0]
+    assert single["name"] == "train" and single["group"] is None
+
+
+@pytest.mark.parametrize(
+    ("replicas", "spread", "rule"),
+    [
+        pytest.param(3, {"min_providers": 3}, "spread.min_providers", id="too few providers"),
+        pytest.param(3, {"min_countries": 3}, "spread.min_countries", id="too few countries"),
+        pytest.param(
+            6, {"max_share_per_provider": 0.4}, "spread.max_share_per_provider", id="share cap"
+        ),
+    ],
+)
+def test_a_spread_the_allowed_sites_can_never_satisfy_is_a_422_naming_the_rule(
+    api: TestClient, store: Store, replicas: int, spread: dict[str, Any], rule: str
+) -> None:
+    """Personal data: only the two EU sites (scaleway in FR, ionos in DE) are allowed."""
+    r = api.post("/v1/runs", json=replicated(replicas, **spread), headers=auth(store))
+    assert r.status_code == 422
+    assert any(p.startswith(f"{rule}:") for p in r.json()["detail"]), r.json()
+    assert store.runs() == []
+
+
+def test_the_replicas_of_a_serving_group_are_routed_as_replicas_of_the_model(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    h = auth(store)
+    group = api.post("/v1/runs", json=replicated(2, min_providers=2), headers=h).json()["group"]
+    reconciler.step()
+    reconciler.step()
+    ids = [r["id"] for r in api.get("/v1/runs", params={"group": group}, headers=h).json()]
+    replicas = api.get("/v1/routes", headers=h).json()["models"]["llama-3.1-8b"]["replicas"]
+    assert sorted(r["name"] for r in replicas) == sorted(ids)
+    assert {(r["provider"], r["country"]) for r in replicas} == {
+        ("scaleway", "FR"),
+        ("ionos", "DE"),
+    }

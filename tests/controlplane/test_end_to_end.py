@@ -260,6 +260,32 @@ def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None
     assert refused.returncode == 2 and "403" in refused.stderr
 
 
+def test_the_cli_follows_every_replica_of_a_service(server: Server) -> None:
+    env = {
+        **os.environ,
+        "ARCHIPEL_DATA_DIR": str(server.home),
+        "ARCHIPEL_SERVER": f"http://127.0.0.1:{server.port}",
+    }
+    submitted = subprocess.run(
+        [ARCHIPEL, "run", "examples/controlplane/service.yaml"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    lines = submitted.stdout.splitlines()
+    assert [line.split()[1:] for line in lines[:2]] == [
+        ["llama-8b-1", "submitted"],
+        ["llama-8b-2", "submitted"],
+    ]
+    for name, site in (("llama-8b-1", "paris"), ("llama-8b-2", "frankfurt")):
+        assert any(f"{name}" in line and f"placed on {site}" in line for line in lines), lines
+        assert any(line.split()[:2] == [name, "running"] for line in lines), lines
+
+
 def fake_upstream(name: str) -> list[str]:
     """The fake model server, listening on the port the control plane gives it."""
     python = shlex.quote(sys.executable)
@@ -309,13 +335,24 @@ def test_a_running_service_is_routed_and_answers_at_its_base_url(server: Server)
         assert c.get("/v1/routes", headers={"If-None-Match": etag}).json() == {"models": {}}
 
 
-def test_the_example_service_runs_one_replica_per_provider(server: Server) -> None:
+def submit_example_service(c: httpx.Client) -> list[str]:
+    """Submit every document of the example service file; the group ids."""
     from archipel.cli._config import load_workloads
 
+    groups = []
+    for w in load_workloads(ROOT / "examples/controlplane/service.yaml"):
+        body = w.model_dump(mode="json", by_alias=True, exclude_none=True)
+        created = c.post("/v1/runs", json=body)
+        assert created.status_code == 201, created.text
+        groups.append(created.json()["group"])
+    return groups
+
+
+def test_the_example_service_runs_one_replica_per_provider(server: Server) -> None:
     with server.client() as c:
-        for w in load_workloads(ROOT / "examples/controlplane/service.yaml"):
-            body = w.model_dump(mode="json", by_alias=True, exclude_none=True)
-            assert c.post("/v1/runs", json=body).status_code == 201
+        [group] = submit_example_service(c)
+        replicas = c.get("/v1/runs", params={"group": group}).json()
+        assert [r["name"] for r in replicas] == ["llama-8b-1", "llama-8b-2"]
 
         def two_replicas() -> list[dict[str, Any]] | None:
             model = c.get("/v1/routes").json()["models"].get("llama-3.1-8b")
@@ -337,14 +374,18 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
     openai client in front: one replica is cancelled mid-traffic and no request fails."""
     from openai import OpenAI
 
-    from archipel.cli._config import load_workloads
     from archipel.gateway import hash_key
 
     with server.client() as c:
-        runs = {}
-        for w in load_workloads(ROOT / "examples/controlplane/service.yaml"):
-            body = w.model_dump(mode="json", by_alias=True, exclude_none=True)
-            runs[w.name] = c.post("/v1/runs", json=body).json()["id"]
+        [group] = submit_example_service(c)
+
+        def placed() -> dict[str, str] | None:
+            runs = c.get("/v1/runs", params={"group": group}).json()
+            sites = {r["site"]: r["id"] for r in runs if r["state"] in ("launching", "running")}
+            return sites if len(sites) == 2 else None
+
+        on_site = wait_until(placed, 30, "both replicas to be placed")
+    assert set(on_site) == {"paris", "frankfurt"}
 
     port = free_port()
     config = tmp_path / "gateway.yaml"
@@ -386,7 +427,7 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
                 == 2
             )
 
-        cancelled = f'replica="llama-3.1-8b/{runs["llama-8b-scaleway"]}"'
+        cancelled = f'replica="llama-3.1-8b/{on_site["paris"]}"'
 
         def routed(replica: str) -> bool:
             metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
@@ -406,18 +447,20 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
         assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
 
         with server.client() as c:
-            c.post(f"/v1/runs/{runs['llama-8b-scaleway']}/cancel")
+            c.post(f"/v1/runs/{on_site['paris']}/cancel")
         served = set()
         for _ in range(30):  # across the cancellation: failover, then new routes
             answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
             served.add(answer.choices[0].message.content)
             time.sleep(0.05)
-        assert "Hello from stackit." in served
+        assert "Hello from frankfurt." in served  # the replica left running
         wait_until(
             lambda: not routed(cancelled),
             30,
             "the cancelled replica to leave the gateway's routes",
         )
+        answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
+        assert answer.choices[0].message.content == "Hello from frankfurt."
     finally:
         gateway.terminate()
         gateway.wait(30)

@@ -361,3 +361,148 @@ def test_the_host_a_backend_observes_is_recorded_with_the_attempt(
     assert store.attempts(run.id)[0].host == "node1"
     reconciler.step()  # a host that changes is recorded again
     assert store.attempts(run.id)[0].host == "node2"
+
+
+# -- groups: the replicas of one service, spread over providers ---------------------
+
+
+def group(cls: str = "personal", replicas: int = 2, **spread: Any) -> Any:
+    return parse_workload(
+        {
+            "name": "svc",
+            "kind": "inference",
+            "resources": {"accelerators": "cpu:1"},
+            "data": {"class": cls},
+            "run": {"command": ["python", "-m", "server"]},
+            "replicas": replicas,
+            **({"spread": spread} if spread else {}),
+        }
+    )
+
+
+def providers(store: Store, runs: Sequence[Any]) -> list[str | None]:
+    by_site = {s.name: s.provider for s in SITES}
+    return [by_site.get(store.get(r.id).site or "") for r in runs]  # type: ignore[union-attr]
+
+
+def roomy(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+) -> Reconciler:
+    """The test sites with room for ten attempts each: only the spread rule limits a group."""
+    specs = [s.model_copy(update={"slots": 10}) for s in SITES]
+    sites = {s.name: Site(s, fakes[s.name]) for s in specs}
+    return Reconciler(store, sites, SitePlacer(specs, snapshot, policy), tmp_path)
+
+
+def test_a_group_of_two_with_min_providers_two_lands_on_two_providers(
+    store: Store, reconciler: Reconciler
+) -> None:
+    runs = store.submit_group("acme", group(min_providers=2))
+    reconciler.step()
+    assert [r.name for r in runs] == ["svc-1", "svc-2"]
+    assert providers(store, runs) == ["scaleway", "ionos"]  # personal: the two EU sites
+
+
+@pytest.mark.parametrize(
+    ("replicas", "spread", "where"),
+    [
+        pytest.param(4, {}, ["aws"] * 4, id="no spread: all on the cheapest"),
+        pytest.param(
+            4,
+            {"max_share_per_provider": 0.5},
+            ["aws", "aws", "scaleway", "scaleway"],
+            id="share cap: two of four per provider",
+        ),
+        pytest.param(
+            3,
+            {"max_share_per_provider": 0.4},
+            ["aws", "scaleway", "ionos"],
+            id="share cap rounds down: one of three each",
+        ),
+        pytest.param(
+            4,
+            {"min_providers": 3},
+            ["aws", "aws", "scaleway", "ionos"],
+            id="min providers: new ones only when the rest are needed for them",
+        ),
+        pytest.param(
+            2, {"min_countries": 2}, ["aws", "scaleway"], id="min countries: another country"
+        ),
+    ],
+)
+def test_the_spread_rule_decides_where_the_replicas_go(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    tmp_path: Path,
+    replicas: int,
+    spread: dict[str, Any],
+    where: list[str],
+) -> None:
+    reconciler = roomy(store, fakes, snapshot, policy, tmp_path)
+    runs = store.submit_group("acme", group("public", replicas, **spread))
+    reconciler.step()
+    assert providers(store, runs) == where
+
+
+def ionos_only(name: str) -> Any:
+    return parse_workload(
+        {
+            "name": name,
+            "kind": "training",
+            "resources": {"accelerators": "cpu:1"},
+            "constraints": {"providers": ["ionos"]},
+            "run": {"command": ["python", "train.py"]},
+        }
+    )
+
+
+def test_a_replica_that_cannot_keep_the_spread_waits_then_goes_where_a_slot_frees_up(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    fillers = [store.submit("acme", ionos_only(f"fill{i}")) for i in range(2)]
+    reconciler.step()  # frankfurt (ionos) is full
+    first, second = store.submit_group("acme", group(min_providers=2))
+    reconciler.step()
+    reconciler.step()
+    assert providers(store, [first]) == ["scaleway"]  # paris has a free slot ...
+    waiting = store.get(second.id)
+    assert waiting is not None and waiting.state is RunState.PENDING  # ... but not for this one
+    assert "frankfurt full" in (waiting.message or "")
+    assert "paris kept off by spread.min_providers (2)" in (waiting.message or "")
+    fakes["frankfurt"].finish(f"{fillers[0].id}-a1", 0)
+    reconciler.step()
+    assert providers(store, [second]) == ["ionos"]
+
+
+def test_a_failed_replica_is_recovered_onto_a_provider_that_keeps_the_spread(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    first, second = store.submit_group("acme", group("public", min_providers=2))
+    reconciler.step()
+    assert providers(store, [first, second]) == ["aws", "scaleway"]
+    fakes["paris"].finish(f"{second.id}-a1", 1)
+    reconciler.step()  # virginia is the cheapest left, but aws already holds the other
+    recovered = store.get(second.id)
+    assert recovered is not None and recovered.state is RunState.LAUNCHING
+    assert (recovered.site, recovered.blocked_sites, recovered.restarts) == (
+        "frankfurt",
+        ("paris",),
+        1,
+    )
+
+
+def test_a_finished_replica_no_longer_holds_its_provider(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    first, second = store.submit_group("acme", group("public", min_providers=2))
+    reconciler.step()
+    reconciler.cancel(store.get(first.id))  # type: ignore[arg-type]
+    fakes["paris"].finish(f"{second.id}-a1", 1)
+    reconciler.step()
+    assert providers(store, [second]) == ["aws"]  # virginia, the cheapest, is free to it again

@@ -52,3 +52,16 @@ def test_a_tenant_lists_only_its_runs(store: Store) -> None:
     store.submit("globex", w)
     assert {r.tenant for r in store.runs(tenant="acme")} == {"acme"}
     assert len(store.runs()) == 2
+
+
+def test_a_group_is_recorded_as_one_run_per_replica_named_in_order(store: Store) -> None:
+    w = parse_workload(
+        {"name": "svc", "kind": "inference", "resources": {"accelerators": "cpu:1"}, "replicas": 3}
+    )
+    runs = store.submit_group("acme", w)
+    assert [r.name for r in runs] == ["svc-1", "svc-2", "svc-3"]
+    assert len({r.group_id for r in runs}) == 1 and runs[0].group_id is not None
+    listed = store.runs(group=runs[0].group_id)
+    assert [r.id for r in listed] == [r.id for r in runs]
+    assert all(r.workload.replicas == 3 for r in listed)  # each keeps the submitted workload
+    assert store.submit("acme", w.model_copy(update={"replicas": 1})).group_id is None

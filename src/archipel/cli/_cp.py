@@ -203,22 +203,35 @@ def run(
             "/v1/runs",
             json=w.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
-        typer.echo(f"{body['id']}  {w.name}  submitted")
+        runs = [body]
+        if body.get("group"):  # a service with replicas: one run per replica
+            runs = _call(client, "GET", "/v1/runs", params={"group": body["group"]})
+        for r in runs:
+            typer.echo(f"{r['id']}  {r['name']}  submitted")
         if wait:
-            _follow_state(client, body["id"])
+            _follow_state(client, [r["id"] for r in runs], labelled=len(runs) > 1)
 
 
-def _follow_state(client: Any, run_id: str, timeout: float = 120) -> None:
-    seen = 0
+def _follow_state(
+    client: Any, run_ids: list[str], labelled: bool = False, timeout: float = 120
+) -> None:
+    """Print each run's new history entries until every run is running or done.
+
+    ``labelled`` prefixes each line with the run's name (the replicas of a group).
+    """
+    seen = dict.fromkeys(run_ids, 0)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = _call(client, "GET", f"/v1/runs/{run_id}")
-        for e in body["events"][seen:]:
-            typer.echo(f"  {e['to_state']:<10} {e['detail'] or e['event']}")
-        seen = len(body["events"])
-        if body["state"] in ("running", "succeeded", "failed", "cancelled"):
-            return
-        time.sleep(0.5)
+    while seen and time.monotonic() < deadline:
+        for run_id in list(seen):
+            body = _call(client, "GET", f"/v1/runs/{run_id}")
+            label = f"{body['name']:<16} " if labelled else ""
+            for e in body["events"][seen[run_id] :]:
+                typer.echo(f"  {label}{e['to_state']:<10} {e['detail'] or e['event']}")
+            seen[run_id] = len(body["events"])
+            if body["state"] in ("running", "succeeded", "failed", "cancelled"):
+                del seen[run_id]
+        if seen:
+            time.sleep(0.5)
 
 
 def ps(

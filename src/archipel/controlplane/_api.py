@@ -5,6 +5,12 @@ belongs to one tenant and has a role: ``viewer`` reads, ``submitter`` also
 submits and cancels, ``admin`` also lists sites. A tenant only ever sees its
 own runs: another tenant's run is a 404, as if it did not exist.
 
+An inference workload with ``replicas: N`` is submitted as a group of N runs
+(``<name>-1`` .. ``<name>-N``, sharing ``group``); the submission answers with
+the first and ``GET /v1/runs?group=<id>`` lists them all. Each replica is a run
+of its own: placed under the workload's ``spread``, recovered and cancelled on
+its own, and routed as one replica of the model.
+
 ``GET /v1/routes`` publishes, for the inference gateway, where the running
 services can be reached: one entry per served model, one replica per running
 run whose attempt listens on a port, in the gateway's own replica format. An
@@ -25,8 +31,9 @@ from pydantic import BaseModel
 
 from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._sites import Site
+from archipel.controlplane._spread import Where, spread_problems
 from archipel.controlplane._store import AttemptView, Principal, RunView, Store
-from archipel.core import RunState, SpecError, parse_workload
+from archipel.core import RunState, SpecError, Workload, WorkloadKind, parse_workload
 
 
 class AttemptOut(BaseModel):
@@ -60,6 +67,7 @@ class RunOut(BaseModel):
     message: str | None
     created_at: datetime
     updated_at: datetime
+    group: str | None = None  # the replicas of one service share it
     attempts: list[AttemptOut] | None = None
     events: list[EventOut] | None = None
 
@@ -185,6 +193,7 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
 
 def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
     out = RunOut.model_validate(run, from_attributes=True)
+    out.group = run.group_id
     if full:
         out.attempts = [
             AttemptOut.model_validate(a, from_attributes=True) for a in store.attempts(run.id)
@@ -233,6 +242,17 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
             raise HTTPException(404, f"no run {run_id!r}")
         return run
 
+    def spread_problems_for(workload: Workload) -> list[str]:
+        """Why the declared sites could never spread this service's replicas as asked."""
+        if workload.replicas == 1 or workload.spread is None:
+            return []
+        fitting = reconciler.placer.fitting(workload, list(reconciler.sites))
+        where = [
+            Where(reconciler.sites[n].spec.provider, reconciler.sites[n].spec.country)
+            for n in fitting
+        ]
+        return spread_problems(workload.spread, workload.replicas, where)
+
     errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 
     @app.get("/healthz")
@@ -260,15 +280,18 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                     "(what to execute, e.g. [python, train.py])"
                 ],
             )
-        if workload.replicas > 1:  # refused rather than silently run once
+        if workload.replicas > 1 and workload.kind is not WorkloadKind.INFERENCE:
             raise HTTPException(
                 422,
                 [
-                    f"replicas: the control plane runs one replica per workload, and this one "
-                    f"asks for {workload.replicas}; submit one workload per replica, each with "
-                    "its own name (and `constraints.providers` to spread them), as "
-                    "examples/controlplane/service.yaml does"
+                    f"replicas: replicas applies to inference services, and this is a "
+                    f"{workload.kind} workload asking for {workload.replicas}; submit it with "
+                    "replicas: 1 (or once per copy, each with its own name)"
                 ],
+            )
+        if workload.replicas > 1 and len(f"{workload.name}-{workload.replicas}") > 200:
+            raise HTTPException(
+                422, ["name: too long to name the replicas <name>-1 .. <name>-N (200 at most)"]
             )
         choice = reconciler.placer.place(workload, list(reconciler.sites))
         if choice.site is None:  # no declared site will ever fit: say why now, not later
@@ -284,6 +307,11 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                     *[r for r in reasons if r],
                 ],
             )
+        spread = spread_problems_for(workload)
+        if spread:
+            raise HTTPException(422, spread)
+        if workload.replicas > 1:
+            return _out(store, store.submit_group(who.tenant, workload)[0])
         return _out(store, store.submit(who.tenant, workload))
 
     @app.get("/v1/runs", response_model=list[RunOut], responses=errors)
@@ -291,11 +319,11 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         who: Who,
         state: Annotated[list[RunState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+        group: Annotated[str | None, Query(max_length=40)] = None,
     ) -> list[RunOut]:
-        """This tenant's runs, oldest first."""
-        return [
-            _out(store, r) for r in store.runs(tenant=who.tenant, states=state or (), limit=limit)
-        ]
+        """This tenant's runs, oldest first; with ``group``, the replicas of one service."""
+        runs = store.runs(tenant=who.tenant, states=state or (), limit=limit, group=group)
+        return [_out(store, r) for r in runs]
 
     @app.get("/v1/runs/{run_id}", response_model=RunOut, responses=errors)
     def get_run(run_id: str, who: Who) -> RunOut:

@@ -30,7 +30,9 @@ class RunRow(Base):
     """A submitted workload and where it is in its lifecycle.
 
     ``version`` is the optimistic-concurrency counter: every update checks it,
-    so two control planes cannot both move the same run.
+    so two control planes cannot both move the same run. ``group_id`` links the
+    replicas of one inference service submitted with ``replicas: N`` (``None``
+    for a run of its own).
     """
 
     __tablename__ = "runs"
@@ -49,10 +51,12 @@ class RunRow(Base):
     message: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    group_id: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (
         Index("ix_runs_state", "state"),
         Index("ix_runs_tenant", "tenant"),
+        Index("ix_runs_group_id", "group_id"),
     )
 
 

@@ -87,6 +87,18 @@ class SitePlacer:
             fx_rates=self.catalog.fx_rates,
         )
 
+    def fitting(self, workload: Workload, among: Collection[str]) -> list[str]:
+        """Every site among ``among`` that fits the workload and its data class, cheapest first."""
+        if not among:
+            return []
+        try:
+            plan = self._planner(among).plan(
+                PlacementRequest.from_workload(workload), top=len(among)
+            )
+        except InputError:
+            return []
+        return [p.offer.instance_type for p in plan.placements]
+
     def place(self, workload: Workload, among: Collection[str]) -> SiteChoice:
         """The cheapest site among ``among`` that fits the workload and its data class."""
         if not among:

@@ -12,6 +12,12 @@ One :meth:`Reconciler.step` is a whole round:
    healed by an idempotent relaunch), runs to recover are re-placed with the
    failed sites blocked until the restart budget is spent.
 
+The replicas of a service submitted with ``replicas: N`` are a group of runs:
+each is placed, recovered and cancelled on its own, but a run of a group only
+goes to sites its ``spread`` rule allows given where its siblings are now
+(see :mod:`archipel.controlplane._spread`); when none is free it waits in
+``pending`` with the rule named in its message.
+
 An inference service (a workload with ``serve``) is told where to listen:
 ``ARCHIPEL_PORT`` and ``PORT`` carry ``serve.port``, or else a port picked per
 attempt by :func:`free_port` and recorded with the attempt *before* the launch,
@@ -42,6 +48,7 @@ from pathlib import Path
 from archipel.backends import AttemptState, LaunchRequest, Observation
 from archipel.controlplane._placement import SitePlacer
 from archipel.controlplane._sites import Site
+from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import AttemptUpdate, RunView, Store
 from archipel.core import RunState
 
@@ -241,7 +248,7 @@ class Reconciler:
                 return
             run = moved
         if run.state is RunState.PENDING:
-            if run.message and run.message == self._waiting(run, health, busy):
+            if run.message and run.message == self._waiting(run, health, busy, self._excluded(run)):
                 return  # still waiting for the same reason: no new history entry
             moved = self._move(report, run, RunState.PLACING, "placing")
             if moved is None:
@@ -262,9 +269,10 @@ class Reconciler:
                 why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
             self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
             return
-        choice = self.placer.place(workload, self._available(run, health, busy))
+        excluded = self._excluded(run)
+        choice = self.placer.place(workload, self._available(run, health, busy, excluded))
         if choice.site is None:
-            waiting = self._waiting(run, health, busy)
+            waiting = self._waiting(run, health, busy, excluded)
             back = self._move(report, run, RunState.PENDING, waiting)
             if back is not None:
                 self.store.set_message(back, waiting)
@@ -294,8 +302,25 @@ class Reconciler:
         self._given_ports.append(port)
         return port
 
+    def _excluded(self, run: RunView) -> dict[str, str]:
+        """Sites the run's spread rule keeps it off now, with why (nothing outside a group)."""
+        workload = run.workload
+        if run.group_id is None or workload.spread is None:
+            return {}
+        siblings = [
+            (r.id, r.state.active, r.state.terminal, r.site)
+            for r in self.store.runs(group=run.group_id, limit=100_000)
+        ]
+        holders, unplaced = group_state(run.id, siblings)
+        where = {n: Where(s.spec.provider, s.spec.country) for n, s in self.sites.items()}
+        return spread_exclusions(workload.spread, workload.replicas, where, holders, unplaced)
+
     def _available(
-        self, run: RunView, health: Mapping[str, object], busy: Mapping[str, int]
+        self,
+        run: RunView,
+        health: Mapping[str, object],
+        busy: Mapping[str, int],
+        excluded: Mapping[str, str],
     ) -> list[str]:
         return [
             n
@@ -303,9 +328,16 @@ class Reconciler:
             if n not in run.blocked_sites
             and getattr(health[n], "healthy", False)
             and busy.get(n, 0) < self.sites[n].spec.slots
+            and n not in excluded
         ]
 
-    def _waiting(self, run: RunView, health: Mapping[str, object], busy: Mapping[str, int]) -> str:
+    def _waiting(
+        self,
+        run: RunView,
+        health: Mapping[str, object],
+        busy: Mapping[str, int],
+        excluded: Mapping[str, str],
+    ) -> str:
         """Why no declared site can take the run right now."""
         parts = []
         for n in self.sites:
@@ -315,6 +347,8 @@ class Reconciler:
                 parts.append(f"{n} down")
             elif busy.get(n, 0) >= self.sites[n].spec.slots:
                 parts.append(f"{n} full")
+            elif n in excluded:
+                parts.append(f"{n} kept off by {excluded[n]}")
         return "waiting for a site: " + ("; ".join(parts) or "none fits yet")
 
     def _launch(self, report: StepReport, run: RunView) -> None:

@@ -75,6 +75,7 @@ class RunView:
     message: str | None
     created_at: datetime
     updated_at: datetime
+    group_id: str | None = None  # the replicas of one service share it
 
     @property
     def workload(self) -> Workload:
@@ -127,6 +128,7 @@ def _run(row: RunRow) -> RunView:
         message=row.message,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        group_id=row.group_id,
     )
 
 
@@ -247,55 +249,79 @@ class Store:
 
     def submit(self, tenant: str, workload: Workload) -> RunView:
         """Record a new run, ``pending``, with its first history entry (one transaction)."""
+        return self._insert(tenant, workload, [workload.name], None)[0]
+
+    def submit_group(self, tenant: str, workload: Workload) -> list[RunView]:
+        """Record one run per replica of a service, linked by a new group id (one transaction).
+
+        The runs are named ``<name>-1`` .. ``<name>-N``; each stores the submitted
+        workload unchanged (``replicas`` and ``spread`` included: the reconciler
+        reads them to spread the group) and is one replica of it.
+        """
+        names = [f"{workload.name}-{i}" for i in range(1, workload.replicas + 1)]
+        return self._insert(tenant, workload, names, f"g-{uuid.uuid4().hex[:12]}")
+
+    def _insert(
+        self, tenant: str, workload: Workload, names: Sequence[str], group_id: str | None
+    ) -> list[RunView]:
         max_restarts = workload.run.max_restarts if workload.run is not None else 0
         now = _now()
-        run_id = f"r-{uuid.uuid4().hex[:12]}"
         spec = workload.model_dump_json(by_alias=True)
-        values = dict(
-            id=run_id,
-            tenant=tenant,
-            name=workload.name,
-            spec=spec,
-            state=RunState.PENDING.value,
-            version=1,
-            restarts=0,
-            max_restarts=max_restarts,
-            blocked_sites="[]",
-            site=None,
-            attempt_id=None,
-            message=None,
-            created_at=now,
-            updated_at=now,
-        )
-        with self.engine.begin() as c:  # Core inserts: the hot path of the API
-            c.execute(insert(RunRow), values)
-            c.execute(
-                insert(EventRow),
-                dict(
-                    run_id=run_id,
-                    at=now,
-                    from_state=None,
-                    to_state="pending",
-                    event="submitted",
-                    detail=None,
-                ),
+        views = [
+            RunView(
+                id=f"r-{uuid.uuid4().hex[:12]}",
+                tenant=tenant,
+                name=name,
+                spec=spec,
+                state=RunState.PENDING,
+                version=1,
+                restarts=0,
+                max_restarts=max_restarts,
+                blocked_sites=(),
+                site=None,
+                attempt_id=None,
+                message=None,
+                created_at=now,
+                updated_at=now,
+                group_id=group_id,
             )
-        return RunView(
-            id=run_id,
-            tenant=tenant,
-            name=workload.name,
-            spec=spec,
-            state=RunState.PENDING,
-            version=1,
-            restarts=0,
-            max_restarts=max_restarts,
-            blocked_sites=(),
-            site=None,
-            attempt_id=None,
-            message=None,
-            created_at=now,
-            updated_at=now,
-        )
+            for name in names
+        ]
+        runs = [
+            dict(
+                id=v.id,
+                tenant=tenant,
+                name=v.name,
+                spec=spec,
+                state=RunState.PENDING.value,
+                version=1,
+                restarts=0,
+                max_restarts=max_restarts,
+                blocked_sites="[]",
+                site=None,
+                attempt_id=None,
+                message=None,
+                created_at=now,
+                updated_at=now,
+                group_id=group_id,
+            )
+            for v in views
+        ]
+        events = [
+            dict(
+                run_id=v.id,
+                at=now,
+                from_state=None,
+                to_state="pending",
+                event="submitted",
+                detail=None if group_id is None else f"replica of group {group_id}",
+            )
+            for v in views
+        ]
+        with self.engine.begin() as c:  # Core inserts: the hot path of the API
+            c.execute(insert(RunRow), runs)
+            c.execute(insert(EventRow), events)
+        return views
 
     def get(self, run_id: str) -> RunView | None:
         with self._session() as s:
@@ -303,12 +329,20 @@ class Store:
             return None if row is None else _run(row)
 
     def runs(
-        self, tenant: str | None = None, states: Sequence[RunState] = (), limit: int = 1000
+        self,
+        tenant: str | None = None,
+        states: Sequence[RunState] = (),
+        limit: int = 1000,
+        group: str | None = None,
     ) -> list[RunView]:
+        """Runs oldest first; the replicas of a group (submitted together) in replica order."""
         with self._session() as s:
-            q = select(RunRow).order_by(RunRow.created_at, RunRow.id).limit(limit)
+            order = (RunRow.created_at, func.length(RunRow.name), RunRow.name, RunRow.id)
+            q = select(RunRow).order_by(*order).limit(limit)
             if tenant is not None:
                 q = q.where(RunRow.tenant == tenant)
+            if group is not None:
+                q = q.where(RunRow.group_id == group)
             if states:
                 q = q.where(RunRow.state.in_([st.value for st in states]))
             return [_run(r) for r in s.scalars(q)]

@@ -177,8 +177,9 @@ class Workload(_Model):
     """A training job, a batch job or an inference service.
 
     ``replicas`` (services) are placed independently, each on ``nodes`` nodes;
-    ``spread`` constrains where they go in fleet planning. ``duration_hours``
-    defaults to one hour for ``plan`` and to the whole horizon in a fleet.
+    ``spread`` constrains where they go, in fleet planning and in the control
+    plane (one run per replica). ``duration_hours`` defaults to one hour for
+    ``plan`` and to the whole horizon in a fleet.
     ``serve`` (inference only) says how the running service is reached.
     """
 

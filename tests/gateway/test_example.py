@@ -23,3 +23,14 @@ def test_example_routes_health_to_the_eu_replica_only(
         "ovh-gra",
         "aws-use1",
     ]
+
+
+def test_the_control_plane_example_starts_with_no_model_of_its_own(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    path = EXAMPLE.with_name("controlplane.yaml")
+    config = parse_gateway_config(yaml.safe_load(path.read_text()), str(path))
+    assert config.control_plane is not None
+    assert config.control_plane.url == "http://127.0.0.1:8470"  # `archipel server`'s default
+    assert config.models == {}
+    assert build_route_table(config, policy, snapshot).replicas == ()

@@ -390,6 +390,12 @@ def gateway(
 
     cfg, table = _guard(load)
     token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, read_text))
+    if token is None and cfg.control_plane is not None:
+        # like `archipel run`: $ARCHIPEL_TOKEN, else the admin token the server wrote here
+        local = _token_file()
+        token = os.environ.get(ENV_TOKEN) or (
+            local.read_text().strip() if local.exists() else None
+        )
     for line in describe_routes(table):
         typer.echo(line, err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

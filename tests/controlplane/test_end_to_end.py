@@ -83,6 +83,23 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``archipel ARGS`` as a user on this machine runs it against this server."""
+        env = {
+            **os.environ,
+            "ARCHIPEL_DATA_DIR": str(self.home),
+            "ARCHIPEL_SERVER": f"http://127.0.0.1:{self.port}",
+        }
+        return subprocess.run(
+            [ARCHIPEL, *args],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def client(self) -> httpx.Client:
         token = (self.home / "token").read_text().strip()
         return httpx.Client(
@@ -226,23 +243,7 @@ def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(
 
 
 def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None:
-    env = {
-        **os.environ,
-        "ARCHIPEL_DATA_DIR": str(server.home),
-        "ARCHIPEL_SERVER": f"http://127.0.0.1:{server.port}",
-    }
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [ARCHIPEL, *args],
-            env=env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
+    cli = server.cli
     spec_file = server.home / "job.yaml"
     spec_file.write_text(json.dumps(spec(200)))  # JSON is YAML
     submitted = cli("run", str(spec_file))
@@ -261,20 +262,7 @@ def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None
 
 
 def test_the_cli_follows_every_replica_of_a_service(server: Server) -> None:
-    env = {
-        **os.environ,
-        "ARCHIPEL_DATA_DIR": str(server.home),
-        "ARCHIPEL_SERVER": f"http://127.0.0.1:{server.port}",
-    }
-    submitted = subprocess.run(
-        [ARCHIPEL, "run", "examples/controlplane/service.yaml"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    submitted = server.cli("run", "examples/controlplane/service.yaml")
     assert submitted.returncode == 0, submitted.stderr
     lines = submitted.stdout.splitlines()
     assert [line.split()[1:] for line in lines[:2]] == [

@@ -267,31 +267,11 @@ class Store:
         max_restarts = workload.run.max_restarts if workload.run is not None else 0
         now = _now()
         spec = workload.model_dump_json(by_alias=True)
-        views = [
-            RunView(
+        runs = [
+            dict(
                 id=f"r-{uuid.uuid4().hex[:12]}",
                 tenant=tenant,
                 name=name,
-                spec=spec,
-                state=RunState.PENDING,
-                version=1,
-                restarts=0,
-                max_restarts=max_restarts,
-                blocked_sites=(),
-                site=None,
-                attempt_id=None,
-                message=None,
-                created_at=now,
-                updated_at=now,
-                group_id=group_id,
-            )
-            for name in names
-        ]
-        runs = [
-            dict(
-                id=v.id,
-                tenant=tenant,
-                name=v.name,
                 spec=spec,
                 state=RunState.PENDING.value,
                 version=1,
@@ -305,8 +285,9 @@ class Store:
                 updated_at=now,
                 group_id=group_id,
             )
-            for v in views
+            for name in names
         ]
+        views = [_run(RunRow(**r)) for r in runs]  # transient rows: never added to a session
         events = [
             dict(
                 run_id=v.id,

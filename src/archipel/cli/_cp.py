@@ -393,9 +393,7 @@ def gateway(
     if token is None and cfg.control_plane is not None:
         # like `archipel run`: $ARCHIPEL_TOKEN, else the admin token the server wrote here
         local = _token_file()
-        token = os.environ.get(ENV_TOKEN) or (
-            local.read_text().strip() if local.exists() else None
-        )
+        token = os.environ.get(ENV_TOKEN) or (local.read_text().strip() if local.exists() else None)
     for line in describe_routes(table):
         typer.echo(line, err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

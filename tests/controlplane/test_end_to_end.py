@@ -273,6 +273,16 @@ def test_the_cli_follows_every_replica_of_a_service(server: Server) -> None:
         assert any(f"{name}" in line and f"placed on {site}" in line for line in lines), lines
         assert any(line.split()[:2] == [name, "running"] for line in lines), lines
 
+    with server.client() as c:
+        group = c.get(f"/v1/runs/{lines[0].split()[0]}").json()["group"]
+    cancelled = server.cli("cancel", group)  # the whole service at once
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert sorted(line.split()[1:] for line in cancelled.stdout.splitlines()) == [
+        ["llama-8b-1", "cancelled"],
+        ["llama-8b-2", "cancelled"],
+    ]
+    assert server.cli("cancel", "g-000000000000").returncode == 2
+
 
 def fake_upstream(name: str) -> list[str]:
     """The fake model server, listening on the port the control plane gives it."""

@@ -317,11 +317,22 @@ def logs(
 
 
 def cancel(
-    run_id: Annotated[str, typer.Argument()], server_url: ServerOpt = None, token: TokenOpt = None
+    run_id: Annotated[
+        str, typer.Argument(help="A run id (r-...), or a group id (g-...): every replica of it.")
+    ],
+    server_url: ServerOpt = None,
+    token: TokenOpt = None,
 ) -> None:
-    """Cancel a run and its attempt."""
-    body = _call(_client(server_url, token), "POST", f"/v1/runs/{run_id}/cancel")
-    typer.echo(f"{body['id']}  {body['state']}")
+    """Cancel a run and its attempt, or every replica of a service."""
+    client = _client(server_url, token)
+    ids = [run_id]
+    if run_id.startswith("g-"):
+        ids = [r["id"] for r in _call(client, "GET", "/v1/runs", params={"group": run_id})]
+        if not ids:
+            _fail(f"no group {run_id!r} among your runs")
+    for rid in ids:
+        body = _call(client, "POST", f"/v1/runs/{rid}/cancel")
+        typer.echo(f"{body['id']}  {body['name']}  {body['state']}")
 
 
 def register(app: typer.Typer) -> None:

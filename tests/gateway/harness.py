@@ -98,14 +98,15 @@ class Running:
     meter: MemoryMeter
     http: aiohttp.ClientSession
     ports: dict[str, int]
-    snapshot: CatalogSnapshot
-    policy: Policy
 
-    def configure(
-        self, sites: Mapping[str, Site] = SITES, **overrides: Any
-    ) -> tuple[GatewayConfig, RouteTable]:
+    def configure(self, sites: Mapping[str, Site] = SITES, **overrides: Any) -> GatewayConfig:
         """Another configuration over the same fakes (for reloads)."""
-        return _configure(self.ports, sites, self.snapshot, self.policy, **overrides)
+        return parse_gateway_config(gateway_doc(self.ports, sites, **overrides))
+
+    def build(self, config: GatewayConfig) -> RouteTable:
+        """The route table the gateway's own builder makes of ``config``."""
+        assert self.gateway.builder is not None
+        return self.gateway.builder(config)
 
     async def chat(self, tenant: str = "lab", **body: Any) -> aiohttp.ClientResponse:
         payload = {"model": "llama", "messages": [{"role": "user", "content": "hi"}], **body}
@@ -116,18 +117,6 @@ class Running:
         )
         await resp.read()
         return resp
-
-
-def _configure(
-    ports: Mapping[str, int],
-    sites: Mapping[str, Site],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    **overrides: Any,
-) -> tuple[GatewayConfig, RouteTable]:
-    config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
-    keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
-    return config, build_route_table(config, policy, snapshot, keys)
 
 
 async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
@@ -155,19 +144,19 @@ async def running(
         for name, fake in fakes.items():
             runner, ports[name] = await _start(fake.app)
             runners.append(runner)
-        config, table = _configure(ports, sites, snapshot, policy, **overrides)
-        memory = MemoryMeter()
         keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
 
         def builder(cfg: GatewayConfig) -> RouteTable:
             return build_route_table(cfg, policy, snapshot, keys)
 
-        gateway = Gateway(config, table, meter or memory, upstream, builder=builder)
+        config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
+        memory = MemoryMeter()
+        gateway = Gateway(config, builder(config), meter or memory, upstream, builder=builder)
         runner, port = await _start(gateway.app)
         runners.append(runner)
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}"
-            yield Running(url, gateway, fakes, memory, http, ports, snapshot, policy)
+            yield Running(url, gateway, fakes, memory, http, ports)
     finally:
         for fake in fakes.values():
             fake.release()

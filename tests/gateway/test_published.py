@@ -220,8 +220,8 @@ def test_a_sighup_reload_keeps_the_published_routes(
         async with published_gateway(snapshot, policy) as (cp, gw, spec):
             cp.document = {"models": {"mistral": {"replicas": [replica("run-1", gw.ports["ovh"])]}}}
             await _until(lambda: "mistral" in gw.gateway.table.models)
-            config, table = gw.configure(control_plane=spec, retry={"max_attempts": 2})
-            gw.gateway.loader = lambda: (config, table)
+            config = gw.configure(control_plane=spec, retry={"max_attempts": 2})
+            gw.gateway.loader = lambda: config
             assert await gw.gateway.reload()
             assert gw.gateway.config.retry.max_attempts == 2
             assert "mistral" in gw.gateway.table.models

@@ -20,6 +20,7 @@ from archipel.gateway import (
     BreakerState,
     FakeReply,
     FunctionUpstream,
+    GatewayConfig,
     GatewayConfigError,
     Replica,
     hash_key,
@@ -61,16 +62,16 @@ async def _models(gw: Running, key: str) -> int:
 def test_a_reload_adds_and_removes_tenants(run: Callable[..., None]) -> None:
     async def scenario(gw: Running) -> None:
         assert await _models(gw, "sk-new") == 401
-        config, table = gw.configure(tenants=_tenants(newcomer=NEWCOMER))
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(tenants=_tenants(newcomer=NEWCOMER))
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert await _models(gw, "sk-new") == 200
         assert gw.gateway.routing.generation == 2
 
         del_lab = _tenants()
         del del_lab["lab"]
-        config, table = gw.configure(tenants=del_lab)
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(tenants=del_lab)
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert await _models(gw, "sk-lab") == 401
         assert await _models(gw, "sk-clinic") == 200
@@ -79,12 +80,12 @@ def test_a_reload_adds_and_removes_tenants(run: Callable[..., None]) -> None:
 
 
 def test_a_configuration_that_fails_to_load_changes_nothing(run: Callable[..., None]) -> None:
-    def broken() -> tuple[object, object]:
+    def broken() -> GatewayConfig:
         raise GatewayConfigError("gateway.yaml", ["tenants.lab.data_class: field required"])
 
     async def scenario(gw: Running) -> None:
         before = gw.gateway.routing
-        gw.gateway.loader = broken  # type: ignore[assignment]
+        gw.gateway.loader = broken
         assert not await gw.gateway.reload()
         assert gw.gateway.routing is before
         assert (await gw.chat("lab")).status == 200
@@ -116,8 +117,8 @@ def test_requests_in_flight_finish_on_the_configuration_they_started_with(
         await entered.wait()
         tenants = _tenants(newcomer=NEWCOMER)
         del tenants["lab"]
-        config, table = gw.configure(only_ovh, tenants=tenants)
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(only_ovh, tenants=tenants)
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert await _models(gw, "sk-lab") == 401  # new requests see the new configuration
         gate.set()
@@ -139,8 +140,8 @@ def test_replica_health_survives_a_reload_unless_the_replica_moved(
         assert aws.breaker.state is BreakerState.OPEN
         aws.ewma = 0.25
 
-        config, table = gw.configure(breaker={"failure_threshold": 7, "cooldown": 30})
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(breaker={"failure_threshold": 7, "cooldown": 30})
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert gw.gateway.states[1] is aws
         assert aws.breaker.state is BreakerState.OPEN
@@ -155,8 +156,8 @@ def test_a_replica_at_a_new_address_starts_healthy(run: Callable[..., None]) -> 
         for _ in range(gw.gateway.config.breaker.failure_threshold):
             aws.breaker.on_failure(gw.gateway.clock())
         gw.ports["aws"] = gw.ports["ovh"]  # "aws" now answers at another address
-        config, table = gw.configure()
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure()
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert gw.gateway.states[1] is not aws
         assert gw.gateway.states[1].breaker.state is BreakerState.CLOSED
@@ -169,16 +170,16 @@ def test_unchanged_rate_limits_keep_their_buckets(run: Callable[..., None]) -> N
     limited["lab"] = {**limited["lab"], "limits": {"requests_per_minute": 2}}  # type: ignore[dict-item]
 
     async def scenario(gw: Running) -> None:
-        config, table = gw.configure(tenants=limited)
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(tenants=limited)
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert [(await gw.chat("lab")).status for _ in range(3)] == [200, 200, 429]
         assert await gw.gateway.reload()  # same limits: a reload does not refill the bucket
         assert (await gw.chat("lab")).status == 429
         raised = _tenants()
         raised["lab"] = {**raised["lab"], "limits": {"requests_per_minute": 5}}  # type: ignore[dict-item]
-        config, table = gw.configure(tenants=raised)
-        gw.gateway.loader = lambda: (config, table)
+        config = gw.configure(tenants=raised)
+        gw.gateway.loader = lambda: config
         assert await gw.gateway.reload()
         assert (await gw.chat("lab")).status == 200  # new limits, new bucket
 
@@ -200,8 +201,8 @@ def test_settings_that_need_a_restart_are_reported(
     run: Callable[..., None], change: dict[str, object], pending: list[str]
 ) -> None:
     async def scenario(gw: Running) -> None:
-        config, table = gw.configure(**change)
-        assert gw.gateway.apply(config, table) == pending
+        config = gw.configure(**change)
+        assert gw.gateway.apply(config, gw.build(config)) == pending
         assert gw.gateway.config is config
         assert gw.gateway.upstream.timeouts == config.timeouts  # type: ignore[attr-defined]
         assert gw.gateway.budget.ratio == config.retry.budget_ratio

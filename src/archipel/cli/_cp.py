@@ -392,14 +392,14 @@ def gateway(
         keys = resolve_upstream_keys(cfg, os.environ, read_text)
         return build_route_table(cfg, _policy(policy), _snapshot(), keys)
 
-    def load() -> tuple[GatewayConfig, RouteTable]:
+    def load() -> GatewayConfig:
         docs = read_yaml_documents(config)
         if len(docs) != 1:
             raise InputError(f"{config}: a gateway config holds exactly one YAML document")
-        cfg = parse_gateway_config(docs[0], str(config))
-        return cfg, build(cfg)
+        return parse_gateway_config(docs[0], str(config))
 
-    cfg, table = _guard(load)
+    cfg = _guard(load)
+    table = _guard(lambda: build(cfg))
     token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, read_text))
     if token is None and cfg.control_plane is not None:
         # like `archipel run`: $ARCHIPEL_TOKEN, else the admin token the server wrote here

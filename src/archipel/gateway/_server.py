@@ -79,8 +79,8 @@ from archipel.gateway._usage import (
 )
 
 Clock = Callable[[], float]
-#: reads the configuration again (files, environment, policy) for a hot reload
-Loader = Callable[[], tuple[GatewayConfig, RouteTable]]
+#: reads and validates the configuration file again, for a hot reload
+Loader = Callable[[], GatewayConfig]
 #: builds the route table of a configuration (policy, catalog, upstream keys)
 Builder = Callable[[GatewayConfig], RouteTable]
 
@@ -202,9 +202,9 @@ class Gateway:
         self._file_config = config
         self._published: Published = {}
         self.publisher: PublishedRoutes | None = None
+        if builder is None and (loader is not None or config.control_plane is not None):
+            raise ValueError("a gateway that reloads or follows a control plane needs a builder")
         if config.control_plane is not None:
-            if builder is None:
-                raise ValueError("a gateway with a control_plane needs a route table builder")
             self.publisher = PublishedRoutes(
                 config.control_plane, control_plane_token, self._on_published
             )
@@ -275,16 +275,14 @@ class Gateway:
         A configuration that fails to load or validate changes nothing: the
         gateway goes on with the one it has, and the problem is logged.
         """
-        if self.loader is None:
+        if self.loader is None or self.builder is None:
             raise RuntimeError("this gateway was started without a configuration loader")
-        loader = self.loader
+        loader, builder = self.loader, self.builder
 
         def load() -> tuple[GatewayConfig, GatewayConfig, RouteTable]:
-            file_config, table = loader()
-            if not self._published or self.builder is None:
-                return file_config, file_config, table
+            file_config = loader()
             merged = merge_published(file_config, self._published)
-            return file_config, merged, self.builder(merged)
+            return file_config, merged, builder(merged)
 
         async with self._reload_lock:
             pending = await self._swap(load, "reload failed")
@@ -771,9 +769,10 @@ def create_app(
 
     ``meter`` defaults to a :class:`JsonlMeter` on ``config.metering.path``,
     ``upstream`` to an :class:`AiohttpUpstream` with ``config.timeouts``.
-    With a ``loader``, SIGHUP reloads the configuration (see :meth:`Gateway.reload`).
-    With ``config.control_plane``, the routes it publishes are merged in; ``builder``
-    then builds route tables (policy, catalog, upstream keys) for the merged config.
+    With a ``loader`` (it reads the file again), SIGHUP reloads the configuration (see
+    :meth:`Gateway.reload`); with ``config.control_plane``, the routes it publishes are
+    merged in. Both need ``builder``, which builds the route table of a configuration
+    (policy, catalog, upstream keys).
     """
     if meter is None:
         meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from archipel.backends import FakeBackend, Observation
+from archipel.backends import FakeBackend, Observation, SlurmBackend
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
 from archipel.core import CatalogSnapshot
 from archipel.policy import Policy
@@ -115,3 +115,37 @@ class HostedFake(FakeBackend):
             a: dataclasses.replace(obs, host=self.host())
             for a, obs in super().observe(attempt_ids).items()
         }
+
+
+#: two partitions of the test Slurm cluster (scripts/slurm/up.sh) as two sites
+SLURM_SITES = [
+    SiteSpec(
+        name="slurm-fr",
+        backend="slurm",
+        partition="eu-fr",
+        provider="scaleway",
+        region="fr-par",
+        country="FR",
+        accelerators="cpu:1",
+        slots=2,
+        price_per_hour=1,
+    ),
+    SiteSpec(
+        name="slurm-de",
+        backend="slurm",
+        partition="eu-de",
+        provider="stackit",
+        region="eu01",
+        country="DE",
+        accelerators="cpu:1",
+        slots=2,
+        price_per_hour=2,
+    ),
+]
+
+
+def slurm_backend(spec: SiteSpec, slurm_conf: Path, folder: Path) -> SlurmBackend:
+    """The site's partition of the test cluster; jobs get 3 minutes at most."""
+    return SlurmBackend(
+        spec.name, spec.partition or "", folder, slurm_conf=slurm_conf, sbatch_args=("--time=3",)
+    )

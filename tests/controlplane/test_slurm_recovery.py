@@ -11,52 +11,19 @@ import sys
 import time
 from pathlib import Path
 
-from archipel.backends import SlurmBackend
-from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
+from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.core import CatalogSnapshot, RunState, parse_workload
 from archipel.policy import Policy
 
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import SLURM_SITES, slurm_backend
 
-SLURM_SITES = [
-    SiteSpec(
-        name="slurm-fr",
-        backend="slurm",
-        partition="eu-fr",
-        provider="scaleway",
-        region="fr-par",
-        country="FR",
-        accelerators="cpu:1",
-        slots=2,
-        price_per_hour=1,
-    ),
-    SiteSpec(
-        name="slurm-de",
-        backend="slurm",
-        partition="eu-de",
-        provider="stackit",
-        region="eu01",
-        country="DE",
-        accelerators="cpu:1",
-        slots=2,
-        price_per_hour=2,
-    ),
-]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_drained_partition_moves_the_run_to_the_other_site_which_resumes_it(
     slurm_conf: Path, tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
-    backends = {
-        s.name: SlurmBackend(
-            s.name,
-            s.partition or "",
-            tmp_path / s.name,
-            slurm_conf=slurm_conf,
-            sbatch_args=("--time=3",),
-        )
-        for s in SLURM_SITES
-    }
+    backends = {s.name: slurm_backend(s, slurm_conf, tmp_path / s.name) for s in SLURM_SITES}
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     store.migrate()
     sites = {s.name: Site(s, backends[s.name]) for s in SLURM_SITES}

@@ -16,30 +16,20 @@ from pathlib import Path
 import httpx
 from fastapi.testclient import TestClient
 
-from archipel.backends import SlurmBackend
-from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
+from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.controlplane._api import create_app
 from archipel.core import CatalogSnapshot, parse_workload
 from archipel.policy import Policy
 
-SITE = SiteSpec(
-    name="slurm-fr",
-    backend="slurm",
-    partition="eu-fr",
-    provider="scaleway",
-    region="fr-par",
-    country="FR",
-    accelerators="cpu:1",
-    slots=2,
-)
+from .conftest import SLURM_SITES, slurm_backend
+
+SITE = SLURM_SITES[0]  # partition eu-fr, scaleway/fr-par
 
 
 def test_a_service_on_slurm_is_routed_at_its_node(
     slurm_conf: Path, tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
-    backend = SlurmBackend(
-        SITE.name, "eu-fr", tmp_path / "site", slurm_conf=slurm_conf, sbatch_args=("--time=3",)
-    )
+    backend = slurm_backend(SITE, slurm_conf, tmp_path / "site")
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     store.migrate()
     reconciler = Reconciler(

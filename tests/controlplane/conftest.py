@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from archipel.backends import FakeBackend, Observation, SlurmBackend
+from archipel.backends import Backend, FakeBackend, Observation, SlurmBackend
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
 from archipel.core import CatalogSnapshot
 from archipel.policy import Policy
@@ -91,16 +92,36 @@ def fakes() -> dict[str, FakeBackend]:
     return {s.name: FakeBackend(s.name) for s in SITES}
 
 
+MakeReconciler = Callable[..., Reconciler]
+
+
 @pytest.fixture
-def reconciler(
+def make_reconciler(
     store: Store,
     fakes: dict[str, FakeBackend],
     snapshot: CatalogSnapshot,
     policy: Policy,
     tmp_path: Path,
-) -> Reconciler:
-    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
-    return Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path / "ckpt")
+) -> MakeReconciler:
+    """``make(specs=SITES, backends=fakes, **reconciler_options)``: a reconciler on the store
+    (each call a new one, as a restarted or second control plane would be)."""
+
+    def make(
+        specs: Sequence[SiteSpec] = SITES,
+        backends: Mapping[str, Backend] | None = None,
+        **options: Any,
+    ) -> Reconciler:
+        chosen: Mapping[str, Backend] = fakes if backends is None else backends
+        sites = {s.name: Site(s, chosen[s.name]) for s in specs}
+        placer = SitePlacer(list(specs), snapshot, policy)
+        return Reconciler(store, sites, placer, tmp_path / "ckpt", **options)
+
+    return make
+
+
+@pytest.fixture
+def reconciler(make_reconciler: MakeReconciler) -> Reconciler:
+    return make_reconciler()
 
 
 class HostedFake(FakeBackend):

@@ -3,19 +3,16 @@ routes it publishes for the gateway."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from archipel.backends import FakeBackend
-from archipel.controlplane import Reconciler, Site, SitePlacer, Store
+from archipel.controlplane import Reconciler, Store
 from archipel.controlplane._api import create_app
-from archipel.core import CatalogSnapshot
-from archipel.policy import Policy
 
-from .conftest import SITES, HostedFake
+from .conftest import SITES, HostedFake, MakeReconciler
 
 SPEC: dict[str, Any] = {
     "name": "train",
@@ -303,9 +300,7 @@ def test_the_etag_changes_when_the_routes_do(
 )
 def test_a_service_is_reached_at_the_site_address_else_the_observed_host(
     store: Store,
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    make_reconciler: MakeReconciler,
     backend: str,
     address: str | None,
     observed: str | None,
@@ -315,10 +310,8 @@ def test_a_service_is_reached_at_the_site_address_else_the_observed_host(
         s.model_copy(update={"backend": backend, "address": address}) if s.name == "paris" else s
         for s in SITES
     ]
-    sites = {s.name: Site(s, HostedFake(s.name, lambda: observed)) for s in specs}
-    reconciler = Reconciler(
-        store, sites, SitePlacer(specs, snapshot, policy), tmp_path, pick_port=lambda: 41000
-    )
+    backends = {s.name: HostedFake(s.name, lambda: observed) for s in specs}
+    reconciler = make_reconciler(specs, backends, pick_port=lambda: 41000)
     api = TestClient(create_app(store, reconciler))
     serving(api, store, reconciler)
     models = api.get("/v1/routes", headers=auth(store)).json()["models"]

@@ -7,17 +7,15 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from archipel.backends import FakeBackend, LaunchResult
-from archipel.controlplane import Reconciler, Site, SitePlacer, Store
-from archipel.core import CatalogSnapshot, RunState, parse_workload
-from archipel.policy import Policy
+from archipel.controlplane import Reconciler, Store
+from archipel.core import RunState, parse_workload
 
-from .conftest import SITES, HostedFake
+from .conftest import SITES, HostedFake, MakeReconciler
 
 
 def workload(name: str = "train", cls: str = "personal", **extra: Any) -> Any:
@@ -142,18 +140,13 @@ def test_a_retryable_launch_failure_blocks_the_site(
 
 
 def test_a_restarted_control_plane_adopts_and_never_launches_twice(
-    store: Store,
-    fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    store: Store, fakes: dict[str, FakeBackend], make_reconciler: MakeReconciler
 ) -> None:
-    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
-    first = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    first = make_reconciler()
     runs = [store.submit("acme", workload(f"w{i}")) for i in range(3)]
     first.step()
     # the process dies; a new one starts on the same store and backends
-    second = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    second = make_reconciler()
     for _ in range(3):
         second.step()
     assert sum(f.launches for f in fakes.values()) == 3
@@ -175,15 +168,9 @@ def test_a_crash_between_recording_and_launching_is_healed_by_relaunching(
 
 
 def test_two_reconcilers_on_one_store_do_not_both_move_a_run(
-    store: Store,
-    fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    store: Store, fakes: dict[str, FakeBackend], make_reconciler: MakeReconciler
 ) -> None:
-    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
-    a = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
-    b = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    a, b = make_reconciler(), make_reconciler()
     run = store.submit("acme", workload())
     stale = store.get(run.id)
     a.step()
@@ -205,23 +192,14 @@ def test_cancel_stops_the_attempt_and_the_run(
 
 
 def test_two_reconcilers_racing_in_threads_launch_every_run_exactly_once(
-    store: Store,
-    fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    store: Store, fakes: dict[str, FakeBackend], make_reconciler: MakeReconciler
 ) -> None:
     """Two control-plane replicas on one database: no run is launched twice."""
     import threading
 
-    big = {s.name: Site(s.model_copy(update={"slots": 100}), fakes[s.name]) for s in SITES}
+    big = [s.model_copy(update={"slots": 100}) for s in SITES]
     runs = [store.submit("acme", workload(f"w{i}", cls="public")) for i in range(30)]
-    replicas = [
-        Reconciler(
-            store, big, SitePlacer([s.spec for s in big.values()], snapshot, policy), tmp_path
-        )
-        for _ in range(2)
-    ]
+    replicas = [make_reconciler(big) for _ in range(2)]
     errors: list[BaseException] = []
 
     def drive(r: Reconciler) -> None:
@@ -255,19 +233,10 @@ def service(name: str = "svc", **serve: Any) -> Any:
     )
 
 
-def with_ports(
-    store: Store,
-    fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
-    ports: Sequence[int],
-) -> Reconciler:
+def with_ports(make_reconciler: MakeReconciler, ports: Sequence[int]) -> Reconciler:
     """A reconciler whose port picker hands out ``ports`` in order."""
-    sites = {s.name: Site(s, fakes[s.name]) for s in SITES}
     given = iter(ports)
-    placer = SitePlacer(SITES, snapshot, policy)
-    return Reconciler(store, sites, placer, tmp_path, pick_port=lambda: next(given))
+    return make_reconciler(pick_port=lambda: next(given))
 
 
 @pytest.mark.parametrize(
@@ -280,13 +249,11 @@ def with_ports(
 def test_a_service_is_told_its_port_and_its_attempt_records_it(
     store: Store,
     fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    make_reconciler: MakeReconciler,
     serve: dict[str, Any],
     port: int,
 ) -> None:
-    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000])
+    reconciler = with_ports(make_reconciler, [41000])
     run = store.submit("acme", service(**serve))
     reconciler.step()
     env = fakes["paris"]._jobs[f"{run.id}-a1"].request.env
@@ -306,11 +273,9 @@ def test_a_job_that_serves_nothing_gets_no_port(
 def test_each_attempt_of_a_service_gets_a_port_of_its_own(
     store: Store,
     fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    make_reconciler: MakeReconciler,
 ) -> None:
-    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000, 41001])
+    reconciler = with_ports(make_reconciler, [41000, 41001])
     run = store.submit("acme", service())
     reconciler.step()
     fakes["paris"].finish(f"{run.id}-a1", 1)
@@ -322,12 +287,10 @@ def test_each_attempt_of_a_service_gets_a_port_of_its_own(
 def test_a_port_handed_out_lately_is_not_handed_out_again(
     store: Store,
     fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    make_reconciler: MakeReconciler,
 ) -> None:
     """The first service may not listen yet, so its port still looks free."""
-    reconciler = with_ports(store, fakes, snapshot, policy, tmp_path, [41000, 41000, 41002])
+    reconciler = with_ports(make_reconciler, [41000, 41000, 41002])
     runs = [store.submit("acme", service(f"svc{i}")) for i in range(2)]
     reconciler.step()
     assert [store.attempts(r.id)[0].port for r in runs] == [41000, 41002]
@@ -347,12 +310,12 @@ def test_a_relaunch_after_a_crash_uses_the_recorded_port(
 
 
 def test_the_host_a_backend_observes_is_recorded_with_the_attempt(
-    store: Store, snapshot: CatalogSnapshot, policy: Policy, tmp_path: Path
+    store: Store, make_reconciler: MakeReconciler
 ) -> None:
     hosts = itertools.chain([None, "node1"], itertools.repeat("node2"))
     paris = HostedFake("paris", lambda: next(hosts))
-    sites = {s.name: Site(s, paris if s.name == "paris" else FakeBackend(s.name)) for s in SITES}
-    reconciler = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path)
+    backends = {s.name: paris if s.name == "paris" else FakeBackend(s.name) for s in SITES}
+    reconciler = make_reconciler(backends=backends)
     run = store.submit("acme", service())
     reconciler.step()
     reconciler.step()  # observed running, host not known yet
@@ -385,17 +348,9 @@ def providers(store: Store, runs: Sequence[Any]) -> list[str | None]:
     return [by_site.get(store.get(r.id).site or "") for r in runs]  # type: ignore[union-attr]
 
 
-def roomy(
-    store: Store,
-    fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
-) -> Reconciler:
+def roomy(make_reconciler: MakeReconciler) -> Reconciler:
     """The test sites with room for ten attempts each: only the spread rule limits a group."""
-    specs = [s.model_copy(update={"slots": 10}) for s in SITES]
-    sites = {s.name: Site(s, fakes[s.name]) for s in specs}
-    return Reconciler(store, sites, SitePlacer(specs, snapshot, policy), tmp_path)
+    return make_reconciler([s.model_copy(update={"slots": 10}) for s in SITES])
 
 
 def test_a_group_of_two_with_min_providers_two_lands_on_two_providers(
@@ -437,14 +392,12 @@ def test_a_group_of_two_with_min_providers_two_lands_on_two_providers(
 def test_the_spread_rule_decides_where_the_replicas_go(
     store: Store,
     fakes: dict[str, FakeBackend],
-    snapshot: CatalogSnapshot,
-    policy: Policy,
-    tmp_path: Path,
+    make_reconciler: MakeReconciler,
     replicas: int,
     spread: dict[str, Any],
     where: list[str],
 ) -> None:
-    reconciler = roomy(store, fakes, snapshot, policy, tmp_path)
+    reconciler = roomy(make_reconciler)
     runs = store.submit_group("acme", group("public", replicas, **spread))
     reconciler.step()
     assert providers(store, runs) == where

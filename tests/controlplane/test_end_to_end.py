@@ -394,7 +394,6 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
                 "metering": {"path": str(tmp_path / "usage.jsonl")},
                 "control_plane": {
                     "url": f"http://127.0.0.1:{server.port}",
-                    "token_env": "ARCHIPEL_CP_TOKEN",
                     "interval": 0.2,
                 },
                 "health_checks": {"interval": 0.5, "timeout": 1},
@@ -402,10 +401,10 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
             }
         )
     )
-    token = (server.home / "token").read_text().strip()
     gateway = subprocess.Popen(
         [ARCHIPEL, "gateway", "--config", str(config)],
-        env={**os.environ, "ARCHIPEL_CP_TOKEN": token},
+        # no token in the config: the gateway finds the server's admin token, as `run` does
+        env={**os.environ, "ARCHIPEL_DATA_DIR": str(server.home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -128,14 +128,17 @@ def server(
         store.close()
 
 
+def _default_token() -> str | None:
+    """``$ARCHIPEL_TOKEN``, else the admin token ``archipel server`` wrote on this machine."""
+    path = _token_file()
+    return os.environ.get(ENV_TOKEN) or (path.read_text().strip() if path.exists() else None)
+
+
 def _client(server_url: str | None, token: str | None) -> Any:
     import httpx
 
     url = server_url or os.environ.get(ENV_SERVER) or DEFAULT_SERVER
-    secret = token or os.environ.get(ENV_TOKEN)
-    if not secret:
-        path = _token_file()
-        secret = path.read_text().strip() if path.exists() else None
+    secret = token or _default_token()
     if not secret:
         _fail(
             f"no API token: pass --token, set {ENV_TOKEN}, or start `archipel server` once "
@@ -402,9 +405,7 @@ def gateway(
     table = _guard(lambda: build(cfg))
     token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, read_text))
     if token is None and cfg.control_plane is not None:
-        # like `archipel run`: $ARCHIPEL_TOKEN, else the admin token the server wrote here
-        local = _token_file()
-        token = os.environ.get(ENV_TOKEN) or (local.read_text().strip() if local.exists() else None)
+        token = _default_token()  # as `archipel run` finds it
     for line in describe_routes(table):
         typer.echo(line, err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -247,18 +247,25 @@ class Reconciler:
             if moved is None:
                 return
             run = moved
+        excluded: dict[str, str] | None = None
         if run.state is RunState.PENDING:
-            if run.message and run.message == self._waiting(run, health, busy, self._excluded(run)):
+            excluded = self._excluded(run)
+            if run.message and run.message == self._waiting(run, health, busy, excluded):
                 return  # still waiting for the same reason: no new history entry
             moved = self._move(report, run, RunState.PLACING, "placing")
             if moved is None:
                 return
             run = moved
         if run.state is RunState.PLACING:
-            self._place(report, run, health, busy)
+            self._place(report, run, health, busy, excluded)
 
     def _place(
-        self, report: StepReport, run: RunView, health: Mapping[str, object], busy: dict[str, int]
+        self,
+        report: StepReport,
+        run: RunView,
+        health: Mapping[str, object],
+        busy: dict[str, int],
+        excluded: Mapping[str, str] | None = None,  # the spread rule's, if known this round
     ) -> None:
         workload = run.workload
         declared = [n for n in self.sites if n not in run.blocked_sites]
@@ -269,7 +276,8 @@ class Reconciler:
                 why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
             self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
             return
-        excluded = self._excluded(run)
+        if excluded is None:
+            excluded = self._excluded(run)
         choice = self.placer.place(workload, self._available(run, health, busy, excluded))
         if choice.site is None:
             waiting = self._waiting(run, health, busy, excluded)

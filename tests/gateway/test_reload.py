@@ -130,7 +130,7 @@ def test_requests_in_flight_finish_on_the_configuration_they_started_with(
     run(scenario, FunctionUpstream(handler))
 
 
-def test_replica_health_survives_a_reload_unless_the_replica_moved(
+def test_replica_health_and_breaker_settings_carry_over_a_reload(
     run: Callable[..., None],
 ) -> None:
     async def scenario(gw: Running) -> None:
@@ -138,7 +138,7 @@ def test_replica_health_survives_a_reload_unless_the_replica_moved(
         for _ in range(gw.gateway.config.breaker.failure_threshold):
             aws.breaker.on_failure(gw.gateway.clock())
         assert aws.breaker.state is BreakerState.OPEN
-        aws.ewma = 0.25
+        aws.ewma = 0.25  # the same object carries it: see `is aws` below
 
         config = gw.configure(breaker={"failure_threshold": 7, "cooldown": 30})
         gw.gateway.loader = lambda: config

@@ -104,11 +104,14 @@ def server(
         while not stop.is_set():
             try:
                 report = reconciler.step()
-                if report.transitions:
+                if report.transitions or report.conflicts:
                     log.info(
-                        "round: %d transitions, %d launched, %.3f s",
+                        "round: %d transitions, %d launched, %d lost to another control "
+                        "plane, sites down: %s, %.3f s",
                         report.transitions,
                         report.launched,
+                        report.conflicts,
+                        ", ".join(report.unhealthy_sites) or "none",
                         report.seconds,
                     )
             except Exception:  # a bad round must not stop the loop: log it, try again

@@ -403,20 +403,6 @@ class Store:
             s.refresh(row)
             return _run(row)
 
-    def note(self, run: RunView, detail: str) -> None:
-        """Append a decision to the history without changing the state."""
-        with self._session.begin() as s:
-            s.add(
-                EventRow(
-                    run_id=run.id,
-                    at=_now(),
-                    from_state=run.state.value,
-                    to_state=run.state.value,
-                    event="note",
-                    detail=detail,
-                )
-            )
-
     def set_message(self, run: RunView, message: str) -> RunView | None:
         with self._session.begin() as s:
             result = s.execute(

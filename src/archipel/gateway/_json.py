@@ -31,5 +31,3 @@ _orjson = _load_orjson()
 loads: Callable[[bytes | str], Any] = json.loads if _orjson is None else _orjson.loads
 #: ``dumps(obj) -> bytes``, compact
 dumps: Callable[[Any], bytes] = _std_dumps if _orjson is None else _orjson.dumps
-#: which library is in use, for the start-up line and the benchmark notes
-BACKEND = "stdlib" if _orjson is None else "orjson"

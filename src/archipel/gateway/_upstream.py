@@ -206,7 +206,6 @@ class _FakeResponse:
     def __init__(self, reply: FakeReply) -> None:
         self._reply = reply
         self._next = 0
-        self.released = False
 
     @property
     def status(self) -> int:
@@ -232,7 +231,7 @@ class _FakeResponse:
         return b"".join(parts)
 
     def release(self) -> None:
-        self.released = True
+        return None
 
 
 Handler = Callable[[Replica, str, bytes], Awaitable[FakeReply]]

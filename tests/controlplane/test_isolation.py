@@ -122,6 +122,17 @@ def test_the_server_keeps_its_token_database_and_folders_to_itself(
     assert ("token was readable by others" in log) == warned
 
 
+def test_a_shared_folder_is_refused_as_the_data_directory(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)  # as /tmp
+    server = Server(shared, ROOT / "examples/controlplane/sites.yaml")
+    done = server.cli("server", "--port", str(server.port))
+    assert done.returncode == 2
+    assert "shared with other users" in done.stderr
+    assert mode(shared) == 0o1777  # left as it was
+
+
 # --- run_as, for real ----------------------------------------------------------------------
 
 

@@ -41,9 +41,20 @@ def _warn(message: str) -> None:
 
 
 def _private_folder(folder: Path, mode: int) -> None:
-    """Create ``folder`` with ``mode``; tighten one others could read, with a warning."""
+    """Create ``folder`` with ``mode``; tighten one others could read, with a warning.
+
+    A folder others share (sticky, as ``/tmp``) or own is refused rather than changed.
+    """
+    from archipel.core import InputError
+
     folder.mkdir(parents=True, exist_ok=True)
-    current = folder.stat().st_mode & 0o777
+    info = folder.stat()
+    if info.st_mode & 0o1000 or info.st_uid != os.geteuid():
+        raise InputError(
+            f"the data directory {folder} is shared with other users or theirs; give the "
+            "server a folder of its own (ARCHIPEL_DATA_DIR)"
+        )
+    current = info.st_mode & 0o777
     if current == mode:
         return
     folder.chmod(mode)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,3 +60,47 @@ def slurm_conf() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return SLURM_DIR / "etc" / "slurm.conf"
+
+
+@pytest.fixture
+def make_user() -> Iterator[Callable[[], str]]:
+    """Create throwaway unprivileged users (``useradd``), removed after the test.
+
+    Needs root: skipped with a message otherwise, failed under CI.
+    """
+    why = None
+    if os.geteuid() != 0:
+        why = "the tests do not run as root"
+    elif shutil.which("useradd") is None or shutil.which("userdel") is None:
+        why = "useradd/userdel are not installed"
+    if why is not None:
+        message = f"a run_as test creates an unprivileged user, and cannot: {why}"
+        if _in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"archipel-t-{uuid.uuid4().hex[:8]}"
+        options = ["--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
+        subprocess.run(
+            ["useradd", *options, "--shell", "/bin/false", name],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        created.append(name)
+        return name
+
+    yield make
+    for name in created:
+        subprocess.run(["userdel", name], check=False, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def passable_tmp() -> Iterator[Path]:
+    """A temporary folder other users may pass through (0711); pytest's is root's alone."""
+    path = Path(tempfile.mkdtemp(prefix="archipel-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -29,6 +29,10 @@ class Harness(Protocol):
         """A command printing ``lines`` then exiting with ``exit_code`` (or running on)."""
         ...
 
+    def print_env(self, names: Sequence[str]) -> list[str]:
+        """A command printing ``NAME=value`` (``NAME=<unset>``) for each name, exiting 0."""
+        ...
+
 
 @dataclass
 class ShellHarness:
@@ -43,6 +47,9 @@ class ShellHarness:
         script = "".join(f"echo '{line}'; " for line in lines)
         script += "sleep 600; " if forever else ""
         return ["/bin/sh", "-c", script + f"exit {exit_code}"]
+
+    def print_env(self, names: Sequence[str]) -> list[str]:
+        return ["/bin/sh", "-c", "".join(f'echo "{n}=${{{n}-<unset>}}"; ' for n in names)]
 
 
 def new_id() -> str:
@@ -138,6 +145,26 @@ class BackendContract:
         assert {seen[a].state for a in ids} == {AttemptState.SUCCEEDED}
         assert seen["missing-1"].state is AttemptState.UNKNOWN
 
+    def test_an_attempt_sees_its_own_environment_and_none_of_the_servers(
+        self, harness: Harness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # what the server's environment may hold: its own token, a provider key
+        monkeypatch.setenv("ARCHIPEL_TOKEN", "arch_server-admin-token")
+        monkeypatch.setenv("UPSTREAM_API_KEY", "sk-server-secret")
+        a = new_id()
+        names = ["ARCHIPEL_TOKEN", "UPSTREAM_API_KEY", "WANDB_MODE", "ARCHIPEL_RUN_ID", "PATH"]
+        own = {"WANDB_MODE": "offline", "ARCHIPEL_RUN_ID": "r-1"}
+        harness.backend.launch(LaunchRequest(a, harness.print_env(names), env=own))
+        assert wait_for(harness, a, {AttemptState.SUCCEEDED}).state is AttemptState.SUCCEEDED
+        seen = dict(
+            line.split("=", 1) for line in harness.backend.logs(a).data.decode().splitlines()
+        )
+        assert seen["ARCHIPEL_TOKEN"] == "<unset>"
+        assert seen["UPSTREAM_API_KEY"] == "<unset>"
+        assert seen["WANDB_MODE"] == "offline"
+        assert seen["ARCHIPEL_RUN_ID"] == "r-1"
+        assert seen["PATH"] not in {"", "<unset>"}  # commands are still found
+
     def test_a_healthy_site_says_so(self, harness: Harness) -> None:
         assert harness.backend.health().healthy
 
@@ -151,6 +178,9 @@ class FakeHarness:
         self, exit_code: int, lines: Sequence[str] = (), forever: bool = False
     ) -> list[str]:
         return ["sleep"] if forever else ["fake-exit", str(exit_code), *lines]
+
+    def print_env(self, names: Sequence[str]) -> list[str]:
+        return ["fake-env", *names]
 
 
 @pytest.fixture

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pwd
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 from archipel.backends import AttemptState, LaunchRequest, LocalBackend
+from archipel.core import InputError
 
 from .contract import BackendContract, ShellHarness, new_id, wait_for
 
@@ -81,3 +84,87 @@ def test_a_site_that_is_down_refuses_new_work(harness: ShellHarness) -> None:
 def test_unsafe_attempt_ids_are_refused(harness: ShellHarness) -> None:
     with pytest.raises(ValueError, match="safe file name"):
         harness.backend.launch(LaunchRequest("../etc", ["true"]))
+
+
+# --- run_as: attempts as an unprivileged user ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "message"),
+    [
+        pytest.param("no-such-user-4f1c", "useradd", id="a user that does not exist"),
+        pytest.param("root", "unprivileged", id="root"),
+    ],
+)
+def test_run_as_names_an_existing_unprivileged_user(
+    tmp_path: Path, user: str, message: str
+) -> None:
+    with pytest.raises(InputError, match=message):
+        LocalBackend("lab", tmp_path / "site", run_as=user)
+
+
+@pytest.fixture
+def run_as_site(
+    make_user: Callable[[], str], passable_tmp: Path
+) -> Iterator[tuple[LocalBackend, str]]:
+    user = make_user()
+    backend = LocalBackend("lab", passable_tmp / "site", run_as=user)
+    yield backend, user
+    backend.kill_all()
+
+
+def _snoop(paths: Sequence[Path]) -> list[str]:
+    """A command printing who it runs as, then `read PATH` or `denied PATH` for each path."""
+    script = (
+        'id -un; for f in "$@"; do '
+        'if cat "$f" >/dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi; done'
+    )
+    return ["/bin/sh", "-c", script, "snoop", *map(str, paths)]
+
+
+def test_an_attempt_run_as_a_user_reads_neither_the_servers_files_nor_other_output(
+    run_as_site: tuple[LocalBackend, str], passable_tmp: Path
+) -> None:
+    backend, user = run_as_site
+    harness = ShellHarness(backend)
+    server_file = passable_tmp / "token"  # as `archipel server` writes its token
+    server_file.write_text("arch_admin-secret\n")
+    server_file.chmod(0o600)
+    other = new_id()
+    backend.launch(LaunchRequest(other, ["/bin/sh", "-c", "echo another-attempts-output"]))
+    assert wait_for(harness, other, {AttemptState.SUCCEEDED}).state is AttemptState.SUCCEEDED
+    other_output = backend.state_dir / "attempts" / other / "output.log"
+    a = new_id()
+    backend.launch(LaunchRequest(a, _snoop([server_file, other_output])))
+    assert wait_for(harness, a, {AttemptState.SUCCEEDED}).state is AttemptState.SUCCEEDED
+    lines = backend.logs(a).data.decode().splitlines()
+    assert lines == [user, f"denied {server_file}", f"denied {other_output}"]
+    assert b"another-attempts-output" in backend.logs(other).data  # the server still reads it
+
+
+def test_an_attempt_run_as_a_user_writes_its_checkpoint_and_the_server_still_controls_it(
+    run_as_site: tuple[LocalBackend, str], passable_tmp: Path
+) -> None:
+    backend, user = run_as_site
+    checkpoint = passable_tmp / "checkpoints" / "r-1"
+    checkpoint.mkdir(parents=True)  # made by the server, handed over at launch
+    a = new_id()
+    request = LaunchRequest(
+        a,
+        ["/bin/sh", "-c", 'echo step > "$CKPT/state"; echo "home=$HOME"; sleep 600'],
+        env={"CKPT": str(checkpoint)},
+        writable=[str(checkpoint)],
+    )
+    launched = backend.launch(request)
+    restarted = LocalBackend("lab", backend.state_dir, run_as=user)  # a new server process
+    assert restarted.launch(request).backend_id == launched.backend_id
+    harness = ShellHarness(restarted)
+    assert wait_for(harness, a, {AttemptState.RUNNING}).state is AttemptState.RUNNING
+    deadline = time.monotonic() + 10
+    while not (checkpoint / "state").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert (checkpoint / "state").read_text() == "step\n"
+    assert (checkpoint / "state").stat().st_uid == pwd.getpwnam(user).pw_uid
+    restarted.cancel(a)
+    assert wait_for(harness, a, {AttemptState.CANCELLED}).state is AttemptState.CANCELLED
+    assert b"home=/nonexistent\n" in restarted.logs(a).data  # the run user's, not root's

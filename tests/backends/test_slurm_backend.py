@@ -97,6 +97,9 @@ def test_launch_is_idempotent_across_a_restarted_control_plane(
     assert wait_for(harness, a, {AttemptState.RUNNING}).state is AttemptState.RUNNING
     jobs = _slurm(slurm_conf, "squeue", "-h", "-t", "all", "-n", f"archipel-{a}", "-o", "%i")
     assert jobs.split() == [_job_id(first.backend_id)]
+    deadline = time.monotonic() + 60
+    while not marker.exists() and time.monotonic() < deadline:  # the command's first line ran
+        time.sleep(0.05)
     elsewhere.cancel(a)  # found by name too
     assert wait_for(harness, a, {AttemptState.CANCELLED}).state is AttemptState.CANCELLED
     assert marker.read_text() == "start\n"

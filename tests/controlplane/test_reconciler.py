@@ -72,6 +72,8 @@ def test_a_failed_attempt_resumes_elsewhere_with_restart_count_and_checkpoint(
     assert job.request.env["ARCHIPEL_RESTART_COUNT"] == "1"
     assert job.request.env["ARCHIPEL_PYTHON"] == sys.executable
     assert job.request.env["ARCHIPEL_CHECKPOINT_DIR"].endswith(run.id)
+    # a site that runs attempts as another user must let it write its checkpoint
+    assert list(job.request.writable) == [job.request.env["ARCHIPEL_CHECKPOINT_DIR"]]
     history = states(store, run.id)
     assert history[-3:] == ["recovering", "placing", "launching"]
 

@@ -5,7 +5,10 @@ Tests drive it: :meth:`FakeBackend.finish`, :meth:`FakeBackend.preempt` and
 ``launch_failures`` makes the next launches fail. A command of the form
 ``["fake-exit", CODE, OUTPUT...]`` finishes with that code (printing OUTPUT) the
 first time it is observed, so the shared contract suite can drive it like a
-real backend; any other command runs until finished or cancelled.
+real backend; ``["fake-env", NAME...]`` likewise prints ``NAME=value`` (or
+``NAME=<unset>``) for each name in the environment a real attempt would get
+(:func:`archipel.backends._env.attempt_environment`). Any other command runs
+until finished or cancelled.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from archipel.backends._env import attempt_environment
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -23,6 +27,17 @@ from archipel.backends._protocol import (
     Observation,
     SiteHealth,
 )
+
+_SCRIPTED = {"fake-exit", "fake-env"}
+
+
+def _scripted_output(request: LaunchRequest) -> tuple[int, str]:
+    """The exit code and output of a ``fake-exit`` or ``fake-env`` command."""
+    command = list(request.command)
+    if command[0] == "fake-env":
+        env = attempt_environment(request.env)
+        return 0, "".join(f"{name}={env.get(name, '<unset>')}\n" for name in command[1:])
+    return int(command[1]), "".join(f"{line}\n" for line in command[2:])
 
 
 @dataclass
@@ -70,7 +85,7 @@ class FakeBackend:
                     failure.retryable,
                 )
             job = _Job(request, f"{self._name}-{next(self._ids)}")
-            if request.command and request.command[0] != "fake-exit":
+            if request.command and request.command[0] not in _SCRIPTED:
                 job.output += f"started {' '.join(request.command)}\n".encode()
             self._jobs[request.attempt_id] = job
             self.launches += 1
@@ -82,10 +97,10 @@ class FakeBackend:
             for attempt_id in attempt_ids:
                 job = self._jobs.get(attempt_id)
                 if job is not None and job.state is AttemptState.RUNNING:
-                    command = list(job.request.command)
-                    if command and command[0] == "fake-exit":
-                        job.output += "".join(f"{line}\n" for line in command[2:]).encode()
-                        job.exit_code = int(command[1])
+                    command = job.request.command
+                    if command and command[0] in _SCRIPTED:
+                        job.exit_code, output = _scripted_output(job.request)
+                        job.output += output.encode()
                         job.state = (
                             AttemptState.SUCCEEDED if job.exit_code == 0 else AttemptState.FAILED
                         )

@@ -15,6 +15,9 @@ every implementation:
 - ``logs`` returns bytes from an offset, so a follower can poll.
 - An observation names the ``host`` the attempt runs on when the backend
   knows it (a Slurm node); ``None`` means this machine or not known yet.
+- An attempt sees only its own environment: ``env`` over a small base (how to
+  find programs, locale, time zone, the home of the account it runs as; see
+  ``archipel.backends._env``), never the rest of the server's environment.
 
 Backends are synchronous; the control plane calls them from worker threads.
 """
@@ -50,7 +53,11 @@ class AttemptState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
-    """Start ``command`` for one attempt; ``attempt_id`` is the idempotency key."""
+    """Start ``command`` for one attempt; ``attempt_id`` is the idempotency key.
+
+    ``writable`` names folders the attempt must be able to write (its checkpoint
+    folder): a backend that runs attempts as another user hands them to that user.
+    """
 
     attempt_id: str
     command: Sequence[str]
@@ -58,6 +65,7 @@ class LaunchRequest:
     workdir: str | None = None
     accelerators: str | None = None  # "MODEL:COUNT" per node, for backends that allocate GPUs
     nodes: int = 1
+    writable: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)

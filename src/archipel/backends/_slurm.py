@@ -34,6 +34,14 @@ compressed list such as ``gpu[03-05,09]``, reduced to ``gpu03`` by
 :func:`_first_host` without asking ``scontrol``): that is where a service the job
 runs listens.
 
+**Environment and account.** Jobs are submitted with ``--export=NONE``: the job
+does not inherit the server's environment (its token, its keys). Slurm starts it
+with the submitting account's login environment on the node (``PATH``, ``HOME``
+and the rest, as ``--get-user-env`` loads them) plus ``SLURM_*``, and the batch
+script exports the attempt's own variables over it. The job runs as the account
+that runs ``sbatch``: the server's user, charged to its default association
+(``--account`` in ``sbatch_args`` picks another of its associations).
+
 Jobs are submitted with ``--no-requeue``: when Slurm loses a node the attempt ends
 ``PREEMPTED`` and the control plane places it again (elsewhere if need be), rather
 than Slurm silently restarting it.
@@ -360,7 +368,7 @@ class SlurmBackend:
             f"--output={folder / 'output.log'}",
             "--open-mode=append",
             f"--chdir={request.workdir or folder}",
-            "--export=ALL",
+            "--export=NONE",
             "--no-requeue",
         ]
         if request.accelerators:

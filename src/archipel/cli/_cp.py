@@ -36,6 +36,55 @@ def _token_file() -> Path:
     return data_dir() / "token"
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"warning: {message}", err=True)
+
+
+def _private_folder(folder: Path, mode: int) -> None:
+    """Create ``folder`` with ``mode``; tighten one others could read, with a warning.
+
+    A folder others share (sticky, as ``/tmp``) or own is refused rather than changed.
+    """
+    from archipel.core import InputError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_mode & 0o1000 or info.st_uid != os.geteuid():
+        raise InputError(
+            f"the data directory {folder} is shared with other users or theirs; give the "
+            "server a folder of its own (ARCHIPEL_DATA_DIR)"
+        )
+    current = info.st_mode & 0o777
+    if current == mode:
+        return
+    folder.chmod(mode)
+    if current & ~mode & 0o077:
+        _warn(f"{folder} was open to others (mode {current:o}); it is now {mode:o}")
+
+
+def _private_file(path: Path) -> bool:
+    """Whether ``path`` exists; if others could read it, make it 0600 and say so."""
+    try:
+        current = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return False
+    if current & 0o077:
+        path.chmod(0o600)
+        _warn(
+            f"{path} was readable by others (mode {current:o}); it is now 600. Whoever "
+            "could read it may hold the token in it: revoke it (`archipel token revoke ID`) "
+            "and delete the file to get a new one"
+        )
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a new file that only this user can read, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
 def _fail(message: str, code: int = 2) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
@@ -77,22 +126,28 @@ def server(
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = data_dir()
-    home.mkdir(parents=True, exist_ok=True)
+    # what the server creates (state, attempt folders, checkpoints, logs) is its own
+    # unless it hands it over: a site's run_as user gets only its attempts' folders
+    os.umask(0o077)
 
     def setup() -> tuple[Any, Any, Any]:
+        doc = read_yaml_documents(sites)[0] if sites else _DEFAULT_SITES
+        specs = parse_sites(doc, str(sites or "default sites"))
+        # run_as users pass through these folders to their own (0711: no listing)
+        mode = 0o711 if any(s.run_as for s in specs) else 0o700
+        for folder in (home, home / "sites", home / "checkpoints"):
+            _private_folder(folder, mode)
         url = db or f"sqlite:///{home / 'state.db'}"
         store = Store(url)
         store.migrate()
-        doc = read_yaml_documents(sites)[0] if sites else _DEFAULT_SITES
-        specs = parse_sites(doc, str(sites or "default sites"))
         built = build_sites(specs, home)
         placer = SitePlacer(specs, _snapshot(), _policy(policy))
         reconciler = Reconciler(store, built, placer, home / "checkpoints")
         token_path = _token_file()
-        if not token_path.exists():
-            token = store.create_token("default", "admin")
-            token_path.write_text(token + "\n")
-            token_path.chmod(0o600)
+        if _private_file(token_path):
+            typer.echo(f"an admin token for tenant `default` is in {token_path}")
+        else:
+            _write_private(token_path, store.create_token("default", "admin") + "\n")
             typer.echo(f"an admin token for tenant `default` was written to {token_path}")
         return store, reconciler, create_app(store, reconciler)
 

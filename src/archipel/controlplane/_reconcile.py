@@ -392,7 +392,15 @@ class Reconciler:
         offered = site.spec.accelerators
         gpus = None if offered.split(":")[0].strip().lower() == "cpu" else offered
         result = site.backend.launch(
-            LaunchRequest(run.attempt_id, spec.command, env, None, gpus, workload.resources.nodes)
+            LaunchRequest(
+                run.attempt_id,
+                spec.command,
+                env,
+                None,
+                gpus,
+                workload.resources.nodes,
+                writable=(str(checkpoint),),
+            )
         )
         if result.ok:
             report.launched += 1

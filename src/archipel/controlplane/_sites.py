@@ -13,6 +13,7 @@ A sites file::
         slots: 4                       # attempts at once
         price_per_hour: 0.50           # per slot, for ranking (default 0)
         address: lab1.example.lan      # how services here are reached (default below)
+        run_as: archipel-paris         # local: the unprivileged user its attempts run as
       - name: slurm-de
         backend: slurm
         partition: eu-de
@@ -25,6 +26,12 @@ A sites file::
 A service running on a site is reached at the site's ``address`` when it
 declares one (a LAN name, a load balancer), else at the host its backend
 observed (a Slurm node), else, on a local site, at ``127.0.0.1``.
+
+``run_as`` (local sites only) names an existing unprivileged user: the site's
+attempts run as that user, so they cannot read the server's files (its token,
+its database) nor the output of other attempts; the server must then run as
+root. A Slurm site's jobs run as the account that submits them, the server's
+(see docs/security.md).
 """
 
 from __future__ import annotations
@@ -35,7 +42,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from archipel.backends import Backend, LocalBackend
 from archipel.core import InputError, parse_accelerator_spec
@@ -59,6 +73,8 @@ class SiteSpec(BaseModel):
     state_dir: str | None = None  # local: where attempts live (default: the data directory)
     # how services on this site are reached: a host name or an IP address
     address: Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9._:\[\]-]+$")] | None = None
+    # local: the unprivileged OS user the site's attempts run as (default: the server's)
+    run_as: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] | None = None
 
     @field_validator("accelerators")
     @classmethod
@@ -68,6 +84,15 @@ class SiteSpec(BaseModel):
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @model_validator(mode="after")
+    def _run_as_is_local(self) -> SiteSpec:
+        if self.run_as is not None and self.backend != "local":
+            raise ValueError(
+                "run_as applies to local sites only: a Slurm job runs as the account that "
+                "submits it (the server's); remove run_as (see docs/security.md)"
+            )
+        return self
 
 
 class SitesDoc(BaseModel):
@@ -106,7 +131,7 @@ def parse_sites(document: Any, source: str = "<sites>") -> list[SiteSpec]:
 
 def _local(spec: SiteSpec, data_dir: Path) -> Backend:
     state = Path(spec.state_dir) if spec.state_dir else data_dir / "sites" / spec.name
-    return LocalBackend(spec.name, state)
+    return LocalBackend(spec.name, state, run_as=spec.run_as)
 
 
 def _slurm(spec: SiteSpec, data_dir: Path) -> Backend:

@@ -1,7 +1,9 @@
 """The state store: runs, attempts, their history, and API tokens, behind SQLAlchemy.
 
 SQLite (a file in the user's data directory) by default, PostgreSQL for
-production and several control-plane replicas. Every change of a run's state
+production and several control-plane replicas. A SQLite file is private to
+the server's user (mode 0600, and SQLite gives its journal files the same
+mode); one found readable by others is tightened, with a warning. Every change of a run's state
 is one transaction that checks the run's ``version`` (optimistic
 concurrency): when two replicas race, exactly one wins and the other is told
 so (``None``) and moves on. The history table is only ever appended to.
@@ -12,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
 import time
 import uuid
@@ -30,6 +34,7 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    make_url,
     select,
     update,
 )
@@ -39,6 +44,8 @@ from archipel.controlplane._models import AttemptRow, EventRow, RunRow, TokenRow
 from archipel.core import RunState, Workload, check_transition
 
 ROLES = ("admin", "submitter", "viewer")
+
+log = logging.getLogger("archipel.store")
 
 #: one observation to record: (attempt id, state, backend id, exit code, reason, host)
 AttemptUpdate = tuple[str, str, str | None, int | None, str | None, str | None]
@@ -157,6 +164,7 @@ class Store:
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            _private_sqlite_file(make_url(url).database)
         else:
             # as many pooled connections as request threads: an overflow connection is
             # closed on return, and opening one costs PostgreSQL a new backend process
@@ -507,6 +515,30 @@ class Store:
     def session(self) -> Session:
         """A raw session, for tests and maintenance."""
         return self._session()
+
+
+def _private_sqlite_file(database: str | None) -> None:
+    """Create a SQLite file 0600 before SQLite does (it would use the umask); tighten one
+    that others may read. In-memory databases have no file."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:  # no such folder, no right to it: SQLite says so when it connects
+        return
+    try:
+        mode = os.fstat(fd).st_mode & 0o777
+        if mode & 0o077:
+            os.fchmod(fd, mode & 0o700)
+            log.warning(
+                "%s was readable by others (mode %o): made it %o; anyone who could read it "
+                "saw the runs and token hashes in it",
+                database,
+                mode,
+                mode & 0o700,
+            )
+    finally:
+        os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -44,7 +44,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from yarl import URL
 
 from archipel.gateway._errors import GatewayConfigError
 
@@ -194,6 +202,37 @@ class ReplicaSpec(_Model):
         if self.key_env is not None and self.key_file is not None:
             raise ValueError("give key_env or key_file, not both")
         return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _usable_url(cls, base_url: str) -> str:
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise ValueError(problem)
+        return base_url
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """What is wrong with a replica's ``base_url`` (``http(s)://host[:port][/path]``), if anything.
+
+    The gateway appends the endpoint's path to it and sends the replica's own key
+    in a header, so credentials, a query or a fragment in it cannot work.
+    """
+    try:
+        url = URL(base_url)
+        url.port  # noqa: B018 - parses the port: "host:99999" or "host:x" raises here
+    except ValueError as exc:
+        return f"base_url {base_url!r} is not a valid URL: {exc}"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"base_url {base_url!r} must be http(s)://host[:port][/path]"
+    if url.user is not None or url.password is not None:
+        return (
+            "base_url must not carry credentials (user:password@host): name the replica's "
+            "key with key_env or key_file, the gateway sends it as a bearer token"
+        )
+    if url.query_string or url.fragment:
+        return f"base_url {base_url!r} must not have a query (?...) or a fragment (#...)"
+    return None
 
 
 class ModelSpec(_Model):

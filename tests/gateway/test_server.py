@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from archipel.gateway import (
     Replica,
     Upstream,
     UpstreamTimeoutError,
+    parse_gateway_config,
 )
 from archipel.policy import Policy
 
-from .harness import SITES, Running, Site, running
+from .harness import SITES, Running, Site, free_port, gateway_doc, running
 
 Scenario = Callable[[Running], Awaitable[None]]
 
@@ -417,3 +419,25 @@ def test_health_checks_run_in_the_background(run: Callable[..., None]) -> None:
         assert not gw.gateway.states[0].down
 
     run(scenario, health_checks={"interval": 0.05, "timeout": 0.5, "unhealthy_after": 2})
+
+
+def test_a_502_names_the_replica_and_the_log_its_address(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client learns which replica failed; hosts and ports stay in the gateway's log."""
+    nowhere = free_port()
+
+    async def scenario(gw: Running) -> None:
+        ports = {**gw.ports, "ovh": nowhere}  # nothing listens there
+        config = parse_gateway_config(gateway_doc(ports, SITES, retry={"max_attempts": 1}))
+        gw.gateway.apply(config, gw.build(config))
+        with caplog.at_level(logging.WARNING, logger="archipel.gateway"):
+            resp = await gw.chat("clinic")
+        error = (await resp.json())["error"]
+        assert (resp.status, error["message"]) == (
+            502,
+            "upstream failed: llama/ovh: connection failed",
+        )
+        assert f":{nowhere}" in caplog.text and "llama/ovh" in caplog.text
+
+    run(scenario)

@@ -154,7 +154,8 @@ class _Call:
     tried: list[Replica] = field(default_factory=list)
 
 
-def _error_status(exc: UpstreamError) -> Reply:
+def _error_status(exc: UpstreamError, replica: Replica) -> Reply:
+    """The answer after the last failed attempt; names the replica, never its address."""
     if isinstance(exc, UpstreamTimeoutError):
         return Reply(504, f"upstream {exc.phase} timeout", "server_error", "upstream_timeout")
     if isinstance(exc, UpstreamStatusError) and exc.status == 429:
@@ -166,7 +167,9 @@ def _error_status(exc: UpstreamError) -> Reply:
             "rate_limit_exceeded",
             {"Retry-After": after},
         )
-    return Reply(502, f"upstream failed: {exc}", "server_error", "upstream_error")
+    return Reply(
+        502, f"upstream failed: {replica.id}: {exc.public}", "server_error", "upstream_error"
+    )
 
 
 def _retry_after(resp: UpstreamResponse) -> float | None:
@@ -533,7 +536,7 @@ class Gateway:
             except UpstreamError as exc:
                 last = exc
         assert last is not None  # the loop ran at least once: max_attempts >= 1
-        raise _error_status(last)
+        raise _error_status(last, call.tried[-1])
 
     def _refusal(self, refusal: Refusal) -> Reply:
         if refusal is Refusal.FULL:
@@ -565,6 +568,10 @@ class Gateway:
             finally:
                 resp.release()
         except UpstreamError as exc:
+            # the detail (hosts, ports, the client library's words) is for the log only
+            log.warning(
+                "gateway: request %s: replica %s failed: %s", call.request_id, replica.id, exc
+            )
             now = self.clock()
             state.breaker.on_failure(now)
             if isinstance(exc, UpstreamTimeoutError):

@@ -671,10 +671,11 @@ class Gateway:
         tenant = call.tenant
         if call.usage is not None:
             tokens_in, tokens_out, counted = call.usage[0], call.usage[1], False
-        elif call.replica is not None:
+        elif call.replica is not None and 200 <= call.status < 300:
             tokens_in, tokens_out = estimate_input_tokens(call.doc), call.output_estimate
             counted = True
         else:
+            # refused or failed, and the upstream reported no usage: nothing to bill or charge
             tokens_in, tokens_out, counted = 0, 0, False
         r = call.replica
         cost = r.cost(tokens_in, tokens_out) if r is not None else Decimal(0)

@@ -86,6 +86,7 @@ def test_defaults_and_exact_prices() -> None:
     assert r.price.input_per_million == Decimal("0.20")
     assert config.timeouts.first_byte == 60.0
     assert config.retry.max_attempts == 3
+    assert config.requests.max_body_bytes == 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ Example::
     metering: {path: gateway-usage.jsonl}
     rate_limits: {backend: local}   # or redis, shared by every process with the same prefix
     timeouts: {connect: 2, first_byte: 60, idle: 30}
+    requests: {max_body_bytes: 4194304, header_timeout: 75, body_timeout: 30}
     retry: {max_attempts: 3, budget_ratio: 0.2, budget_min_per_second: 5}
     breaker: {failure_threshold: 5, cooldown: 10}
     health_checks: {interval: 10, timeout: 2, unhealthy_after: 2, healthy_after: 1}
@@ -88,6 +89,16 @@ class Timeouts(_Model):
     connect: float = Field(2.0, gt=0)
     first_byte: float = Field(60.0, gt=0)  # request sent -> response headers and first chunk
     idle: float = Field(30.0, gt=0)  # between two chunks of a body
+
+
+class Requests(_Model):
+    """What the gateway accepts from clients (see docs/gateway.md, *Client requests*)."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # a larger body gets 413
+    # seconds for a connection to deliver a request's headers, from its opening or the
+    # previous answer (aiohttp's keep-alive timeout: also how long an idle connection stays)
+    header_timeout: float = Field(75.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)  # seconds to receive the body after the headers
 
 
 class Retry(_Model):
@@ -255,6 +266,7 @@ class GatewayConfig(_Model):
     version: int = Field(1, ge=1, le=1)
     listen: Listen = Listen()
     timeouts: Timeouts = Timeouts()
+    requests: Requests = Requests()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     health_checks: HealthChecks = HealthChecks()

@@ -228,3 +228,26 @@ def test_a_client_that_leaves_mid_stream_frees_the_slot_and_is_billed_for_what_i
         assert record.output_tokens == 1 and record.input_tokens == 1  # "hi": one token
 
     run(scenario, timeouts={"connect": 1, "first_byte": 60, "idle": 60})
+
+
+def test_a_body_too_deep_to_forward_renamed_is_a_400(
+    snapshot: CatalogSnapshot, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica that renames the model needs the body serialized again; orjson refuses
+    more than 254 levels (``TypeError: Recursion limit reached``): the client gets a 400."""
+    from archipel.gateway import _json
+
+    def refuse(obj: object) -> bytes:
+        raise TypeError("Recursion limit reached")
+
+    renamed = {"ovh": Site("ovhcloud", "gra", "FR", upstream_model="meta-llama/Llama-3.1-8B")}
+
+    async def main() -> None:
+        async with running(snapshot, policy, renamed) as gw:
+            monkeypatch.setattr(_json, "dumps", refuse)
+            resp = await gw.chat("lab")
+            error = (await resp.json())["error"]
+            assert (resp.status, error["code"]) == (400, "invalid_request_body")
+            assert gw.fakes["ovh"].requests == [] and _slots(gw) == 0
+
+    asyncio.run(main())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -28,7 +29,7 @@ from archipel.gateway import (
     hash_key,
     parse_gateway_config,
 )
-from archipel.gateway._server import Gateway
+from archipel.gateway._server import Gateway, server_settings
 from archipel.gateway.fake_upstream import FakeUpstream
 from archipel.policy import Policy
 
@@ -119,8 +120,8 @@ class Running:
         return resp
 
 
-async def _start(app: web.Application) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+async def _start(app: web.Application, **settings: Any) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, **settings)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -142,7 +143,8 @@ async def running(
     try:
         ports = {}
         for name, fake in fakes.items():
-            runner, ports[name] = await _start(fake.app)
+            # a fake notices when the gateway closes a request, as a model server does
+            runner, ports[name] = await _start(fake.app, handler_cancellation=True)
             runners.append(runner)
         keys = {f"llama/{name}": f"upstream-{name}" for name in sites}
 
@@ -152,7 +154,7 @@ async def running(
         config = parse_gateway_config(gateway_doc(ports, sites, **overrides))
         memory = MemoryMeter()
         gateway = Gateway(config, builder(config), meter or memory, upstream, builder=builder)
-        runner, port = await _start(gateway.app)
+        runner, port = await _start(gateway.app, **server_settings(config))
         runners.append(runner)
         async with aiohttp.ClientSession() as http:
             url = f"http://127.0.0.1:{port}"
@@ -162,6 +164,25 @@ async def running(
             fake.release()
         for runner in reversed(runners):
             await runner.cleanup()
+
+
+async def eventually(ready: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Poll ``ready`` on the running loop until it holds; fail after ``seconds``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while not ready():
+        if loop.time() > deadline:
+            raise AssertionError(f"still not true after {seconds} s")
+        await asyncio.sleep(0.005)
+
+
+def http_request(body: bytes, path: str = "/v1/chat/completions", key: str = "sk-lab") -> bytes:
+    """A complete HTTP/1.1 POST, as bytes on the wire (for clients that misbehave)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
 
 
 # -- processes on loopback ------------------------------------------------------------

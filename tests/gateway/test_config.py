@@ -49,6 +49,36 @@ def test_hash_key_is_sha256_hex() -> None:
     assert hash_key("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 
 
+@pytest.mark.parametrize(
+    ("base_url", "says"),
+    [
+        pytest.param(
+            "http://user:secret@10.0.0.5:8000/v1", "key_env or key_file", id="credentials"
+        ),
+        pytest.param("http://user@10.0.0.5:8000/v1", "credentials", id="user only"),
+        pytest.param("http://10.0.0.5:8000/v1?key=x", "query", id="query"),
+        pytest.param("http://10.0.0.5:8000/v1#top", "fragment", id="fragment"),
+        pytest.param("http:///v1", "http(s)://host", id="no host"),
+        pytest.param("http://10.0.0.5:99999/v1", "not a valid URL", id="port out of range"),
+    ],
+)
+def test_a_base_url_the_gateway_cannot_use_is_refused_at_load(base_url: str, says: str) -> None:
+    with pytest.raises(GatewayConfigError) as info:
+        parse_gateway_config(doc(models={"m": {"replicas": [replica(base_url=base_url)]}}))
+    problem = info.value.problems[0]  # pydantic adds that the list of replicas came out empty
+    assert problem.startswith("models.m.replicas[0].base_url: ")
+    assert says in problem
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://127.0.0.1:9101/v1", "https://api.example.eu/v1", "http://[::1]:8000", "http://vllm"],
+)
+def test_usable_base_urls_load(base_url: str) -> None:
+    config = parse_gateway_config(doc(models={"m": {"replicas": [replica(base_url=base_url)]}}))
+    assert config.models["m"].replicas[0].base_url == base_url
+
+
 def test_defaults_and_exact_prices() -> None:
     config = parse_gateway_config(doc())
     r = config.models["llama"].replicas[0]
@@ -56,6 +86,7 @@ def test_defaults_and_exact_prices() -> None:
     assert r.price.input_per_million == Decimal("0.20")
     assert config.timeouts.first_byte == 60.0
     assert config.retry.max_attempts == 3
+    assert config.requests.max_body_bytes == 4 * 1024 * 1024
 
 
 @pytest.mark.parametrize(

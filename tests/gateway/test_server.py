@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -18,10 +19,11 @@ from archipel.gateway import (
     Replica,
     Upstream,
     UpstreamTimeoutError,
+    parse_gateway_config,
 )
 from archipel.policy import Policy
 
-from .harness import SITES, Running, Site, running
+from .harness import REDIS_URL, SITES, Running, Site, free_port, gateway_doc, running
 
 Scenario = Callable[[Running], Awaitable[None]]
 
@@ -417,3 +419,77 @@ def test_health_checks_run_in_the_background(run: Callable[..., None]) -> None:
         assert not gw.gateway.states[0].down
 
     run(scenario, health_checks={"interval": 0.05, "timeout": 0.5, "unhealthy_after": 2})
+
+
+REFUSAL = b'{"error": {"message": "prompt too long", "type": "invalid_request_error"}}'
+
+
+@pytest.mark.parametrize("backend", ["local", "redis"])
+@pytest.mark.parametrize("status", [400, 413], ids=["400 bad request", "413 too large"])
+def test_a_request_the_upstream_refuses_is_not_billed(
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    request: pytest.FixtureRequest,
+    backend: str,
+    status: int,
+) -> None:
+    """A refused request is metered with its status and zero tokens, and leaves the
+    tenant's token budget as it was: the next request is not rate-limited."""
+    from archipel.gateway import hash_key
+
+    tenants = {
+        "lab": {
+            "key_sha256": [hash_key("sk-lab")],
+            "data_class": "public",
+            "limits": {"tokens_per_minute": 1000},
+        },
+    }
+    limits: dict[str, object] = {"backend": "local"}
+    if backend == "redis":
+        prefix = request.getfixturevalue("prefix")
+        limits = {"backend": "redis", "redis_url": REDIS_URL, "prefix": prefix}
+
+    async def handler(replica: Replica, path: str, body: bytes) -> FakeReply:
+        return FakeReply(status, [REFUSAL])
+
+    async def main() -> None:
+        async with running(
+            snapshot,
+            policy,
+            upstream=FunctionUpstream(handler),
+            rate_limits=limits,
+            tenants=tenants,
+        ) as gw:
+            long_prompt = "x" * 40_000  # about 10,000 tokens by the estimate: 10 times the limit
+            first = await gw.chat("lab", messages=[{"role": "user", "content": long_prompt}])
+            if gw.gateway._charges:  # a charge, if any, has reached Redis
+                await asyncio.wait(list(gw.gateway._charges))
+            second = await gw.chat("lab")
+            assert (first.status, second.status) == (status, status)
+            for record in gw.meter.records:
+                assert (record.status, record.input_tokens, record.output_tokens) == (status, 0, 0)
+                assert record.cost == 0 and not record.tokens_counted
+
+    asyncio.run(main())
+
+
+def test_a_502_names_the_replica_and_the_log_its_address(
+    run: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client learns which replica failed; hosts and ports stay in the gateway's log."""
+    nowhere = free_port()
+
+    async def scenario(gw: Running) -> None:
+        ports = {**gw.ports, "ovh": nowhere}  # nothing listens there
+        config = parse_gateway_config(gateway_doc(ports, SITES, retry={"max_attempts": 1}))
+        gw.gateway.apply(config, gw.build(config))
+        with caplog.at_level(logging.WARNING, logger="archipel.gateway"):
+            resp = await gw.chat("clinic")
+        error = (await resp.json())["error"]
+        assert (resp.status, error["message"]) == (
+            502,
+            "upstream failed: llama/ovh: connection failed",
+        )
+        assert f":{nowhere}" in caplog.text and "llama/ovh" in caplog.text
+
+    run(scenario)

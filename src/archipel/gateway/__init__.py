@@ -43,7 +43,7 @@ from archipel.gateway._routes import (
     build_route_table,
     describe_routes,
 )
-from archipel.gateway._server import create_app, serve
+from archipel.gateway._server import create_app, serve, server_settings
 from archipel.gateway._upstream import (
     AiohttpUpstream,
     FakeReply,
@@ -92,4 +92,5 @@ __all__ = [
     "resolve_control_plane_token",
     "resolve_upstream_keys",
     "serve",
+    "server_settings",
 ]

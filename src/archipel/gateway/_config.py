@@ -7,6 +7,7 @@ Example::
     metering: {path: gateway-usage.jsonl}
     rate_limits: {backend: local}   # or redis, shared by every process with the same prefix
     timeouts: {connect: 2, first_byte: 60, idle: 30}
+    requests: {max_body_bytes: 4194304, header_timeout: 75, body_timeout: 30}
     retry: {max_attempts: 3, budget_ratio: 0.2, budget_min_per_second: 5}
     breaker: {failure_threshold: 5, cooldown: 10}
     health_checks: {interval: 10, timeout: 2, unhealthy_after: 2, healthy_after: 1}
@@ -44,7 +45,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from yarl import URL
 
 from archipel.gateway._errors import GatewayConfigError
 
@@ -80,6 +89,16 @@ class Timeouts(_Model):
     connect: float = Field(2.0, gt=0)
     first_byte: float = Field(60.0, gt=0)  # request sent -> response headers and first chunk
     idle: float = Field(30.0, gt=0)  # between two chunks of a body
+
+
+class Requests(_Model):
+    """What the gateway accepts from clients (see docs/gateway.md, *Client requests*)."""
+
+    max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # a larger body gets 413
+    # seconds for a connection to deliver a request's headers, from its opening or the
+    # previous answer (aiohttp's keep-alive timeout: also how long an idle connection stays)
+    header_timeout: float = Field(75.0, gt=0)
+    body_timeout: float = Field(30.0, gt=0)  # seconds to receive the body after the headers
 
 
 class Retry(_Model):
@@ -195,6 +214,37 @@ class ReplicaSpec(_Model):
             raise ValueError("give key_env or key_file, not both")
         return self
 
+    @field_validator("base_url")
+    @classmethod
+    def _usable_url(cls, base_url: str) -> str:
+        problem = base_url_problem(base_url)
+        if problem is not None:
+            raise ValueError(problem)
+        return base_url
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """What is wrong with a replica's ``base_url`` (``http(s)://host[:port][/path]``), if anything.
+
+    The gateway appends the endpoint's path to it and sends the replica's own key
+    in a header, so credentials, a query or a fragment in it cannot work.
+    """
+    try:
+        url = URL(base_url)
+        url.port  # noqa: B018 - parses the port: "host:99999" or "host:x" raises here
+    except ValueError as exc:
+        return f"base_url {base_url!r} is not a valid URL: {exc}"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"base_url {base_url!r} must be http(s)://host[:port][/path]"
+    if url.user is not None or url.password is not None:
+        return (
+            "base_url must not carry credentials (user:password@host): name the replica's "
+            "key with key_env or key_file, the gateway sends it as a bearer token"
+        )
+    if url.query_string or url.fragment:
+        return f"base_url {base_url!r} must not have a query (?...) or a fragment (#...)"
+    return None
+
 
 class ModelSpec(_Model):
     replicas: tuple[ReplicaSpec, ...] = Field(min_length=1)
@@ -216,6 +266,7 @@ class GatewayConfig(_Model):
     version: int = Field(1, ge=1, le=1)
     listen: Listen = Listen()
     timeouts: Timeouts = Timeouts()
+    requests: Requests = Requests()
     retry: Retry = Retry()
     breaker: Breaker = Breaker()
     health_checks: HealthChecks = HealthChecks()

@@ -3,7 +3,9 @@
 Start-up rejects a bad configuration with :class:`GatewayConfigError`. On the
 request path, the upstream seam raises the :class:`UpstreamError` family,
 translated from the HTTP client's own exceptions, and the proxy catches them
-to fail over. A client never sees them: it gets an OpenAI-format error::
+to fail over. A client never sees them: it gets an OpenAI-format error whose
+message is the error's :attr:`~UpstreamError.public` text, while ``str()`` (which
+may name hosts and ports) goes to the log only::
 
     ArchipelError
     ├── InputError (also ValueError)
@@ -35,11 +37,21 @@ class GatewayError(ArchipelError):
 
 
 class UpstreamError(GatewayError):
-    """One attempt at one replica failed (the request may still be retried)."""
+    """One attempt at one replica failed (the request may still be retried).
+
+    ``str()`` is for the log and may name internal hosts and ports; :attr:`public`
+    is what a client may read.
+    """
+
+    public = "upstream failed"
 
 
 class UpstreamConnectError(UpstreamError, ConnectionError):
     """The connection could not be made, or dropped before the response completed."""
+
+    def __init__(self, message: str, public: str = "connection failed") -> None:
+        super().__init__(message)
+        self.public = public
 
 
 class UpstreamTimeoutError(UpstreamError, TimeoutError):
@@ -47,7 +59,8 @@ class UpstreamTimeoutError(UpstreamError, TimeoutError):
 
     def __init__(self, phase: str) -> None:
         self.phase = phase
-        super().__init__(f"upstream {phase} timeout")
+        self.public = f"upstream {phase} timeout"
+        super().__init__(self.public)
 
 
 class UpstreamStatusError(UpstreamError):
@@ -56,4 +69,5 @@ class UpstreamStatusError(UpstreamError):
     def __init__(self, status: int, retry_after: float | None = None) -> None:
         self.status = status
         self.retry_after = retry_after
-        super().__init__(f"upstream answered {status}")
+        self.public = f"upstream answered {status}"
+        super().__init__(self.public)

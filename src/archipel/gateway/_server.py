@@ -2,9 +2,14 @@
 
 One handler per request runs the steps in this order, each a small method:
 authenticate (the key's SHA-256 -> tenant) -> rate-limit (cheap, before any
-parsing) -> parse the body for ``model`` and ``stream`` -> route (the tenant's
-data class table, built at load) -> proxy with failover -> meter. An outer
+parsing) -> read the body (bounded in size and time) and check the fields the
+gateway reads (:mod:`~archipel.gateway._request`) -> route (the tenant's data
+class table, built at load) -> proxy with failover -> meter. An outer
 middleware turns anything unexpected into an OpenAI-format 500.
+
+A client that disconnects cancels its handler (aiohttp's ``handler_cancellation``,
+see :func:`server_settings`): the upstream request is closed, its replica slot
+freed at once, and the request metered with status 499 (client closed request).
 
 Replicas are reached through the :class:`~archipel.gateway._upstream.Upstream`
 seam (aiohttp by default, a function-backed fake in tests).
@@ -49,7 +54,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from archipel.gateway import _json
-from archipel.gateway._config import GatewayConfig, Limits, hash_key
+from archipel.gateway._config import GatewayConfig, Limits, Requests, hash_key
 from archipel.gateway._errors import (
     UpstreamConnectError,
     UpstreamError,
@@ -67,6 +72,7 @@ from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
 from archipel.gateway._published import Published, PublishedRoutes, merge_published
+from archipel.gateway._request import check_body
 from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
 from archipel.gateway._routing import Routing, TenantState, next_routing
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
@@ -89,6 +95,7 @@ log = logging.getLogger("archipel.gateway")
 #: settings that a reload cannot change: they take effect at the next start
 RESTART_ONLY = (
     "listen",
+    "requests",
     "event_loop",
     "metering",
     "rate_limits",
@@ -102,7 +109,9 @@ ENDPOINTS = {
     "/v1/completions": "/completions",
     "/v1/embeddings": "/embeddings",
 }
-MAX_BODY = 32 * 1024 * 1024
+#: the status metered for a request whose client went away before its answer
+#: (nginx's "client closed request"; no client ever receives it)
+CLIENT_CLOSED = 499
 _JSON = "application/json"
 _SSE = "text/event-stream"
 _AUTH_STATUSES = frozenset({401, 403})  # the replica refused *our* key: try another one
@@ -118,6 +127,8 @@ class Reply(Exception):  # noqa: N818 - control flow, not an error
         kind: str,
         code: str,
         headers: dict[str, str] | None = None,
+        param: str | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -125,12 +136,22 @@ class Reply(Exception):  # noqa: N818 - control flow, not an error
         self.kind = kind
         self.code = code
         self.headers = headers or {}
+        self.param = param
+        self.close = close  # the connection cannot be reused (a body left unread)
 
     def response(self) -> web.Response:
         body = {
-            "error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
         }
-        return web.json_response(body, status=self.status, headers=self.headers)
+        out = web.json_response(body, status=self.status, headers=self.headers)
+        if self.close:
+            out.force_close()
+        return out
 
 
 @dataclass(slots=True)
@@ -154,7 +175,8 @@ class _Call:
     tried: list[Replica] = field(default_factory=list)
 
 
-def _error_status(exc: UpstreamError) -> Reply:
+def _error_status(exc: UpstreamError, replica: Replica) -> Reply:
+    """The answer after the last failed attempt; names the replica, never its address."""
     if isinstance(exc, UpstreamTimeoutError):
         return Reply(504, f"upstream {exc.phase} timeout", "server_error", "upstream_timeout")
     if isinstance(exc, UpstreamStatusError) and exc.status == 429:
@@ -166,7 +188,9 @@ def _error_status(exc: UpstreamError) -> Reply:
             "rate_limit_exceeded",
             {"Retry-After": after},
         )
-    return Reply(502, f"upstream failed: {exc}", "server_error", "upstream_error")
+    return Reply(
+        502, f"upstream failed: {replica.id}: {exc.public}", "server_error", "upstream_error"
+    )
 
 
 def _retry_after(resp: UpstreamResponse) -> float | None:
@@ -213,6 +237,7 @@ class Gateway:
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
         )
         self.routing = next_routing(1, config, table, None, now)
+        self.requests: Requests = config.requests  # restart-only: the server is built with it
         # shared limits (Redis) replace the per-tenant in-process buckets when configured
         self.shared: RedisLimiter | None = None
         if config.rate_limits.backend == "redis":
@@ -378,7 +403,9 @@ class Gateway:
     # -- application wiring -------------------------------------------------
 
     def _build_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[_last_resort])
+        app = web.Application(
+            client_max_size=self.requests.max_body_bytes, middlewares=[_last_resort]
+        )
         for path in ENDPOINTS:
             app.router.add_post(path, self.handle_proxy)
         app.router.add_get("/v1/models", self.handle_models)
@@ -453,20 +480,45 @@ class Gateway:
             message = f"rate limit reached for tenant {tenant.name}"
             raise Reply(429, message, "rate_limit_error", "rate_limit_exceeded", after)
 
-    async def _parse(self, request: web.Request) -> tuple[bytes, dict[str, Any]]:
-        body = await request.read()
+    async def _read(self, request: web.Request) -> bytes:
+        """The body, within ``requests.max_body_bytes`` and ``requests.body_timeout``."""
+        limit = self.requests.max_body_bytes
+        length = request.content_length
+        try:
+            if length is not None and length > limit:
+                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+            if request.content.is_eof():  # it arrived with the headers: nothing to time
+                return await request.read()
+            async with asyncio.timeout(self.requests.body_timeout):
+                return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            message = f"The request body is larger than {limit} bytes (requests.max_body_bytes)."
+            raise Reply(
+                413, message, "invalid_request_error", "request_too_large", close=True
+            ) from None
+        except TimeoutError:
+            after = self.requests.body_timeout
+            message = f"The request body did not arrive within {after:g} s (requests.body_timeout)."
+            raise Reply(
+                408, message, "invalid_request_error", "request_timeout", close=True
+            ) from None
+
+    async def _parse(self, request: web.Request, suffix: str) -> tuple[bytes, dict[str, Any]]:
+        body = await self._read(request)
         try:
             doc = _json.loads(body)
-        except ValueError:
-            raise Reply(
-                400, "the body is not valid JSON", "invalid_request_error", "invalid_json"
-            ) from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("model"), str):
+        except (ValueError, RecursionError) as exc:
+            detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
             raise Reply(
                 400,
-                "the body must be a JSON object with a `model` string",
+                f"We could not parse the JSON body of your request: {detail}",
                 "invalid_request_error",
-                "missing_model",
+                "invalid_json",
+            ) from None
+        problem = check_body(suffix, doc)
+        if problem is not None:
+            raise Reply(
+                400, problem.message, "invalid_request_error", problem.code, param=problem.param
             )
         return body, doc
 
@@ -491,7 +543,8 @@ class Gateway:
                 self._admit(tenant.limiter.admit(self.clock()), tenant)
             else:
                 self._admit(await self.shared.admit(tenant.name, self.wall_clock()), tenant)
-            body, doc = await self._parse(request)
+            suffix = ENDPOINTS[request.path]
+            body, doc = await self._parse(request, suffix)
             route = self._route(routing, tenant, doc["model"])
             call = _Call(
                 f"{self._boot}-{next(self._ids)}",
@@ -500,14 +553,22 @@ class Gateway:
                 doc["model"],
                 body,
                 doc,
-                bool(doc.get("stream")),
+                doc.get("stream") is True,
                 started,
             )
-            response = await self._proxy(request, call, route, ENDPOINTS[request.path])
+            response = await self._proxy(request, call, route, suffix)
         except Reply as reply:
             response = reply.response()
             if call is not None:
                 call.status = reply.status
+        except asyncio.CancelledError:
+            # the client went away (or the server stops): the attempt's slot is already
+            # free; meter what the client got, if anything
+            if call is not None:
+                if not call.status:
+                    call.status = CLIENT_CLOSED
+                self._finish(call)
+            raise
         if call is not None:
             self._finish(call)
         return response
@@ -533,7 +594,7 @@ class Gateway:
             except UpstreamError as exc:
                 last = exc
         assert last is not None  # the loop ran at least once: max_attempts >= 1
-        raise _error_status(last)
+        raise _error_status(last, call.tried[-1])
 
     def _refusal(self, refusal: Refusal) -> Reply:
         if refusal is Refusal.FULL:
@@ -565,6 +626,10 @@ class Gateway:
             finally:
                 resp.release()
         except UpstreamError as exc:
+            # the detail (hosts, ports, the client library's words) is for the log only
+            log.warning(
+                "gateway: request %s: replica %s failed: %s", call.request_id, replica.id, exc
+            )
             now = self.clock()
             state.breaker.on_failure(now)
             if isinstance(exc, UpstreamTimeoutError):
@@ -594,7 +659,15 @@ class Gateway:
     async def _send(self, call: _Call, replica: Replica, suffix: str) -> UpstreamResponse:
         body = call.body
         if replica.upstream_model is not None:
-            body = _json.dumps({**call.doc, "model": replica.upstream_model})
+            try:
+                body = _json.dumps({**call.doc, "model": replica.upstream_model})
+            except (TypeError, ValueError, RecursionError):  # orjson stops at 254 levels
+                raise Reply(
+                    400,
+                    "The body nests arrays or objects too deeply to be forwarded.",
+                    "invalid_request_error",
+                    "invalid_request_body",
+                ) from None
         resp = await self.upstream.send(replica, suffix, body)
         if retryable_status(resp.status) or resp.status in _AUTH_STATUSES:
             retry_after = _retry_after(resp)
@@ -607,7 +680,7 @@ class Gateway:
         if resp.status == 200:
             try:
                 answer = _json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 answer = None
             call.usage = usage_of(answer)
             if call.usage is None:
@@ -633,10 +706,13 @@ class Gateway:
     ) -> web.StreamResponse:
         first = await resp.chunk()
         if not first:
-            raise UpstreamConnectError("the stream ended before its first chunk")
+            ended = "the stream ended before its first chunk"
+            raise UpstreamConnectError(ended, ended)
         out = web.StreamResponse(status=200, headers=self._answer_headers(_SSE, call))
         await out.prepare(request)
-        # from here on bytes have reached the client: no more failover
+        # from here on bytes have reached the client: no more failover, and the request is
+        # metered as answered even if the client goes away (its handler is cancelled)
+        call.replica, call.status = call.tried[-1], 200
         events, prev, chunk = count_events(first), b"", first
         try:
             await out.write(first)  # waits for the client to drain: backpressure
@@ -648,11 +724,16 @@ class Gateway:
                 await out.write(chunk)
         except UpstreamError as exc:
             call.broken = True  # the replica failed mid-stream: counts against its circuit
-            await _write_quietly(out, _sse_error(str(exc)))
+            log.warning(
+                "gateway: request %s: replica %s failed mid-stream: %s",
+                call.request_id, call.replica.id, exc,
+            )  # fmt: skip
+            await _write_quietly(out, _sse_error(f"{call.replica.id}: {exc.public}"))
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             pass  # the client went away: stop reading, meter what was sent
-        call.usage = stream_usage(prev + chunk)
-        call.output_estimate = events
+        finally:
+            call.usage = stream_usage(prev + chunk)
+            call.output_estimate = events
         await _write_eof_quietly(out)
         return out
 
@@ -664,10 +745,11 @@ class Gateway:
         tenant = call.tenant
         if call.usage is not None:
             tokens_in, tokens_out, counted = call.usage[0], call.usage[1], False
-        elif call.replica is not None:
+        elif call.replica is not None and 200 <= call.status < 300:
             tokens_in, tokens_out = estimate_input_tokens(call.doc), call.output_estimate
             counted = True
         else:
+            # refused or failed, and the upstream reported no usage: nothing to bill or charge
             tokens_in, tokens_out, counted = 0, 0, False
         r = call.replica
         cost = r.cost(tokens_in, tokens_out) if r is not None else Decimal(0)
@@ -750,6 +832,22 @@ async def _last_resort(
         return Reply(500, "internal gateway error", "server_error", "internal_error").response()
 
 
+def server_settings(config: GatewayConfig) -> dict[str, Any]:
+    """The aiohttp server settings the gateway relies on: pass them to your runner
+    (``web.AppRunner(app, **server_settings(config))``); :func:`serve` does.
+
+    - ``handler_cancellation``: a client that disconnects cancels its handler, which
+      closes the upstream request and frees the replica's slot at once;
+    - ``keepalive_timeout`` (``requests.header_timeout``): aiohttp closes a connection
+      whose next request's headers have not arrived that long after the connection
+      opened or the previous answer was sent.
+    """
+    return {
+        "handler_cancellation": True,
+        "keepalive_timeout": config.requests.header_timeout,
+    }
+
+
 def _can_watch_signals() -> bool:
     return hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread()
 
@@ -772,7 +870,7 @@ def create_app(
     With a ``loader`` (it reads the file again), SIGHUP reloads the configuration (see
     :meth:`Gateway.reload`); with ``config.control_plane``, the routes it publishes are
     merged in. Both need ``builder``, which builds the route table of a configuration
-    (policy, catalog, upstream keys).
+    (policy, catalog, upstream keys). Run it with :func:`server_settings`.
     """
     if meter is None:
         meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)
@@ -818,6 +916,7 @@ def serve(
         access_log=None,
         print=None,
         loop=new_event_loop(config.event_loop),
+        **server_settings(config),
     )
 
 

@@ -29,6 +29,7 @@ from archipel.gateway._errors import UpstreamConnectError, UpstreamError, Upstre
 from archipel.gateway._routes import Replica
 
 _JSON = "application/json"
+_DROPPED = "connection lost while reading the body"
 
 
 class UpstreamResponse(Protocol):
@@ -96,14 +97,14 @@ class _AiohttpResponse:
         except TimeoutError as exc:
             raise UpstreamTimeoutError("idle") from exc
         except aiohttp.ClientError as exc:
-            raise UpstreamConnectError(f"while reading the body: {exc}") from exc
+            raise UpstreamConnectError(f"while reading the body: {exc}", _DROPPED) from exc
 
     async def read(self) -> bytes:
         if self._resp.content.is_eof():  # the whole body has arrived: nothing to time
             try:
                 return await self._resp.read()
             except aiohttp.ClientError as exc:
-                raise UpstreamConnectError(f"while reading the body: {exc}") from exc
+                raise UpstreamConnectError(f"while reading the body: {exc}", _DROPPED) from exc
         return await self._within_idle(self._resp.read())
 
     async def chunk(self) -> bytes:
@@ -111,7 +112,7 @@ class _AiohttpResponse:
         try:
             data = content.read_nowait()  # what has arrived already: no timer needed
         except aiohttp.ClientError as exc:
-            raise UpstreamConnectError(f"while reading the body: {exc}") from exc
+            raise UpstreamConnectError(f"while reading the body: {exc}", _DROPPED) from exc
         if data or content.at_eof():
             return data
         return await self._within_idle(content.readany())

@@ -28,16 +28,23 @@ def usage_of(doc: Any) -> tuple[int, int] | None:
     return prompt, completion
 
 
-def _text(value: Any) -> Iterable[str]:
+#: how deep the estimate looks for text: messages -> message -> parts -> part -> text is 5
+_DEPTH = 6
+
+
+def _text(value: Any, depth: int = _DEPTH) -> Iterable[str]:
+    """The strings of a prompt, message or answer; nothing nested deeper than ``depth``."""
     if isinstance(value, str):
         yield value
+    elif depth <= 0:
+        return
     elif isinstance(value, list):
         for item in value:
-            yield from _text(item)
+            yield from _text(item, depth - 1)
     elif isinstance(value, dict):
         for key in ("content", "text", "input", "prompt"):
             if key in value:
-                yield from _text(value[key])
+                yield from _text(value[key], depth - 1)
 
 
 def estimate_input_tokens(request: dict[str, Any]) -> int:

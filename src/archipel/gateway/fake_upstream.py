@@ -16,6 +16,10 @@ Tests change :attr:`FakeUpstream.behaviour` to make it fail:
 
 ``GET /v1/models`` (the gateway's default health check) follows the behaviour
 too: it fails with ``error``, ``close``, ``hang`` and ``unhealthy``.
+
+:attr:`FakeUpstream.in_flight` counts the requests being answered; under a
+server with ``handler_cancellation`` a request whose connection closes ends at
+once, as a model server stops generating for a client that left.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import argparse
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -40,10 +44,11 @@ class FakeUpstream:
         self.behaviour = behaviour
         self.hang_seconds = hang_seconds
         self.requests: list[dict[str, Any]] = []
+        self.in_flight = 0  # requests being answered now (a closed connection ends one)
         self.checks = 0  # GET /v1/models seen
         self.authorizations: list[str | None] = []
         self._release = asyncio.Event()
-        self.app = web.Application()
+        self.app = web.Application(middlewares=[self._count])
         self.app.router.add_post("/v1/chat/completions", self.chat)
         self.app.router.add_post("/v1/completions", self.completions)
         self.app.router.add_post("/v1/embeddings", self.embeddings)
@@ -52,6 +57,16 @@ class FakeUpstream:
     def release(self) -> None:
         """End every hanging request now (call before shutting down)."""
         self._release.set()
+
+    @web.middleware
+    async def _count(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        self.in_flight += 1
+        try:
+            return await handler(request)
+        finally:
+            self.in_flight -= 1
 
     async def _misbehave(self, request: web.Request) -> web.StreamResponse | None:
         self.requests.append(await request.json())

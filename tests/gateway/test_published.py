@@ -549,3 +549,36 @@ def test_another_owners_service_serves_only_the_tenants_it_is_taken_for(
             await app_runner.cleanup()
 
     asyncio.run(main())
+
+
+def test_a_reload_applies_new_take_rules_at_once_and_counts_what_they_leave_out(
+    snapshot: CatalogSnapshot, policy: Policy, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        async with control_plane() as (cp, url):
+            spec = {"url": url, "interval": 0.05, "timeout": 1, "take": [{"from": "globex"}]}
+            async with running(snapshot, policy, control_plane=spec) as gw:
+                theirs = replica("run-1", gw.ports["ovh"], tenant="globex")
+                cp.document = answer({"mistral": {"replicas": [theirs]}})
+                await _until(lambda: "mistral" in gw.gateway.table.models)
+                assert await _models(gw, "sk-lab") == ["llama", "mistral"]
+
+                narrower = {**spec, "take": [{"from": "globex", "tenants": ["clinic"]}]}
+                gw.gateway.loader = lambda: gw.configure(control_plane=narrower)
+                assert await gw.gateway.reload()
+                assert await _models(gw, "sk-lab") == ["llama"]
+                assert (await gw.chat("lab", model="mistral")).status == 404
+                assert await _models(gw, "sk-clinic") == ["llama", "mistral"]
+
+                gw.gateway.loader = lambda: gw.configure(control_plane={**spec, "take": []})
+                assert await gw.gateway.reload()
+                assert await _models(gw, "sk-clinic") == ["llama"]
+                metrics = await (await gw.http.get(f"{gw.url}/metrics")).text()
+                line = 'archipel_gateway_control_plane_ignored_replicas{owner="globex"} 1.0'
+                assert line in metrics
+
+    with caplog.at_level("INFO", logger="archipel.gateway"):
+        asyncio.run(main())
+    assert not [r for r in caplog.records if "restart the gateway" in r.getMessage()]
+    left_out = [r for r in caplog.records if "not routing to mistral/run-1" in r.getMessage()]
+    assert len(left_out) == 1

@@ -504,7 +504,7 @@ class Store:
                 return [(_run(run), _attempt(attempt)) for run, attempt in s.execute(q)]
             # the spec's text narrows the other tenants' services down cheaply; the parsed
             # workload decides
-            named = RunRow.spec.contains(json.dumps(tenant), autoescape=True)
+            named = RunRow.spec.contains(json.dumps(tenant, ensure_ascii=False), autoescape=True)
             q = q.where(or_(RunRow.tenant == tenant, named))
             out = []
             for run_row, attempt_row in s.execute(q):

@@ -262,7 +262,9 @@ class Gateway:
         :data:`RESTART_ONLY`); they are left as they were.
         """
         old = self.routing
-        pending = [f for f in RESTART_ONLY if getattr(config, f) != getattr(old.config, f)]
+        pending = [
+            f for f in RESTART_ONLY if _restart_only(config, f) != _restart_only(old.config, f)
+        ]
         self.upstream.set_timeouts(config.timeouts)
         self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
         if self.shared is not None:
@@ -290,6 +292,7 @@ class Gateway:
             pending = await self._swap(load, "reload failed")
             if pending is None:
                 return False
+            self._count_ignored(self._published)  # the take rules may have changed
             log.info("gateway: configuration reloaded (generation %d)", self.routing.generation)
             if pending:
                 log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
@@ -725,6 +728,15 @@ class Gateway:
         )
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
+
+
+def _restart_only(config: GatewayConfig, setting: str) -> Any:
+    """The part of ``setting`` that only a restart applies: of ``control_plane``, all but
+    ``take`` and ``key_env``, which every rebuild of the routes reads again."""
+    value = getattr(config, setting)
+    if setting == "control_plane" and value is not None:
+        return value.model_copy(update={"take": None, "key_env": None})
+    return value
 
 
 def _limits_of(config: GatewayConfig) -> dict[str, Limits]:

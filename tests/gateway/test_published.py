@@ -582,3 +582,28 @@ def test_a_reload_applies_new_take_rules_at_once_and_counts_what_they_leave_out(
     assert not [r for r in caplog.records if "restart the gateway" in r.getMessage()]
     left_out = [r for r in caplog.records if "not routing to mistral/run-1" in r.getMessage()]
     assert len(left_out) == 1
+
+
+def test_the_start_up_log_says_which_tenant_may_not_use_which_published_replica(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    from archipel.core import Reason
+    from archipel.gateway import build_route_table, describe_routes
+
+    take = [{"from": "acme"}, {"from": "globex", "tenants": ["lab"]}]
+    config = parse_gateway_config(
+        {"tenants": TENANTS_DOC, "control_plane": {"url": "http://cp", "take": take}}
+    )
+    doc = answer(
+        {"llama": {"replicas": [replica("own", 1), replica("theirs", 2, tenant="globex")]}}
+    )
+    table = build_route_table(merge_published(config, parse_published(doc)), policy, snapshot)
+    assert [r.id for r in table.tenants["clinic"]["llama"].replicas] == ["llama/own"]
+    assert [r.id for r in table.tenants["lab"]["llama"].replicas] == ["llama/own", "llama/theirs"]
+    assert table.tenants["lab"] is table.classes["public"]  # nothing barred: shared as it is
+    [(rid, why)] = table.tenants["clinic"]["llama"].rejected
+    assert rid == "llama/theirs" and why[0].reason is Reason.NOT_ENTITLED
+    lines = describe_routes(table)
+    assert "tenant clinic / llama: llama/own (primary)" in lines
+    assert any("not llama/theirs: a service of tenant globex" in line for line in lines)
+    assert not any(line.startswith("tenant lab") for line in lines)

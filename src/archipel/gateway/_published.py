@@ -153,9 +153,7 @@ def merge_published(config: GatewayConfig, published: Published) -> GatewayConfi
             extra = tuple(r for r in replicas if r.name not in names)
             models[name] = mine.model_copy(update={"replicas": mine.replicas + extra})
         else:
-            models[name] = ModelSpec.model_construct(
-                replicas=tuple(replicas), owned_by=spec.owned_by
-            )
+            models[name] = ModelSpec(replicas=tuple(replicas), owned_by=spec.owned_by)
     return config.model_copy(update={"models": models})
 
 

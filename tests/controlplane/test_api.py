@@ -164,11 +164,16 @@ SERVICE: dict[str, Any] = {
 
 
 def serving(
-    api: TestClient, store: Store, reconciler: Reconciler, tenant: str = "acme", **serve: Any
+    api: TestClient,
+    store: Store,
+    reconciler: Reconciler,
+    tenant: str = "acme",
+    role: str = "submitter",
+    **serve: Any,
 ) -> str:
     """Submit a service as ``tenant`` and drive it to running; its run id."""
     spec = {**SERVICE, "serve": {**SERVICE["serve"], **serve}}
-    created = api.post("/v1/runs", json=spec, headers=auth(store, tenant))
+    created = api.post("/v1/runs", json=spec, headers=auth(store, tenant, role))
     assert created.status_code == 201, created.text
     reconciler.step()
     reconciler.step()
@@ -183,13 +188,18 @@ def test_a_running_service_is_routed_at_its_site_and_port(
     assert port is not None
     r = api.get("/v1/routes", headers=auth(store, role="viewer"))
     assert r.status_code == 200, r.text
+    key = r.json()["models"]["llama-3.1-8b"]["replicas"][0]["key"]
+    assert isinstance(key, str) and len(key) >= 32  # see the service key tests
     assert r.json() == {
+        "tenant": "acme",
         "models": {
             "llama-3.1-8b": {
                 "owned_by": "acme",
                 "replicas": [
                     {
                         "name": run_id,
+                        "tenant": "acme",
+                        "key": key,
                         "provider": "scaleway",
                         "region": "fr-par",
                         "country": "FR",
@@ -206,7 +216,7 @@ def test_a_running_service_is_routed_at_its_site_and_port(
                     }
                 ],
             }
-        }
+        },
     }
 
 
@@ -218,7 +228,7 @@ def test_only_running_services_are_routed(
     cancelled = serving(api, store, reconciler)
     api.post(f"/v1/runs/{cancelled}/cancel", headers=h)
     api.post("/v1/runs", json=SERVICE, headers=h)  # submitted, not started yet
-    assert api.get("/v1/routes", headers=h).json() == {"models": {}}
+    assert api.get("/v1/routes", headers=h).json() == {"tenant": "acme", "models": {}}
 
 
 def test_models_and_replicas_are_sorted_by_name(
@@ -234,23 +244,60 @@ def test_models_and_replicas_are_sorted_by_name(
     assert models["gemma-2-9b"]["owned_by"] == "acme"  # no owned_by: the tenant
 
 
-def test_a_tenant_sees_only_its_services_and_an_admin_sees_every_tenants(
-    api: TestClient, store: Store, reconciler: Reconciler
+@pytest.mark.parametrize(
+    ("tenant", "role", "models"),
+    [
+        pytest.param("acme", "viewer", {"llama-3.1-8b"}, id="acme viewer: acme's"),
+        pytest.param("acme", "admin", {"llama-3.1-8b"}, id="acme admin: acme's"),
+        pytest.param("globex", "submitter", {"mistral-7b"}, id="globex submitter: globex's"),
+        pytest.param("globex", "admin", {"mistral-7b"}, id="globex admin: globex's, not acme's"),
+        pytest.param("initech", "admin", set(), id="an admin of a tenant with none: nothing"),
+    ],
+)
+def test_every_role_sees_the_services_of_its_own_tenant_only(
+    api: TestClient, store: Store, reconciler: Reconciler, tenant: str, role: str, models: set[str]
 ) -> None:
     serving(api, store, reconciler, "acme")
     serving(api, store, reconciler, "globex", model="mistral-7b")
-    seen = {
-        who: set(api.get("/v1/routes", headers=auth(store, *who)).json()["models"])
-        for who in [("acme", "viewer"), ("globex", "submitter"), ("initech", "viewer")]
-    }
-    assert seen == {
-        ("acme", "viewer"): {"llama-3.1-8b"},
-        ("globex", "submitter"): {"mistral-7b"},
-        ("initech", "viewer"): set(),
-    }
-    everything = api.get("/v1/routes", headers=auth(store, "ops", "admin")).json()["models"]
-    assert set(everything) == {"llama-3.1-8b", "mistral-7b"}
+    seen = api.get("/v1/routes", headers=auth(store, tenant, role)).json()
+    assert seen["tenant"] == tenant
+    assert set(seen["models"]) == models
+    owners = {r["tenant"] for m in seen["models"].values() for r in m["replicas"]}
+    assert owners <= {tenant}
     assert api.get("/v1/routes").status_code == 401
+
+
+def test_an_admin_publishes_a_service_to_another_tenant_and_only_to_it(
+    api: TestClient, store: Store, reconciler: Reconciler
+) -> None:
+    published = serving(api, store, reconciler, "acme", "admin", publish_to=["globex"])
+    serving(api, store, reconciler, "acme", model="mistral-7b")  # acme's alone
+    seen = {
+        t: api.get("/v1/routes", headers=auth(store, t, "viewer")).json()["models"]
+        for t in ("acme", "globex", "initech")
+    }
+    assert set(seen["acme"]) == {"llama-3.1-8b", "mistral-7b"}
+    assert seen["initech"] == {}
+    [replica] = seen["globex"]["llama-3.1-8b"]["replicas"]
+    assert (replica["name"], replica["tenant"]) == (published, "acme")
+
+
+@pytest.mark.parametrize(
+    ("role", "publish_to", "status"),
+    [
+        pytest.param("submitter", ["globex"], 403, id="a submitter may not publish out"),
+        pytest.param("submitter", ["acme"], 201, id="a submitter may name its own tenant"),
+        pytest.param("admin", ["globex", "initech"], 201, id="an admin may"),
+    ],
+)
+def test_publishing_to_another_tenant_is_an_admins_decision(
+    api: TestClient, store: Store, role: str, publish_to: list[str], status: int
+) -> None:
+    spec = {**SERVICE, "serve": {**SERVICE["serve"], "publish_to": publish_to}}
+    r = api.post("/v1/runs", json=spec, headers=auth(store, "acme", role))
+    assert r.status_code == status, r.text
+    if status == 403:
+        assert "serve.publish_to" in r.json()["detail"] and "admin" in r.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -382,3 +429,47 @@ def test_the_replicas_of_a_serving_group_are_routed_as_replicas_of_the_model(
         ("scaleway", "FR"),
         ("ionos", "DE"),
     }
+
+
+# -- service keys: each service its own credential ------------------------------------
+
+
+class Recording(FakeBackend):
+    """A fake that keeps the environment of every launch."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.envs: dict[str, dict[str, str]] = {}
+
+    def launch(self, request: Any) -> Any:
+        self.envs[request.attempt_id] = dict(request.env)
+        return super().launch(request)
+
+
+def test_each_service_gets_a_key_of_its_own_given_to_its_attempts_and_routes(
+    store: Store, make_reconciler: MakeReconciler
+) -> None:
+    backends = {s.name: Recording(s.name) for s in SITES}
+    reconciler = make_reconciler(SITES, backends)
+    api = TestClient(create_app(store, reconciler))
+    h = auth(store)
+    group = api.post("/v1/runs", json=replicated(2, min_providers=2), headers=h).json()["group"]
+    alone = serving(api, store, reconciler, model="mistral-7b")
+    train = api.post("/v1/runs", json=SPEC, headers=h).json()["id"]
+    reconciler.step()
+    reconciler.step()
+    given = {
+        a: env.get("ARCHIPEL_SERVICE_KEY") for b in backends.values() for a, env in b.envs.items()
+    }
+    routed = {
+        r["name"]: r["key"]
+        for m in api.get("/v1/routes", headers=h).json()["models"].values()
+        for r in m["replicas"]
+    }
+    members = [r["id"] for r in api.get("/v1/runs", params={"group": group}, headers=h).json()]
+    attempt_of = {run: store.attempts(run)[0].id for run in [*members, alone, train]}
+    for run, key in routed.items():
+        assert key is not None and given[attempt_of[run]] == key  # what it checks, we send
+    assert routed[members[0]] == routed[members[1]]  # one service, one key
+    assert routed[alone] != routed[members[0]]  # another service, another key
+    assert given[attempt_of[train]] is None  # a run that serves nothing gets none

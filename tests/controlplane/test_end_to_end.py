@@ -294,9 +294,10 @@ def fake_upstream(name: str) -> list[str]:
     ]
 
 
-def answers(url: str) -> bool:
+def answers(url: str, key: str | None = None) -> bool:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
     try:
-        return httpx.get(url, timeout=2).status_code == 200
+        return httpx.get(url, headers=headers, timeout=2).status_code == 200
     except httpx.TransportError:
         return False
 
@@ -324,13 +325,16 @@ def test_a_running_service_is_routed_and_answers_at_its_base_url(server: Server)
             "FR",
         )
         assert replica["base_url"].startswith("http://127.0.0.1:")
-        wait_until(lambda: answers(replica["base_url"] + "/models"), 20, "the service to answer")
+        health = replica["base_url"] + "/models"
+        wait_until(lambda: answers(health, replica["key"]), 20, "the service to answer")
+        assert not answers(health)  # the service checks the key it was given
         url = f"http://127.0.0.1:{server.port}/v1/routes"
-        assert httpx.get(url, headers=other).json() == {"models": {}}
+        assert httpx.get(url, headers=other).json() == {"tenant": "globex", "models": {}}
         etag = c.get("/v1/routes").headers["etag"]
         assert c.get("/v1/routes", headers={"If-None-Match": etag}).status_code == 304
         c.post(f"/v1/runs/{run_id}/cancel")
-        assert c.get("/v1/routes", headers={"If-None-Match": etag}).json() == {"models": {}}
+        nothing = {"tenant": "default", "models": {}}
+        assert c.get("/v1/routes", headers={"If-None-Match": etag}).json() == nothing
 
 
 def submit_example_service(c: httpx.Client) -> list[str]:
@@ -362,7 +366,8 @@ def test_the_example_service_runs_one_replica_per_provider(server: Server) -> No
             ("stackit", "DE"),
         }
         for r in replicas:
-            wait_until(lambda r=r: answers(r["base_url"] + r["health_path"]), 20, r["name"])
+            url = r["base_url"] + r["health_path"]
+            wait_until(lambda url=url, key=r["key"]: answers(url, key), 20, r["name"])
 
 
 def test_services_the_control_plane_runs_are_served_through_the_gateway(
@@ -458,6 +463,115 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
         )
         answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
         assert answer.choices[0].message.content == "Hello from frankfurt."
+    finally:
+        gateway.terminate()
+        gateway.wait(30)
+
+
+def test_a_gateway_never_routes_to_another_tenants_service_nor_sends_it_its_key(
+    server: Server, tmp_path: Path
+) -> None:
+    """A submitter of another tenant runs a service of the very model the gateway serves, in
+    the EU. The gateway follows the control plane with the admin token of its own tenant and
+    has an upstream key for its services: none of its tenants' requests reaches that service,
+    and the gateway's key never does (the intruder answers only requests that bear it)."""
+    from openai import OpenAI
+
+    from archipel.gateway import hash_key
+
+    gateway_key = "the-gateway-upstream-key"
+    store = Store(f"sqlite:///{server.home / 'state.db'}")
+    intruder = {"Authorization": f"Bearer {store.create_token('globex', 'submitter')}"}
+    store.close()
+    python = shlex.quote(sys.executable)
+    mimic = f'exec {python} -m archipel.gateway.fake_upstream --port "$ARCHIPEL_PORT" '
+    base = {
+        "kind": "inference",
+        "resources": {"accelerators": "cpu:1"},
+        "data": {"class": "health"},
+        "serve": {"model": "llama-3.1-8b"},
+    }
+    ours_spec = {
+        **base,
+        "name": "ours",
+        "run": {"command": ["/bin/sh", "-c", mimic + "--name ours"]},
+    }
+    theirs_spec = {
+        **base,
+        "name": "theirs",
+        "run": {"command": ["/bin/sh", "-c", mimic + f"--name intruder --key {gateway_key}"]},
+    }
+    api = f"http://127.0.0.1:{server.port}"
+    with server.client() as c:
+        ours = c.post("/v1/runs", json=ours_spec).json()["id"]
+        theirs = httpx.post(f"{api}/v1/runs", json=theirs_spec, headers=intruder, timeout=10)
+        assert theirs.status_code == 201, theirs.text
+        theirs_id = theirs.json()["id"]
+
+        def theirs_listens() -> bool:
+            routes = httpx.get(f"{api}/v1/routes", headers=intruder, timeout=5).json()["models"]
+            return any(
+                r["name"] == theirs_id and answers(r["base_url"] + "/models", gateway_key)
+                for m in routes.values()
+                for r in m["replicas"]
+            )
+
+        wait_until(theirs_listens, 30, "the other tenant's service to run and answer")
+
+    port = free_port()
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        json.dumps(
+            {
+                "listen": {"host": "127.0.0.1", "port": port},
+                "metering": {"path": str(tmp_path / "usage.jsonl")},
+                "control_plane": {
+                    "url": api,
+                    "interval": 0.2,
+                    "key_env": "GATEWAY_UPSTREAM_KEY",
+                },
+                "health_checks": {"interval": 0.5, "timeout": 1},
+                "tenants": {
+                    "clinic": {"key_sha256": [hash_key("sk-c")], "data_class": "health"},
+                    "lab": {"key_sha256": [hash_key("sk-l")], "data_class": "public"},
+                },
+            }
+        )
+    )
+    env = {**os.environ, "ARCHIPEL_DATA_DIR": str(server.home), "GATEWAY_UPSTREAM_KEY": gateway_key}
+    gateway = subprocess.Popen(
+        [ARCHIPEL, "gateway", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def metrics() -> str:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.TransportError:
+                return ""
+
+        def polls() -> int:
+            return sum(
+                int(float(line.rsplit(" ", 1)[1]))
+                for line in metrics().splitlines()
+                if line.startswith("archipel_gateway_control_plane_polls_total{")
+            )
+
+        wait_until(lambda: f'replica="llama-3.1-8b/{ours}"' in metrics(), 60, "our service")
+        seen = polls()
+        wait_until(lambda: polls() >= seen + 3, 30, "a few more polls of the routes")
+        messages = [{"role": "user", "content": "hi"}]
+        answered = set()
+        for key in ("sk-c", "sk-l"):
+            client = OpenAI(api_key=key, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+            for _ in range(12):
+                answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
+                answered.add(answer.choices[0].message.content)
+        assert answered == {"Hello from ours."}
+        assert theirs_id not in metrics()  # not even in the route table
     finally:
         gateway.terminate()
         gateway.wait(30)

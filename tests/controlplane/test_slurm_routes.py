@@ -36,7 +36,7 @@ def test_a_service_on_slurm_is_routed_at_its_node(
         store, {SITE.name: Site(SITE, backend)}, SitePlacer([SITE], snapshot, policy), tmp_path
     )
     api = TestClient(create_app(store, reconciler))
-    admin = {"Authorization": f"Bearer {store.create_token('ops', 'admin')}"}
+    viewer = {"Authorization": f"Bearer {store.create_token('acme', 'viewer')}"}
     serve = (
         f"exec {shlex.quote(sys.executable)} -m archipel.gateway.fake_upstream "
         '--host "$SLURMD_NODENAME" --port "$ARCHIPEL_PORT" --name slurm'
@@ -56,12 +56,15 @@ def test_a_service_on_slurm_is_routed_at_its_node(
 
     def answering() -> str | None:
         reconciler.step()
-        models = api.get("/v1/routes", headers=admin).json()["models"]
+        models = api.get("/v1/routes", headers=viewer).json()["models"]
         if not models:
             return None
-        url = str(models["llama-3.1-8b"]["replicas"][0]["base_url"])
+        replica = models["llama-3.1-8b"]["replicas"][0]
+        url = str(replica["base_url"])
+        key = {"Authorization": f"Bearer {replica['key']}"}  # the service checks its key
         try:
-            return url if httpx.get(f"{url}/models", timeout=2).status_code == 200 else None
+            ok = httpx.get(f"{url}/models", headers=key, timeout=2).status_code == 200
+            return url if ok else None
         except httpx.TransportError:
             return None
 

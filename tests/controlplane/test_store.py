@@ -65,3 +65,45 @@ def test_a_group_is_recorded_as_one_run_per_replica_named_in_order(store: Store)
     assert [r.id for r in listed] == [r.id for r in runs]
     assert all(r.workload.replicas == 3 for r in listed)  # each keeps the submitted workload
     assert store.submit("acme", w.model_copy(update={"replicas": 1})).group_id is None
+
+
+def _running_service(store: Store, tenant: str, publish_to: list[str]) -> str:
+    workload = parse_workload(
+        {
+            "name": "svc",
+            "kind": "inference",
+            "resources": {"accelerators": "cpu:1"},
+            "run": {"command": ["serve"]},
+            "serve": {"model": "m", "publish_to": publish_to},
+        }
+    )
+    run = store.submit(tenant, workload)
+    for target, extra in [
+        (RunState.PLACING, {}),
+        (RunState.LAUNCHING, {"attempt": (f"{run.id}-a1", "paris"), "port": 4000}),
+        (RunState.RUNNING, {}),
+    ]:
+        moved = store.transition(run, target, **extra)
+        assert moved is not None
+        run = moved
+    return run.id
+
+
+@pytest.mark.parametrize(
+    ("tenant", "decoy"),
+    [
+        pytest.param("globex", "glob%", id="plain"),
+        pytest.param("zürich-bank", "zurich-bank", id="non-ASCII"),
+        pytest.param('we "quote"', "we quote", id="quotes"),
+        pytest.param("a_b", "axb", id="a LIKE wildcard in the name"),
+    ],
+)
+def test_a_tenant_sees_its_services_and_those_published_to_it_by_name(
+    store: Store, tenant: str, decoy: str
+) -> None:
+    own = _running_service(store, tenant, [])
+    shared = _running_service(store, "acme", [tenant])
+    _running_service(store, "acme", [decoy])  # names like it, but not it
+    _running_service(store, "acme", [])
+    assert sorted(run.id for run, _ in store.services(tenant)) == sorted([own, shared])
+    assert len(store.services()) == 4

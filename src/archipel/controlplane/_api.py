@@ -13,10 +13,13 @@ its own, and routed as one replica of the model.
 
 ``GET /v1/routes`` publishes, for the inference gateway, where the running
 services can be reached: one entry per served model, one replica per running
-run whose attempt listens on a port, in the gateway's own replica format. An
-admin sees every tenant's services, anyone else only their tenant's. The answer
-carries an ``ETag`` (a hash of the body): a poller that sends it back in
-``If-None-Match`` gets a bodiless 304 while nothing changed.
+run whose attempt listens on a port, in the gateway's own replica format. Every
+token, whatever its role, sees its own tenant's services and those another
+tenant's admin published to it (``serve.publish_to``), never any other: each
+replica names its owner tenant and carries the credential issued to that
+service alone. The answer carries an ``ETag`` (a hash of the body): a poller
+that sends it back in ``If-None-Match`` gets a bodiless 304 while nothing
+changed.
 """
 
 import hashlib
@@ -107,6 +110,8 @@ class ReplicaOut(BaseModel):
     """One running service: a replica in the gateway's route table."""
 
     name: str  # the run id
+    tenant: str  # the tenant that runs it (its owner)
+    key: str | None  # the service's own credential (Authorization: Bearer <key>)
     provider: str
     region: str
     country: str | None
@@ -126,6 +131,7 @@ class ModelRoutesOut(BaseModel):
 class RoutesOut(BaseModel):
     """Served model name -> its replicas; models and replicas sorted by name."""
 
+    tenant: str  # the caller's tenant: its own services are those it names as owner
     models: dict[str, ModelRoutesOut]
 
 
@@ -143,13 +149,16 @@ def _reach(site: Site, attempt: AttemptView) -> str | None:
     return host
 
 
-def routes(services: list[tuple[RunView, AttemptView]], sites: Mapping[str, Site]) -> RoutesOut:
-    """The route table for these running services (see the module docstring).
+def routes(
+    services: list[tuple[RunView, AttemptView]], sites: Mapping[str, Site], tenant: str
+) -> RoutesOut:
+    """The route table of these running services, as ``tenant`` sees it (see the module
+    docstring; the caller picks the services ``tenant`` may see).
 
     A service on a site no longer declared, or whose host is not known yet, is
-    left out until it is. When several tenants serve one model name (an admin's
-    view) their replicas are merged and ``owned_by`` is that of the replica
-    first by name.
+    left out until it is. When several tenants serve one model name (a service
+    published to ``tenant`` beside its own) their replicas are merged, each
+    naming its owner, and ``owned_by`` is that of the replica first by name.
     """
     replicas: dict[str, list[tuple[ReplicaOut, str]]] = {}
     for run, attempt in services:
@@ -160,6 +169,8 @@ def routes(services: list[tuple[RunView, AttemptView]], sites: Mapping[str, Site
             continue
         replica = ReplicaOut(
             name=run.id,
+            tenant=run.tenant,
+            key=run.service_key,
             provider=site.spec.provider,
             region=site.spec.region,
             country=site.spec.country,
@@ -180,7 +191,7 @@ def routes(services: list[tuple[RunView, AttemptView]], sites: Mapping[str, Site
         models[model] = ModelRoutesOut(
             owned_by=ordered[0][1], replicas=[replica for replica, _ in ordered]
         )
-    return RoutesOut(models=models)
+    return RoutesOut(tenant=tenant, models=models)
 
 
 def _matches(if_none_match: str | None, etag: str) -> bool:
@@ -236,6 +247,20 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
                 "cancelling need the submitter or admin role",
             )
 
+    def may_publish(workload: Workload, who: Principal) -> None:
+        others = (
+            []
+            if workload.serve is None
+            else [t for t in workload.serve.publish_to if t != who.tenant]
+        )
+        if others and who.role != "admin":
+            raise HTTPException(
+                403,
+                f"serve.publish_to: publishing a service to another tenant "
+                f"({', '.join(others)}) needs the admin role of tenant {who.tenant}; "
+                "drop publish_to, or submit with an admin token",
+            )
+
     def own_run(run_id: str, who: Principal) -> RunView:
         run = store.get(run_id)
         if run is None or run.tenant != who.tenant:
@@ -272,6 +297,7 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
             workload = parse_workload(spec, "workload")
         except SpecError as exc:
             raise HTTPException(422, exc.problems) from None
+        may_publish(workload, who)
         if workload.run is None:
             raise HTTPException(
                 422,
@@ -398,11 +424,12 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
     ) -> Response:
         """Where the running inference services are reached: the gateway's route table.
 
-        Admins see every tenant's services, others their own tenant's. Send the
-        ``ETag`` back in ``If-None-Match`` to get a 304 while nothing changed.
+        Every role sees its tenant's own services and those published to its
+        tenant, never another tenant's. Send the ``ETag`` back in
+        ``If-None-Match`` to get a 304 while nothing changed.
         """
-        tenant = None if who.role == "admin" else who.tenant
-        body = routes(store.services(tenant), reconciler.sites).model_dump_json().encode()
+        services = store.services(who.tenant)
+        body = routes(services, reconciler.sites, who.tenant).model_dump_json().encode()
         etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
         if _matches(if_none_match, etag):
             return Response(status_code=304, headers={"ETag": etag})

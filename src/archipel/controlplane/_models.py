@@ -32,7 +32,10 @@ class RunRow(Base):
     ``version`` is the optimistic-concurrency counter: every update checks it,
     so two control planes cannot both move the same run. ``group_id`` links the
     replicas of one inference service submitted with ``replicas: N`` (``None``
-    for a run of its own).
+    for a run of its own). ``service_key`` is the credential issued to one
+    service (every replica of a group shares it): its attempts get it as
+    ``ARCHIPEL_SERVICE_KEY`` and the routes give it to the tokens entitled to
+    call the service; ``None`` for a run that serves nothing.
     """
 
     __tablename__ = "runs"
@@ -52,6 +55,7 @@ class RunRow(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     group_id: Mapped[str | None] = mapped_column(String(40))
+    service_key: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_runs_state", "state"),

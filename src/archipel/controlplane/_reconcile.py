@@ -23,6 +23,9 @@ An inference service (a workload with ``serve``) is told where to listen:
 attempt by :func:`free_port` and recorded with the attempt *before* the launch,
 so a relaunch after a crash gets the same one. The host it runs on is whatever
 its backend observes (a Slurm node), recorded with the other observations.
+It also gets ``ARCHIPEL_SERVICE_KEY``, the credential issued to that service
+alone at submission: callers that do not present it (``Authorization: Bearer
+<key>``) may be refused; the routes give it only to the tokens entitled to them.
 :func:`free_port` only knows this machine: on a remote Slurm node a port free
 here is very likely, not certainly, free there. A service that cannot bind its
 port fails, and its run is recovered like any failed attempt; set
@@ -386,6 +389,8 @@ class Reconciler:
             # service runs its fake model server) finds it even outside a virtualenv
             "ARCHIPEL_PYTHON": sys.executable,
             **(self._port_env(run.attempt_id) if workload.serve is not None else {}),
+            # the service's own credential: it answers only callers that present it
+            **({"ARCHIPEL_SERVICE_KEY": run.service_key} if run.service_key is not None else {}),
         }
         # what the chosen site offers (the alternative of the workload that matched it);
         # "cpu" is a slot, not a device a backend allocates

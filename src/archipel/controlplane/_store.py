@@ -20,7 +20,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -35,6 +35,7 @@ from sqlalchemy import (
     func,
     insert,
     make_url,
+    or_,
     select,
     update,
 )
@@ -83,6 +84,7 @@ class RunView:
     created_at: datetime
     updated_at: datetime
     group_id: str | None = None  # the replicas of one service share it
+    service_key: str | None = field(default=None, repr=False)  # a service's credential
 
     @property
     def workload(self) -> Workload:
@@ -136,6 +138,7 @@ def _run(row: RunRow) -> RunView:
         created_at=row.created_at,
         updated_at=row.updated_at,
         group_id=row.group_id,
+        service_key=row.service_key,
     )
 
 
@@ -275,6 +278,9 @@ class Store:
         max_restarts = workload.run.max_restarts if workload.run is not None else 0
         now = _now()
         spec = workload.model_dump_json(by_alias=True)
+        # one credential per service, shared by its replicas: its attempts check it, and only
+        # the tokens entitled to the service's routes read it
+        key = secrets.token_urlsafe(32) if workload.serve is not None else None
         runs = [
             dict(
                 id=f"r-{uuid.uuid4().hex[:12]}",
@@ -292,6 +298,7 @@ class Store:
                 created_at=now,
                 updated_at=now,
                 group_id=group_id,
+                service_key=key,
             )
             for name in names
         ]
@@ -491,7 +498,8 @@ class Store:
     def services(self, tenant: str | None = None) -> list[tuple[RunView, AttemptView]]:
         """Running runs whose current attempt listens on a port, by run id, with that attempt.
 
-        These are the inference services to route to; ``tenant=None`` means every tenant.
+        These are the inference services to route to: with ``tenant``, that tenant's
+        own and those whose ``serve.publish_to`` names it; ``None`` means every tenant's.
         """
         with self._session() as s:
             q = (
@@ -500,9 +508,18 @@ class Store:
                 .where(RunRow.state == RunState.RUNNING.value, AttemptRow.port.is_not(None))
                 .order_by(RunRow.id)
             )
-            if tenant is not None:
-                q = q.where(RunRow.tenant == tenant)
-            return [(_run(run), _attempt(attempt)) for run, attempt in s.execute(q)]
+            if tenant is None:
+                return [(_run(run), _attempt(attempt)) for run, attempt in s.execute(q)]
+            # the spec's text narrows the other tenants' services down cheaply; the parsed
+            # workload decides
+            named = RunRow.spec.contains(json.dumps(tenant, ensure_ascii=False), autoescape=True)
+            q = q.where(or_(RunRow.tenant == tenant, named))
+            out = []
+            for run_row, attempt_row in s.execute(q):
+                run = _run(run_row)
+                if run.tenant == tenant or _published_to(run, tenant):
+                    out.append((run, _attempt(attempt_row)))
+            return out
 
     def events(self, run_id: str) -> list[EventView]:
         with self._session() as s:
@@ -539,6 +556,11 @@ def _private_sqlite_file(database: str | None) -> None:
             )
     finally:
         os.close(fd)
+
+
+def _published_to(run: RunView, tenant: str) -> bool:
+    serve = run.workload.serve
+    return serve is not None and tenant in serve.publish_to
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

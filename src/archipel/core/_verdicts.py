@@ -30,6 +30,7 @@ class Reason(StrEnum):
     USER_PROVIDER = "user_provider"
     USER_EXCLUDED = "user_excluded"
     OVER_BUDGET = "over_budget"
+    NOT_ENTITLED = "not_entitled"  # a published service whose owner may not serve this tenant
 
     @property
     def unresolvable(self) -> bool:
@@ -68,6 +69,7 @@ _LABELS = {
     Reason.USER_PROVIDER: "outside requested providers",
     Reason.USER_EXCLUDED: "provider excluded by request",
     Reason.OVER_BUDGET: "above max price per hour",
+    Reason.NOT_ENTITLED: "owner not entitled to this tenant",
 }
 
 

@@ -159,6 +159,8 @@ class ServeSpec(_Model):
     ``PORT``); without one, the control plane picks a free port per attempt.
     ``path`` is where the OpenAI-compatible API lives on the server and
     ``health_path`` (under ``path``) answers 200 while the service is healthy.
+    ``publish_to`` names the other tenants whose tokens see the service in the
+    control plane's routes (an admin's decision; by default only its own tenant).
     """
 
     model: Annotated[
@@ -171,6 +173,7 @@ class ServeSpec(_Model):
     weight: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
     price: ServePrice = ServePrice()
     owned_by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    publish_to: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
 
 
 class Workload(_Model):

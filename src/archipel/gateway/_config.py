@@ -49,6 +49,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -145,15 +146,35 @@ class RateLimits(_Model):
     timeout: float = Field(0.25, gt=0)  # seconds per Redis call; then local limits apply
 
 
+class Take(_Model):
+    """Whose published services the gateway takes, and which of its tenants they serve.
+
+    ``from`` is a control-plane tenant (the owner of the services); ``models``
+    narrows to some served models (default: all); ``tenants`` narrows to some
+    gateway tenants (default: all). A published replica serves a gateway tenant
+    only if a rule names its owner, its model and that tenant, and its site
+    passes that tenant's data class.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    from_: str = Field(alias="from", min_length=1)
+    models: tuple[str, ...] | None = None
+    tenants: tuple[str, ...] | None = None
+
+
 class ControlPlane(_Model):
     """Where to read the routes of the services the control plane runs (``GET /v1/routes``)."""
 
     url: str = Field(pattern=r"^https?://")
     token_env: str | None = None  # an API token of the control plane, from the environment...
-    token_file: str | None = None  # ...or a file (an admin token sees every tenant's services)
+    token_file: str | None = None  # ...or a file; it sees its own tenant's services only
     interval: float = Field(5.0, gt=0)  # seconds between polls
     timeout: float = Field(5.0, gt=0)
-    key_env: str | None = None  # the upstream key the published replicas expect, if any
+    # the upstream key of the token's own tenant's services that come without a key of their own
+    key_env: str | None = None
+    # whose services serve which tenants; None: the token's own tenant's, for every tenant
+    take: tuple[Take, ...] | None = None
 
     @model_validator(mode="after")
     def _one_token(self) -> ControlPlane:
@@ -246,6 +267,20 @@ def base_url_problem(base_url: str) -> str | None:
     return None
 
 
+class PublishedReplica(ReplicaSpec):
+    """A replica of a service the control plane runs, as ``GET /v1/routes`` describes it.
+
+    ``tenant`` is the control-plane tenant that owns the service, and ``key`` the
+    credential issued to that service alone: it is sent to this replica and to no
+    other. ``serves`` is decided by the gateway when it takes the replica (see
+    :class:`Take`), never by the answer: the gateway tenants it may serve.
+    """
+
+    tenant: str = Field(min_length=1)
+    key: SecretStr | None = None
+    serves: frozenset[str] | None = None  # None: every tenant
+
+
 class ModelSpec(_Model):
     replicas: tuple[ReplicaSpec, ...] = Field(min_length=1)
     owned_by: str = "archipel"
@@ -287,6 +322,17 @@ class GatewayConfig(_Model):
             raise ValueError(
                 "models: declare at least one model, or a control_plane that publishes them"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _takes_known_tenants(self) -> GatewayConfig:
+        for i, rule in enumerate(self.control_plane.take or () if self.control_plane else ()):
+            unknown = sorted(set(rule.tenants or ()) - set(self.tenants))
+            if unknown:
+                raise ValueError(
+                    f"control_plane.take[{i}].tenants: no tenant {', '.join(unknown)} "
+                    f"in tenants (known: {', '.join(sorted(self.tenants))})"
+                )
         return self
 
     @model_validator(mode="after")

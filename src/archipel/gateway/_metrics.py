@@ -113,6 +113,14 @@ class StateCollector(Collector):
             for result, n in sorted(gw.publisher.polls.items()):
                 polls.add_metric([result], n)
             yield polls
+            left_out = GaugeMetricFamily(
+                "archipel_gateway_control_plane_ignored_replicas",
+                "Published replicas not routed to: no control_plane.take rule names their owner.",
+                labels=["owner"],
+            )
+            for owner, n in sorted(gw.ignored.items()):
+                left_out.add_metric([owner], n)
+            yield left_out
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

@@ -10,6 +10,16 @@ and rebuilds its route table with the policy engine, exactly as at load: the
 request path still does no policy reasoning, and a published replica is
 judged by its provider, region and country like any other.
 
+Each published replica names its owner (the control-plane tenant that runs
+it) and carries the credential issued to that service alone. Who may use it
+is decided here, by ``control_plane.take`` (:class:`~archipel.gateway._config.Take`):
+a replica whose owner no rule names is left out (:func:`ignored`), and a taken
+one serves only the gateway tenants its rules name. Without ``take``, the
+gateway takes the services of its token's own tenant, for every tenant. A
+published replica is sent its own key, or the ``control_plane.key_env`` key
+if it is the token's own tenant's and came without one, and never any other:
+the answer cannot name a key of the gateway's (``key_env``, ``key_file``).
+
 A control plane that cannot be reached, or that answers something invalid,
 changes nothing: the gateway keeps serving the last routes it had, logs the
 outage once, and says so on ``/metrics``.
@@ -19,18 +29,45 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from archipel.gateway import _json
-from archipel.gateway._config import ControlPlane, GatewayConfig, ModelSpec
+from archipel.gateway._config import (
+    ControlPlane,
+    GatewayConfig,
+    ModelSpec,
+    PublishedReplica,
+    Take,
+)
 
 log = logging.getLogger("archipel.gateway")
 
-Published = dict[str, ModelSpec]
+
+class _PublishedModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    replicas: tuple[PublishedReplica, ...] = Field(min_length=1)
+    owned_by: str = "archipel"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """A valid ``GET /v1/routes`` answer: who asked (the token's tenant), and the models."""
+
+    tenant: str | None = None  # None: nothing was published yet
+    models: Mapping[str, _PublishedModel] = field(default_factory=dict)
+
+    def replicas(self) -> Iterator[tuple[str, PublishedReplica]]:
+        for model, spec in self.models.items():
+            for r in spec.replicas:
+                yield model, r
+
+
 OnChange = Callable[[Published], Awaitable[None]]
 
 
@@ -38,41 +75,85 @@ def parse_published(document: Any) -> Published:
     """Validate a ``GET /v1/routes`` answer; ``ValueError`` names what is wrong."""
     if not isinstance(document, Mapping) or not isinstance(document.get("models"), Mapping):
         raise ValueError("the answer must be an object with a `models` object")
-    out: Published = {}
+    tenant = document.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise ValueError("tenant: the answer must name the token's tenant")
+    out: dict[str, _PublishedModel] = {}
     for name, spec in document["models"].items():
         try:
-            out[str(name)] = ModelSpec.model_validate(spec)
+            out[str(name)] = _PublishedModel.model_validate(spec)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
             raise ValueError(f"models.{name}.{where}: {first['msg']}") from None
-    return out
+    return Published(tenant, out)
 
 
-def merge_published(config: GatewayConfig, published: Mapping[str, ModelSpec]) -> GatewayConfig:
-    """The file's models plus the published ones.
+def _rules(config: GatewayConfig, published: Published) -> tuple[Take, ...]:
+    spec = config.control_plane
+    if spec is not None and spec.take is not None:
+        return spec.take
+    if published.tenant is None:
+        return ()
+    return (Take.model_validate({"from": published.tenant}),)  # the default: our own only
+
+
+def _serves(rules: tuple[Take, ...], model: str, r: PublishedReplica) -> frozenset[str] | None:
+    """The gateway tenants ``r`` may serve: None for all, empty for none (not taken)."""
+    serves: set[str] = set()
+    for rule in rules:
+        if rule.from_ != r.tenant or (rule.models is not None and model not in rule.models):
+            continue
+        if rule.tenants is None:
+            return None
+        serves.update(rule.tenants)
+    return frozenset(serves)
+
+
+def ignored(config: GatewayConfig, published: Published) -> list[tuple[str, str]]:
+    """The published replicas no ``take`` rule takes: (replica id, owner tenant), in order."""
+    rules = _rules(config, published)
+    return [
+        (f"{model}/{r.name}", r.tenant)
+        for model, r in published.replicas()
+        if _serves(rules, model, r) == frozenset()
+    ]
+
+
+def merge_published(config: GatewayConfig, published: Published) -> GatewayConfig:
+    """The file's models plus the published replicas the ``take`` rules take.
 
     A published model the file also declares gets both sets of replicas (the
     file's first; a published replica whose name the file already uses is left
-    out). Published replicas get ``control_plane.key_env`` as their upstream
-    key, if one is configured.
+    out). Each taken replica keeps its own key and is told which tenants it
+    serves; ``control_plane.key_env`` is the key of the token's own tenant's
+    replicas that came without one. Whatever key the answer names is ignored.
     """
-    if not published:
+    if not published.models:
         return config
     key_env = config.control_plane.key_env if config.control_plane is not None else None
+    rules = _rules(config, published)
     models = dict(config.models)
-    for name, spec in published.items():
-        replicas = tuple(
-            r if key_env is None else r.model_copy(update={"key_env": key_env, "key_file": None})
-            for r in spec.replicas
-        )
+    for name, spec in published.models.items():
+        replicas = []
+        for r in spec.replicas:
+            serves = _serves(rules, name, r)
+            if serves == frozenset():
+                continue
+            own = r.tenant == published.tenant and r.key is None
+            fallback = key_env if own else None
+            replicas.append(
+                r.model_copy(update={"serves": serves, "key_env": fallback, "key_file": None})
+            )
+        if not replicas:
+            continue
         if name in models:
             mine = models[name]
-            taken = {r.name for r in mine.replicas}
-            extra = tuple(r for r in replicas if r.name not in taken)
+            names = {r.name for r in mine.replicas}
+            extra = tuple(r for r in replicas if r.name not in names)
             models[name] = mine.model_copy(update={"replicas": mine.replicas + extra})
         else:
-            models[name] = spec.model_copy(update={"replicas": replicas})
+            models[name] = ModelSpec(replicas=tuple(replicas), owned_by=spec.owned_by)
     return config.model_copy(update={"models": models})
 
 

@@ -1,12 +1,17 @@
-"""The route table: for each data class, each model, the replicas policy allows.
+"""The route table: for each data class, each model, the replicas policy allows;
+and for each tenant, those of them it is entitled to.
 
 Computed once, when the configuration is loaded, by running the policy engine
 over one :class:`~archipel.core.OfferClass` per replica (provider, region,
-country) with the catalog's provider facts. The request path then only looks
-the answer up: it does no policy reasoning, and it cannot reach a replica that
-is not in its class's table, because the table is the only place replicas are
-picked from. Every rejected replica is kept with its reasons, so the start-up
-log can say why a tenant cannot see a model.
+country) with the catalog's provider facts. A replica published by the control
+plane may also be limited to some tenants (its owner's ``take`` rule, see
+:mod:`~archipel.gateway._published`): each tenant's routes are its class's
+routes less the replicas it may not use, and the very same objects as its
+class's when it may use them all. The request path then only looks the answer
+up: it does no policy reasoning, and it cannot reach a replica that is not in
+its tenant's routes, because those are the only place replicas are picked
+from. Every rejected replica is kept with its reasons, so the start-up log can
+say why a tenant cannot see a model.
 """
 
 from __future__ import annotations
@@ -16,8 +21,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
 
-from archipel.core import CatalogSnapshot, OfferClass, PolicyError, Rejection
-from archipel.gateway._config import GatewayConfig, Pool, ReplicaSpec
+from archipel.core import CatalogSnapshot, OfferClass, PolicyError, Reason, Rejection
+from archipel.gateway._config import GatewayConfig, Pool, PublishedReplica, ReplicaSpec
 from archipel.gateway._errors import GatewayConfigError
 from archipel.policy import Policy, evaluate_classes
 
@@ -46,6 +51,8 @@ class Replica:
     output_price: Decimal  # per token
     cost_factor: float  # >= 1: blended price relative to the model's cheapest replica
     health_path: str = "/models"  # active checks GET base_url + health_path
+    owner: str | None = None  # the control-plane tenant of a published replica
+    serves: frozenset[str] | None = None  # the tenants it may serve; None: every one
 
     @property
     def site(self) -> OfferClass:
@@ -79,13 +86,17 @@ class ModelRoute:
         return self.primary + self.secondary
 
 
+Routes = Mapping[str, ModelRoute]  # model -> its route
+
+
 @dataclass(frozen=True, slots=True)
 class RouteTable:
-    """Data class -> model -> allowed replicas; immutable, built at load."""
+    """Data class -> model -> allowed replicas, and the same per tenant; immutable."""
 
     replicas: tuple[Replica, ...]
-    classes: Mapping[str, Mapping[str, ModelRoute]]
+    classes: Mapping[str, Routes]
     models: frozenset[str]
+    tenants: Mapping[str, Routes] = field(default_factory=dict)  # tenant -> what it may use
 
     def lookup(self, data_class: str, model: str) -> tuple[Match, ModelRoute | None]:
         """The route of ``model`` for ``data_class`` and how well the name matched."""
@@ -98,6 +109,10 @@ class RouteTable:
         """Models a data class can use, sorted."""
         routes = self.classes.get(data_class, {})
         return sorted(m for m, r in routes.items() if r.replicas)
+
+    def tenant_models(self, tenant: str) -> list[str]:
+        """Models a tenant can use, sorted."""
+        return sorted(m for m, r in self.tenants.get(tenant, {}).items() if r.replicas)
 
 
 def _replicas(config: GatewayConfig, keys: Mapping[str, str]) -> tuple[Replica, ...]:
@@ -122,6 +137,9 @@ def _replica(
     rid = f"{model}/{r.name}"
     relative = float(price / cheapest) if cheapest > 0 else (1.0 if price == 0 else 2.0)
     key = keys.get(rid)
+    published = r if isinstance(r, PublishedReplica) else None
+    if published is not None and published.key is not None:
+        key = published.key.get_secret_value()  # issued for this service alone
     return Replica(
         index=index,
         id=rid,
@@ -141,6 +159,8 @@ def _replica(
         output_price=r.price.output_per_million / _MILLION,
         cost_factor=1.0 + config.balancing.price_weight * (relative - 1.0),
         health_path=r.health_path,
+        owner=None if published is None else published.tenant,
+        serves=None if published is None else published.serves,
     )
 
 
@@ -150,7 +170,8 @@ def build_route_table(
     snapshot: CatalogSnapshot,
     upstream_keys: Mapping[str, str] | None = None,
 ) -> RouteTable:
-    """Evaluate ``policy`` for every tenant's data class over every replica.
+    """Evaluate ``policy`` for every tenant's data class over every replica, then
+    leave out of each tenant's routes the replicas it is not entitled to.
 
     Pure: the catalog snapshot supplies provider facts and jurisdictions, the
     caller supplies upstream keys (see :func:`resolve_upstream_keys`). A tenant
@@ -168,7 +189,48 @@ def build_route_table(
             raise GatewayConfigError("route table", [f"{where}: {exc}"]) from None
         verdicts = evaluate_classes(data_class, sites, snapshot.provider, snapshot.jurisdictions)
         classes[name] = _routes_for(config, replicas, verdicts)
-    return RouteTable(replicas=replicas, classes=classes, models=frozenset(config.models))
+    limited = [r for r in replicas if r.serves is not None]
+    views = {
+        name: _entitled(name, classes[spec.data_class], limited)
+        for name, spec in config.tenants.items()
+    }
+    return RouteTable(
+        replicas=replicas, classes=classes, models=frozenset(config.models), tenants=views
+    )
+
+
+def _entitled(tenant: str, routes: Routes, limited: list[Replica]) -> Routes:
+    """``routes`` without the replicas ``tenant`` may not use (the same object if none)."""
+    barred = {r.index for r in limited if r.serves is not None and tenant not in r.serves}
+    if not barred:
+        return routes
+    out: dict[str, ModelRoute] = {}
+    for model, route in routes.items():
+        gone = [r for r in route.replicas if r.index in barred]
+        if not gone:
+            out[model] = route
+            continue
+        why = tuple(
+            (
+                r.id,
+                (
+                    Rejection(
+                        Reason.NOT_ENTITLED,
+                        "take",
+                        f"a service of tenant {r.owner}, which control_plane.take does not "
+                        f"let serve tenant {tenant}",
+                    ),
+                ),
+            )
+            for r in gone
+        )
+        out[model] = ModelRoute(
+            model=model,
+            primary=tuple(r for r in route.primary if r.index not in barred),
+            secondary=tuple(r for r in route.secondary if r.index not in barred),
+            rejected=route.rejected + why,
+        )
+    return out
 
 
 def _routes_for(
@@ -190,12 +252,16 @@ def _routes_for(
 
 
 def describe_routes(table: RouteTable) -> list[str]:
-    """One line per data class and model: the replicas allowed, and why others are not."""
+    """One line per data class and model: the replicas allowed, and why others are not;
+    then the same for each tenant whose routes are narrower than its class's."""
     lines: list[str] = []
-    for data_class, routes in table.classes.items():
+    views: list[tuple[str, Routes]] = list(table.classes.items())
+    shared = {id(routes) for routes in table.classes.values()}
+    views += [(f"tenant {t}", r) for t, r in table.tenants.items() if id(r) not in shared]
+    for who, routes in views:
         for model, route in routes.items():
             allowed = ", ".join(f"{r.id} ({r.pool})" for r in route.replicas) or "none"
-            lines.append(f"{data_class} / {model}: {allowed}")
+            lines.append(f"{who} / {model}: {allowed}")
             for rid, why in route.rejected:
                 lines.append(f"    not {rid}: {why[0].message}")
     return lines

@@ -23,7 +23,7 @@ from archipel.gateway import _json
 from archipel.gateway._config import GatewayConfig, Limits, Tenant
 from archipel.gateway._failover import ReplicaState, new_states
 from archipel.gateway._limits import TenantLimiter
-from archipel.gateway._routes import RouteTable
+from archipel.gateway._routes import Routes, RouteTable
 
 
 @dataclass(slots=True)
@@ -35,6 +35,7 @@ class TenantState:
     limits: Limits
     limiter: TenantLimiter  # in-process buckets (shared limits live in Redis instead)
     models_body: bytes  # the /v1/models answer for its data class, serialised once
+    routes: Routes  # model -> what it may use: its class's replicas, less those barred to it
 
 
 @dataclass(slots=True)
@@ -85,9 +86,12 @@ def _tenant(
     now: float,
 ) -> TenantState:
     owned = {m: s.owned_by for m, s in config.models.items()}
+    routes = table.tenants.get(name)
+    if routes is None:  # a table built without tenants' views: its class's routes
+        routes = table.classes.get(spec.data_class, {})
     data = [
         {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
-        for m in table.allowed_models(spec.data_class)
+        for m in sorted(m for m, r in routes.items() if r.replicas)
     ]
     body = _json.dumps({"object": "list", "data": data})
     # unchanged limits keep their buckets: a reload is no way to reset a rate limit
@@ -95,4 +99,4 @@ def _tenant(
         limiter = old.limiter
     else:
         limiter = TenantLimiter(spec.limits, now)
-    return TenantState(name, spec.data_class, spec.limits, limiter, body)
+    return TenantState(name, spec.data_class, spec.limits, limiter, body, routes)

@@ -71,9 +71,9 @@ from archipel.gateway._failover import (
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
-from archipel.gateway._published import Published, PublishedRoutes, merge_published
+from archipel.gateway._published import Published, PublishedRoutes, ignored, merge_published
 from archipel.gateway._request import check_body
-from archipel.gateway._routes import Match, ModelRoute, Replica, RouteTable, describe_routes
+from archipel.gateway._routes import ModelRoute, Replica, RouteTable, describe_routes
 from archipel.gateway._routing import Routing, TenantState, next_routing
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
@@ -224,7 +224,9 @@ class Gateway:
         self.builder = builder
         # routes: the file's models, plus what the control plane publishes (if configured)
         self._file_config = config
-        self._published: Published = {}
+        self._published = Published()
+        self.ignored: dict[str, int] = {}  # published replicas no take rule takes, by owner
+        self._ignored_ids: set[str] = set()  # those already logged
         self.publisher: PublishedRoutes | None = None
         if builder is None and (loader is not None or config.control_plane is not None):
             raise ValueError("a gateway that reloads or follows a control plane needs a builder")
@@ -285,7 +287,9 @@ class Gateway:
         :data:`RESTART_ONLY`); they are left as they were.
         """
         old = self.routing
-        pending = [f for f in RESTART_ONLY if getattr(config, f) != getattr(old.config, f)]
+        pending = [
+            f for f in RESTART_ONLY if _restart_only(config, f) != _restart_only(old.config, f)
+        ]
         self.upstream.set_timeouts(config.timeouts)
         self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
         if self.shared is not None:
@@ -313,6 +317,7 @@ class Gateway:
             pending = await self._swap(load, "reload failed")
             if pending is None:
                 return False
+            self._count_ignored(self._published)  # the take rules may have changed
             log.info("gateway: configuration reloaded (generation %d)", self.routing.generation)
             if pending:
                 log.warning("gateway: %s changed; restart the gateway to apply", ", ".join(pending))
@@ -331,12 +336,28 @@ class Gateway:
             if await self._swap(load, "cannot use the routes the control plane published") is None:
                 return
             self._published = published
+            self._count_ignored(published)
             log.info(
                 "gateway: %d replicas of %d models from the control plane (generation %d)",
-                sum(len(m.replicas) for m in published.values()),
-                len(published),
+                sum(len(m.replicas) for m in published.models.values()),
+                len(published.models),
                 self.routing.generation,
             )
+
+    def _count_ignored(self, published: Published) -> None:
+        """Count the published replicas no ``take`` rule takes; log each one once."""
+        left_out = ignored(self._file_config, published)
+        self.ignored = {}
+        for rid, owner in left_out:
+            self.ignored[owner] = self.ignored.get(owner, 0) + 1
+            if rid not in self._ignored_ids:
+                log.warning(
+                    "gateway: not routing to %s: a service of control-plane tenant %s, "
+                    "which control_plane.take does not name",
+                    rid,
+                    owner,
+                )
+        self._ignored_ids = {rid for rid, _ in left_out}
 
     async def _swap(
         self, load: Callable[[], tuple[GatewayConfig, GatewayConfig, RouteTable]], failed: str
@@ -524,10 +545,10 @@ class Gateway:
 
     @staticmethod
     def _route(routing: Routing, tenant: TenantState, model: str) -> ModelRoute:
-        match, route = routing.table.lookup(tenant.data_class, model)
-        if match is Match.FULL and route is not None:
+        route = tenant.routes.get(model)  # only what this tenant may use: its class, its owners
+        if route is not None and route.replicas:
             return route
-        if match is Match.PARTIAL:
+        if model in routing.table.models:
             message = f"The model `{model}` is not available to data class `{tenant.data_class}`."
         else:
             message = f"The model `{model}` does not exist or you do not have access to it."
@@ -789,6 +810,15 @@ class Gateway:
         )
         self._charges.add(task)
         task.add_done_callback(self._charges.discard)
+
+
+def _restart_only(config: GatewayConfig, setting: str) -> Any:
+    """The part of ``setting`` that only a restart applies: of ``control_plane``, all but
+    ``take`` and ``key_env``, which every rebuild of the routes reads again."""
+    value = getattr(config, setting)
+    if setting == "control_plane" and value is not None:
+        return value.model_copy(update={"take": None, "key_env": None})
+    return value
 
 
 def _limits_of(config: GatewayConfig) -> dict[str, Limits]:

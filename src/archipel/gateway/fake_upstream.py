@@ -20,6 +20,10 @@ too: it fails with ``error``, ``close``, ``hang`` and ``unhealthy``.
 :attr:`FakeUpstream.in_flight` counts the requests being answered; under a
 server with ``handler_cancellation`` a request whose connection closes ends at
 once, as a model server stops generating for a client that left.
+
+With a key (``--key``, by default the ``ARCHIPEL_SERVICE_KEY`` the control
+plane gives the services it runs), every request without ``Authorization:
+Bearer <key>`` is answered 401, as a real service that checks its key would.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hmac
 import json
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,8 +45,16 @@ BEHAVIOURS = ("ok", "error", "overload", "close", "hang", "cut", "stall", "unhea
 class FakeUpstream:
     """The fake's state: what it does next, and what it has seen."""
 
-    def __init__(self, name: str, behaviour: str = "ok", hang_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        behaviour: str = "ok",
+        hang_seconds: float = 30.0,
+        key: str | None = None,
+    ) -> None:
         self.name = name
+        self.key = key
+        self.refused = 0  # requests answered 401 for a missing or wrong key
         self.behaviour = behaviour
         self.hang_seconds = hang_seconds
         self.requests: list[dict[str, Any]] = []
@@ -48,11 +62,22 @@ class FakeUpstream:
         self.checks = 0  # GET /v1/models seen
         self.authorizations: list[str | None] = []
         self._release = asyncio.Event()
-        self.app = web.Application(middlewares=[self._count])
+        self.app = web.Application(middlewares=[self._count, self._check_key])
         self.app.router.add_post("/v1/chat/completions", self.chat)
         self.app.router.add_post("/v1/completions", self.completions)
         self.app.router.add_post("/v1/embeddings", self.embeddings)
         self.app.router.add_get("/v1/models", self.models)
+
+    @web.middleware
+    async def _check_key(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if self.key is not None:
+            sent = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(sent.encode(), f"Bearer {self.key}".encode()):
+                self.refused += 1
+                body = {"error": {"message": "invalid service key", "type": "invalid_request"}}
+                return web.json_response(body, status=401)
+        response: web.StreamResponse = await handler(request)
+        return response
 
     def release(self) -> None:
         """End every hanging request now (call before shutting down)."""
@@ -203,8 +228,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9101)
     parser.add_argument("--name", default="fake")
     parser.add_argument("--behaviour", choices=BEHAVIOURS, default="ok")
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("ARCHIPEL_SERVICE_KEY") or None,
+        help="answer only requests bearing this key (default: $ARCHIPEL_SERVICE_KEY, if set)",
+    )
     args = parser.parse_args(argv)
-    fake = FakeUpstream(args.name, args.behaviour)
+    fake = FakeUpstream(args.name, args.behaviour, key=args.key)
     web.run_app(fake.app, host=args.host, port=args.port, access_log=None)
 
 

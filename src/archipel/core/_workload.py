@@ -42,10 +42,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _either_form(schema: dict[str, Any]) -> None:
+    """The accelerators' schema: ``MODEL:COUNT`` or a list of alternatives, each either form."""
+    form = {"type": "string", "pattern": r"^[^:]+(:[0-9]*\.?[0-9]+)?$", "maxLength": 100}
+    items = schema.pop("items")
+    schema.pop("type")
+    schema["anyOf"] = [form, {"type": "array", "minItems": 1, "items": {"anyOf": [form, items]}}]
+
+
 class Resources(_Model):
     """Hardware per node, alternatives in order of preference."""
 
-    accelerators: tuple[AcceleratorRequest, ...]
+    # never empty: the validator below refuses an empty list, naming the field once
+    accelerators: Annotated[tuple[AcceleratorRequest, ...], Field(json_schema_extra=_either_form)]
     spot: bool = False
     nodes: Annotated[int, Field(ge=1, le=10_000)] = 1
 
@@ -157,8 +166,18 @@ class RunSpec(_Model):
     every environment name is a POSIX name.
     """
 
-    command: Annotated[tuple[_Arg, ...], Field(min_length=1, max_length=10_000)]
-    env: Annotated[dict[_EnvName, _Arg], Field(max_length=10_000)] = {}
+    command: Annotated[
+        tuple[_Arg, ...],
+        Field(
+            min_length=1,
+            max_length=10_000,
+            json_schema_extra={"prefixItems": [{"type": "string", "pattern": r"\S"}]},
+        ),
+    ]
+    env: Annotated[
+        dict[_EnvName, _Arg],
+        Field(max_length=10_000, json_schema_extra={"additionalProperties": False}),
+    ] = {}
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
 
     @field_validator("command", mode="before")
@@ -265,7 +284,8 @@ class Workload(_Model):
         return self
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def spec_problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a spec problem: ``<field path>: <what to change>``."""
     loc = tuple(error["loc"])
     msg = str(error["msg"]).removeprefix("Value error, ")
     if loc[-1:] == ("[key]",):  # a mapping's key, e.g. run.env's: name the mapping
@@ -286,4 +306,4 @@ def parse_workload(document: Any, source: str = "<spec>") -> Workload:
     try:
         return Workload.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, [_describe(e) for e in exc.errors()]) from None
+        raise SpecError(source, [spec_problem(e) for e in exc.errors()]) from None

@@ -124,7 +124,12 @@ def server(
             token_path.write_text(token + "\n")
             token_path.chmod(0o600)
             typer.echo(f"an admin token for tenant `default` was written to {token_path}")
-        limits = Limits(max_body, body_timeout, header_timeout, keep_alive)
+        limits = Limits(
+            max_body_bytes=max_body,
+            body_seconds=body_timeout,
+            header_seconds=header_timeout,
+            keep_alive_seconds=keep_alive,
+        )
         return store, reconciler, create_app(store, reconciler, limits)
 
     store, reconciler, app = _guard(setup)

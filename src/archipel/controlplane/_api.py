@@ -26,7 +26,7 @@ carries an ``ETag`` (a hash of the body): a poller that sends it back in
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -273,14 +273,15 @@ def create_app(store: Store, reconciler: Reconciler, limits: Limits | None = Non
         Guard, authenticate=store.authenticate, public=public, limits=limits or Limits()
     )
 
-    def principal(request: Request) -> Principal:
+    # the dependencies are async: they run on the event loop, not in a worker thread
+    async def principal(request: Request) -> Principal:
         who: Principal | None = getattr(request.state, "principal", None)
         if who is None:  # not reached: the guard refuses such a request first
             raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
         return who
 
-    def may(*roles: str) -> Callable[[Principal], Principal]:
-        def checked(who: Annotated[Principal, Depends(principal)]) -> Principal:
+    def may(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+        async def checked(who: Annotated[Principal, Depends(principal)]) -> Principal:
             if who.role not in roles:
                 raise HTTPException(
                     403, f"role {who.role} may not do this; it needs the {' or '.join(roles)} role"

@@ -220,8 +220,9 @@ class Store:
 
         A verified token is remembered for :attr:`token_cache_seconds` (default 5 s)
         so that a busy client does not cost a database read per request; a
-        revocation therefore takes effect within that time on other replicas,
-        and at once on the replica that revoked it.
+        revocation by another process (``archipel token revoke``, another
+        replica) therefore takes effect within that time, one by this store at
+        once. With 0, every call reads the database.
         """
         digest_key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._token_cache.get(digest_key)

@@ -186,3 +186,13 @@ def test_policy_show_lists_the_data_classes() -> None:
 def test_version() -> None:
     code, out, _ = run("--version")
     assert code == 0 and out.startswith("archipel ")
+
+
+@pytest.mark.parametrize("tenant", ["", "acme corp"], ids=["empty", "space"])
+def test_token_create_refuses_a_tenant_name_that_is_no_slug(
+    tenant: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHIPEL_DATA_DIR", str(tmp_path))
+    code, out, err = run("token", "create", "--tenant", tenant, "--role", "viewer")
+    assert code == 2 and out == ""
+    assert "--tenant" in err and "is not a tenant name" in err

@@ -3,6 +3,7 @@ routes it publishes for the gateway."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -87,7 +88,7 @@ def test_a_tenant_never_sees_another_tenants_runs(api: TestClient, store: Store)
     [
         ({**SPEC, "kind": "trainig"}, "kind"),
         ({**SPEC, "resources": {"accelerators": "cpu:zero"}}, "resources.accelerators"),
-        ({k: v for k, v in SPEC.items() if k != "run"}, "run.command"),
+        ({k: v for k, v in SPEC.items() if k != "run"}, "run"),
         ({**SPEC, "colour": "red"}, "colour"),
         ({**SPEC, "replicas": 2}, "replicas"),
         ({**SPEC, "kind": "inference", "name": "x" * 199, "replicas": 2}, "name"),
@@ -126,7 +127,7 @@ def test_sites_show_their_mapping_and_health(
     api: TestClient, store: Store, fakes: dict[str, FakeBackend]
 ) -> None:
     fakes["frankfurt"].set_health(False, "maintenance")
-    sites = {s["name"]: s for s in api.get("/v1/sites", headers=auth(store)).json()}
+    sites = {s["name"]: s for s in api.get("/v1/sites", headers=auth(store, role="admin")).json()}
     assert sites["paris"]["country"] == "FR" and sites["paris"]["healthy"]
     assert not sites["frankfurt"]["healthy"] and sites["frankfurt"]["reason"] == "maintenance"
 
@@ -473,3 +474,76 @@ def test_each_service_gets_a_key_of_its_own_given_to_its_attempts_and_routes(
     assert routed[members[0]] == routed[members[1]]  # one service, one key
     assert routed[alone] != routed[members[0]]  # another service, another key
     assert given[attempt_of[train]] is None  # a run that serves nothing gets none
+
+
+def with_run(**run: Any) -> dict[str, Any]:
+    return {**SPEC, "run": {**SPEC["run"], **run}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        pytest.param(with_run(env={"A=B": "1"}), "run.env", id="env name with ="),
+        pytest.param(with_run(env={"A": "x\x00"}), "run.env.A", id="NUL in an env value"),
+        pytest.param(with_run(command=["python", "a\x00b"]), "run.command.1", id="NUL in an arg"),
+    ],
+)
+def test_a_run_no_process_could_start_is_refused_at_submission(
+    api: TestClient, store: Store, spec: dict[str, Any], field: str
+) -> None:
+    r = api.post("/v1/runs", json=spec, headers=auth(store))
+    assert r.status_code == 422
+    assert any(p.startswith(f"{field}:") for p in r.json()["detail"]), r.json()
+    assert store.runs(tenant="acme") == []
+
+
+@pytest.mark.parametrize(
+    "count",
+    ['"inf"', "1e400", "1" * 400, "null", "{}", "[1]", '"nan"', "-1", "0"],
+    ids=["text inf", "1e400", "400 digits", "null", "object", "list", "text nan", "-1", "0"],
+)
+def test_an_accelerator_count_that_is_no_count_is_a_422_naming_it(
+    api: TestClient, store: Store, count: str
+) -> None:
+    body = (
+        '{"name": "t", "kind": "training", "run": {"command": ["python"]}, '
+        f'"resources": {{"accelerators": [{{"model": "cpu", "count": {count}}}]}}}}'
+    )
+    headers = {**auth(store), "Content-Type": "application/json"}
+    r = api.post("/v1/runs", content=body, headers=headers)
+    assert r.status_code == 422, r.text
+    (problem,) = r.json()["detail"]
+    assert problem.startswith("resources.accelerators.0.count: ") and "at most 1024" in problem
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param('{"data": {"class": "\\ud800"}}', "data.class", id="in a value"),
+        pytest.param('{"\\ud800": 1}', "(document)", id="in a field name"),
+    ],
+)
+def test_text_that_is_not_unicode_is_a_422_not_a_500(
+    api: TestClient, store: Store, body: str, field: str
+) -> None:
+    spec = json.dumps({k: v for k, v in SPEC.items() if k != "data"})
+    headers = {**auth(store), "Content-Type": "application/json"}
+    r = api.post("/v1/runs", content=spec[:-1] + ", " + body[1:], headers=headers)
+    assert r.status_code == 422, r.text
+    assert any(p.startswith(f"{field}:") for p in json.loads(r.text)["detail"]), r.text
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [("viewer", 403), ("submitter", 403), ("admin", 200)],
+    ids=["viewer", "submitter", "admin"],
+)
+def test_only_an_admin_lists_the_sites(
+    api: TestClient, store: Store, role: str, status: int
+) -> None:
+    assert api.get("/v1/sites", headers=auth(store, role=role)).status_code == status
+
+
+def test_times_are_answered_with_their_zone(api: TestClient, store: Store) -> None:
+    run = api.post("/v1/runs", json=SPEC, headers=auth(store)).json()
+    assert run["created_at"].endswith("Z") or run["created_at"].endswith("+00:00")

@@ -1,15 +1,32 @@
-"""Schemathesis against the control plane's OpenAPI spec: no input makes a 500.
+"""Schemathesis against the control plane's typed OpenAPI spec: every answer is documented.
 
-Bounded: a fixed number of generated requests per operation, in process (ASGI),
-with a valid token so that the handlers behind authentication are exercised.
+Every operation gets requests generated from its schema, both valid ones
+(real workloads, real query parameters) and invalid ones, sent in process
+(ASGI) with an admin token so that the handlers behind authentication run.
+Each answer must be no 5xx, a status code the operation documents, a content
+type it documents, a body that matches the documented schema for that status
+and, for an invalid request, a 4xx. Half the generated workloads ask for the
+hardware the test sites have, so that whole workloads get through placement and
+are stored. Bounded and reproducible: a fixed number of derandomized examples
+per operation and mode.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from archipel.backends import FakeBackend
 from archipel.controlplane import Reconciler, Site, SitePlacer, Store
@@ -19,27 +36,79 @@ from archipel.policy import Policy
 
 from .conftest import SITES
 
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
 
-def test_no_generated_request_makes_the_api_fail(
-    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
-) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'fuzz.db'}")
+
+@pytest.fixture(scope="module")
+def api(
+    tmp_path_factory: pytest.TempPathFactory, snapshot: CatalogSnapshot, policy: Policy
+) -> Iterator[tuple[schemathesis.BaseSchema, str]]:
+    folder: Path = tmp_path_factory.mktemp("fuzz")
+    store = Store(f"sqlite:///{folder / 'fuzz.db'}")
     store.migrate()
     sites = {s.name: Site(s, FakeBackend(s.name)) for s in SITES}
-    reconciler = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), tmp_path / "ck")
+    reconciler = Reconciler(store, sites, SitePlacer(SITES, snapshot, policy), folder / "ck")
     token = store.create_token("acme", "admin")
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(store, reconciler))
+    yield schemathesis.openapi.from_asgi("/openapi.json", create_app(store, reconciler)), token
+    store.close()
+
+
+def test_the_submission_body_is_typed(api: tuple[schemathesis.BaseSchema, str]) -> None:
+    schema, _ = api
+    body = schema.raw_schema["paths"]["/v1/runs"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    submission = schema.raw_schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert {"name", "kind", "resources", "run"} <= set(submission["required"])
+    assert submission["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+    ids=["valid requests", "invalid requests"],
+)
+def test_every_generated_request_gets_a_documented_answer(
+    api: tuple[schemathesis.BaseSchema, str], mode: schemathesis.GenerationMode
+) -> None:
+    schema, token = api
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 6
+    assert len(operations) >= 7
+    statuses: list[tuple[str, int]] = []
     for operation in operations:
+        takes = (operation.body, operation.query, operation.path_parameters, operation.headers)
+        if mode is schemathesis.GenerationMode.NEGATIVE and not any(takes):
+            continue  # nothing in the request to make invalid
+        cases = operation.as_strategy(generation_mode=mode)
+        if mode is schemathesis.GenerationMode.POSITIVE and operation.label == "POST /v1/runs":
+            cases = st.one_of(cases, cases.map(on_the_test_sites_hardware))
 
         @settings(
-            max_examples=30, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=25,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            suppress_health_check=list(HealthCheck),
         )
-        @given(case=operation.as_strategy())
-        def no_server_error(case: schemathesis.Case) -> None:
-            response = case.call(headers={"Authorization": f"Bearer {token}"})
-            assert response.status_code < 500, (case.method, case.path, response.text[:300])
+        @given(case=cases)
+        def answered_as_documented(case: schemathesis.Case) -> None:
+            response = case.call_and_validate(
+                headers={"Authorization": f"Bearer {token}"}, checks=CHECKS
+            )
+            statuses.append((case.operation.label, response.status_code))
 
-        no_server_error()
-    store.close()
+        answered_as_documented()
+    if mode is schemathesis.GenerationMode.POSITIVE:
+        assert ("POST /v1/runs", 201) in statuses  # real workloads, not only refusals
+
+
+def on_the_test_sites_hardware(case: schemathesis.Case) -> schemathesis.Case:
+    body = case.body
+    assert isinstance(body, dict) and isinstance(body["resources"], dict)
+    body["resources"]["accelerators"] = "cpu:1"
+    return case

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from archipel.controlplane import Store
 from archipel.controlplane._models import Base, TokenRow
-from archipel.core import RunState, TransitionError, parse_workload
+from archipel.core import InputError, RunState, TransitionError, parse_workload
 
 
 def test_migrations_create_exactly_the_models_schema(store: Store) -> None:
@@ -107,3 +107,32 @@ def test_a_tenant_sees_its_services_and_those_published_to_it_by_name(
     _running_service(store, "acme", [])
     assert sorted(run.id for run, _ in store.services(tenant)) == sorted([own, shared])
     assert len(store.services()) == 4
+
+
+@pytest.mark.parametrize(
+    "tenant",
+    ["", " ", "acme corp", "-acme", "a/b", "a\x00", "x" * 101],
+    ids=["empty", "blank", "space", "leading dash", "slash", "NUL", "too long"],
+)
+def test_a_token_is_never_made_for_a_tenant_name_that_is_no_slug(store: Store, tenant: str) -> None:
+    with pytest.raises(InputError, match="is not a tenant name"):
+        store.create_token(tenant, "viewer")
+
+
+@pytest.mark.parametrize("tenant", ["acme", "default", "Team_7", "eu.acme-1", "x" * 100])
+def test_slug_tenant_names_get_tokens(store: Store, tenant: str) -> None:
+    principal = store.authenticate(store.create_token(tenant, "viewer"))
+    assert principal is not None and principal.tenant == tenant
+
+
+def test_a_revocation_elsewhere_is_refused_at_once_by_a_server_without_a_token_cache(
+    store: Store,
+) -> None:
+    store.token_cache_seconds = 0  # archipel server --token-cache 0
+    token = store.create_token("acme", "submitter")
+    principal = store.authenticate(token)
+    assert principal is not None
+    elsewhere = Store(store.url)  # `archipel token revoke` is another process
+    assert elsewhere.revoke_token(principal.token_id)
+    elsewhere.close()
+    assert store.authenticate(token) is None

@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archipel.core import (
     AcceleratorRequest,
@@ -155,3 +157,113 @@ def test_bad_serve_sections_name_the_field(document: dict[str, Any], field: str,
     with pytest.raises(SpecError) as err:
         parse_workload(document, "svc.yaml")
     assert any(p.startswith(f"{field}:") and hint in p for p in err.value.problems), err.value
+
+
+def run(**section: Any) -> dict[str, Any]:
+    return spec(run={"command": ["python", "train.py"], **section})
+
+
+def accelerator(count: Any) -> dict[str, Any]:
+    return spec(resources={"accelerators": [{"model": "H100", "count": count}]})
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "hint"),
+    [
+        pytest.param(run(env={"A=B": "1"}), "run.env", "'A=B' is not an environment", id="A=B"),
+        pytest.param(run(env={"1X": "1"}), "run.env", "not starting with a digit", id="digit"),
+        pytest.param(run(env={"": "1"}), "run.env", "environment variable name", id="empty"),
+        pytest.param(run(env={"A": "x\x00y"}), "run.env.A", "NUL", id="NUL in a value"),
+        pytest.param(run(command=["sh", "-c", "\x00"]), "run.command.2", "NUL", id="NUL in arg"),
+        pytest.param(run(command="python\x00 x"), "run.command.0", "NUL", id="NUL in a string"),
+        pytest.param(run(command=["", "x"]), "run.command", "program to run", id="blank program"),
+        pytest.param(run(env={"A": "\ud800"}), "run.env.A", "lone surrogate", id="surrogate"),
+        pytest.param(run(command=["x" * 32_001]), "run.command.0", "at most", id="huge arg"),
+        pytest.param(spec(data={"class": "a\x00"}), "data.class", "NUL", id="NUL in class"),
+        pytest.param(
+            spec(constraints={"providers": ["aws\x00"]}), "constraints.providers.0", "NUL", id="p"
+        ),
+        pytest.param(
+            spec(constraints={"max_price_per_hour": float("inf")}),
+            "constraints.max_price_per_hour",
+            "finite",
+            id="infinite budget",
+        ),
+    ],
+)
+def test_what_a_process_or_a_database_cannot_take_is_refused(
+    document: dict[str, Any], field: str, hint: str
+) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_workload(document, "job.yaml")
+    assert any(p.startswith(f"{field}:") and hint in p for p in err.value.problems), err.value
+
+
+def test_posix_environment_names_and_plain_values_are_kept() -> None:
+    w = parse_workload(run(env={"WANDB_MODE": "offline", "_x9": "", "Path": "a=b c"}))
+    assert w.run is not None and w.run.env == {"WANDB_MODE": "offline", "_x9": "", "Path": "a=b c"}
+
+
+@pytest.mark.parametrize(
+    "count",
+    ["inf", float("inf"), float("nan"), "nan", 10**400, None, {}, [1], -1, 0, True, "2", 1025],
+    ids=[
+        "text inf",
+        "1e400",
+        "NaN",
+        "text nan",
+        "400 digits",
+        "null",
+        "object",
+        "list",
+        "negative",
+        "zero",
+        "bool",
+        "text number",
+        "over the bound",
+    ],
+)
+def test_an_accelerator_count_is_a_positive_finite_bounded_number(count: Any) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_workload(accelerator(count))
+    assert [p.split(":")[0] for p in err.value.problems] == ["resources.accelerators.0.count"]
+    assert "greater than 0 and at most 1024" in err.value.problems[0]
+
+
+@pytest.mark.parametrize(
+    "accelerators",
+    [
+        pytest.param("H100:5000", id="text"),
+        pytest.param(["H100:8", "A100:2000"], id="second alternative"),
+    ],
+)
+def test_a_count_written_as_text_is_bounded_too(accelerators: Any) -> None:
+    with pytest.raises(SpecError, match=r"resources\.accelerators\.\d\.count: .*at most 1024"):
+        parse_workload(spec(resources={"accelerators": accelerators}))
+
+
+@pytest.mark.parametrize(
+    ("count", "want"), [(8, 8.0), (0.5, 0.5), (1024, 1024.0)], ids=["whole", "share", "bound"]
+)
+def test_a_valid_count_in_a_mapping_is_kept(count: float, want: float) -> None:
+    w = parse_workload(accelerator(count))
+    assert w.resources.accelerators == (AcceleratorRequest("H100", want),)
+
+
+def test_an_accelerator_mapping_with_another_key_names_it() -> None:
+    with pytest.raises(SpecError) as err:
+        parse_workload(spec(resources={"accelerators": [{"model": "H100", "count": 1, "n": 2}]}))
+    assert err.value.problems == [
+        "resources.accelerators.0.n: unknown field; remove it or check its spelling"
+    ]
+
+
+@given(st.from_type(object) | st.floats() | st.integers() | st.text())
+def test_any_count_is_either_refused_or_a_bounded_positive_number(count: object) -> None:
+    try:
+        w = parse_workload(accelerator(count))
+    except SpecError:
+        return
+    (request,) = w.resources.accelerators
+    assert 0 < request.count <= 1024
+    assert str(request)  # printable: no int(inf)

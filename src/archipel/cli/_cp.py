@@ -113,6 +113,34 @@ def server(
     interval: Annotated[
         float, typer.Option("--interval", help="Seconds between reconcile rounds.", min=0.05)
     ] = 1.0,
+    max_body: Annotated[
+        int,
+        typer.Option(
+            "--max-body", metavar="BYTES", help="Largest request body (413 over it).", min=1
+        ),
+    ] = 1 << 20,
+    body_timeout: Annotated[
+        float,
+        typer.Option(
+            "--body-timeout", help="Seconds for a request body to arrive (408).", min=0.01
+        ),
+    ] = 10.0,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", help="Seconds for request headers to arrive.", min=0.01),
+    ] = 10.0,
+    keep_alive: Annotated[
+        int, typer.Option("--keep-alive", help="Seconds an idle connection is kept.", min=1)
+    ] = 5,
+    token_cache: Annotated[
+        float,
+        typer.Option(
+            "--token-cache",
+            help="Seconds a verified token is remembered: a revoked token stops working "
+            "within this time (0: at once, one database read per request).",
+            min=0,
+        ),
+    ] = 5.0,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads."""
     import logging
@@ -123,6 +151,7 @@ def server(
     from archipel.cli._config import data_dir, read_yaml_documents
     from archipel.controlplane import Reconciler, SitePlacer, Store, build_sites, parse_sites
     from archipel.controlplane._api import create_app
+    from archipel.controlplane._http import Limits, header_timeout_protocol
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = data_dir()
@@ -139,6 +168,7 @@ def server(
             _private_folder(folder, mode)
         url = db or f"sqlite:///{home / 'state.db'}"
         store = Store(url)
+        store.token_cache_seconds = token_cache
         store.migrate()
         built = build_sites(specs, home)
         placer = SitePlacer(specs, _snapshot(), _policy(policy))
@@ -149,7 +179,13 @@ def server(
         else:
             _write_private(token_path, store.create_token("default", "admin") + "\n")
             typer.echo(f"an admin token for tenant `default` was written to {token_path}")
-        return store, reconciler, create_app(store, reconciler)
+        limits = Limits(
+            max_body_bytes=max_body,
+            body_seconds=body_timeout,
+            header_seconds=header_timeout,
+            keep_alive_seconds=keep_alive,
+        )
+        return store, reconciler, create_app(store, reconciler, limits)
 
     store, reconciler, app = _guard(setup)
     stop = threading.Event()
@@ -179,7 +215,14 @@ def server(
         f"archipel control plane on http://{host}:{port} (state: {store.url.split('@')[-1]})"
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            http=header_timeout_protocol(header_timeout),
+            timeout_keep_alive=keep_alive,
+        )
     finally:
         stop.set()
         worker.join(timeout=5)
@@ -488,13 +531,18 @@ def token_create(
     """Create a token and print it once (only its hash is stored)."""
     from archipel.cli._config import data_dir
     from archipel.controlplane import ROLES, Store
+    from archipel.core import InputError
 
     if role not in ROLES:
         _fail(f"--role must be one of {', '.join(ROLES)}")
     store = Store(db or f"sqlite:///{data_dir() / 'state.db'}")
     store.migrate()
-    typer.echo(store.create_token(tenant, role))
-    store.close()
+    try:
+        typer.echo(store.create_token(tenant, role))
+    except InputError as exc:
+        _fail(f"--tenant: {exc}")
+    finally:
+        store.close()
 
 
 @token_app.command("revoke")
@@ -502,7 +550,7 @@ def token_revoke(
     token_id: Annotated[str, typer.Argument(help="The token's id: the part after `arch_`.")],
     db: Annotated[str | None, typer.Option("--db", help="The server's database URL.")] = None,
 ) -> None:
-    """Revoke a token; it stops working at once here and within seconds on other replicas."""
+    """Revoke a token; a running server refuses it within its --token-cache seconds (5)."""
     from archipel.cli._config import data_dir
     from archipel.controlplane import Store
 
@@ -512,4 +560,7 @@ def token_revoke(
     store.close()
     if not found:
         _fail(f"no active token {token_id!r}")
-    typer.echo(f"revoked {token_id}")
+    typer.echo(
+        f"revoked {token_id}: running servers refuse it within their --token-cache "
+        "seconds (5 by default)"
+    )

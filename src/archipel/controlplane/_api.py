@@ -1,9 +1,14 @@
 """The control plane's HTTP API (FastAPI; OpenAPI at ``/openapi.json``).
 
-Every call but ``/healthz`` needs ``Authorization: Bearer <token>``. A token
-belongs to one tenant and has a role: ``viewer`` reads, ``submitter`` also
-submits and cancels, ``admin`` also lists sites. A tenant only ever sees its
-own runs: another tenant's run is a 404, as if it did not exist.
+Every call but ``/healthz`` and the API's description (``/openapi.json``,
+``/docs``) needs ``Authorization: Bearer <token>``, checked before the body is
+read (see :mod:`archipel.controlplane._http` for the limits on a request). A
+token belongs to one tenant and has a role: ``viewer`` reads, ``submitter``
+also submits and cancels, ``admin`` also lists sites. A tenant only ever sees
+its own runs: another tenant's run is a 404, as if it did not exist.
+
+Every refusal is JSON ``{"detail": ...}``: a sentence, or for a 422 the list of
+problems, each ``<field path>: <what to change>``.
 
 An inference workload with ``replicas: N`` is submitted as a group of N runs
 (``<name>-1`` .. ``<name>-N``, sharing ``group``); the submission answers with
@@ -23,20 +28,38 @@ changed.
 """
 
 import hashlib
-from collections.abc import Mapping
-from datetime import datetime
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from archipel.controlplane._http import UNAUTHENTICATED, Guard, Limits
 from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, spread_problems
 from archipel.controlplane._store import AttemptView, Principal, RunView, Store
-from archipel.core import RunState, SpecError, Workload, WorkloadKind, parse_workload
+from archipel.core import RunSpec, RunState, Workload, WorkloadKind, spec_problem
+
+
+class Submission(Workload):
+    """A workload to run: the workload document, whose ``run`` section is required here."""
+
+    run: RunSpec
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+#: a time as the store keeps it (naive, in UTC), answered with its zone: RFC 3339
+Utc = Annotated[datetime, AfterValidator(_utc)]
 
 
 class AttemptOut(BaseModel):
@@ -47,11 +70,11 @@ class AttemptOut(BaseModel):
     state: str
     exit_code: int | None
     reason: str | None
-    created_at: datetime
+    created_at: Utc
 
 
 class EventOut(BaseModel):
-    at: datetime
+    at: Utc
     from_state: str | None
     to_state: str
     event: str
@@ -68,8 +91,8 @@ class RunOut(BaseModel):
     max_restarts: int
     blocked_sites: list[str]
     message: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: Utc
+    updated_at: Utc
     group: str | None = None  # the replicas of one service share it
     attempts: list[AttemptOut] | None = None
     events: list[EventOut] | None = None
@@ -95,7 +118,22 @@ class SiteOut(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    detail: Any
+    """A refusal: what is wrong and what to do instead."""
+
+    detail: str
+
+
+class ProblemsOut(BaseModel):
+    """A 422: one ``<field path>: <what to change>`` line per problem."""
+
+    detail: list[str]
+
+
+class _Json(JSONResponse):
+    """JSON in ASCII: an error that quotes the input renders whatever that input was."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False).encode()
 
 
 class PriceOut(BaseModel):
@@ -215,37 +253,58 @@ def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
     return out
 
 
-def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
+def _problems(exc: RequestValidationError) -> list[str]:
+    """A request's validation errors as spec problems, the body's fields named from its root."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if error["type"] == "json_invalid":
+            problems.append(f"(document): not valid JSON: {error['ctx']['error']}")
+        elif loc == ("body", "run") and error["type"] == "missing":
+            problems.append(
+                "run: required to run a workload: give run.command "
+                "(what to execute, e.g. [python, train.py])"
+            )
+        else:
+            problems.append(spec_problem({**error, "loc": loc[1:] if loc[0] == "body" else loc}))
+    return problems
+
+
+def create_app(store: Store, reconciler: Reconciler, limits: Limits | None = None) -> FastAPI:
     """The API over one store and one reconciler (which owns the sites)."""
     app = FastAPI(
         title="Archipel control plane",
         version="1",
         description="Submit workloads, watch them run, read their logs, cancel them.",
     )
+    public = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    # the token is checked there, from the headers alone (async: on the event loop;
+    # verified tokens are cached by the store, so this rarely touches the database)
+    app.add_middleware(
+        Guard, authenticate=store.authenticate, public=public, limits=limits or Limits()
+    )
 
+    # the dependencies are async: they run on the event loop, not in a worker thread
     async def principal(request: Request) -> Principal:
-        # async: runs on the event loop, not in a worker thread (verified tokens are
-        # cached by the store, so this rarely touches the database)
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        who = store.authenticate(token.strip()) if scheme.lower() == "bearer" else None
-        if who is None:
-            raise HTTPException(
-                401,
-                "missing, unknown or revoked API token: send `Authorization: Bearer <token>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+        who: Principal | None = getattr(request.state, "principal", None)
+        if who is None:  # not reached: the guard refuses such a request first
+            raise HTTPException(401, UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
         return who
 
-    Who = Annotated[Principal, Depends(principal)]  # noqa: N806 - a type alias
+    def may(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
+        async def checked(who: Annotated[Principal, Depends(principal)]) -> Principal:
+            if who.role not in roles:
+                raise HTTPException(
+                    403, f"role {who.role} may not do this; it needs the {' or '.join(roles)} role"
+                )
+            return who
 
-    def may_write(who: Principal) -> None:
-        if who.role not in ("submitter", "admin"):
-            raise HTTPException(
-                403,
-                f"role {who.role} may only read; submitting and "
-                "cancelling need the submitter or admin role",
-            )
+        return checked
+
+    Who = Annotated[Principal, Depends(principal)]  # noqa: N806 - type aliases
+    Writer = Annotated[Principal, Depends(may("submitter", "admin"))]  # noqa: N806
+    Admin = Annotated[Principal, Depends(may("admin"))]  # noqa: N806
+    RunId = Annotated[str, Path(max_length=40)]  # noqa: N806 - as stored
 
     def may_publish(workload: Workload, who: Principal) -> None:
         others = (
@@ -278,7 +337,15 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         ]
         return spread_problems(workload.spread, workload.replicas, where)
 
-    errors: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"model": ErrorOut, "description": "Not an HTTP request this API can read"},
+        401: {"model": ErrorOut, "description": "No valid token"},
+        413: {"model": ErrorOut, "description": "The request body is too large"},
+        422: {"model": ProblemsOut, "description": "Bad input: each problem names its field"},
+    }
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut}}
+    forbidden: dict[int | str, dict[str, Any]] = {403: {"model": ErrorOut}}
+    slow: dict[int | str, dict[str, Any]] = {408: {"model": ErrorOut}}
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -288,24 +355,11 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         "/v1/runs",
         status_code=201,
         response_model=RunOut,
-        responses={**errors, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={**errors, **forbidden, **slow},
     )
-    def submit(spec: dict[str, Any], who: Who) -> RunOut:
+    def submit(workload: Submission, who: Writer) -> RunOut:
         """Submit a workload spec (the same document as a workload YAML file, as JSON)."""
-        may_write(who)
-        try:
-            workload = parse_workload(spec, "workload")
-        except SpecError as exc:
-            raise HTTPException(422, exc.problems) from None
         may_publish(workload, who)
-        if workload.run is None:
-            raise HTTPException(
-                422,
-                [
-                    "run.command: required to run a workload "
-                    "(what to execute, e.g. [python, train.py])"
-                ],
-            )
         if workload.replicas > 1 and workload.kind is not WorkloadKind.INFERENCE:
             raise HTTPException(
                 422,
@@ -351,13 +405,13 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         runs = store.runs(tenant=who.tenant, states=state or (), limit=limit, group=group)
         return [_out(store, r) for r in runs]
 
-    @app.get("/v1/runs/{run_id}", response_model=RunOut, responses=errors)
-    def get_run(run_id: str, who: Who) -> RunOut:
+    @app.get("/v1/runs/{run_id}", response_model=RunOut, responses={**errors, **not_found})
+    def get_run(run_id: RunId, who: Who) -> RunOut:
         """One run with its attempts and its whole history."""
         return _out(store, own_run(run_id, who), full=True)
 
-    @app.get("/v1/runs/{run_id}/logs", response_model=LogsOut, responses=errors)
-    def logs(run_id: str, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> LogsOut:
+    @app.get("/v1/runs/{run_id}/logs", response_model=LogsOut, responses={**errors, **not_found})
+    def logs(run_id: RunId, who: Who, offset: Annotated[int, Query(ge=0)] = 0) -> LogsOut:
         """Output of the run's current attempt from ``offset`` (poll with ``next_offset``)."""
         run = own_run(run_id, who)
         if run.attempt_id is None or run.site not in reconciler.sites:
@@ -373,11 +427,10 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
     @app.post(
         "/v1/runs/{run_id}/cancel",
         response_model=RunOut,
-        responses={**errors, 403: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+        responses={**errors, **not_found, **forbidden, 409: {"model": ErrorOut}},
     )
-    def cancel(run_id: str, who: Who) -> RunOut:
+    def cancel(run_id: RunId, who: Writer) -> RunOut:
         """Cancel a run (and its attempt on its site). Cancelling a finished run changes nothing."""
-        may_write(who)
         run = own_run(run_id, who)
         for _ in range(5):
             done = reconciler.cancel(run)
@@ -388,9 +441,9 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
             run = latest
         raise HTTPException(409, "the run kept changing; try again")
 
-    @app.get("/v1/sites", response_model=list[SiteOut], responses=errors)
-    def sites(who: Who) -> list[SiteOut]:
-        """Declared sites, their mapping to provider/region/country, and their health."""
+    @app.get("/v1/sites", response_model=list[SiteOut], responses={**errors, **forbidden})
+    def sites(_admin: Admin) -> list[SiteOut]:
+        """Declared sites, their mapping to provider/region/country, and their health (admins)."""
         out = []
         for site in reconciler.sites.values():
             health = site.backend.health()
@@ -435,8 +488,16 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
             return Response(status_code=304, headers={"ETag": etag})
         return Response(body, media_type="application/json", headers={"ETag": etag})
 
+    @app.exception_handler(RequestValidationError)
+    async def bad_input(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _Json({"detail": _problems(exc)}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _Json({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
     @app.exception_handler(ValueError)
     async def bad_value(_request: Request, exc: ValueError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return _Json({"detail": [f"(document): {exc}"]}, status_code=422)
 
     return app

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import secrets
 import time
 import uuid
@@ -42,11 +43,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from archipel.controlplane._models import AttemptRow, EventRow, RunRow, TokenRow
-from archipel.core import RunState, Workload, check_transition
+from archipel.core import InputError, RunState, Workload, check_transition
 
 ROLES = ("admin", "submitter", "viewer")
 
 log = logging.getLogger("archipel.store")
+
+
+#: a tenant's name: a slug that fits the tenant columns (100 characters)
+TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 #: one observation to record: (attempt id, state, backend id, exit code, reason, host)
 AttemptUpdate = tuple[str, str, str | None, int | None, str | None, str | None]
@@ -195,9 +200,18 @@ class Store:
     # -- tokens ----------------------------------------------------------------
 
     def create_token(self, tenant: str, role: str) -> str:
-        """A new API token for ``tenant`` with ``role``; the secret is shown once."""
+        """A new API token for ``tenant`` with ``role``; the secret is shown once.
+
+        A token is where a tenant comes into being, so its name is checked here:
+        letters, digits, ``.``, ``_`` and ``-``, starting with a letter or digit.
+        """
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if TENANT_NAME.fullmatch(tenant) is None:
+            raise InputError(
+                f"{tenant!r:.60} is not a tenant name: use 1 to 100 letters, digits, '.', '_' "
+                "or '-', starting with a letter or a digit (e.g. acme)"
+            )
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         with self._session.begin() as s:
@@ -218,8 +232,9 @@ class Store:
 
         A verified token is remembered for :attr:`token_cache_seconds` (default 5 s)
         so that a busy client does not cost a database read per request; a
-        revocation therefore takes effect within that time on other replicas,
-        and at once on the replica that revoked it.
+        revocation by another process (``archipel token revoke``, another
+        replica) therefore takes effect within that time, one by this store at
+        once. With 0, every call reads the database.
         """
         digest_key = hashlib.sha256(token.encode()).hexdigest()
         cached = self._token_cache.get(digest_key)

@@ -38,6 +38,7 @@ from archipel.core._workload import (
     Workload,
     WorkloadKind,
     parse_workload,
+    spec_problem,
 )
 
 __all__ = [
@@ -86,4 +87,5 @@ __all__ = [
     "parse_price",
     "parse_workload",
     "resolve_accelerator",
+    "spec_problem",
 ]

@@ -14,8 +14,12 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
 
 from archipel.core._errors import InputError, UnknownAcceleratorError
+from archipel.core._text import PlainText
 
 _ALIASES: dict[str, str] = {
     # H100 family (80 GB): SXM5, PCIe, NVLink pairs, GCP a3-mega networking
@@ -58,12 +62,40 @@ def canonical_accelerator(name: str) -> str:
     return _ALIASES.get(name, name)
 
 
+#: the most accelerators (or shares of one) a request may ask for per node
+MAX_ACCELERATORS_PER_NODE = 1024
+
+
+def _count(value: Any) -> Any:
+    """A number of accelerators per node: a finite number in (0, 1024], never a bool or text."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 < value <= MAX_ACCELERATORS_PER_NODE  # False for NaN too
+    ):
+        shown = repr(value)
+        raise ValueError(
+            (f"{shown} is not a number of accelerators per node: " if len(shown) <= 20 else "")
+            + f"write a number greater than 0 and at most {MAX_ACCELERATORS_PER_NODE} "
+            "(e.g. 8, or 0.5 for a share of one)"
+        )
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class AcceleratorRequest:
-    """``count`` accelerators of one ``model`` per node (canonical name)."""
+    """``count`` accelerators of one ``model`` per node (canonical name).
 
-    model: str
-    count: float
+    The annotations are what a workload spec accepts (pydantic validates them
+    there); constructing one in code checks nothing.
+    """
+
+    model: Annotated[PlainText, Field(min_length=1, max_length=100)]
+    count: Annotated[
+        float,
+        BeforeValidator(_count),
+        Field(gt=0, le=MAX_ACCELERATORS_PER_NODE, allow_inf_nan=False),
+    ]
 
     def __str__(self) -> str:
         count = int(self.count) if self.count == int(self.count) else self.count

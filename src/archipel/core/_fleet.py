@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from archipel.core._errors import SpecError
-from archipel.core._workload import Spread, Workload, _describe
+from archipel.core._workload import Spread, Workload, spec_problem
 
 
 class _Model(BaseModel):
@@ -128,4 +128,4 @@ def parse_fleet(document: Any, source: str = "<fleet>") -> FleetSpec:
     try:
         return FleetSpec.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, [_describe(e) for e in exc.errors()]) from None
+        raise SpecError(source, [spec_problem(e) for e in exc.errors()]) from None

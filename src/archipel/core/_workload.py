@@ -6,12 +6,14 @@ problem is reported with the field's path and what to write instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -21,9 +23,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
 from archipel.core._errors import InputError, SpecError
+from archipel.core._text import PlainText
 
 
 class WorkloadKind(StrEnum):
@@ -38,33 +42,45 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _either_form(schema: dict[str, Any]) -> None:
+    """The accelerators' schema: ``MODEL:COUNT`` or a list of alternatives, each either form."""
+    form = {"type": "string", "pattern": r"^[^:]+(:[0-9]*\.?[0-9]+)?$", "maxLength": 100}
+    items = schema.pop("items")
+    schema.pop("type")
+    schema["anyOf"] = [form, {"type": "array", "minItems": 1, "items": {"anyOf": [form, items]}}]
+
+
 class Resources(_Model):
     """Hardware per node, alternatives in order of preference."""
 
-    accelerators: tuple[AcceleratorRequest, ...]
+    # never empty: the validator below refuses an empty list, naming the field once
+    accelerators: Annotated[tuple[AcceleratorRequest, ...], Field(json_schema_extra=_either_form)]
     spot: bool = False
     nodes: Annotated[int, Field(ge=1, le=10_000)] = 1
 
     @field_validator("accelerators", mode="before")
     @classmethod
-    def _parse_accelerators(cls, value: Any) -> tuple[AcceleratorRequest, ...]:
+    def _parse_accelerators(cls, value: Any) -> list[Any]:
+        """Each alternative as a mapping, so that its model and count are validated (and
+        named: ``resources.accelerators.0.count``) whichever way it was written."""
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not items:
             raise ValueError("write MODEL:COUNT, e.g. 'H100:8', or a list of alternatives")
-        parsed = []
+        parsed: list[Any] = []
         for item in items:
-            if isinstance(item, AcceleratorRequest):
-                parsed.append(item)
-            elif isinstance(item, Mapping) and set(item) == {"model", "count"}:
-                parsed.append(AcceleratorRequest(str(item["model"]), float(item["count"])))
-            elif isinstance(item, str):
+            if isinstance(item, str):
                 try:
-                    parsed.append(parse_accelerator_spec(item))
+                    item = parse_accelerator_spec(item)
                 except InputError as exc:
                     raise ValueError(str(exc)) from None
-            else:
-                raise ValueError(f"{item!r} is not a string of the form MODEL:COUNT")
-        return tuple(parsed)
+            if isinstance(item, AcceleratorRequest):
+                item = {"model": item.model, "count": item.count}
+            if not isinstance(item, Mapping):
+                raise ValueError(
+                    f"{item!r:.60} is neither MODEL:COUNT nor a mapping with model and count"
+                )
+            parsed.append(item)
+        return parsed
 
     @field_serializer("accelerators")
     def _as_text(self, value: tuple[AcceleratorRequest, ...]) -> list[str]:
@@ -74,16 +90,16 @@ class Resources(_Model):
 class DataSpec(_Model):
     """What data the workload touches: its class selects the policy rules."""
 
-    class_: Annotated[str, Field(alias="class", min_length=1)] = "internal"
+    class_: Annotated[PlainText, Field(alias="class", min_length=1, max_length=100)] = "internal"
 
 
 class Constraints(_Model):
     """The user's own hard constraints, on top of policy."""
 
     countries: tuple[str, ...] = ()
-    providers: tuple[str, ...] = ()
-    exclude_providers: tuple[str, ...] = ()
-    max_price_per_hour: Annotated[float, Field(gt=0)] | None = None
+    providers: tuple[PlainText, ...] = ()
+    exclude_providers: tuple[PlainText, ...] = ()
+    max_price_per_hour: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = None
 
     @field_validator("countries", mode="before")
     @classmethod
@@ -115,7 +131,29 @@ class Spread(_Model):
 
     min_providers: Annotated[int, Field(ge=1, le=100)] = 1
     min_countries: Annotated[int, Field(ge=1, le=100)] = 1
-    max_share_per_provider: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_share_per_provider: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+
+
+#: one argument or environment value: 32,000 characters are at most 128 KiB of UTF-8,
+#: the most Linux passes in one string to a process (MAX_ARG_STRLEN)
+_Arg = Annotated[PlainText, Field(max_length=32_000)]
+
+
+def _env_name(name: str) -> str:
+    if _ENV_NAME.fullmatch(name) is None:
+        raise ValueError(
+            f"{name!r:.60} is not an environment variable name: use letters, digits and "
+            "underscores, not starting with a digit (e.g. WANDB_MODE)"
+        )
+    return name
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,199}")
+_EnvName = Annotated[
+    str,
+    AfterValidator(_env_name),
+    WithJsonSchema({"type": "string", "pattern": f"^{_ENV_NAME.pattern}$"}),
+]
 
 
 class RunSpec(_Model):
@@ -123,11 +161,23 @@ class RunSpec(_Model):
 
     The command gets ``ARCHIPEL_RUN_ID``, ``ARCHIPEL_CHECKPOINT_DIR`` (the same
     folder on every attempt: save and resume from it) and
-    ``ARCHIPEL_RESTART_COUNT`` (0 on the first attempt).
+    ``ARCHIPEL_RESTART_COUNT`` (0 on the first attempt). Every argument and
+    environment value is text a process can be given (no NUL character), and
+    every environment name is a POSIX name.
     """
 
-    command: Annotated[tuple[str, ...], Field(min_length=1)]
-    env: dict[str, str] = {}
+    command: Annotated[
+        tuple[_Arg, ...],
+        Field(
+            min_length=1,
+            max_length=10_000,
+            json_schema_extra={"prefixItems": [{"type": "string", "pattern": r"\S"}]},
+        ),
+    ]
+    env: Annotated[
+        dict[_EnvName, _Arg],
+        Field(max_length=10_000, json_schema_extra={"additionalProperties": False}),
+    ] = {}
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
 
     @field_validator("command", mode="before")
@@ -137,6 +187,13 @@ class RunSpec(_Model):
             import shlex
 
             return tuple(shlex.split(value))
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _program_named(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value[0].strip():
+            raise ValueError("the first item is the program to run; it cannot be blank")
         return value
 
 
@@ -170,9 +227,9 @@ class ServeSpec(_Model):
     path: Annotated[str, Field(max_length=200, pattern=_URL_PATH)] = "/v1"
     health_path: Annotated[str, Field(max_length=200, pattern=_URL_PATH)] = "/models"
     max_concurrency: Annotated[int, Field(ge=1, le=1_000_000)] = 64
-    weight: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    weight: Annotated[float, Field(gt=0, le=1_000_000, allow_inf_nan=False)] = 1.0
     price: ServePrice = ServePrice()
-    owned_by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    owned_by: Annotated[PlainText, Field(min_length=1, max_length=200)] | None = None
     publish_to: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
 
 
@@ -193,7 +250,9 @@ class Workload(_Model):
     resources: Resources
     data: DataSpec = DataSpec()
     constraints: Constraints = Constraints()
-    duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10)] | None = None
+    duration_hours: Annotated[float, Field(gt=0, le=24 * 365 * 10, allow_inf_nan=False)] | None = (
+        None
+    )
     replicas: Annotated[int, Field(ge=1, le=10_000)] = 1
     spread: Spread | None = None
     run: RunSpec | None = None
@@ -228,11 +287,15 @@ class Workload(_Model):
         return self
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    path = ".".join(str(p) for p in error["loc"]) or "(document)"
-    kind = error["type"]
+def spec_problem(error: Mapping[str, Any]) -> str:
+    """One pydantic error as a spec problem: ``<field path>: <what to change>``."""
+    loc = tuple(error["loc"])
     msg = str(error["msg"]).removeprefix("Value error, ")
-    if kind == "extra_forbidden":
+    if loc[-1:] == ("[key]",):  # a mapping's key, e.g. run.env's: name the mapping
+        loc = loc[:-2]
+    path = ".".join(str(p) for p in loc) or "(document)"
+    kind = error["type"]
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
         return f"{path}: unknown field; remove it or check its spelling"
     if kind == "missing":
         return f"{path}: required field is missing"
@@ -246,4 +309,4 @@ def parse_workload(document: Any, source: str = "<spec>") -> Workload:
     try:
         return Workload.model_validate(document)
     except ValidationError as exc:
-        raise SpecError(source, [_describe(e) for e in exc.errors()]) from None
+        raise SpecError(source, [spec_problem(e) for e in exc.errors()]) from None

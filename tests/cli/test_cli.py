@@ -135,6 +135,95 @@ def test_bad_input_exits_two_with_a_message(args: list[str], message: str) -> No
     assert message in err
 
 
+JOB = "name: job\nkind: batch\nresources: {accelerators: [H100:8]}\ndata: {class: internal}\n"
+FLEET = "horizon: {start: 2026-12-01, end: 2027-01-01}\nworkloads: [{file: job.yaml}]\n"
+PERIOD = "period: {start: 2026-01-01, end: 2028-01-01}"
+
+
+@pytest.mark.parametrize(
+    ("command", "fleet", "job", "message"),
+    [
+        (
+            "fleet",
+            FLEET + f"commitments: [{{provider: ovh, amount: 1000000, {PERIOD}}}]\n",
+            JOB,
+            "commitments[0].provider: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "fleet",
+            FLEET + "capacity: [{provider: nebuis, accelerator: H100, gpus: 8}]\n",
+            JOB,
+            "capacity[0].provider: unknown provider nebuis; did you mean nebius?",
+        ),
+        (
+            "fleet",
+            FLEET + "capacity: [{provider: scaleway, region: fr-pa, accelerator: H100, gpus: 8}]\n",
+            JOB,
+            "capacity[0].region: unknown region fr-pa at scaleway; did you mean fr-par?",
+        ),
+        (
+            "fleet",
+            FLEET + "concentration: {max_share: 0.5, providers: {azur: 0.6}}\n",
+            JOB,
+            "concentration.providers: unknown provider azur; did you mean azure?",
+        ),
+        (
+            "fleet",
+            FLEET,
+            JOB + "constraints: {exclude_providers: [lamda]}\n",
+            "workload job: constraints.exclude_providers: unknown provider lamda; did you mean lambda?",
+        ),
+        (
+            "plan",
+            "",
+            JOB + "constraints: {providers: [scaleway, ovh]}\n",
+            "job: providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "plan --exclude-providers",
+            "",
+            JOB,
+            "--exclude-providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "catalog --providers",
+            "",
+            "",
+            "--providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+    ],
+    ids=[
+        "fleet commitment",
+        "fleet capacity provider",
+        "fleet capacity region",
+        "fleet concentration cap",
+        "workload exclude list in a fleet",
+        "workload allow list",
+        "plan flag",
+        "catalog flag",
+    ],
+)
+def test_unknown_provider_and_region_names_exit_two_with_a_suggestion(
+    tmp_path: Path, command: str, fleet: str, job: str, message: str
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(fleet)
+    (tmp_path / "job.yaml").write_text(job)
+    args = {
+        "fleet": ["fleet", "plan", str(tmp_path / "fleet.yaml")],
+        "plan": ["plan", str(tmp_path / "job.yaml")],
+        "plan --exclude-providers": [
+            "plan",
+            str(tmp_path / "job.yaml"),
+            "--exclude-providers",
+            "ovh",
+        ],
+        "catalog --providers": ["catalog", "--providers", "ovh"],
+    }[command]
+    code, out, err = run(*args)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
 def test_bad_spec_file_names_each_field(tmp_path: Path) -> None:
     spec = tmp_path / "job.yaml"
     spec.write_text("name: job\nkind: trainig\nresources: {accelerators: H100:8, gpus: 3}\n")

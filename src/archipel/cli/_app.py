@@ -87,6 +87,13 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _check_provider_flags(snapshot: CatalogSnapshot, **flags: tuple[str, ...]) -> None:
+    """Every provider named on the command line must be one of the catalog's."""
+    for name, values in flags.items():
+        for provider in values:
+            snapshot.check_provider(provider, f"--{name.replace('_', '-')}")
+
+
 def _console() -> Any:
     from rich.console import Console
 
@@ -288,6 +295,7 @@ def plan(
         else:
             workloads = [_override(w, *flags) for w in load_workloads(file)]
         snapshot = _snapshot()
+        _check_provider_flags(snapshot, providers=flags[3], exclude_providers=flags[4])
         planner = Planner(snapshot, _policy(policy))
         requests = [PlacementRequest.from_workload(w) for w in workloads]
         if explain:
@@ -364,6 +372,7 @@ def catalog(
 
     def run() -> None:
         snapshot = _snapshot()
+        _check_provider_flags(snapshot, providers=_split(providers))
         if accelerators:
             for name in snapshot.offers.accelerators:
                 if name:
@@ -445,7 +454,8 @@ def fleet_plan(
     """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
 
     Exit status: 0 when the fleet is feasible, 1 when it is not (the output says
-    which rules conflict and by how much), 2 on bad input.
+    which rules conflict and by how much), 2 on bad input, 3 when the solver's answer
+    fails its check (no plan is given).
     """
     from archipel.cli._config import load_fleet
     from archipel.cli._output import fleet_document

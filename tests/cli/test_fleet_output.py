@@ -134,3 +134,21 @@ def test_json_stdout_is_only_the_document_even_from_a_fresh_process(
     else:
         json.loads(done.stdout)
     assert "HiGHS" not in done.stdout + done.stderr
+
+
+def test_a_solver_answer_that_fails_its_check_exits_three_without_a_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from archipel.placement import _fleet_milp
+
+    def fails(*args: object, **kw: object) -> None:
+        raise _fleet_milp._UntrustedError("its columns cost 2.00 but its objective is 1.00")
+
+    monkeypatch.setattr(_fleet_milp._Builder, "checked", fails)
+    result = CliRunner().invoke(
+        app, ["fleet", "plan", str(ROOT / "examples/fleet/lab.yaml"), "--json"]
+    )
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "fails its check (its columns cost 2.00 but its objective is 1.00)" in result.stderr
+    assert "no plan is given" in result.stderr

@@ -390,3 +390,42 @@ def test_a_solution_whose_columns_miss_its_objective_is_re_solved_cold_or_refuse
     assert plan.feasible
     independent_check(snapshot, spec, plan)
     assert plan.solver.objective == plan.account.total
+
+
+def test_an_lp_relaxation_stopped_early_is_not_taken_as_a_bound(
+    planner: Planner, snapshot: CatalogSnapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An LP cut short by the time limit holds a feasible point, whose cost bounds nothing."""
+    import highspy
+
+    from archipel.placement import _fleet_milp
+
+    real = _fleet_milp._Builder.solve
+    early: list[float] = []
+
+    class Stopped:
+        def __init__(self, h: Any) -> None:
+            self._h = h
+
+        def getModelStatus(self) -> Any:  # noqa: N802 (highspy's name)
+            return highspy.HighsModelStatus.kTimeLimit
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._h, name)
+
+    def solve(self: Any, time_limit: float, gap: float, seed: int, **kw: Any) -> Any:
+        if kw.get("integral", True):
+            return real(self, time_limit, gap, seed, **kw)
+        # a feasible point, as an LP stopped early holds: the first plan a loose MIP finds
+        h = real(self, time_limit, 0.5, seed)
+        early.append(h.getInfo().objective_function_value)
+        return Stopped(h)
+
+    monkeypatch.setattr(_fleet_milp._Builder, "solve", solve)
+    spec = load_fleet(FIXTURES / "fleet/warm-start.yaml")
+    plan = plan_fleet(planner, spec, "milp", time_limit=60, gap=0.01)
+    assert plan.feasible
+    independent_check(snapshot, spec, plan)
+    assert plan.solver.bound is not None
+    assert abs(float(plan.solver.bound) - early[0]) > 1.0
+    assert_report_is_exact(plan, requested_gap=0.01)  # the bound is the full MIP's own

@@ -264,7 +264,8 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
     gap = "-" if s.gap is None else f"{s.gap:.4%}"
     parts = [f"solver {s.solver}: {s.status}"]
     if s.objective is not None and s.solver != "greedy":
-        parts.append(f"objective {_m(s.objective)}, bound {_m(s.bound or Decimal(0))}, gap {gap}")
+        bound = "-" if s.bound is None else _m(s.bound)
+        parts.append(f"objective {_m(s.objective)}, bound {bound}, gap {gap}")
     if s.variables:
         parts.append(
             f"{s.variables:,} variables ({s.integer_variables:,} integer), "

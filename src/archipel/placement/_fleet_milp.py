@@ -439,7 +439,8 @@ def solve(
     ):
         return diagnose()
     lp = _trusted(b, relaxed, "the LP relaxation", integral=False)
-    bound = lp.objective if lp is not None else -math.inf
+    solved = relaxed.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    bound = lp.objective if lp is not None and solved else -math.inf  # a bound only if optimal
     fixed = {}
     for wi in range(len(cands)):
         cols = [rows.y[(wi, oi)] for oi in range(len(cands[wi].options))]
@@ -524,8 +525,9 @@ def _dec(value: float) -> Decimal:
     return Decimal(repr(round(value, 6)))
 
 
-def _gap(value: float) -> float:
-    return round(max(0.0, value), 6) if math.isfinite(value) else math.inf
+def _gap(value: float) -> float | None:
+    """The gap as reported: None without a bound (JSON has no infinity)."""
+    return round(max(0.0, value), 6) if math.isfinite(value) else None
 
 
 def _spread_text(spec: FleetSpec, c: Candidates) -> str:

@@ -4,12 +4,19 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test check lint types contracts bench snapshot clean
+# Dependencies come from requirements.lock, one exact version (and its hashes)
+# for every package, so that CI, a new user and a developer run the same code.
+# To change one: edit pyproject.toml, run `make lock`, then `make test`, and
+# commit pyproject.toml and requirements.lock together (see README).
+LOCK := requirements.lock
 
-$(BIN)/.installed: pyproject.toml
+.PHONY: demo test check lint types contracts bench snapshot lock clean
+
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
 demo: $(BIN)/.installed  ## plan the bundled example workloads, then a whole fleet
@@ -34,6 +41,15 @@ contracts: $(BIN)/.installed
 bench: $(BIN)/.installed  ## performance figures next to their baselines (see BENCHMARKS.md)
 	$(BIN)/python bench/plan_bench.py
 	$(BIN)/python bench/fleet_bench.py
+
+# `make lock` keeps every pin it can and resolves what pyproject.toml changed;
+# `make lock LOCK_ARGS=--upgrade` moves everything to its newest allowed version,
+# `make lock LOCK_ARGS="--upgrade-package highspy"` one package.
+LOCK_ARGS ?=
+lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see above)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --python-version 3.11 \
+		--universal --generate-hashes --custom-compile-command 'make lock' --quiet \
+		--output-file $(LOCK) $(LOCK_ARGS)
 
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources
 	$(BIN)/archipel catalog build

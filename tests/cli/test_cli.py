@@ -135,6 +135,138 @@ def test_bad_input_exits_two_with_a_message(args: list[str], message: str) -> No
     assert message in err
 
 
+JOB = "name: job\nkind: batch\nresources: {accelerators: [H100:8]}\ndata: {class: internal}\n"
+FLEET = "horizon: {start: 2026-12-01, end: 2027-01-01}\nworkloads: [{file: job.yaml}]\n"
+PERIOD = "period: {start: 2026-01-01, end: 2028-01-01}"
+
+
+@pytest.mark.parametrize(
+    ("command", "fleet", "job", "message"),
+    [
+        (
+            "fleet",
+            FLEET + f"commitments: [{{provider: ovh, amount: 1000000, {PERIOD}}}]\n",
+            JOB,
+            "commitments[0].provider: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "fleet",
+            FLEET + "capacity: [{provider: nebuis, accelerator: H100, gpus: 8}]\n",
+            JOB,
+            "capacity[0].provider: unknown provider nebuis; did you mean nebius?",
+        ),
+        (
+            "fleet",
+            FLEET + "capacity: [{provider: scaleway, region: fr-pa, accelerator: H100, gpus: 8}]\n",
+            JOB,
+            "capacity[0].region: unknown region fr-pa at scaleway; did you mean fr-par?",
+        ),
+        (
+            "fleet",
+            FLEET + "concentration: {max_share: 0.5, providers: {azur: 0.6}}\n",
+            JOB,
+            "concentration.providers: unknown provider azur; did you mean azure?",
+        ),
+        (
+            "fleet",
+            FLEET,
+            JOB + "constraints: {exclude_providers: [lamda]}\n",
+            "workload job: constraints.exclude_providers: unknown provider lamda; did you mean lambda?",
+        ),
+        (
+            "plan",
+            "",
+            JOB + "constraints: {providers: [scaleway, ovh]}\n",
+            "job: providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "plan --exclude-providers",
+            "",
+            JOB,
+            "--exclude-providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+        (
+            "catalog --providers",
+            "",
+            "",
+            "--providers: unknown provider ovh; did you mean ovhcloud?",
+        ),
+    ],
+    ids=[
+        "fleet commitment",
+        "fleet capacity provider",
+        "fleet capacity region",
+        "fleet concentration cap",
+        "workload exclude list in a fleet",
+        "workload allow list",
+        "plan flag",
+        "catalog flag",
+    ],
+)
+def test_unknown_provider_and_region_names_exit_two_with_a_suggestion(
+    tmp_path: Path, command: str, fleet: str, job: str, message: str
+) -> None:
+    (tmp_path / "fleet.yaml").write_text(fleet)
+    (tmp_path / "job.yaml").write_text(job)
+    args = {
+        "fleet": ["fleet", "plan", str(tmp_path / "fleet.yaml")],
+        "plan": ["plan", str(tmp_path / "job.yaml")],
+        "plan --exclude-providers": [
+            "plan",
+            str(tmp_path / "job.yaml"),
+            "--exclude-providers",
+            "ovh",
+        ],
+        "catalog --providers": ["catalog", "--providers", "ovh"],
+    }[command]
+    code, out, err = run(*args)
+    assert (code, out) == (2, "")
+    assert message in err
+
+
+@pytest.mark.parametrize("command", ["plan", "fleet plan"])
+@pytest.mark.parametrize(
+    ("content", "flags", "message"),
+    [
+        ("data: " + "[" * 1000 + "]" * 1000 + "\n", [], "nesting depth"),
+        ("data:\n" + "".join("  " * i + "k:\n" for i in range(1, 40)), [], "nested more than 32"),
+        ("workloads: []\n" + "#" * 9_000_000 + "\n", [], "larger than 8 MB"),
+        (JOB + "#" * 2_000 + "\n", ["--max-file-size", "0.001"], "larger than 0.001 MB"),
+    ],
+    ids=["1,000 nested lists", "40 nested mappings", "9 MB", "above a lowered limit"],
+)
+def test_hostile_spec_files_exit_two_with_a_message(
+    tmp_path: Path, command: str, content: str, flags: list[str], message: str
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(content)
+    code, out, err = run(*command.split(), str(spec), *flags)
+    assert (code, out) == (2, "")
+    assert message in err and "spec.yaml" in err
+    assert "Traceback" not in err
+
+
+def test_nesting_that_exhausts_the_pure_python_parser_exits_two(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from archipel.cli import _config
+
+    monkeypatch.setattr(_config, "_Loader", yaml.SafeLoader)  # without libyaml
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("data: " + "[" * 1000 + "]" * 1000 + "\n")
+    code, _, err = run("fleet", "plan", str(spec))
+    assert code == 2 and "nested more than 32" in err
+
+
+def test_a_file_raised_above_the_default_limit_is_read() -> None:
+    code, out, _ = run(
+        "plan", str(ROOT / "examples/workloads/portfolio.yaml"), "--max-file-size", "50", "--json"
+    )
+    assert code == 0 and json.loads(out)["feasible"] is True
+
+
 def test_bad_spec_file_names_each_field(tmp_path: Path) -> None:
     spec = tmp_path / "job.yaml"
     spec.write_text("name: job\nkind: trainig\nresources: {accelerators: H100:8, gpus: 3}\n")

@@ -251,6 +251,8 @@ def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None
     run_id = submitted.stdout.split()[0]
     assert "placed on paris" in submitted.stdout and "running" in submitted.stdout
     assert run_id in cli("ps").stdout
+    assert run_id in [r["id"] for r in json.loads(cli("ps", "--json").stdout)]
+    assert json.loads(cli("status", run_id, "--json").stdout)["id"] == run_id
     status = cli("status", run_id).stdout
     assert "attempt 1 on paris" in status and "history:" in status
     wait_until(lambda: "step 1/" in cli("logs", run_id).stdout, 20, "output")

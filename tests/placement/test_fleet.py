@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from archipel.cli._config import load_fleet
 from archipel.cli._output import fleet_document
-from archipel.core import CatalogSnapshot, FleetSpec, parse_fleet
+from archipel.core import CatalogSnapshot, FleetSpec, SolverError, parse_fleet
 from archipel.placement import FleetPlan, PlacementRequest, Planner, plan_fleet
 
 from .reference import satisfies
@@ -89,6 +94,18 @@ def independent_check(snapshot: CatalogSnapshot, spec: FleetSpec, plan: FleetPla
     assert plan.account.usage == usage
     assert plan.account.shortfall == shortfall
     assert plan.account.total == usage + shortfall
+
+
+def assert_report_is_exact(plan: FleetPlan, requested_gap: float) -> None:
+    """The solver report speaks of the plan given: its cost, and its gap to the bound."""
+    s = plan.solver
+    assert s.objective == plan.account.total
+    assert s.bound is not None and s.gap is not None
+    assert s.bound <= plan.account.total + Decimal("0.01")
+    exact_gap = max(Decimal(0), (plan.account.total - s.bound) / plan.account.total)
+    assert abs(Decimal(str(s.gap)) - exact_gap) <= Decimal("1e-6")
+    if s.status == "optimal":
+        assert exact_gap <= Decimal(str(requested_gap)) + Decimal("1e-6")
 
 
 MODELS = ["H100:8", "H200:8", "A100-80GB:8", "L40S:1", "L4:1", "H100:1"]
@@ -173,6 +190,7 @@ def test_milp_plans_respect_every_rule_and_never_lose_to_greedy(
     greedy = plan_fleet(planner, spec, "greedy")
     if milp.feasible:
         independent_check(snapshot, spec, milp)
+        assert_report_is_exact(milp, requested_gap=1e-7)
         if greedy.feasible:
             independent_check(snapshot, spec, greedy)
             assert milp.account.total <= greedy.account.total * (1 + Decimal("1e-6"))
@@ -184,10 +202,6 @@ def test_milp_plans_respect_every_rule_and_never_lose_to_greedy(
 def test_example_portfolio_binds_commitments_and_beats_greedy(
     planner: Planner, snapshot: CatalogSnapshot
 ) -> None:
-    from pathlib import Path
-
-    from archipel.cli._config import load_fleet
-
     spec = load_fleet(Path(__file__).resolve().parents[2] / "examples/fleet/lab.yaml")
     milp = plan_fleet(planner, spec, "milp", time_limit=60, gap=0.01)
     greedy = plan_fleet(planner, spec, "greedy")
@@ -303,3 +317,115 @@ def test_commitment_pulls_work_to_the_committed_provider(planner: Planner) -> No
     )
     assert free.assignments[0].option.provider != "oci"
     assert committed.assignments[0].option.provider == "oci"
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def test_a_warm_start_read_back_is_never_called_optimal_at_the_solvers_price(
+    planner: Planner, snapshot: CatalogSnapshot
+) -> None:
+    """highspy 1.16.0 reports the improved objective of a warm-started MIP with the
+    warm start's columns (2% dearer here): the plan given is priced from its own
+    assignment, and its gap is measured from that price."""
+    spec = load_fleet(FIXTURES / "fleet/warm-start.yaml")
+    plan = plan_fleet(planner, spec, "milp", time_limit=60, gap=0.01)
+    assert plan.feasible
+    independent_check(snapshot, spec, plan)
+    assert_report_is_exact(plan, requested_gap=0.01)
+
+
+class _Lying:
+    """A solved HiGHS instance whose reported objective is ``by`` below its columns' cost."""
+
+    def __init__(self, h: Any, by: float) -> None:
+        self._h, self._by = h, by
+
+    def getInfo(self) -> Any:  # noqa: N802 (highspy's name)
+        info = self._h.getInfo()
+        return SimpleNamespace(
+            primal_solution_status=info.primal_solution_status,
+            objective_function_value=info.objective_function_value - self._by,
+            mip_dual_bound=info.mip_dual_bound,
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._h, name)
+
+
+@pytest.mark.parametrize(
+    ("lies_when", "outcome"),
+    [
+        (lambda kw: kw.get("start") is not None, "re-solved cold"),
+        (lambda kw: kw.get("integral", True) and not kw.get("fixed"), "refused"),
+    ],
+    ids=["only the warm-started solve lies", "every full MIP solve lies"],
+)
+def test_a_solution_whose_columns_miss_its_objective_is_re_solved_cold_or_refused(
+    planner: Planner,
+    snapshot: CatalogSnapshot,
+    monkeypatch: pytest.MonkeyPatch,
+    lies_when: Callable[[dict[str, Any]], bool],
+    outcome: str,
+) -> None:
+    from archipel.placement import _fleet_milp
+
+    real = _fleet_milp._Builder.solve
+    calls: list[dict[str, Any]] = []
+
+    def solve(self: Any, *args: Any, **kw: Any) -> Any:
+        calls.append(kw)
+        h = real(self, *args, **kw)
+        return _Lying(h, by=5_000.0) if lies_when(kw) else h
+
+    monkeypatch.setattr(_fleet_milp._Builder, "solve", solve)
+    spec = load_fleet(FIXTURES / "fleet/warm-start.yaml")
+    # a gap no incumbent of the fixed model meets: the full MIP always runs, warm-started
+    if outcome == "refused":
+        with pytest.raises(SolverError, match="fails its check"):
+            plan_fleet(planner, spec, "milp", time_limit=60, gap=1e-9)
+        return
+    plan = plan_fleet(planner, spec, "milp", time_limit=60, gap=1e-9)
+    assert [kw.get("start") is not None for kw in calls[2:]] == [True, False]
+    assert plan.feasible
+    independent_check(snapshot, spec, plan)
+    assert plan.solver.objective == plan.account.total
+
+
+def test_an_lp_relaxation_stopped_early_is_not_taken_as_a_bound(
+    planner: Planner, snapshot: CatalogSnapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An LP cut short by the time limit holds a feasible point, whose cost bounds nothing."""
+    import highspy
+
+    from archipel.placement import _fleet_milp
+
+    real = _fleet_milp._Builder.solve
+    early: list[float] = []
+
+    class Stopped:
+        def __init__(self, h: Any) -> None:
+            self._h = h
+
+        def getModelStatus(self) -> Any:  # noqa: N802 (highspy's name)
+            return highspy.HighsModelStatus.kTimeLimit
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._h, name)
+
+    def solve(self: Any, time_limit: float, gap: float, seed: int, **kw: Any) -> Any:
+        if kw.get("integral", True):
+            return real(self, time_limit, gap, seed, **kw)
+        # a feasible point, as an LP stopped early holds: the first plan a loose MIP finds
+        h = real(self, time_limit, 0.5, seed)
+        early.append(h.getInfo().objective_function_value)
+        return Stopped(h)
+
+    monkeypatch.setattr(_fleet_milp._Builder, "solve", solve)
+    spec = load_fleet(FIXTURES / "fleet/warm-start.yaml")
+    plan = plan_fleet(planner, spec, "milp", time_limit=60, gap=0.01)
+    assert plan.feasible
+    independent_check(snapshot, spec, plan)
+    assert plan.solver.bound is not None
+    assert abs(float(plan.solver.bound) - early[0]) > 1.0
+    assert_report_is_exact(plan, requested_gap=0.01)  # the bound is the full MIP's own

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from archipel import __version__
-from archipel.cli._config import load_workloads, read_yaml_documents, snapshot_path
+from archipel.cli._config import MAX_FILE_MB, load_workloads, read_yaml_documents, snapshot_path
 from archipel.cli._refresh import catalog_refresh
 from archipel.core import (
     ArchipelError,
@@ -42,6 +42,16 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(fleet_app, name="fleet")
 
 T = TypeVar("T")
+
+MaxFileSize = Annotated[
+    float,
+    typer.Option(
+        "--max-file-size",
+        metavar="MB",
+        help=f"Refuse spec files larger than this, in megabytes (default {MAX_FILE_MB:g}).",
+        min=0.001,
+    ),
+]
 
 EXIT_INFEASIBLE = 1
 EXIT_INPUT = 2
@@ -85,6 +95,13 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
     for v in values or []:
         out += [p.strip() for p in v.split(",") if p.strip()]
     return tuple(out)
+
+
+def _check_provider_flags(snapshot: CatalogSnapshot, **flags: tuple[str, ...]) -> None:
+    """Every provider named on the command line must be one of the catalog's."""
+    for name, values in flags.items():
+        for provider in values:
+            snapshot.check_provider(provider, f"--{name.replace('_', '-')}")
 
 
 def _console() -> Any:
@@ -259,6 +276,7 @@ def plan(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    max_file_size: MaxFileSize = MAX_FILE_MB,
 ) -> None:
     """Rank feasible placements by total cost and explain every rejection.
 
@@ -286,8 +304,9 @@ def plan(
                 raise InputError("give a workload FILE or --gpus MODEL:COUNT (e.g. --gpus H100:8)")
             workloads = [_flag_workload(*flags)]
         else:
-            workloads = [_override(w, *flags) for w in load_workloads(file)]
+            workloads = [_override(w, *flags) for w in load_workloads(file, max_file_size)]
         snapshot = _snapshot()
+        _check_provider_flags(snapshot, providers=flags[3], exclude_providers=flags[4])
         planner = Planner(snapshot, _policy(policy))
         requests = [PlacementRequest.from_workload(w) for w in workloads]
         if explain:
@@ -364,6 +383,7 @@ def catalog(
 
     def run() -> None:
         snapshot = _snapshot()
+        _check_provider_flags(snapshot, providers=_split(providers))
         if accelerators:
             for name in snapshot.offers.accelerators:
                 if name:
@@ -441,11 +461,13 @@ def fleet_plan(
     timings: Annotated[
         bool, typer.Option("--timings", help="Include solve time in --json (then not byte-stable).")
     ] = False,
+    max_file_size: MaxFileSize = MAX_FILE_MB,
 ) -> None:
     """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
 
     Exit status: 0 when the fleet is feasible, 1 when it is not (the output says
-    which rules conflict and by how much), 2 on bad input.
+    which rules conflict and by how much), 2 on bad input, 3 when the solver's answer
+    fails its check (no plan is given).
     """
     from archipel.cli._config import load_fleet
     from archipel.cli._output import fleet_document
@@ -455,7 +477,7 @@ def fleet_plan(
         _fail("--solver must be milp or greedy")
 
     def run() -> int:
-        spec = load_fleet(file)
+        spec = load_fleet(file, max_file_size)
         planner = Planner(_snapshot(), _policy(policy))
         result = plan_fleet(planner, spec, solver=solver, time_limit=time_limit, gap=gap, seed=seed)  # type: ignore[arg-type]
         if as_json:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
+from dataclasses import dataclass
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from archipel.core import CatalogSnapshot, Offer
@@ -144,13 +145,65 @@ def _dec(value: Decimal, places: str = "0.01") -> str:
     return format(value.quantize(Decimal(places)), "f")
 
 
+_CENT = Decimal("0.01")
+
+
+def apportion(parts: Sequence[Decimal], total: Decimal) -> list[Decimal]:
+    """``parts`` in cents that add up to ``total`` (already in cents): largest remainders.
+
+    Each part is floored to the cent, and the cents left over go to the parts
+    whose floors cut the most (the first of equals first). Each result is
+    within one cent of its exact part.
+    """
+    floors = [p.quantize(_CENT, rounding=ROUND_FLOOR) for p in parts]
+    left = int((total - sum(floors, Decimal(0))) / _CENT)
+    by_cut = sorted(range(len(parts)), key=lambda i: (-(parts[i] - floors[i]), i))
+    for i in by_cut[: max(0, left)]:
+        floors[i] += _CENT
+    return floors
+
+
+@dataclass(frozen=True)
+class FleetCents:
+    """A fleet plan's figures rounded to cents so that every part adds up to its total.
+
+    ``None`` totals: no plan (the fleet is infeasible and nothing is placed),
+    so there is no cost to give.
+    """
+
+    total: Decimal | None
+    usage: Decimal | None
+    shortfall: Decimal | None
+    assignments: tuple[Decimal, ...]  # in the order of plan.assignments; add up to usage
+    provider_usage: tuple[Decimal, ...]  # in the order of plan.account.providers; add up to usage
+    provider_shortfall: tuple[Decimal, ...]  # add up to shortfall
+
+
+def fleet_cents(plan: Any) -> FleetCents:
+    """The cent figures of a fleet plan (JSON and tables show the same ones)."""
+    acc = plan.account
+    if not plan.feasible and not plan.assignments:
+        return FleetCents(None, None, None, (), (), ())
+    total = acc.total.quantize(_CENT)
+    usage, shortfall = apportion([acc.usage, acc.shortfall], total)
+    return FleetCents(
+        total,
+        usage,
+        shortfall,
+        tuple(apportion([a.option.cost * a.units for a in plan.assignments], usage)),
+        tuple(apportion([p.usage for p in acc.providers], usage)),
+        tuple(apportion([p.shortfall for p in acc.providers], shortfall)),
+    )
+
+
 def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
     """The stable JSON document of a fleet plan (see docs/fleet.md)."""
     from archipel.placement import FleetPlan
 
     assert isinstance(plan, FleetPlan)
+    cents = fleet_cents(plan)
     by_workload: dict[str, list[dict[str, Any]]] = {}
-    for a in plan.assignments:
+    for a, cost in zip(plan.assignments, cents.assignments, strict=True):
         o = a.option.placement.offer
         by_workload.setdefault(a.workload, []).append(
             {
@@ -165,7 +218,7 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
                 "spot": a.option.placement.spot,
                 "price_per_hour": _money(a.option.placement.price_per_hour),
                 "currency": a.option.placement.currency,
-                "cost": _dec(a.option.cost * a.units),
+                "cost": format(cost, "f"),
             }
         )
     s = plan.solver
@@ -182,28 +235,37 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
     if timings:
         solver["seconds"] = round(s.seconds, 3)
     acc = plan.account
+    priced = cents.total is not None
+
+    def text(value: Decimal | None) -> str | None:
+        return None if value is None else format(value, "f")
+
     return {
         "name": plan.name,
         "feasible": plan.feasible,
         "currency": plan.currency,
-        "total_cost": _dec(acc.total),
-        "usage_cost": _dec(acc.usage),
-        "shortfall_cost": _dec(acc.shortfall),
+        "total_cost": text(cents.total),
+        "usage_cost": text(cents.usage),
+        "shortfall_cost": text(cents.shortfall),
         "solver": solver,
         "assignments": [{"workload": w, "placements": p} for w, p in by_workload.items()],
         "providers": [
             {
                 "provider": p.provider,
-                "usage": _dec(p.usage),
+                "usage": format(usage, "f"),
                 "gpu_hours": _dec(p.gpu_hours, "0.1"),
                 "gpu_hours_share": float(round(p.gpu_hours_share, 4)),
                 "spend_share": float(round(p.spend_share, 4)),
                 "commitment_due": None if p.commitment_due is None else _dec(p.commitment_due),
                 "burned": _dec(p.burned),
-                "shortfall": _dec(p.shortfall),
+                "shortfall": format(shortfall, "f"),
             }
-            for p in acc.providers
-        ],
+            for p, usage, shortfall in zip(
+                acc.providers, cents.provider_usage, cents.provider_shortfall, strict=True
+            )
+        ]
+        if priced
+        else [],
         "violations": [
             {
                 "family": v.family,

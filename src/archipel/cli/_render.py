@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from archipel.cli._output import _money
+from archipel.cli._output import _money, fleet_cents
 from archipel.core import CatalogSnapshot, Offer
 from archipel.placement import OfferVerdict, Plan
 
@@ -186,6 +186,7 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
     cur = plan.currency
     verdict = "[green]feasible[/]" if plan.feasible else "[bold red]infeasible[/]"
     console.print(f"[bold]fleet {plan.name}[/]: {verdict}")
+    cents = fleet_cents(plan)
     if plan.assignments:
         table = Table(title="assignments", title_justify="left", header_style="bold")
         for col, justify in [
@@ -201,7 +202,7 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
         ]:
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
         last = None
-        for a in plan.assignments:
+        for a, cost in zip(plan.assignments, cents.assignments, strict=True):
             o = a.option.placement.offer
             nodes = a.option.placement.nodes
             table.add_row(
@@ -213,12 +214,12 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
                 o.instance_type,
                 _accel(o) + (f" x{nodes} nodes" if nodes > 1 else ""),
                 "spot" if a.option.placement.spot else "on-demand",
-                f"{_m(a.option.cost * a.units)} {cur}",
+                f"{_m(cost)} {cur}",
             )
             last = a.workload
         console.print(table)
     acc = plan.account
-    if acc.providers:
+    if acc.providers and cents.total is not None:
         prov = Table(title="providers", title_justify="left", header_style="bold")
         for col in [
             "provider",
@@ -230,21 +231,26 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
             "shortfall",
         ]:
             prov.add_column(col, justify="left" if col == "provider" else "right")
-        for p in acc.providers:
+        for p, usage, shortfall in zip(
+            acc.providers, cents.provider_usage, cents.provider_shortfall, strict=True
+        ):
             prov.add_row(
                 p.provider,
-                _m(p.usage),
+                _m(usage),
                 f"{p.gpu_hours_share:.1%}",
                 f"{p.spend_share:.1%}",
                 "-" if p.commitment_due is None else _m(p.commitment_due),
                 _m(p.burned),
-                Text(_m(p.shortfall), style="red" if p.shortfall else ""),
+                Text(_m(shortfall), style="red" if shortfall else ""),
             )
         console.print(prov)
-    console.print(
-        f"total [bold]{_m(acc.total)} {cur}[/] = usage {_m(acc.usage)} + commitment shortfall "
-        f"{_m(acc.shortfall)}"
-    )
+    if cents.total is not None and cents.usage is not None and cents.shortfall is not None:
+        console.print(
+            f"total [bold]{_m(cents.total)} {cur}[/] = usage {_m(cents.usage)} + commitment "
+            f"shortfall {_m(cents.shortfall)}"
+        )
+    else:
+        console.print("no plan: nothing is placed, so there is no cost to give")
     for title, items in (("violations", plan.violations), ("why it is infeasible", plan.diagnosis)):
         if items:
             console.print(f"[bold red]{title}[/]:")
@@ -258,7 +264,8 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
     gap = "-" if s.gap is None else f"{s.gap:.4%}"
     parts = [f"solver {s.solver}: {s.status}"]
     if s.objective is not None and s.solver != "greedy":
-        parts.append(f"objective {_m(s.objective)}, bound {_m(s.bound or Decimal(0))}, gap {gap}")
+        bound = "-" if s.bound is None else _m(s.bound)
+        parts.append(f"objective {_m(s.objective)}, bound {bound}, gap {gap}")
     if s.variables:
         parts.append(
             f"{s.variables:,} variables ({s.integer_variables:,} integer), "

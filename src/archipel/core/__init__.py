@@ -11,8 +11,10 @@ from archipel.core._errors import (
     CatalogError,
     InputError,
     PolicyError,
+    SolverError,
     SpecError,
     UnknownAcceleratorError,
+    UnknownNameError,
 )
 from archipel.core._facts import CloudActExposure, Jurisdictions, ProviderFacts
 from archipel.core._fleet import (
@@ -72,11 +74,13 @@ __all__ = [
     "RunState",
     "ServePrice",
     "ServeSpec",
+    "SolverError",
     "SpecError",
     "Spread",
     "TRANSITIONS",
     "TransitionError",
     "UnknownAcceleratorError",
+    "UnknownNameError",
     "Workload",
     "WorkloadKind",
     "canonical_accelerator",

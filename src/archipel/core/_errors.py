@@ -7,11 +7,16 @@ faults and bad input are exceptions::
     ├── InputError (also ValueError)      bad input the user can fix
     │   ├── SpecError                     a workload spec that does not validate
     │   ├── UnknownAcceleratorError       an accelerator name no offer uses
+    │   ├── UnknownNameError              a provider or region name the catalog does not know
     │   └── PolicyError                   a policy file that does not validate
-    └── CatalogError                      the offer snapshot cannot be built or read
+    ├── CatalogError                      the offer snapshot cannot be built or read
+    └── SolverError                       a solver's answer failed its check (no plan given)
 """
 
 from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
 
 
 class ArchipelError(Exception):
@@ -45,9 +50,37 @@ class UnknownAcceleratorError(InputError):
         )
 
 
+class UnknownNameError(InputError):
+    """A provider or region name that the catalog does not know.
+
+    ``where`` names the field or flag; the message suggests close names and
+    lists the known ones.
+    """
+
+    def __init__(
+        self, where: str, kind: str, name: str, known: Iterable[str], at: str = ""
+    ) -> None:
+        self.where = where
+        self.kind = kind
+        self.name = name
+        choices = sorted(set(known))
+        folded = name.lower()
+        near = [c for c in choices if len(folded) >= 2 and folded in c.lower()]
+        near += difflib.get_close_matches(folded, choices, n=3, cutoff=0.6)
+        self.suggestions = list(dict.fromkeys(near))[:3]
+        hint = f"; did you mean {', '.join(self.suggestions)}?" if self.suggestions else ""
+        at = f" at {at}" if at else ""
+        listing = f"known {kind}s{at}: {', '.join(choices)}" if choices else f"no known {kind}{at}"
+        super().__init__(f"{where}: unknown {kind} {name}{at}{hint} ({listing})")
+
+
 class PolicyError(InputError):
     """A policy document failed validation."""
 
 
 class CatalogError(ArchipelError):
     """The offer snapshot could not be built or loaded."""
+
+
+class SolverError(ArchipelError):
+    """A solver returned an answer that fails its own check: it is not given as a plan."""

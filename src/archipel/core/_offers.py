@@ -21,6 +21,7 @@ from decimal import Decimal
 import numpy as np
 import numpy.typing as npt
 
+from archipel.core._errors import UnknownNameError
 from archipel.core._facts import Jurisdictions, ProviderFacts
 from archipel.core._money import MISSING, nano_to_decimal
 
@@ -178,3 +179,15 @@ class CatalogSnapshot:
             if facts is not None
             else ProviderFacts(id=provider_id, name=provider_id, registered=False)
         )
+
+    def check_provider(self, name: str, where: str) -> None:
+        """Raise :class:`UnknownNameError` unless ``name`` is a provider id of this catalog."""
+        known = {c.provider for c in self.offers.classes} | set(self.providers)
+        if name not in known:
+            raise UnknownNameError(where, "provider", name, known)
+
+    def check_region(self, provider: str, region: str, where: str) -> None:
+        """Raise :class:`UnknownNameError` unless ``provider`` sells in ``region``."""
+        known = {c.region for c in self.offers.classes if c.provider == provider}
+        if region not in known:
+            raise UnknownNameError(where, "region", region, known, at=provider)

@@ -25,6 +25,7 @@ from archipel.placement._fleet_model import (
     Violation,
     account,
     candidates,
+    check_names,
     commitment_dues,
 )
 
@@ -41,6 +42,7 @@ def plan_fleet(
 ) -> FleetPlan:
     """Place every workload of ``spec`` at minimum usage + commitment shortfall."""
     snapshot = planner.snapshot
+    check_names(spec, snapshot)
     dues = commitment_dues(spec, snapshot)
     cands = candidates(planner, spec)
     unplaceable = tuple(c for c in cands if not c.options)

@@ -20,6 +20,13 @@ where :math:`m_w = \lfloor \text{max\_share}\cdot R_w \rfloor`. When the model i
 infeasible, the same model is solved again with a penalised slack on every
 capacity, spread and concentration row; the slacks that stay positive say which
 rules conflict and by how much.
+
+Nothing a solver returns is taken on trust. Every solution read back is checked
+against the model (bounds, integrality, every row) and its objective is
+recomputed from its columns; a warm-started solve that fails the check is run
+again cold, and a cold one that fails is a :class:`SolverError`. The plan's
+cost, and the gap against the solver's bound, come from the exact account of
+the assignment, never from the solver's objective.
 """
 
 from __future__ import annotations
@@ -34,14 +41,50 @@ from decimal import Decimal
 import highspy
 import numpy as np
 
-from archipel.core import CatalogSnapshot, FleetSpec, resolve_accelerator
+from archipel.core import CatalogSnapshot, FleetSpec, SolverError, resolve_accelerator
 from archipel.placement._fleet_model import (
     Assignment,
     Candidates,
     Option,
     SolverReport,
     Violation,
+    account,
 )
+
+# How far two figures of one solution may differ (column rounding, float sums)
+# and still be the same figure: a cent, or a millionth of the amount.
+_ABS_TOL = 0.01
+_REL_TOL = 1e-6
+
+
+def _agree(a: float, b: float) -> bool:
+    return abs(a - b) <= _ABS_TOL + _REL_TOL * max(abs(a), abs(b))
+
+
+class _QuietHighs(highspy.Highs):
+    """A HiGHS instance that prints nothing, not even the banner of its first call.
+
+    ``highspy.Highs()`` makes a logging call (``enableCallbacks``) inside its
+    constructor, before any option can be set, and HiGHS writes its banner to
+    the process's standard output there. Logging is switched off first.
+    """
+
+    def enableCallbacks(self) -> None:  # noqa: N802 (highspy's name)
+        self.setOptionValue("output_flag", False)
+        self.setOptionValue("log_to_console", False)
+        super().enableCallbacks()  # type: ignore[no-untyped-call]
+
+
+@dataclass(frozen=True)
+class _Solution:
+    """Column values that passed the check, and their objective recomputed from them."""
+
+    values: list[float]
+    objective: float
+
+
+class _UntrustedError(Exception):
+    """A solution that fails the check; the message says how."""
 
 
 @dataclass
@@ -110,8 +153,7 @@ class _Builder:
                 highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                 for i in self.integer
             ]
-        h = highspy.Highs()  # type: ignore[no-untyped-call]
-        h.setOptionValue("output_flag", False)
+        h = _QuietHighs()  # type: ignore[no-untyped-call]
         h.setOptionValue("time_limit", float(time_limit))
         h.setOptionValue("mip_rel_gap", float(gap))
         h.setOptionValue("random_seed", int(seed))
@@ -124,6 +166,48 @@ class _Builder:
             h.setSolution(solution)
         h.run()
         return h
+
+    def checked(
+        self, h: highspy.Highs, integral: bool = True, fixed: Mapping[int, float] | None = None
+    ) -> _Solution | None:
+        """The solution ``h`` holds, checked against this model; None if it holds none.
+
+        Raises :class:`_UntrustedError` when the columns break a bound, an integrality
+        or a row, or when their objective is not the one the solver reports.
+        """
+        if h.getInfo().primal_solution_status != 2:
+            return None
+        x = np.asarray(h.getSolution().col_value, dtype=np.float64)
+        if len(x) != len(self.cost):
+            raise _UntrustedError(f"{len(x)} column values for {len(self.cost)} columns")
+        lower = np.asarray(self.lower, dtype=np.float64)
+        upper = np.asarray(self.upper, dtype=np.float64)
+        for col, value in (fixed or {}).items():
+            lower[col] = upper[col] = value
+        slack = 1e-6 * np.maximum(1.0, np.abs(x))
+        if np.any(x < lower - slack) or np.any(x > upper + slack):
+            raise _UntrustedError("a column is outside its bounds")
+        if integral:
+            ints = np.asarray(self.integer, dtype=np.bool_)
+            if np.any(np.abs(x[ints] - np.round(x[ints])) > 1e-6):
+                raise _UntrustedError("an integer column is fractional")
+        starts = np.asarray(self.starts, dtype=np.int64)
+        row_of = np.repeat(np.arange(len(self.row_lower)), np.diff(starts))
+        terms = np.asarray(self.value, dtype=np.float64) * x[np.asarray(self.index, dtype=np.int64)]
+        activity = np.bincount(row_of, weights=terms, minlength=len(self.row_lower))
+        scale = np.bincount(row_of, weights=np.abs(terms), minlength=len(self.row_lower))
+        tol = 1e-6 * np.maximum(1.0, scale)
+        if np.any(activity < np.asarray(self.row_lower) - tol) or np.any(
+            activity > np.asarray(self.row_upper) + tol
+        ):
+            raise _UntrustedError("a constraint row is violated")
+        objective = float(np.dot(np.asarray(self.cost, dtype=np.float64), x))
+        reported = h.getInfo().objective_function_value
+        if not _agree(objective, reported):
+            raise _UntrustedError(
+                f"its columns cost {objective:,.2f} but its objective is {reported:,.2f}"
+            )
+        return _Solution(x.tolist(), objective)
 
 
 @dataclass
@@ -326,7 +410,11 @@ def solve(
     2. Those workloads are fixed and the small MIP that is left is solved:
        an incumbent whose gap is measured against the LP bound.
     3. Only if that gap is too wide does the full MIP run, warm-started with
-       the incumbent, for the rest of the time.
+       the incumbent, for the rest of the time. If its answer fails the check
+       (see the module's docstring), it runs again cold.
+
+    The report's objective is the exact cost of the assignment read back, and
+    its gap is measured from that cost to the solver's bound.
     """
     started = time.perf_counter()
     deadline = started + time_limit
@@ -339,6 +427,7 @@ def solve(
     def diagnose() -> MilpResult:
         rb, rrows = build(spec, snapshot, cands, dues, relax=True)
         rh = rb.solve(max(1.0, deadline - time.perf_counter()), gap, seed)
+        _trusted(rb, rh, "the relaxed model")
         report = SolverReport(
             "highs", "infeasible", None, None, None, **shape, seconds=time.perf_counter() - started
         )
@@ -349,28 +438,34 @@ def solve(
         highspy.HighsModelStatus.kUnboundedOrInfeasible,
     ):
         return diagnose()
-    bound = relaxed.getInfo().objective_function_value
-    values = relaxed.getSolution().col_value
+    lp = _trusted(b, relaxed, "the LP relaxation", integral=False)
+    solved = relaxed.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    bound = lp.objective if lp is not None and solved else -math.inf  # a bound only if optimal
     fixed = {}
     for wi in range(len(cands)):
         cols = [rows.y[(wi, oi)] for oi in range(len(cands[wi].options))]
-        if all(abs(values[c] - round(values[c])) < 1e-9 for c in cols):
-            fixed.update({c: float(round(values[c])) for c in cols})
-    best: tuple[float, list[float]] | None = None
+        if lp is not None and all(abs(lp.values[c] - round(lp.values[c])) < 1e-9 for c in cols):
+            fixed.update({c: float(round(lp.values[c])) for c in cols})
     small = b.solve(max(0.1, deadline - time.perf_counter()), gap, seed, fixed=fixed)
-    if small.getInfo().primal_solution_status == 2:
-        best = (small.getInfo().objective_function_value, list(small.getSolution().col_value))
+    try:
+        best = b.checked(small, fixed=fixed)
+    except _UntrustedError:
+        best = None  # no incumbent: the full MIP below runs cold
     status = "optimal"
-    if best is None or _rel_gap(best[0], bound) > gap:
-        full = b.solve(
-            max(0.1, deadline - time.perf_counter()), gap, seed, start=best[1] if best else None
-        )
+    if best is None or _rel_gap(best.objective, bound) > gap:
+        start = best.values if best is not None else None
+        full = b.solve(max(0.1, deadline - time.perf_counter()), gap, seed, start=start)
+        try:
+            found = b.checked(full)
+        except _UntrustedError:
+            if start is None:
+                raise
+            full = b.solve(max(0.1, deadline - time.perf_counter()), gap, seed)  # cold
+            found = _trusted(b, full, "the MIP, solved again without a warm start")
         info = full.getInfo()
         bound = max(bound, info.mip_dual_bound) if math.isfinite(info.mip_dual_bound) else bound
-        if info.primal_solution_status == 2 and (
-            best is None or info.objective_function_value < best[0]
-        ):
-            best = (info.objective_function_value, list(full.getSolution().col_value))
+        if found is not None and (best is None or found.objective < best.objective):
+            best = found
         status = _STATUS.get(full.getModelStatus(), str(full.getModelStatus()))
     if best is None and status == "infeasible":  # the LP fits, no integer plan does
         return diagnose()
@@ -379,23 +474,47 @@ def solve(
             "highs",
             f"{status} (no solution)",
             None,
-            _dec(bound),
+            _dec(bound) if math.isfinite(bound) else None,
             None,
             **shape,
             seconds=time.perf_counter() - started,
         )
         return MilpResult(None, report)
-    objective, solution = best
+    assignments = _read(best.values, rows, cands)
+    exact = account(assignments, dues).total
+    if float(exact) > best.objective and not _agree(float(exact), best.objective):
+        raise SolverError(
+            f"the fleet plan read back from the solver costs {exact:,.2f}, but the solver's "
+            f"columns cost {best.objective:,.2f}; no plan is given"
+        )
+    if math.isfinite(bound) and float(exact) < bound and not _agree(float(exact), bound):
+        raise SolverError(
+            f"the fleet plan read back from the solver costs {exact:,.2f}, below the bound "
+            f"{bound:,.2f} the solver claims to have proved; no plan is given"
+        )
+    rel = _rel_gap(float(exact), bound)
     report = SolverReport(
         solver="highs",
-        status="optimal" if _rel_gap(objective, bound) <= gap else status,
-        objective=_dec(objective),
-        bound=_dec(bound),
-        gap=_gap(_rel_gap(objective, bound)),
+        status="optimal" if rel <= gap else status,
+        objective=exact,
+        bound=_dec(bound) if math.isfinite(bound) else None,
+        gap=_gap(rel),
         **shape,
         seconds=time.perf_counter() - started,
     )
-    return MilpResult(_read(solution, rows, cands), report)
+    return MilpResult(assignments, report)
+
+
+def _trusted(b: _Builder, h: highspy.Highs, what: str, integral: bool = True) -> _Solution | None:
+    """``b.checked(h)``, with a failed check turned into a :class:`SolverError`."""
+    try:
+        return b.checked(h, integral=integral)
+    except _UntrustedError as why:
+        raise SolverError(
+            f"HiGHS {highspy.HIGHS_VERSION_MAJOR}.{highspy.HIGHS_VERSION_MINOR}."
+            f"{highspy.HIGHS_VERSION_PATCH} returned a solution of {what} that fails its "
+            f"check ({why}); no plan is given"
+        ) from None
 
 
 def _rel_gap(objective: float, bound: float) -> float:
@@ -406,8 +525,9 @@ def _dec(value: float) -> Decimal:
     return Decimal(repr(round(value, 6)))
 
 
-def _gap(value: float) -> float:
-    return round(max(0.0, value), 6) if math.isfinite(value) else math.inf
+def _gap(value: float) -> float | None:
+    """The gap as reported: None without a bound (JSON has no infinity)."""
+    return round(max(0.0, value), 6) if math.isfinite(value) else None
 
 
 def _spread_text(spec: FleetSpec, c: Candidates) -> str:

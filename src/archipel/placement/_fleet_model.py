@@ -159,6 +159,31 @@ class Account:
         return self.usage + self.shortfall
 
 
+def check_names(spec: FleetSpec, snapshot: CatalogSnapshot) -> None:
+    """Every provider and region the fleet names must be the catalog's.
+
+    A misspelt name would otherwise change the plan without a word (a
+    commitment to an unknown provider is all shortfall; a capacity limit on one
+    limits nothing). Raises :class:`UnknownNameError` naming the field.
+    """
+    where = f"fleet {spec.name}"
+    for i, limit in enumerate(spec.capacity):
+        snapshot.check_provider(limit.provider, f"{where}: capacity[{i}].provider")
+        if limit.region is not None:
+            snapshot.check_region(limit.provider, limit.region, f"{where}: capacity[{i}].region")
+    for i, c in enumerate(spec.commitments):
+        snapshot.check_provider(c.provider, f"{where}: commitments[{i}].provider")
+    if spec.concentration is not None:
+        for provider in spec.concentration.providers:
+            snapshot.check_provider(provider, f"{where}: concentration.providers")
+    for w in spec.workloads:
+        for field_name in ("providers", "exclude_providers"):
+            for provider in getattr(w.constraints, field_name):
+                snapshot.check_provider(
+                    provider, f"{where}: workload {w.name}: constraints.{field_name}"
+                )
+
+
 def commitment_dues(spec: FleetSpec, snapshot: CatalogSnapshot) -> dict[str, Decimal]:
     """Per provider: the commitment due within the horizon, in the comparison currency."""
     dues: dict[str, Decimal] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -74,11 +73,9 @@ class PlacementRequest:
             AcceleratorRequest(resolve_accelerator(a.model, known), a.count)
             for a in self.accelerators
         )
-        sellers = {c.provider for c in snapshot.offers.classes}
-        _check_providers(self.providers, sellers | set(snapshot.providers), "--providers")
-        _check_providers(
-            self.exclude_providers, sellers | set(snapshot.providers), "--exclude-providers"
-        )
+        for field_name in ("providers", "exclude_providers"):
+            for provider in getattr(self, field_name):
+                snapshot.check_provider(provider, f"{self.name}: {field_name}")
         return PlacementRequest(
             accelerators=accels,
             data_class=self.data_class,
@@ -90,13 +87,4 @@ class PlacementRequest:
             exclude_providers=self.exclude_providers,
             max_price_per_hour=self.max_price_per_hour,
             name=self.name,
-        )
-
-
-def _check_providers(names: Iterable[str], known: set[str], flag: str) -> None:
-    unknown = sorted(set(names) - known)
-    if unknown:
-        raise InputError(
-            f"{flag}: unknown provider {', '.join(unknown)}; known providers: "
-            f"{', '.join(sorted(known))}"
         )

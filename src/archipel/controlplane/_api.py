@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Res
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from archipel.controlplane._quotas import Quotas, check_quota
 from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, spread_problems
@@ -204,8 +205,9 @@ def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
     return out
 
 
-def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
-    """The API over one store and one reconciler (which owns the sites)."""
+def create_app(store: Store, reconciler: Reconciler, quotas: Quotas | None = None) -> FastAPI:
+    """The API over one store and one reconciler (which owns the sites), under ``quotas``."""
+    limits = quotas if quotas is not None else Quotas()
     app = FastAPI(
         title="Archipel control plane",
         version="1",
@@ -263,7 +265,12 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
         "/v1/runs",
         status_code=201,
         response_model=RunOut,
-        responses={**errors, 403: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+        responses={
+            **errors,
+            403: {"model": ErrorOut},
+            422: {"model": ErrorOut},
+            429: {"model": ErrorOut, "description": "the tenant's quota is used up for now"},
+        },
     )
     def submit(spec: dict[str, Any], who: Who) -> RunOut:
         """Submit a workload spec (the same document as a workload YAML file, as JSON)."""
@@ -293,6 +300,9 @@ def create_app(store: Store, reconciler: Reconciler) -> FastAPI:
             raise HTTPException(
                 422, ["name: too long to name the replicas <name>-1 .. <name>-N (200 at most)"]
             )
+        refused = check_quota(limits, store, who.tenant, workload)  # see _quotas.py
+        if refused is not None:
+            raise HTTPException(refused.status, [refused.rejection.message])
         choice = reconciler.placer.place(workload, list(reconciler.sites))
         if choice.site is None:  # no declared site will ever fit: say why now, not later
             reasons = (

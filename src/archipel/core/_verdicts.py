@@ -30,6 +30,7 @@ class Reason(StrEnum):
     USER_PROVIDER = "user_provider"
     USER_EXCLUDED = "user_excluded"
     OVER_BUDGET = "over_budget"
+    QUOTA = "quota"  # a tenant's quota on the control plane (runs, replicas, GPUs)
 
     @property
     def unresolvable(self) -> bool:
@@ -68,6 +69,7 @@ _LABELS = {
     Reason.USER_PROVIDER: "outside requested providers",
     Reason.USER_EXCLUDED: "provider excluded by request",
     Reason.OVER_BUDGET: "above max price per hour",
+    Reason.QUOTA: "above the tenant's quota",
 }
 
 

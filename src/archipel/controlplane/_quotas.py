@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from archipel.controlplane._store import Store
-from archipel.core import Reason, Rejection, Workload
+from archipel.core import Reason, Rejection, RunState, Workload
 
 #: the defaults: generous for a team, finite against a runaway script
 ACTIVE_RUNS = 1000
 REPLICAS = 64
 GPUS = 512
+
+UNFINISHED = tuple(st for st in RunState if not st.terminal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +104,7 @@ def check_quota(
             f"resources: {gpus} GPUs asked, and a tenant may hold at most {quotas.gpus} "
             "(the server's --max-gpus); ask for fewer GPUs, nodes or replicas",
         )
-    unfinished = store.unfinished(tenant)
-    active = sum(n for _, n in unfinished)
+    active = store.count(UNFINISHED, tenant=tenant)
     if active + runs > quotas.active_runs:
         return _refuse(
             True,
@@ -112,7 +113,7 @@ def check_quota(
             f"{runs} fits once some of them finish or are cancelled",
         )
     if gpus:
-        held = sum(_gpus_of_spec(spec) * n for spec, n in unfinished)
+        held = sum(_gpus_of_spec(spec) * n for spec, n in store.unfinished(tenant))
         if held + gpus > quotas.gpus:
             return _refuse(
                 True,

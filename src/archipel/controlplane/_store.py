@@ -362,9 +362,11 @@ class Store:
             )
             return [(spec, int(n)) for spec, n in s.execute(q)]
 
-    def count(self, states: Sequence[RunState] = ()) -> int:
+    def count(self, states: Sequence[RunState] = (), tenant: str | None = None) -> int:
         with self._session() as s:
             q = select(func.count()).select_from(RunRow)
+            if tenant is not None:
+                q = q.where(RunRow.tenant == tenant)
             if states:
                 q = q.where(RunRow.state.in_([st.value for st in states]))
             return int(s.scalar(q) or 0)

@@ -409,8 +409,12 @@ class Reconciler:
         excluded: dict[str, str] | None = None
         if run.state is RunState.PENDING:
             excluded = self._excluded(run)
-            if run.message and run.message == self._waiting(run, health, busy, excluded):
+            waiting = self._waiting(run, health, busy, excluded)
+            if run.message and run.message == waiting:
                 return  # still waiting for the same reason: no new history entry
+            if not self._available(run, health, busy, excluded):
+                self.store.set_message(run, waiting)  # no site can take it now: say why, cheaply
+                return
             moved = self._move(report, run, RunState.PLACING, "placing")
             if moved is None:
                 return

@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from archipel.backends import FakeBackend
 from archipel.controlplane import Store
+from archipel.controlplane._reconcile import in_turns
 from archipel.core import RunState, parse_workload
 
 from .conftest import SITES, MakeReconciler
@@ -36,6 +39,31 @@ def state(store: Store, run_id: str) -> RunState:
     run = store.get(run_id)
     assert run is not None
     return run.state
+
+
+TENANTS = ["acme", "bob", "carol", "dave", "eve"]
+
+
+@given(
+    sizes=st.dictionaries(st.sampled_from(TENANTS), st.integers(0, 30)),
+    shares=st.fixed_dictionaries({t: st.floats(0, 1) for t in TENANTS}),
+    limit=st.integers(1, 80),
+)
+def test_turns_give_every_tenant_one_item_per_turn_least_share_first(
+    sizes: dict[str, int], shares: dict[str, float], limit: int
+) -> None:
+    queues = {t: [(t, i) for i in range(n)] for t, n in sizes.items()}
+    taken = list(in_turns(queues, shares.__getitem__, limit))
+    assert len(taken) == min(limit, sum(sizes.values()))
+    counts = {t: sum(1 for who, _ in taken if who == t) for t in queues}
+    for t, n in counts.items():  # each tenant's oldest first, nothing twice
+        assert [i for who, i in taken if who == t] == list(range(n))
+    unfinished = [counts[t] for t in queues if counts[t] < sizes[t]]
+    if unfinished:  # round robin: tenants with items left are at most one turn apart
+        assert max(counts.values()) - min(unfinished) <= 1
+    for turn in range(max(counts.values(), default=0)):  # within a turn: least share first
+        order = [t for t, i in taken if i == turn]
+        assert order == sorted(order, key=lambda t: (shares[t], t))
 
 
 def test_the_store_reads_each_tenants_oldest_waiting_runs_only(store: Store) -> None:

@@ -62,9 +62,10 @@ import socket
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
@@ -76,6 +77,7 @@ from archipel.controlplane._store import AttemptUpdate, RunView, Store
 from archipel.core import RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
+_T = TypeVar("_T")
 
 _ACTIVE = (RunState.LAUNCHING, RunState.RUNNING)
 _TO_ACT = (RunState.PENDING, RunState.PLACING, RunState.RECOVERING, RunState.PREEMPTED)
@@ -106,6 +108,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def in_turns(
+    queues: Mapping[str, Sequence[_T]], share: Callable[[str], float], limit: int
+) -> Iterator[_T]:
+    """At most ``limit`` items of ``queues`` (tenant -> its items in order), in turns.
+
+    A turn takes the next item of every tenant that has one left, the tenant with
+    the smallest ``share`` first (ties by name). ``share`` is asked again after
+    each item, so what the caller did with it (a run placed) counts at once.
+    """
+    left = {tenant: deque(items) for tenant, items in queues.items() if items}
+    turns = [(0, share(t), t) for t in left]
+    heapq.heapify(turns)
+    for _ in range(limit):
+        if not turns:
+            return
+        turn, _, tenant = heapq.heappop(turns)
+        yield left[tenant].popleft()
+        if left[tenant]:
+            heapq.heappush(turns, (turn + 1, share(tenant), tenant))
 
 
 @dataclass
@@ -263,15 +286,8 @@ class Reconciler:
         smallest dominant share first, so a tenant with thousands of waiting runs
         gets one run per turn, like a tenant with one.
         """
-        queues = {
-            tenant: deque(runs)
-            for tenant, runs in self.store.queued(_TO_ACT, self.max_runs_per_round).items()
-        }
-        turns = [(0, self._share(held, t), t) for t in queues]
-        heapq.heapify(turns)
-        while turns and report.acted < self.max_runs_per_round:
-            turn, _, tenant = heapq.heappop(turns)
-            run = queues[tenant].popleft()
+        queues = self.store.queued(_TO_ACT, self.max_runs_per_round)
+        for run in in_turns(queues, lambda t: self._share(held, t), self.max_runs_per_round):
             report.acted += 1
             try:
                 self._act(report, run, health, busy)
@@ -280,8 +296,6 @@ class Reconciler:
             latest = self._after.get(run.id)
             if latest is not None and latest.state.active and latest.site:
                 self._hold(held, latest)
-            if queues[tenant]:
-                heapq.heappush(turns, (turn + 1, self._share(held, tenant), tenant))
 
     # -- faults ------------------------------------------------------------------
 

@@ -149,6 +149,8 @@ def bench_submissions(total: int, concurrency: int, replicas: int = 1) -> dict[s
                 str(port),
                 "--interval",
                 "3600",
+                "--max-active-runs",  # every submission stays pending: lift the quota
+                "1000000",
             ],
             env=env,
             stdout=subprocess.DEVNULL,

@@ -141,6 +141,30 @@ def server(
             min=0,
         ),
     ] = 5.0,
+    max_runs_per_round: Annotated[
+        int,
+        typer.Option(
+            "--max-runs-per-round",
+            help="Waiting runs one reconcile round places or re-checks at most, in turns "
+            "across tenants.",
+            min=1,
+        ),
+    ] = 100,
+    max_active_runs: Annotated[
+        int,
+        typer.Option(
+            "--max-active-runs", help="Unfinished runs one tenant may have at once.", min=1
+        ),
+    ] = 1000,
+    max_replicas: Annotated[
+        int, typer.Option("--max-replicas", help="Replicas in one submission at most.", min=1)
+    ] = 64,
+    max_gpus: Annotated[
+        int,
+        typer.Option(
+            "--max-gpus", help="GPUs one tenant's unfinished runs may ask for in all.", min=1
+        ),
+    ] = 512,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads."""
     import logging
@@ -152,6 +176,7 @@ def server(
     from archipel.controlplane import Reconciler, SitePlacer, Store, build_sites, parse_sites
     from archipel.controlplane._api import create_app
     from archipel.controlplane._http import Limits, header_timeout_protocol
+    from archipel.controlplane._quotas import Quotas
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     home = data_dir()
@@ -172,7 +197,9 @@ def server(
         store.migrate()
         built = build_sites(specs, home)
         placer = SitePlacer(specs, _snapshot(), _policy(policy))
-        reconciler = Reconciler(store, built, placer, home / "checkpoints")
+        reconciler = Reconciler(
+            store, built, placer, home / "checkpoints", max_runs_per_round=max_runs_per_round
+        )
         token_path = _token_file()
         if _private_file(token_path):
             typer.echo(f"an admin token for tenant `default` is in {token_path}")
@@ -185,7 +212,8 @@ def server(
             header_seconds=header_timeout,
             keep_alive_seconds=keep_alive,
         )
-        return store, reconciler, create_app(store, reconciler, limits)
+        quotas = Quotas(active_runs=max_active_runs, replicas=max_replicas, gpus=max_gpus)
+        return store, reconciler, create_app(store, reconciler, limits, quotas)
 
     store, reconciler, app = _guard(setup)
     stop = threading.Event()
@@ -197,10 +225,11 @@ def server(
                 report = reconciler.step()
                 if report.transitions or report.conflicts:
                     log.info(
-                        "round: %d transitions, %d launched, %d lost to another control "
-                        "plane, sites down: %s, %.3f s",
+                        "round: %d transitions, %d launched, %d failed by a fault, %d lost to "
+                        "another control plane, sites down: %s, %.3f s",
                         report.transitions,
                         report.launched,
+                        report.faults,
                         report.conflicts,
                         ", ".join(report.unhealthy_sites) or "none",
                         report.seconds,

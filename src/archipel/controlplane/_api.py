@@ -41,6 +41,7 @@ from pydantic import AfterValidator, BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from archipel.controlplane._http import UNAUTHENTICATED, Guard, Limits
+from archipel.controlplane._quotas import Quotas, check_quota
 from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, spread_problems
@@ -270,8 +271,14 @@ def _problems(exc: RequestValidationError) -> list[str]:
     return problems
 
 
-def create_app(store: Store, reconciler: Reconciler, limits: Limits | None = None) -> FastAPI:
-    """The API over one store and one reconciler (which owns the sites)."""
+def create_app(
+    store: Store,
+    reconciler: Reconciler,
+    limits: Limits | None = None,
+    quotas: Quotas | None = None,
+) -> FastAPI:
+    """The API over one store and one reconciler (which owns the sites), under ``quotas``."""
+    quota = quotas if quotas is not None else Quotas()
     app = FastAPI(
         title="Archipel control plane",
         version="1",
@@ -355,7 +362,12 @@ def create_app(store: Store, reconciler: Reconciler, limits: Limits | None = Non
         "/v1/runs",
         status_code=201,
         response_model=RunOut,
-        responses={**errors, **forbidden, **slow},
+        responses={
+            **errors,
+            **forbidden,
+            **slow,
+            429: {"model": ErrorOut, "description": "the tenant's quota is used up for now"},
+        },
     )
     def submit(workload: Submission, who: Writer) -> RunOut:
         """Submit a workload spec (the same document as a workload YAML file, as JSON)."""
@@ -373,6 +385,9 @@ def create_app(store: Store, reconciler: Reconciler, limits: Limits | None = Non
             raise HTTPException(
                 422, ["name: too long to name the replicas <name>-1 .. <name>-N (200 at most)"]
             )
+        refused = check_quota(quota, store, who.tenant, workload)  # see _quotas.py
+        if refused is not None:
+            raise HTTPException(refused.status, [refused.rejection.message])
         choice = reconciler.placer.place(workload, list(reconciler.sites))
         if choice.site is None:  # no declared site will ever fit: say why now, not later
             reasons = (

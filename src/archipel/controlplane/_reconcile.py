@@ -31,6 +31,26 @@ here is very likely, not certainly, free there. A service that cannot bind its
 port fails, and its run is recovered like any failed attempt; set
 ``serve.port`` to a port reserved for services on such sites.
 
+**Fairness.** A round acts on at most ``max_runs_per_round`` waiting runs
+(pending, recovering, preempted, or left placing by a crash), so one burst of
+submissions cannot stall the loop: the rest wait for the next rounds. They
+are taken across tenants in turns: each tenant's oldest runs first, one run
+per tenant per turn, and within a turn the tenant with the smallest dominant
+share first (the larger of its share of the declared slots and of the
+declared GPUs held by its active runs, counting what this round has placed).
+
+**Faults stay with their run.** Whatever a backend (or the placement of one
+run) raises while one run is handled, that run alone goes to ``failed`` with
+the error in its history, its attempt is cancelled if it may be running, the
+traceback is logged, and the round goes on with the others. An ``OSError``
+from a launch (the site is unreachable, not the run wrong) is a retryable
+launch failure instead: the site is blocked for that run, which is re-placed
+elsewhere within its restart budget. A site whose ``health`` or ``observe``
+raises is left alone for the round: nothing is placed there and its attempts
+keep their state until a later round sees them. Only the store failing
+(:class:`sqlalchemy.exc.OperationalError`: nothing could record anything)
+ends the round, and the server's loop logs it and tries again.
+
 Every move goes through :meth:`Store.transition`, which checks the lifecycle
 table and the run's version: two control planes reconciling the same store
 never both move a run, and a backend launch is idempotent by attempt id, so
@@ -39,26 +59,46 @@ no run is launched twice.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import socket
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
-from archipel.backends import AttemptState, LaunchRequest, Observation
+from sqlalchemy.exc import OperationalError
+
+from archipel.backends import AttemptState, LaunchRequest, LaunchResult, Observation, SiteHealth
 from archipel.controlplane._placement import SitePlacer
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import AttemptUpdate, RunView, Store
-from archipel.core import RunState
+from archipel.core import RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
+_T = TypeVar("_T")
 
 _ACTIVE = (RunState.LAUNCHING, RunState.RUNNING)
 _TO_ACT = (RunState.PENDING, RunState.PLACING, RunState.RECOVERING, RunState.PREEMPTED)
+
+#: how many waiting runs one round acts on, by default (see :class:`Reconciler`)
+MAX_RUNS_PER_ROUND = 100
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` of an exception, fit for a history entry (no NUL, bounded)."""
+    text = f"{type(exc).__name__}: {exc}".replace("\x00", "\\x00")
+    return text if len(text) <= 2000 else text[:2000] + " [...]"
+
+
+def _gpus_per_slot(accelerators: str) -> float:
+    """GPUs one slot of a site offers (``cpu:N`` is none)."""
+    offered = parse_accelerator_spec(accelerators)
+    return 0.0 if offered.model.strip().lower() == "cpu" else offered.count
 
 
 def free_port() -> int:
@@ -73,6 +113,27 @@ def free_port() -> int:
         return port
 
 
+def in_turns(
+    queues: Mapping[str, Sequence[_T]], share: Callable[[str], float], limit: int
+) -> Iterator[_T]:
+    """At most ``limit`` items of ``queues`` (tenant -> its items in order), in turns.
+
+    A turn takes the next item of every tenant that has one left, the tenant with
+    the smallest ``share`` first (ties by name). ``share`` is asked again after
+    each item, so what the caller did with it (a run placed) counts at once.
+    """
+    left = {tenant: deque(items) for tenant, items in queues.items() if items}
+    turns = [(0, share(t), t) for t in left]
+    heapq.heapify(turns)
+    for _ in range(limit):
+        if not turns:
+            return
+        turn, _, tenant = heapq.heappop(turns)
+        yield left[tenant].popleft()
+        if left[tenant]:
+            heapq.heappush(turns, (turn + 1, share(tenant), tenant))
+
+
 @dataclass
 class StepReport:
     """What one round did (for logs, tests and benchmarks)."""
@@ -81,6 +142,8 @@ class StepReport:
     transitions: int = 0
     launched: int = 0
     conflicts: int = 0
+    acted: int = 0  # waiting runs handled in the act phase (at most max_runs_per_round)
+    faults: int = 0  # runs failed because handling them raised
     seconds: float = 0.0
     unhealthy_sites: list[str] = field(default_factory=list)
 
@@ -96,18 +159,29 @@ class Reconciler:
         checkpoint_root: Path,
         *,
         pick_port: Callable[[], int] = free_port,
+        max_runs_per_round: int = MAX_RUNS_PER_ROUND,
     ) -> None:
+        if max_runs_per_round < 1:
+            raise ValueError(f"max_runs_per_round must be at least 1, not {max_runs_per_round}")
         self.store = store
         self.sites = dict(sites)
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
         self.pick_port = pick_port
+        self.max_runs_per_round = max_runs_per_round
+        # what one slot holds, per site: (slots, GPUs), for the tenants' dominant shares
+        self._slot = {n: (1.0, _gpus_per_slot(s.spec.accelerators)) for n, s in self.sites.items()}
+        self._capacity = (
+            float(sum(s.spec.slots for s in self.sites.values())),
+            sum(s.spec.slots * self._slot[n][1] for n, s in self.sites.items()),
+        )
         # attempt -> last recorded (state, exit code, host)
         self._known: dict[str, tuple[str, int | None, str | None]] = {}
         self._after: dict[str, RunView] = {}  # runs moved during this round's adoption
         self._observed: list[AttemptUpdate] = []
         # ports handed out lately: a service not listening yet leaves its port "free"
         self._given_ports: deque[int] = deque(maxlen=1024)
+        self._unreachable: set[str] = set()  # sites whose health check raised this round
 
     # -- the round ---------------------------------------------------------------
 
@@ -115,8 +189,8 @@ class Reconciler:
         started = time.perf_counter()
         report = StepReport()
         self._after.clear()
-        health = {name: site.backend.health() for name, site in self.sites.items()}
-        report.unhealthy_sites = sorted(n for n, h in health.items() if not h.healthy)
+        self._unreachable.clear()
+        health = {name: self._health(site) for name, site in self.sites.items()}
         active = self.store.runs(states=_ACTIVE, limit=1_000_000)
         by_site: dict[str, list[RunView]] = defaultdict(list)
         for run in active:
@@ -134,17 +208,27 @@ class Reconciler:
                         block=site_name,
                     )
                 continue
-            seen = site.backend.observe([r.attempt_id for r in runs if r.attempt_id])
+            if site_name in self._unreachable:
+                continue  # its health check raised: leave its attempts as they are this round
+            try:
+                seen = site.backend.observe([r.attempt_id for r in runs if r.attempt_id])
+            except Exception as exc:  # the site's fault, not one run's: skip it this round
+                log.exception("site %s: observe raised; its attempts keep their state", site_name)
+                health[site_name] = SiteHealth(False, f"observe raised {error_text(exc)}")
+                continue
             report.observed += len(seen)
             for run in runs:
-                assert run.attempt_id is not None
-                self._adopt(
-                    report,
-                    run,
-                    seen[run.attempt_id],
-                    health[site_name].healthy,
-                    health[site_name].reason,
-                )
+                try:
+                    assert run.attempt_id is not None
+                    self._adopt(
+                        report,
+                        run,
+                        seen[run.attempt_id],
+                        health[site_name].healthy,
+                        health[site_name].reason,
+                    )
+                except Exception as exc:
+                    self._fault(report, run, f"observing its attempt on {site_name}", exc)
         try:
             self.store.update_attempts(self._observed)
         except Exception:  # not recorded: forget them, so the next round writes them again
@@ -153,15 +237,102 @@ class Reconciler:
             raise
         finally:
             self._observed.clear()
+        report.unhealthy_sites = sorted(n for n, h in health.items() if not h.healthy)
         busy: dict[str, int] = defaultdict(int)  # active attempts per site after adoption
+        held: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # tenant -> slots, GPUs
         for run in active:
             latest = self._after.get(run.id, run)
             if latest.state.active and latest.site:
                 busy[latest.site] += 1
-        for run in self.store.runs(states=_TO_ACT, limit=100_000):
-            self._act(report, run, health, busy)
+                self._hold(held, latest)
+        self._act_fairly(report, health, busy, held)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _health(self, site: Site) -> SiteHealth:
+        """The site's health; one whose check raises is unreachable for this round."""
+        try:
+            return site.backend.health()
+        except Exception as exc:
+            log.exception("site %s: health check raised; it is left alone this round", site.name)
+            self._unreachable.add(site.name)
+            return SiteHealth(False, f"health check raised {error_text(exc)}")
+
+    # -- act fairly ----------------------------------------------------------------
+
+    def _hold(self, held: dict[str, list[float]], run: RunView) -> None:
+        """Count ``run``'s slot (and the GPUs of its site's slot) against its tenant."""
+        slots, gpus = self._slot.get(run.site or "", (1.0, 0.0))
+        held[run.tenant][0] += slots
+        held[run.tenant][1] += gpus
+
+    def _share(self, held: Mapping[str, list[float]], tenant: str) -> float:
+        """The tenant's dominant share: the larger of its shares of the slots and the GPUs."""
+        slots, gpus = held.get(tenant, (0.0, 0.0))
+        total_slots, total_gpus = self._capacity
+        return max(
+            slots / total_slots if total_slots else 0.0,
+            gpus / total_gpus if total_gpus else 0.0,
+        )
+
+    def _act_fairly(
+        self,
+        report: StepReport,
+        health: Mapping[str, SiteHealth],
+        busy: dict[str, int],
+        held: dict[str, list[float]],
+    ) -> None:
+        """Act on at most ``max_runs_per_round`` waiting runs, in turns across tenants.
+
+        Each tenant's queue is its oldest waiting runs (at most the bound); a turn
+        takes one run from every tenant that has one left, the tenant with the
+        smallest dominant share first, so a tenant with thousands of waiting runs
+        gets one run per turn, like a tenant with one.
+        """
+        queues = self.store.queued(_TO_ACT, self.max_runs_per_round)
+        for run in in_turns(queues, lambda t: self._share(held, t), self.max_runs_per_round):
+            report.acted += 1
+            try:
+                self._act(report, run, health, busy)
+            except Exception as exc:
+                self._fault(report, run, "placing or launching it", exc)
+            latest = self._after.get(run.id)
+            if latest is not None and latest.state.active and latest.site:
+                self._hold(held, latest)
+
+    # -- faults ------------------------------------------------------------------
+
+    def _fault(self, report: StepReport, run: RunView, doing: str, exc: Exception) -> None:
+        """Handling ``run`` raised: that run alone fails, with the error in its history.
+
+        The store being unreachable is no run's fault: that ends the round.
+        """
+        if isinstance(exc, OperationalError):
+            raise exc
+        log.error(
+            "run %s: %s raised; the run fails, the round goes on", run.id, doing, exc_info=exc
+        )
+        try:
+            current = self.store.get(run.id)
+            if current is None or current.state.terminal:
+                return
+            text = error_text(exc)
+            if current.attempt_id is not None and current.state.active:
+                self.store.update_attempt(current.attempt_id, "failed", reason=text)
+                site = self.sites.get(current.site or "")
+                if site is not None:
+                    try:  # it may be running there: stop it (best effort)
+                        site.backend.cancel(current.attempt_id)
+                    except Exception:
+                        log.exception(
+                            "run %s: cancelling attempt %s raised", run.id, current.attempt_id
+                        )
+            if self._move(report, current, RunState.FAILED, f"{doing} raised {text}") is not None:
+                report.faults += 1
+        except OperationalError:
+            raise
+        except Exception:  # recording the failure failed too: log it, keep the round going
+            log.exception("run %s: could not record its failure", run.id)
 
     # -- adopt -------------------------------------------------------------------
 
@@ -187,14 +358,16 @@ class Reconciler:
         state = obs.state
         if state is AttemptState.RUNNING or state is AttemptState.PENDING:
             if not healthy:  # the site went down under a live attempt: move it
-                self.sites[run.site].backend.cancel(run.attempt_id)
-                self._move(
-                    report,
-                    run,
-                    RunState.RECOVERING,
-                    f"site {run.site} went down ({why}); attempt cancelled there",
-                    block=run.site,
-                )
+                detail = f"site {run.site} went down ({why}); attempt cancelled there"
+                try:
+                    self.sites[run.site].backend.cancel(run.attempt_id)
+                except OSError as exc:  # unreachable, as a site that is down may well be
+                    log.warning("run %s: cancelling on %s raised %s", run.id, run.site, exc)
+                    detail = (
+                        f"site {run.site} went down ({why}); cancelling the attempt there "
+                        f"raised {error_text(exc)}, so it may still be running there"
+                    )
+                self._move(report, run, RunState.RECOVERING, detail, block=run.site)
             elif state is AttemptState.RUNNING and run.state is RunState.LAUNCHING:
                 self._move(
                     report, run, RunState.RUNNING, f"running on {run.site} ({obs.backend_id})"
@@ -253,8 +426,12 @@ class Reconciler:
         excluded: dict[str, str] | None = None
         if run.state is RunState.PENDING:
             excluded = self._excluded(run)
-            if run.message and run.message == self._waiting(run, health, busy, excluded):
+            waiting = self._waiting(run, health, busy, excluded)
+            if run.message and run.message == waiting:
                 return  # still waiting for the same reason: no new history entry
+            if not self._available(run, health, busy, excluded):
+                self.store.set_message(run, waiting)  # no site can take it now: say why, cheaply
+                return
             moved = self._move(report, run, RunState.PLACING, "placing")
             if moved is None:
                 return
@@ -396,17 +573,20 @@ class Reconciler:
         # "cpu" is a slot, not a device a backend allocates
         offered = site.spec.accelerators
         gpus = None if offered.split(":")[0].strip().lower() == "cpu" else offered
-        result = site.backend.launch(
-            LaunchRequest(
-                run.attempt_id,
-                spec.command,
-                env,
-                None,
-                gpus,
-                workload.resources.nodes,
-                writable=(str(checkpoint),),
-            )
+        request = LaunchRequest(
+            run.attempt_id,
+            spec.command,
+            env,
+            None,
+            gpus,
+            workload.resources.nodes,
+            writable=(str(checkpoint),),
         )
+        try:
+            result = site.backend.launch(request)
+        except OSError as exc:  # the site is unreachable, not the run wrong: try elsewhere
+            log.warning("run %s: launching on %s raised %s", run.id, site.name, exc)
+            result = LaunchResult(run.attempt_id, False, error=error_text(exc), retryable=True)
         if result.ok:
             report.launched += 1
             self.store.update_attempt(run.attempt_id, "launched", result.backend_id)
@@ -459,7 +639,14 @@ class Reconciler:
         """Cancel a run: its attempt (if any) on its backend, then the run."""
         if run.state.terminal:
             return run
+        detail = "cancelled by the user"
         if run.state.active and run.attempt_id and run.site in self.sites:
-            self.sites[run.site].backend.cancel(run.attempt_id)
-        report = StepReport()
-        return self._move(report, run, RunState.CANCELLED, "cancelled by the user")
+            try:
+                self.sites[run.site].backend.cancel(run.attempt_id)
+            except Exception as exc:  # the user's decision stands; say what is left behind
+                log.exception("run %s: cancelling attempt %s raised", run.id, run.attempt_id)
+                detail += (
+                    f"; cancelling attempt {run.attempt_id} on {run.site} raised "
+                    f"{error_text(exc)}, so it may still be running there"
+                )
+        return self._move(StepReport(), run, RunState.CANCELLED, detail)

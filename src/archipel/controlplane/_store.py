@@ -358,9 +358,45 @@ class Store:
                 q = q.where(RunRow.state.in_([st.value for st in states]))
             return [_run(r) for r in s.scalars(q)]
 
-    def count(self, states: Sequence[RunState] = ()) -> int:
+    def queued(self, states: Sequence[RunState], per_tenant: int) -> dict[str, list[RunView]]:
+        """Each tenant's oldest ``per_tenant`` runs in ``states``, in the order of :meth:`runs`.
+
+        One query (a window function, on SQLite and PostgreSQL alike): however many
+        runs a tenant has waiting, at most ``per_tenant`` of them are read.
+        """
+        order = (RunRow.created_at, func.length(RunRow.name), RunRow.name, RunRow.id)
+        rank = func.row_number().over(partition_by=RunRow.tenant, order_by=order).label("rank")
+        ranked = (
+            select(RunRow.id, rank).where(RunRow.state.in_([st.value for st in states])).subquery()
+        )
+        q = (
+            select(RunRow)
+            .join(ranked, ranked.c.id == RunRow.id)
+            .where(ranked.c.rank <= per_tenant)
+            .order_by(RunRow.tenant, ranked.c.rank)
+        )
+        out: dict[str, list[RunView]] = {}
+        with self._session() as s:
+            for row in s.scalars(q):
+                out.setdefault(row.tenant, []).append(_run(row))
+        return out
+
+    def unfinished(self, tenant: str) -> list[tuple[str, int]]:
+        """The tenant's runs not finished yet, as (spec, how many runs have it)."""
+        finished = [st.value for st in RunState if st.terminal]
+        with self._session() as s:
+            q = (
+                select(RunRow.spec, func.count())
+                .where(RunRow.tenant == tenant, RunRow.state.not_in(finished))
+                .group_by(RunRow.spec)
+            )
+            return [(spec, int(n)) for spec, n in s.execute(q)]
+
+    def count(self, states: Sequence[RunState] = (), tenant: str | None = None) -> int:
         with self._session() as s:
             q = select(func.count()).select_from(RunRow)
+            if tenant is not None:
+                q = q.where(RunRow.tenant == tenant)
             if states:
                 q = q.where(RunRow.state.in_([st.value for st in states]))
             return int(s.scalar(q) or 0)

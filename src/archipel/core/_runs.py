@@ -42,26 +42,35 @@ _S = RunState
 TRANSITIONS: dict[tuple[RunState, RunState], str] = {
     (_S.PENDING, _S.PLACING): "the reconciler picks the run up",
     (_S.PENDING, _S.CANCELLED): "cancelled before placement",
+    (
+        _S.PENDING,
+        _S.FAILED,
+    ): "reconciling it raised (a spec no backend takes, or a bug): it alone fails",
     (_S.PLACING, _S.LAUNCHING): "a site was chosen and an attempt recorded",
     (_S.PLACING, _S.PENDING): "no site can take it now (capacity or health); retry later",
-    (_S.PLACING, _S.FAILED): "no site will ever fit (hardware or policy)",
+    (_S.PLACING, _S.FAILED): "no site will ever fit (hardware or policy), or placing it raised",
     (_S.PLACING, _S.CANCELLED): "cancelled while placing",
     (_S.LAUNCHING, _S.RUNNING): "the backend reports the attempt running",
     (_S.LAUNCHING, _S.SUCCEEDED): "the attempt finished before it was seen running",
-    (_S.LAUNCHING, _S.FAILED): "the launch or the attempt failed for good",
+    (
+        _S.LAUNCHING,
+        _S.FAILED,
+    ): "the launch or the attempt failed for good, or the backend raised for it",
     (_S.LAUNCHING, _S.RECOVERING): "the launch failed in a way another site may not",
     (_S.LAUNCHING, _S.PREEMPTED): "the backend lost the attempt while starting it",
     (_S.LAUNCHING, _S.CANCELLED): "cancelled while launching",
     (_S.RUNNING, _S.SUCCEEDED): "the attempt exited 0",
-    (_S.RUNNING, _S.FAILED): "the attempt failed and no restart is left or allowed",
+    (_S.RUNNING, _S.FAILED): (
+        "the attempt failed and no restart is left or allowed, or the backend raised for it"
+    ),
     (_S.RUNNING, _S.RECOVERING): "the attempt failed with a retryable error or its site went down",
     (_S.RUNNING, _S.PREEMPTED): "the backend took the resources back or lost the node",
     (_S.RUNNING, _S.CANCELLED): "cancelled by the user",
     (_S.PREEMPTED, _S.RECOVERING): "a restart is left: re-place with the site blocked",
-    (_S.PREEMPTED, _S.FAILED): "no restart left",
+    (_S.PREEMPTED, _S.FAILED): "no restart left, or reconciling it raised",
     (_S.PREEMPTED, _S.CANCELLED): "cancelled after preemption",
     (_S.RECOVERING, _S.PLACING): "re-place with the failed sites blocked",
-    (_S.RECOVERING, _S.FAILED): "the restart budget is spent",
+    (_S.RECOVERING, _S.FAILED): "the restart budget is spent, or re-placing it raised",
     (_S.RECOVERING, _S.CANCELLED): "cancelled while recovering",
 }
 

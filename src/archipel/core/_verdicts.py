@@ -31,6 +31,7 @@ class Reason(StrEnum):
     USER_EXCLUDED = "user_excluded"
     OVER_BUDGET = "over_budget"
     NOT_ENTITLED = "not_entitled"  # a published service whose owner may not serve this tenant
+    QUOTA = "quota"  # a tenant's quota on the control plane (runs, replicas, GPUs)
 
     @property
     def unresolvable(self) -> bool:
@@ -70,6 +71,7 @@ _LABELS = {
     Reason.USER_EXCLUDED: "provider excluded by request",
     Reason.OVER_BUDGET: "above max price per hour",
     Reason.NOT_ENTITLED: "owner not entitled to this tenant",
+    Reason.QUOTA: "above the tenant's quota",
 }
 
 

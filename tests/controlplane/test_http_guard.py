@@ -75,7 +75,7 @@ async def stalls() -> Message:
 
 @pytest.fixture
 def limited(store: Store, reconciler: Reconciler) -> Callable[..., Any]:
-    return lambda **limits: create_app(store, reconciler, Limits(**limits))
+    return lambda **limits: create_app(store, reconciler, limits=Limits(**limits))
 
 
 @pytest.mark.parametrize(

@@ -126,7 +126,7 @@ def test_submissions_are_held_to_the_tenants_quotas(
     status: int,
     says: str,
 ) -> None:
-    api = TestClient(create_app(store, reconciler, QUOTAS))
+    api = TestClient(create_app(store, reconciler, quotas=QUOTAS))
     before(store)
     token = store.create_token("acme", "submitter")
     stored = store.count()

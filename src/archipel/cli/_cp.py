@@ -213,7 +213,7 @@ def server(
             keep_alive_seconds=keep_alive,
         )
         quotas = Quotas(active_runs=max_active_runs, replicas=max_replicas, gpus=max_gpus)
-        return store, reconciler, create_app(store, reconciler, limits, quotas)
+        return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
 
     store, reconciler, app = _guard(setup)
     stop = threading.Event()

@@ -274,6 +274,7 @@ def _problems(exc: RequestValidationError) -> list[str]:
 def create_app(
     store: Store,
     reconciler: Reconciler,
+    *,
     limits: Limits | None = None,
     quotas: Quotas | None = None,
 ) -> FastAPI:

@@ -14,7 +14,7 @@ from archipel.core._errors import (
     SpecError,
     UnknownAcceleratorError,
 )
-from archipel.core._facts import CloudActExposure, Jurisdictions, ProviderFacts
+from archipel.core._facts import COUNTRY_GROUPS, CloudActExposure, Jurisdictions, ProviderFacts
 from archipel.core._fleet import (
     CapacityLimit,
     Commitment,
@@ -44,6 +44,7 @@ __all__ = [
     "AcceleratorRequest",
     "ArchipelError",
     "COLUMNS",
+    "COUNTRY_GROUPS",
     "CapacityLimit",
     "CatalogError",
     "CatalogSnapshot",

@@ -99,3 +99,13 @@ def feasible(
             if priced is not None:
                 out.append(priced)
     return sorted(out, key=lambda p: p.total_usd)
+
+
+def best_per_market(found: Iterable[Priced], top: int) -> list[Decimal]:
+    """The totals a ranking of ``top`` must show: the cheapest of each provider, region,
+    instance type and market, cheapest first. Ties cannot change this list."""
+    best: dict[tuple[str, str, str, bool], Decimal] = {}
+    for p in found:
+        key = (p.offer.provider, p.offer.region, p.offer.instance_type, p.spot)
+        best[key] = min(best.get(key, p.total_usd), p.total_usd)
+    return sorted(best.values())[:top]

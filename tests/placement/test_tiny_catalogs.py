@@ -1,0 +1,275 @@
+"""The engine on small made-up catalogs full of ties, against the brute-force reference.
+
+The shipped catalog has few exact ties where they matter; these catalogs have
+almost nothing else: a handful of prices, two zones, three instance types, two
+currencies. The order is specified independently of the engine: cheapest total
+first, then provider, region, instance type and zone; one placement per
+provider, region, instance type and market.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.facts import REGION_COUNTRY
+from tests.profiles import examples
+
+from archipel.catalog import build_table
+from archipel.catalog._sources import OfferRow
+from archipel.core import (
+    MISSING,
+    NANO,
+    AcceleratorRequest,
+    CatalogSnapshot,
+    UnknownAcceleratorError,
+)
+from archipel.placement import PlacementRequest, Planner
+from archipel.policy import Policy, default_policy
+
+from .reference import Priced, feasible
+
+SITES = {
+    ("aws", "us-east-1"): REGION_COUNTRY[("aws", "us-east-1")],
+    ("aws", "eu-west-3"): REGION_COUNTRY[("aws", "eu-west-3")],
+    ("gcp", "europe-west6"): REGION_COUNTRY[("gcp", "europe-west6")],
+    ("scaleway", "fr-par"): REGION_COUNTRY[("scaleway", "fr-par")],
+    ("ovhcloud", "GRA"): REGION_COUNTRY[("ovhcloud", "GRA")],
+    ("hyperstack", "NORWAY-1"): REGION_COUNTRY[("hyperstack", "NORWAY-1")],
+    ("vast", "IS-Iceland"): "IS",  # Vast states the host's country in the region label
+}
+RATES = {"USD": Decimal(1), "EUR": Decimal("1.5")}  # exact in nano-units: ties stay ties
+PRICES = [MISSING, 1 * NANO, 2 * NANO, 3 * NANO]
+
+
+class TinyCatalog:
+    """A made-up snapshot with a short repr (failure reports stay readable)."""
+
+    def __init__(self, rows: list[OfferRow], shipped: CatalogSnapshot) -> None:
+        self.rows = rows
+        self.snapshot = CatalogSnapshot(
+            offers=build_table(rows, SITES, RATES),
+            providers=shipped.providers,
+            jurisdictions=shipped.jurisdictions,
+            comparison_currency="USD",
+            fx_rates=RATES,
+        )
+
+    def __repr__(self) -> str:
+        return f"TinyCatalog({len(self.rows)} rows: {[_short(r) for r in self.rows]})"
+
+
+def _short(r: OfferRow) -> str:
+    price = "-" if r.price == MISSING else r.price // NANO
+    spot = "-" if r.spot_price == MISSING else r.spot_price // NANO
+    return (
+        f"{r.provider}/{r.region}/{r.zone}/{r.instance_type} "
+        f"{r.accelerator}:{r.accelerator_count:g} {price}/{spot} {r.currency}"
+    )
+
+
+rows = st.builds(
+    OfferRow,
+    provider=st.just(""),
+    region=st.just(""),
+    zone=st.sampled_from(["z-a", "z-b"]),
+    instance_type=st.sampled_from(["i-1", "i-2", "i-3"]),
+    accelerator=st.sampled_from(["H100", "L4"]),
+    accelerator_count=st.sampled_from([1.0, 8.0]),
+    gpu_memory_mib=st.just(0),
+    vcpus=st.none(),
+    memory_gib=st.none(),
+    price=st.sampled_from(PRICES),
+    spot_price=st.sampled_from(PRICES),
+    currency=st.sampled_from(["USD", "EUR"]),
+    source=st.just("test"),
+)
+
+
+@st.composite
+def offer_rows(draw: st.DrawFn, min_size: int = 1) -> list[OfferRow]:
+    out = []
+    for row in draw(st.lists(rows, min_size=min_size, max_size=12)):
+        provider, region = draw(st.sampled_from(sorted(SITES)))
+        out.append(OfferRow(**{**_fields(row), "provider": provider, "region": region}))
+    return out
+
+
+def _fields(row: OfferRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in OfferRow.__slots__}
+
+
+COUNTRY_CHOICES = [(), ("EU",), ("EEA",), ("FR",), ("NO", "US"), ("CH",), ("EU", "IS")]
+CLASSES = ["public", "internal", "confidential", "personal", "health", "sovereign"]
+
+
+def expected_order(found: list[Priced], top: int) -> list[tuple[object, ...]]:
+    """The specification of the ranking, written without the engine."""
+    ordered = sorted(
+        found,
+        key=lambda p: (
+            p.total_usd,
+            p.offer.provider,
+            p.offer.region,
+            p.offer.instance_type,
+            p.offer.zone,
+        ),
+    )
+    out: list[tuple[object, ...]] = []
+    seen: set[tuple[str, str, str, bool]] = set()
+    for p in ordered:
+        market = (p.offer.provider, p.offer.region, p.offer.instance_type, p.spot)
+        if market in seen:
+            continue
+        seen.add(market)
+        out.append((*market, p.offer.zone, p.total_usd))
+    return out[:top]
+
+
+@settings(
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=offer_rows(),
+    wanted=st.lists(
+        st.tuples(st.sampled_from(["H100", "L4"]), st.sampled_from([1.0, 8.0])),
+        min_size=1,
+        max_size=3,
+        unique=True,
+    ),
+    data_class=st.sampled_from(CLASSES),
+    countries=st.sampled_from(COUNTRY_CHOICES),
+    spot=st.booleans(),
+    nodes=st.integers(1, 3),
+    top=st.integers(1, 8),
+    cap=st.sampled_from([None, Decimal(3), Decimal("4.5")]),
+)
+def test_cheapest_first_with_ties_broken_by_provider_region_instance_zone(
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    rows: list[OfferRow],
+    wanted: list[tuple[str, float]],
+    data_class: str,
+    countries: tuple[str, ...],
+    spot: bool,
+    nodes: int,
+    top: int,
+    cap: Decimal | None,
+) -> None:
+    tiny = TinyCatalog(rows, snapshot)
+    present = {r.accelerator for r in rows}
+    accels = tuple(AcceleratorRequest(m, c) for m, c in wanted if m in present)
+    if not accels:
+        return
+    request = PlacementRequest(
+        accelerators=accels,
+        data_class=data_class,
+        nodes=nodes,
+        spot=spot,
+        hours=Decimal(2),
+        countries=countries,
+        max_price_per_hour=cap,
+    )
+    plan = Planner(tiny.snapshot, policy).plan(request, top=top)
+    offers = [tiny.snapshot.offers.offer(i) for i in range(len(tiny.snapshot.offers))]
+    found = feasible(tiny.snapshot, offers, request)
+    got = [
+        (
+            p.offer.provider,
+            p.offer.region,
+            p.offer.instance_type,
+            p.spot,
+            p.offer.zone,
+            p.comparison_total,
+        )
+        for p in plan.placements
+    ]
+    assert got == expected_order(found, top), repr(tiny)
+    assert plan.feasible == bool(found)
+    rejected = sum(r.count for r in plan.rejections)
+    assert rejected + plan.trace.feasible_offers == len(rows)
+
+
+TIES = [
+    # rows: (provider, region, zone, instance, accelerator, count, price); expected order
+    (
+        "equal prices: provider before region",
+        [
+            ("scaleway", "fr-par", "z-a", "i-1", "L4", 1.0, 2),
+            ("aws", "us-east-1", "z-a", "i-1", "L4", 1.0, 2),
+        ],
+        ["aws/us-east-1/i-1/z-a", "scaleway/fr-par/i-1/z-a"],
+    ),
+    (
+        "equal prices at one site: instance type before zone",
+        [
+            ("aws", "us-east-1", "z-a", "i-2", "L4", 1.0, 2),
+            ("aws", "us-east-1", "z-b", "i-1", "L4", 1.0, 2),
+        ],
+        ["aws/us-east-1/i-1/z-b", "aws/us-east-1/i-2/z-a"],
+    ),
+    (
+        "equal prices across alternatives: provider before accelerator",
+        [
+            ("aws", "us-east-1", "z-a", "i-1", "L4", 1.0, 2),
+            ("gcp", "europe-west6", "z-a", "i-2", "H100", 1.0, 2),
+            ("aws", "eu-west-3", "z-a", "i-3", "H100", 8.0, 2),
+        ],
+        ["aws/eu-west-3/i-3/z-a", "aws/us-east-1/i-1/z-a", "gcp/europe-west6/i-2/z-a"],
+    ),
+    (
+        "a cheaper offer beats every tie-break",
+        [
+            ("aws", "us-east-1", "z-a", "i-1", "L4", 1.0, 3),
+            ("vast", "IS-Iceland", "z-b", "i-3", "L4", 1.0, 2),
+        ],
+        ["vast/IS-Iceland/i-3/z-b", "aws/us-east-1/i-1/z-a"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "table", "order"), TIES, ids=[t[0] for t in TIES])
+def test_ties_break_the_same_way_every_time(
+    snapshot: CatalogSnapshot,
+    name: str,
+    table: list[tuple[str, str, str, str, str, float, int]],
+    order: list[str],
+) -> None:
+    rows = [
+        OfferRow(p, r, z, i, a, c, 0, None, None, price * NANO, MISSING, "USD", "test")
+        for p, r, z, i, a, c, price in table
+    ]
+    tiny = TinyCatalog(rows, snapshot)
+    models = sorted({(a, c) for *_, a, c, _ in table})
+    request = PlacementRequest(
+        accelerators=tuple(AcceleratorRequest(m, c) for m, c in models), data_class="public"
+    )
+    plan = Planner(tiny.snapshot, default_policy()).plan(request, top=10)
+    got = [
+        f"{p.offer.provider}/{p.offer.region}/{p.offer.instance_type}/{p.offer.zone}"
+        for p in plan.placements
+    ]
+    assert got == order
+
+
+def test_an_empty_catalog_knows_no_accelerator(snapshot: CatalogSnapshot) -> None:
+    tiny = TinyCatalog([], snapshot)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("H100", 1.0),))
+    with pytest.raises(UnknownAcceleratorError):
+        Planner(tiny.snapshot, default_policy()).plan(request)
+
+
+def test_a_catalog_of_one_offer_plans_it(snapshot: CatalogSnapshot) -> None:
+    row = OfferRow(
+        "scaleway", "fr-par", "z-a", "i-1", "L4", 1.0, 0, None, None, 2 * NANO, MISSING, "EUR", "t"
+    )
+    tiny = TinyCatalog([row], snapshot)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), hours=Decimal(10))
+    plan = Planner(tiny.snapshot, default_policy()).plan(request)
+    (only,) = plan.placements
+    assert only.comparison_total == Decimal(30)  # 2 EUR x 10 h x 1.5
+    assert plan.trace.offers_seen == 1 and not plan.rejections

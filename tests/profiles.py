@@ -7,6 +7,8 @@
   no database, and the failing example printed in full.
 - ``thorough`` (``HYPOTHESIS_PROFILE=thorough``, nightly or before a release):
   ten times the examples.
+- ``mutants`` (``make mutants``): derandomized, so every mutant meets the same
+  examples.
 
 A test asks for ``examples(n)``: ``n`` times the profile's factor.
 """
@@ -17,11 +19,13 @@ import os
 
 from hypothesis import settings
 
-FACTORS = {"dev": 1, "ci": 2, "thorough": 10}
+FACTORS = {"dev": 1, "ci": 2, "thorough": 10, "mutants": 1}
 
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=False, database=None, print_blob=True)
 settings.register_profile("thorough", deadline=None, print_blob=True)
+# `make mutants`: the same examples for every mutant, so a kill is never luck
+settings.register_profile("mutants", deadline=None, derandomize=True, database=None)
 
 
 def in_ci() -> bool:

@@ -9,6 +9,7 @@ provider, region, instance type and market.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -24,6 +25,8 @@ from archipel.core import (
     NANO,
     AcceleratorRequest,
     CatalogSnapshot,
+    InputError,
+    Reason,
     UnknownAcceleratorError,
 )
 from archipel.placement import PlacementRequest, Planner
@@ -273,3 +276,94 @@ def test_a_catalog_of_one_offer_plans_it(snapshot: CatalogSnapshot) -> None:
     (only,) = plan.placements
     assert only.comparison_total == Decimal(30)  # 2 EUR x 10 h x 1.5
     assert plan.trace.offers_seen == 1 and not plan.rejections
+
+
+EXPLAINED = [
+    OfferRow(
+        "scaleway", "fr-par", "z-a", "i-1", "L4", 1.0, 0, None, None, 2 * NANO, MISSING, "EUR", "t"
+    ),
+    OfferRow(
+        "ovhcloud", "GRA", "z-a", "i-3", "L4", 1.0, 0, None, None, 7 * NANO, MISSING, "USD", "t"
+    ),
+    OfferRow(
+        "aws", "us-east-1", "z-a", "i-1", "L4", 1.0, 0, None, None, 1 * NANO, MISSING, "USD", "t"
+    ),
+    OfferRow(
+        "aws", "us-east-1", "z-b", "i-1", "L4", 1.0, 0, None, None, 3 * NANO, MISSING, "USD", "t"
+    ),
+    OfferRow(
+        "vast", "IS-Iceland", "z-a", "i-2", "L4", 1.0, 0, None, None, 1 * NANO, MISSING, "USD", "t"
+    ),
+]
+HEALTH_IN_EEA = PlacementRequest(
+    accelerators=(AcceleratorRequest("L4", 1.0),),
+    data_class="health",
+    countries=("EEA",),
+    hours=Decimal(2),
+)
+
+
+@pytest.fixture
+def explained(snapshot: CatalogSnapshot, policy: Policy) -> Planner:
+    return Planner(TinyCatalog(EXPLAINED, snapshot).snapshot, policy)
+
+
+def test_explain_ranks_a_feasible_offer_and_prices_it_against_the_winner(
+    explained: Planner,
+) -> None:
+    (winner,) = explained.explain(HEALTH_IN_EEA, "scaleway/fr-par/i-1")
+    assert winner.rejections == () and winner.rank == 1
+    assert winner.total_cost == Decimal(4)  # 2 EUR x 2 h
+    assert winner.comparison_total == Decimal(6) == winner.best_total  # x 1.5
+    (second,) = explained.explain(HEALTH_IN_EEA, "ovhcloud/GRA/i-3")
+    assert second.rejections == () and second.rank == 2
+    assert second.total_cost == second.comparison_total == Decimal(14)
+    assert second.best_total == Decimal(6)
+
+
+def test_explain_lists_every_reason_in_filter_order_for_each_zone(explained: Planner) -> None:
+    verdicts = explained.explain(HEALTH_IN_EEA, "aws/us-east-1/i-1")
+    assert [v.offer.zone for v in verdicts] == ["z-a", "z-b"]
+    for v in verdicts:
+        assert [(r.reason, r.plugin) for r in v.rejections] == [
+            (Reason.COUNTRY, "site_in"),
+            (Reason.CLOUD_ACT, "cloud_act_exposure"),
+            (Reason.USER_COUNTRY, "countries"),
+        ]
+        assert v.rejections[2].message == "aws/us-east-1 is in US; the request wants EEA"
+        assert v.rank is None and v.total_cost is None and v.comparison_total is None
+        assert v.best_total == Decimal(6)
+
+
+def test_explain_of_an_offer_only_policy_refuses(explained: Planner) -> None:
+    (verdict,) = explained.explain(HEALTH_IN_EEA, "vast/IS-Iceland/i-2")
+    assert [r.reason for r in verdict.rejections] == [Reason.CLOUD_ACT]
+    assert verdict.rank is None
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("aws/us-east-1", "--explain takes PROVIDER/REGION/INSTANCE, got 'aws/us-east-1'"),
+        (
+            "aws/us-east-1/i-9",
+            "no offer 'aws/us-east-1/i-9' in the catalog; list offers with "
+            "`archipel catalog --providers aws`",
+        ),
+        ("aws/eu-west-3/i-1", "no offer 'aws/eu-west-3/i-1' in the catalog"),
+    ],
+    ids=["not three parts", "unknown instance", "unknown region"],
+)
+def test_explain_of_an_unknown_offer_says_how_to_find_one(
+    explained: Planner, key: str, message: str
+) -> None:
+    with pytest.raises(InputError) as err:
+        explained.explain(HEALTH_IN_EEA, key)
+    assert str(err.value).startswith(message)
+
+
+def test_explain_when_nothing_is_feasible_has_no_winner(explained: Planner) -> None:
+    nothing = replace(HEALTH_IN_EEA, countries=("US",))
+    (verdict,) = explained.explain(nothing, "scaleway/fr-par/i-1")
+    assert verdict.best_total is None and verdict.rank is None
+    assert [r.reason for r in verdict.rejections] == [Reason.USER_COUNTRY]

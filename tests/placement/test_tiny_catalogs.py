@@ -367,3 +367,87 @@ def test_explain_when_nothing_is_feasible_has_no_winner(explained: Planner) -> N
     (verdict,) = explained.explain(nothing, "scaleway/fr-par/i-1")
     assert verdict.best_total is None and verdict.rank is None
     assert [r.reason for r in verdict.rejections] == [Reason.USER_COUNTRY]
+
+
+def _row(provider: str, region: str, zone: str, instance: str, model: str, price: int) -> OfferRow:
+    return OfferRow(
+        provider,
+        region,
+        zone,
+        instance,
+        model,
+        1.0,
+        0,
+        None,
+        None,
+        price * NANO,
+        MISSING,
+        "USD",
+        "t",
+    )
+
+
+def test_offers_of_other_models_are_explained_by_one_of_them(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    rows = [
+        _row("aws", "us-east-1", "z-a", "i-1", "A100", 1),
+        _row("aws", "us-east-1", "z-a", "i-2", "H100", 1),
+        _row("aws", "us-east-1", "z-a", "i-3", "L4", 1),
+    ]
+    planner = Planner(TinyCatalog(rows, snapshot).snapshot, policy)
+    plan = planner.plan(PlacementRequest(accelerators=(AcceleratorRequest("A100", 1.0),)))
+    (outside,) = [r for r in plan.rejections if r.plugin == "hardware"]
+    assert outside.count == 2
+    assert outside.example == "aws/us-east-1/i-2 has 1x H100; the request needs A100:1"
+
+
+def test_a_reason_s_example_comes_from_its_biggest_class_first_on_ties(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """Two sites with one US offer each: the example is the first site's (sorted order)."""
+    rows = [
+        _row("gcp", "europe-west6", "z-a", "i-1", "L4", 1),
+        _row("aws", "us-east-1", "z-a", "i-1", "L4", 1),
+        _row("scaleway", "fr-par", "z-a", "i-1", "L4", 1),
+        _row("scaleway", "fr-par", "z-b", "i-2", "L4", 1),
+    ]
+    planner = Planner(TinyCatalog(rows, snapshot).snapshot, policy)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), countries=("US",))
+    (countries,) = [r for r in planner.plan(request).rejections if r.plugin == "countries"]
+    assert countries.count == 3
+    # scaleway/fr-par holds two of the three: it is the example
+    assert countries.example == "scaleway/fr-par is in FR; the request wants US"
+    request = replace(request, countries=("FR",))
+    (countries,) = [r for r in planner.plan(request).rejections if r.plugin == "countries"]
+    assert countries.count == 2
+    # aws/us-east-1 and gcp/europe-west6 hold one each: the first in sorted order
+    assert countries.example == "aws/us-east-1 is in US; the request wants FR"
+
+
+def test_explain_reads_a_dash_as_an_empty_region(snapshot: CatalogSnapshot, policy: Policy) -> None:
+    rows = [_row("seeweb", "", "", "i-1", "L4", 1), _row("seeweb", "it-mi2", "", "i-1", "L4", 2)]
+    planner = Planner(TinyCatalog(rows, snapshot).snapshot, policy)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), data_class="public")
+    (verdict,) = planner.explain(request, "seeweb/-/i-1")
+    assert (verdict.offer.region, verdict.rank) == ("", 1)
+
+
+def test_explain_of_an_unknown_instance_matches_nothing_else(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    # "A1" sorts right after the empty zone: an off-by-one in the lookup would match it
+    planner = Planner(
+        TinyCatalog([_row("aws", "us-east-1", "", "A1", "L4", 1)], snapshot).snapshot, policy
+    )
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), data_class="public")
+    with pytest.raises(InputError, match="no offer 'aws/us-east-1/nope'"):
+        planner.explain(request, "aws/us-east-1/nope")
+
+
+def test_two_filters_with_one_name_are_refused(snapshot: CatalogSnapshot, policy: Policy) -> None:
+    from archipel.placement import DEFAULT_FILTERS
+
+    with pytest.raises(ValueError, match="duplicate") as err:
+        Planner(snapshot, policy, [DEFAULT_FILTERS[0], DEFAULT_FILTERS[0]])
+    assert str(err.value) == "duplicate filter names: ['hardware', 'hardware']"

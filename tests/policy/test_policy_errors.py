@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from archipel.core import PolicyError
-from archipel.policy import default_policy, load_policy_text
+from archipel.core import Jurisdictions, OfferClass, PolicyError, ProviderFacts, Reason, Rejection
+from archipel.policy import default_policy, evaluate_classes, load_policy_text, parse_policy
 
 RULE = "acme.yaml: data_classes.a.rules[0]: "
 ERRORS = [
@@ -116,3 +116,37 @@ def test_a_policy_wide_allow_list_is_a_rule_of_every_class() -> None:
     for name in ("a", "b"):
         first = policy.data_class(name).rules[0]
         assert first.name == "providers"
+
+
+def test_without_a_file_name_the_message_says_policy() -> None:
+    with pytest.raises(PolicyError) as err:
+        load_policy_text("[1]")
+    assert str(err.value) == "<policy>: a policy is a mapping with `data_classes`"
+    with pytest.raises(PolicyError) as err:
+        parse_policy([1])
+    assert str(err.value) == "<policy>: a policy is a mapping with `data_classes`"
+
+
+def test_every_problem_of_a_document_is_listed() -> None:
+    with pytest.raises(PolicyError) as err:
+        load_policy_text("name: p\nextra: 1\ndata_classes: {a: {rulez: []}}", "acme.yaml")
+    assert str(err.value) == (
+        "acme.yaml: invalid policy: data_classes.a.rulez: Extra inputs are not permitted; "
+        "extra: Extra inputs are not permitted"
+    )
+
+
+def test_a_policy_wide_allow_list_refuses_every_other_provider() -> None:
+    policy = load_policy_text("name: acme\nproviders: {allow: [ovhcloud]}\ndata_classes: {a: {}}")
+    other = ProviderFacts(id="aws", name="AWS", marketplace=False)
+    law = Jurisdictions(frozenset(), frozenset(), frozenset(), frozenset())
+    (failures,) = evaluate_classes(
+        policy.data_class("a"), [OfferClass("aws", "r", "FR")], lambda _: other, law
+    )
+    assert failures == (
+        Rejection(
+            Reason.PROVIDER_DENIED,
+            "providers",
+            "aws/r rejected: provider aws is not on the allow list of policy `acme`",
+        ),
+    )

@@ -451,3 +451,75 @@ def test_two_filters_with_one_name_are_refused(snapshot: CatalogSnapshot, policy
     with pytest.raises(ValueError, match="duplicate") as err:
         Planner(snapshot, policy, [DEFAULT_FILTERS[0], DEFAULT_FILTERS[0]])
     assert str(err.value) == "duplicate filter names: ['hardware', 'hardware']"
+
+
+def test_a_plan_in_full_ranks_scores_counts_and_rejections(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    rows = [
+        OfferRow(
+            "scaleway",
+            "fr-par",
+            "z-a",
+            "i-1",
+            "L4",
+            1.0,
+            0,
+            None,
+            None,
+            1 * NANO,
+            MISSING,
+            "EUR",
+            "t",
+        ),
+        _row("aws", "us-east-1", "z-a", "i-1", "L4", 2),
+        _row("gcp", "europe-west6", "z-a", "i-1", "L4", 4),
+        _row("vast", "IS-Iceland", "z-a", "i-1", "L4", 1),  # marketplace: internal refuses it
+        _row("vast", "IS-Iceland", "z-b", "i-1", "L4", 1),
+        _row("aws", "us-east-1", "z-a", "i-9", "H100", 1),  # another model
+    ]
+    tiny = TinyCatalog(rows, snapshot)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), data_class="internal")
+    plan = Planner(tiny.snapshot, policy).plan(request, top=10)
+    assert plan.request == request.resolved(tiny.snapshot)
+    assert plan.comparison_currency == "USD"
+    got = [
+        (p.rank, p.offer.provider, p.comparison_total, p.scores["price"]) for p in plan.placements
+    ]
+    assert got == [
+        (1, "scaleway", Decimal("1.5"), 100.0),  # 1 EUR x 1.5
+        (2, "aws", Decimal(2), 75.0),  # 1.5 / 2
+        (3, "gcp", Decimal(4), 37.5),  # 1.5 / 4
+    ]
+    trace = plan.trace
+    assert (trace.offers_seen, trace.candidates, trace.feasible_offers) == (6, 5, 3)
+    assert trace.rejected_by_plugin == {"policy": 2, "hardware": 1}
+    assert trace.classes_evaluated == 4
+    assert trace.elapsed_ms >= 0
+    assert [(r.reason, r.plugin, r.count) for r in plan.rejections] == [
+        (Reason.MARKETPLACE, "policy", 2),  # most offers first
+        (Reason.HARDWARE, "hardware", 1),
+    ]
+    assert plan.rejections[1].example == "aws/us-east-1/i-9 has 1x H100; the request needs L4:1"
+
+
+def test_a_free_offer_scores_100_and_only_the_top_ten_are_scored(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    rows = [_row("aws", "us-east-1", "z-a", f"i-{n:02}", "L4", n) for n in range(12)]
+    planner = Planner(TinyCatalog(rows, snapshot).snapshot, policy)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 1.0),), data_class="public")
+    plan = planner.plan(request, top=12)
+    assert [p.offer.instance_type for p in plan.placements] == [f"i-{n:02}" for n in range(12)]
+    assert plan.placements[0].comparison_total == 0
+    assert [p.scores.get("price") for p in plan.placements] == [100.0] + [0.0] * 9 + [None] * 2
+
+
+def test_a_rejected_offer_without_a_region_is_named_with_a_dash(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    rows = [_row("seeweb", "", "", "i-1", "L4", 1), _row("seeweb", "", "", "i-2", "H100", 1)]
+    planner = Planner(TinyCatalog(rows, snapshot).snapshot, policy)
+    request = PlacementRequest(accelerators=(AcceleratorRequest("L4", 2.0),), data_class="public")
+    examples = {r.plugin: r.example for r in planner.plan(request).rejections}
+    assert examples["hardware"] == "seeweb/-/i-1 has 1x L4; the request needs L4:2"

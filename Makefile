@@ -54,5 +54,11 @@ lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see a
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources
 	$(BIN)/archipel catalog build
 
+.PHONY: mutants
+mutants: $(BIN)/.installed  ## mutation testing of policy/, placement/ and the fleet cost model (slow; not in CI)
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	HYPOTHESIS_PROFILE=mutants $(BIN)/mutmut run --max-children 2
+	$(BIN)/mutmut results
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

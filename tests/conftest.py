@@ -1,8 +1,11 @@
-"""Shared fixtures: the shipped snapshot and the default policy, loaded once."""
+"""Shared fixtures (the shipped snapshot and the default policy, loaded once), the
+Hypothesis profile, and the CI rule that a skipped test fails the run.
+"""
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -11,11 +14,52 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from tests.profiles import in_ci, profile_name
 
 from archipel.catalog import load_snapshot
 from archipel.core import CatalogSnapshot
 from archipel.placement import Planner
 from archipel.policy import Policy, default_policy
+
+settings.load_profile(profile_name())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under the ``ci`` profile every run draws a fresh seed, printed so it can be replayed."""
+    if settings.get_current_profile_name() != "ci":
+        return
+    if config.getoption("hypothesis_seed", None) is None:
+        seed = os.environ.get("HYPOTHESIS_SEED") or str(random.SystemRandom().randrange(2**32))
+        config.option.hypothesis_seed = seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    seed = config.getoption("hypothesis_seed", None)
+    replay = f", seed {seed} (replay: HYPOTHESIS_SEED={seed})" if seed is not None else ""
+    return f"hypothesis profile {settings.get_current_profile_name()}{replay}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    seed = terminalreporter.config.getoption("hypothesis_seed", None)
+    if seed is not None and terminalreporter.stats.get("failed"):
+        terminalreporter.write_line(f"hypothesis seed of this run: HYPOTHESIS_SEED={seed}")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under ``CI=true`` a skipped test is a failed one: CI must run everything.
+
+    A service the tests need (PostgreSQL, Redis, Slurm) that is down, or a skip
+    marker that holds on the CI machine, fails the run with the skip's reason.
+    """
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.skipped and in_ci() and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run every test: {reason}"
 
 
 @pytest.fixture(scope="session")
@@ -38,10 +82,6 @@ UP = REPO / "scripts" / "slurm" / "up.sh"
 SLURM_DIR = Path(os.environ.get("ARCHIPEL_SLURM_DIR", "/var/lib/archipel-slurm"))
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 @pytest.fixture(scope="session")
 def slurm_conf() -> Path:
     """Start the test Slurm (or find it running) and return its ``slurm.conf``."""
@@ -56,7 +96,7 @@ def slurm_conf() -> Path:
         why = str(exc)
     if why is not None:
         message = f"Slurm (slurm-wlm + munge) could not be started by {UP}: {why}"
-        if _in_ci():
+        if in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return SLURM_DIR / "etc" / "slurm.conf"
@@ -66,7 +106,7 @@ def slurm_conf() -> Path:
 def make_user() -> Iterator[Callable[[], str]]:
     """Create throwaway unprivileged users (``useradd``), removed after the test.
 
-    Needs root: skipped with a message otherwise, failed under CI.
+    Needs root: skipped with a message otherwise (a failure under CI=true).
     """
     why = None
     if os.geteuid() != 0:
@@ -74,10 +114,7 @@ def make_user() -> Iterator[Callable[[], str]]:
     elif shutil.which("useradd") is None or shutil.which("userdel") is None:
         why = "useradd/userdel are not installed"
     if why is not None:
-        message = f"a run_as test creates an unprivileged user, and cannot: {why}"
-        if _in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.skip(f"a run_as test creates an unprivileged user, and cannot: {why}")
     created: list[str] = []
 
     def make() -> str:

@@ -84,14 +84,19 @@ class BackendContract:
         assert obs.exit_code == 3
 
     def test_launch_is_idempotent_by_attempt_id(self, harness: Harness) -> None:
+        """Launching one attempt id again never runs the command again, not even
+        after the first run has finished: the command's output appears once."""
         a = new_id()
-        request = LaunchRequest(a, harness.command(0, ["once"], forever=True))
+        request = LaunchRequest(a, harness.command(0, ["ran-once"]))
         first = harness.backend.launch(request)
         second = harness.backend.launch(request)
         assert first.ok and second.ok
         assert first.backend_id == second.backend_id
-        wait_for(harness, a, {AttemptState.RUNNING})
-        harness.backend.cancel(a)
+        assert wait_for(harness, a, {AttemptState.SUCCEEDED}).state is AttemptState.SUCCEEDED
+        third = harness.backend.launch(request)
+        assert third.ok and third.backend_id == first.backend_id
+        assert harness.backend.observe([a])[a].state is AttemptState.SUCCEEDED
+        assert harness.backend.logs(a).data.count(b"ran-once") == 1
 
     def test_a_running_attempt_is_observed_running_and_can_be_cancelled(
         self, harness: Harness

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from tests.facts import ADEQUACY_FULL, EEA, EU_MEMBER_STATES, PROVIDER_FACTS
 from typer.testing import CliRunner
 
 from archipel.cli import app
@@ -54,6 +56,23 @@ def test_plan_json_is_the_documented_document() -> None:
     assert isinstance(placement["price_per_hour"], str)  # exact decimal text
     for rejection in doc["rejections"]:
         assert set(rejection) >= {"reason", "count", "example"}
+    # the values, not only the keys
+    assert doc["request"]["accelerators"] == ["H100:8"]
+    assert doc["request"]["data_class"] == "personal" and doc["request"]["hours"] == "24"
+    assert [p["rank"] for p in doc["placements"]] == [1, 2, 3]
+    totals = [Decimal(p["comparison_total"]) for p in doc["placements"]]
+    assert totals == sorted(totals)
+    for p in doc["placements"]:
+        assert Decimal(p["total_cost"]) == Decimal(p["price_per_hour"]) * 24
+        if p["currency"] == doc["comparison_currency"]:
+            assert Decimal(p["comparison_total"]) == Decimal(p["total_cost"])
+        # personal data: an EEA site or a full adequacy decision, a vetted provider
+        assert p["country"] in EEA | ADEQUACY_FULL
+        marketplace, cloud_act, _, iso27001 = PROVIDER_FACTS[p["provider"]]
+        assert marketplace is False
+        assert p["jurisdiction"]["cloud_act"] == cloud_act
+        assert p["jurisdiction"]["iso27001"] == iso27001
+    assert all(r["count"] > 0 for r in doc["rejections"])
 
 
 def test_infeasible_plan_exits_one_and_still_explains() -> None:
@@ -297,8 +316,19 @@ def test_catalog_lists_and_filters_offers() -> None:
     assert code == 0
     offers = [json.loads(line) for line in out.splitlines()]
     assert offers and all(o["accelerator"] == "L40S" for o in offers)
-    eu = {"FR", "DE", "FI", "IT", "PL", "NL", "SE", "ES", "NO", "IE", "IS"}
-    assert {o["country"] for o in offers} <= eu
+    assert {o["country"] for o in offers} <= EU_MEMBER_STATES
+
+
+def test_catalog_countries_eea_adds_iceland_liechtenstein_and_norway() -> None:
+    code, out, _ = run("catalog", "--gpus", "RTXA4000:1", "--countries", "EEA", "--json")
+    assert code == 0
+    offers = [json.loads(line) for line in out.splitlines()]
+    assert {o["country"] for o in offers} <= EEA
+    assert ("hyperstack", "NORWAY-1", "NO") in {
+        (o["provider"], o["region"], o["country"]) for o in offers
+    }
+    code, out, _ = run("catalog", "--gpus", "RTXA4000:1", "--countries", "EU", "--json")
+    assert "NORWAY-1" not in out
 
 
 def test_catalog_filters_by_provider_and_lists_accelerators() -> None:

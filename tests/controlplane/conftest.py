@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.profiles import in_ci
 
 from archipel.backends import Backend, FakeBackend, Observation, SlurmBackend
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
@@ -28,7 +29,7 @@ def _postgres_store() -> Iterator[Store]:
         with admin.connect() as c:
             c.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:
-        if os.environ.get("CI"):
+        if in_ci():
             raise
         pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
     store = Store(f"{PG_URL}/{name}")

@@ -19,8 +19,24 @@ def test_migrations_create_exactly_the_models_schema(store: Store) -> None:
 
 
 def test_migrating_twice_is_harmless(store: Store) -> None:
+    """Every start migrates: a second migration keeps the schema, the revision and the data."""
+    run = store.submit(
+        "acme",
+        parse_workload({"name": "x", "kind": "batch", "resources": {"accelerators": "cpu:1"}}),
+    )
+    token = store.create_token("acme", "submitter")
+    with store.engine.connect() as connection:
+        before = MigrationContext.configure(connection).get_current_heads()
     store.migrate()
     store.migrate()
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_heads() == before and len(before) == 1
+        assert compare_metadata(context, Base.metadata) == []
+    kept = store.get(run.id)
+    assert kept is not None and kept.state is RunState.PENDING
+    assert [e.to_state for e in store.events(run.id)] == ["pending"]
+    assert store.authenticate(token) is not None
 
 
 def test_tokens_are_stored_hashed_and_revocable(store: Store) -> None:

@@ -47,9 +47,9 @@ def test_alternatives_keep_their_order() -> None:
     assert w.resources.spot
 
 
-def test_countries_are_upper_cased_and_eu_is_a_group() -> None:
-    w = parse_workload(spec(constraints={"countries": ["fr", "de", "eea"]}))
-    assert w.constraints.countries == ("FR", "DE", "EU")
+def test_countries_are_upper_cased_and_eea_stays_eea() -> None:
+    w = parse_workload(spec(constraints={"countries": ["fr", "de", "eea", "eu"]}))
+    assert w.constraints.countries == ("FR", "DE", "EEA", "EU")
 
 
 @pytest.mark.parametrize(

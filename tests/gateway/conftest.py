@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from tests.profiles import in_ci
 
-from .harness import REDIS_URL, delete_prefix, in_ci, redis_sync_client, unique_prefix
+from .harness import REDIS_URL, delete_prefix, redis_sync_client, unique_prefix
 
 
 @pytest.fixture(scope="session")

@@ -210,10 +210,6 @@ def wait_until(ready: Callable[[], bool], seconds: float = 30.0) -> None:
 REDIS_URL = os.environ.get("ARCHIPEL_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
-
-
 def redis_sync_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(
         url, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)

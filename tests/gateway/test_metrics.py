@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 
 from archipel.gateway._metrics import RequestStats
-from archipel.gateway._server import new_event_loop
 
 
 def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
@@ -32,17 +29,3 @@ def test_histogram_buckets_are_cumulative_and_inclusive() -> None:
     assert 'archipel_gateway_request_seconds_bucket{le="10.0",model="llama"} 5.0' in text
     assert 'archipel_gateway_request_seconds_bucket{le="+Inf",model="llama"} 6.0' in text
     assert 'archipel_gateway_request_seconds_count{model="llama"} 6.0' in text
-
-
-def test_event_loop_choice() -> None:
-    loop = new_event_loop("asyncio")
-    try:
-        assert type(loop).__module__.startswith("asyncio")
-        assert loop.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
-    finally:
-        loop.close()
-    auto = new_event_loop("auto")  # uvloop when installed, else asyncio's: either runs
-    try:
-        assert auto.run_until_complete(asyncio.sleep(0, "ok")) == "ok"
-    finally:
-        auto.close()

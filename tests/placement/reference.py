@@ -1,7 +1,8 @@
 """An independent, brute-force reading of the default policy and a plan request.
 
 Written from the issue's rules, not from the engine: it walks every offer one
-by one with exact decimals. The property tests compare the engine against it.
+by one with exact decimals, and takes country groups and provider facts from
+the hand-written tables of ``tests/facts.py``, not from the snapshot. The property tests compare the engine against it.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from archipel.core import CatalogSnapshot, CloudActExposure, Offer
+from tests.facts import ADEQUACY_FULL, EEA, EU_MEMBER_STATES, PROVIDER_FACTS
+
+from archipel.core import CatalogSnapshot, Offer
 from archipel.placement import PlacementRequest
 
 
@@ -23,26 +26,31 @@ class Priced:
 
 
 def allowed_by_default_policy(snapshot: CatalogSnapshot, offer: Offer, data_class: str) -> bool:
-    facts = snapshot.provider(offer.provider)
-    law = snapshot.jurisdictions
-    eu_eea = law.eu | law.eea_non_eu
-    vetted = facts.registered and facts.marketplace is False
+    """The default policy, from the independent tables of ``tests/facts.py``.
+
+    ``snapshot`` is not read for facts: a wrong fact in the snapshot must not
+    make the reference agree with the engine.
+    """
+    marketplace, cloud_act, secnumcloud, iso27001 = PROVIDER_FACTS[offer.provider]
+    vetted = marketplace is False
     country = offer.country
     if data_class == "public":
         return True
     if data_class == "internal":
         return vetted
     if data_class == "confidential":
-        return vetted and facts.certifications.get("iso27001") is True
+        return vetted and iso27001 is True
     if data_class == "personal":
-        return (
-            vetted and country is not None and (country in eu_eea or country in law.adequacy_full)
-        )
+        return vetted and country is not None and (country in EEA or country in ADEQUACY_FULL)
     if data_class == "health":
-        return country is not None and country in eu_eea and facts.cloud_act is CloudActExposure.NO
+        return country is not None and country in EEA and cloud_act == "no"
     if data_class == "sovereign":
-        return country is not None and country in eu_eea and facts.secnumcloud == "qualified"
+        return country is not None and country in EEA and secnumcloud == "qualified"
     raise AssertionError(data_class)
+
+
+#: What a request's country group allows (independent lists).
+REQUEST_GROUPS = {"EU": EU_MEMBER_STATES, "EEA": EEA}
 
 
 def satisfies(snapshot: CatalogSnapshot, offer: Offer, request: PlacementRequest) -> bool:
@@ -55,10 +63,9 @@ def satisfies(snapshot: CatalogSnapshot, offer: Offer, request: PlacementRequest
     if not allowed_by_default_policy(snapshot, offer, request.data_class):
         return False
     if request.countries:
-        law = snapshot.jurisdictions
-        allowed = set()
+        allowed: set[str] = set()
         for c in request.countries:
-            allowed |= (law.eu | law.eea_non_eu) if c == "EU" else {c}
+            allowed |= REQUEST_GROUPS.get(c, {c})
         if offer.country not in allowed:
             return False
     if request.providers and offer.provider not in request.providers:
@@ -92,3 +99,13 @@ def feasible(
             if priced is not None:
                 out.append(priced)
     return sorted(out, key=lambda p: p.total_usd)
+
+
+def best_per_market(found: Iterable[Priced], top: int) -> list[Decimal]:
+    """The totals a ranking of ``top`` must show: the cheapest of each provider, region,
+    instance type and market, cheapest first. Ties cannot change this list."""
+    best: dict[tuple[str, str, str, bool], Decimal] = {}
+    for p in found:
+        key = (p.offer.provider, p.offer.region, p.offer.instance_type, p.spot)
+        best[key] = min(best.get(key, p.total_usd), p.total_usd)
+    return sorted(best.values())[:top]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.profiles import examples
 
 from archipel.cli._config import load_fleet
 from archipel.cli._output import fleet_document
@@ -156,11 +157,25 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
     commitments = [
         {
             "provider": p,
-            "amount": draw(st.sampled_from([50_000, 500_000, 5_000_000])),
-            "period": {"start": "2026-01-01", "end": "2028-01-01"},
+            # 500 is overspent by almost any fleet; 5,000,000 is never met
+            "amount": draw(st.sampled_from([500, 50_000, 500_000, 5_000_000])),
+            "currency": draw(st.sampled_from(["USD", "EUR"])),
+            "spent": draw(st.sampled_from([0, 400])),
+            "period": draw(
+                st.sampled_from(
+                    [
+                        {"start": "2026-01-01", "end": "2028-01-01"},
+                        HORIZON,  # due in full within the horizon
+                    ]
+                )
+            ),
         }
         for p in draw(
-            st.lists(st.sampled_from(["aws", "azure", "oci", "gcp"]), max_size=2, unique=True)
+            st.lists(
+                st.sampled_from(["aws", "azure", "oci", "gcp", "scaleway", "ovhcloud", "nebius"]),
+                max_size=3,
+                unique=True,
+            )
         )
     ]
     doc: dict[str, Any] = {
@@ -178,7 +193,9 @@ def fleets(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(doc=fleets())
 def test_milp_plans_respect_every_rule_and_never_lose_to_greedy(
@@ -236,10 +253,12 @@ def test_same_inputs_same_seed_give_byte_identical_json(planner: Planner) -> Non
             }
         ],
     }
-    runs = [
-        json.dumps(fleet_document(plan_fleet(planner, parse_fleet(doc), seed=7))) for _ in range(3)
-    ]
+    plans = [plan_fleet(planner, parse_fleet(doc), seed=7) for _ in range(3)]
+    runs = [json.dumps(fleet_document(plan)) for plan in plans]
     assert runs[0] == runs[1] == runs[2]
+    # determinism is not correctness: the plan itself must also hold every rule
+    assert plans[0].feasible
+    independent_check(planner.snapshot, parse_fleet(doc), plans[0])
 
 
 def test_capacity_shortage_is_explained_in_planner_terms(planner: Planner) -> None:

@@ -1,14 +1,18 @@
 """The shipped data classes, rule by rule, on made-up providers and sites.
 
-An unknown fact never satisfies a rule; "EU" means EU/EEA member states.
+An unknown fact never satisfies a rule. The shipped classes name ``eu_eea``: the
+EU member states plus Iceland, Liechtenstein and Norway.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cache
 
 import pytest
+from tests.facts import EEA, EEA_NOT_EU, EU_MEMBER_STATES, NEVER_EU_OR_EEA
 
+from archipel.catalog import load_jurisdictions, load_providers, load_snapshot
 from archipel.core import (
     CloudActExposure,
     Jurisdictions,
@@ -16,7 +20,7 @@ from archipel.core import (
     ProviderFacts,
     Reason,
 )
-from archipel.policy import Policy, evaluate_classes
+from archipel.policy import Policy, evaluate_classes, load_policy_text
 
 LAW = Jurisdictions(
     eu=frozenset({"FR", "DE", "IT", "FI", "NL", "SE"}),
@@ -191,3 +195,55 @@ def test_cloud_act_message_reads_like_an_explanation(policy: Policy) -> None:
         "hyper/eu-west-3 rejected: provider under US CLOUD Act; "
         "policy `health` allows only exposure no"
     )
+
+
+_snapshot = cache(load_snapshot)
+SHIPPED_FACTS = {
+    "fact tables": lambda: (load_providers()["self"], load_jurisdictions()),
+    "shipped snapshot": lambda: (_snapshot().provider("self"), _snapshot().jurisdictions),
+}
+
+
+@pytest.mark.parametrize("source", list(SHIPPED_FACTS))
+@pytest.mark.parametrize("country", ["DE", "FR", "NO"])
+def test_own_infrastructure_is_never_health_grade_by_default(
+    policy: Policy, source: str, country: str
+) -> None:
+    """The on-prem `self` provider's CLOUD Act exposure is unknown, so `health` refuses it.
+
+    A site the user declares as their own may be run by anyone; unknown fails
+    closed even in an EU country, until the user names the operator.
+    """
+    facts, law = SHIPPED_FACTS[source]()
+    site = OfferClass("self", "lab", country)
+    (failures,) = evaluate_classes(policy.data_class("health"), [site], lambda _: facts, law)
+    assert [f.reason for f in failures] == [Reason.CLOUD_ACT]
+    (internal,) = evaluate_classes(policy.data_class("internal"), [site], lambda _: facts, law)
+    assert internal == ()
+
+
+GROUP_SITES = [
+    # (site_in group, country, allowed) against the independent tables of tests/facts.py
+    *[("eu", c, True) for c in sorted(EU_MEMBER_STATES)],
+    *[("eu", c, False) for c in sorted(EEA_NOT_EU | NEVER_EU_OR_EEA)],
+    *[("eea", c, True) for c in sorted(EEA)],
+    *[("eu_eea", c, True) for c in sorted(EEA_NOT_EU)],
+    *[("eea", c, False) for c in sorted(NEVER_EU_OR_EEA)],
+    *[("eu_eea", c, False) for c in sorted(NEVER_EU_OR_EEA)],
+]
+
+
+@pytest.mark.parametrize(
+    ("group", "country", "allowed"),
+    GROUP_SITES,
+    ids=[f"{g} {'allows' if a else 'refuses'} {c}" for g, c, a in GROUP_SITES],
+)
+def test_site_in_groups_with_the_shipped_jurisdictions(
+    group: str, country: str, allowed: bool
+) -> None:
+    law = _snapshot().jurisdictions
+    policy = load_policy_text(f"name: t\ndata_classes:\n  c: {{rules: [{{site_in: [{group}]}}]}}\n")
+    (failures,) = evaluate_classes(
+        policy.data_class("c"), [OfferClass("eucloud", "r1", country)], lambda _: EU_CLOUD, law
+    )
+    assert (not failures) == allowed, failures

@@ -29,7 +29,8 @@ def select_offers(
     """Row indices of matching offers, cheapest on-demand (else spot) first.
 
     ``gpus`` holds ``MODEL`` or ``MODEL:COUNT`` items (any matches); ``countries``
-    ISO codes or ``EU`` (EU/EEA); unknown accelerator names raise with suggestions.
+    ISO codes, ``EU`` (the 27 member states) or ``EEA`` (EU plus IS, LI, NO);
+    unknown accelerator names raise with suggestions.
     """
     offers = snapshot.offers
     mask = np.ones(len(offers), dtype=np.bool_)

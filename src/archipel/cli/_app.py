@@ -223,8 +223,9 @@ def plan(
         list[str] | None,
         typer.Option(
             "--countries",
-            metavar="CC,...|EU",
-            help="Allowed site countries, ISO codes or EU (EU/EEA), comma-separated.",
+            metavar="CC,...|EU|EEA",
+            help="Allowed site countries, comma-separated: ISO codes, EU (the 27 member "
+            "states) or EEA (EU plus IS, LI, NO).",
         ),
     ] = None,
     providers: Annotated[
@@ -356,7 +357,12 @@ def catalog(
     ] = None,
     countries: Annotated[
         list[str] | None,
-        typer.Option("--countries", metavar="CC,...|EU", help="ISO codes or EU, comma-separated."),
+        typer.Option(
+            "--countries",
+            metavar="CC,...|EU|EEA",
+            help="ISO codes, EU (the 27 member states) or EEA (EU plus IS, LI, NO), "
+            "comma-separated.",
+        ),
     ] = None,
     providers: Annotated[
         list[str] | None,

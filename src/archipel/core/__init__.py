@@ -16,7 +16,7 @@ from archipel.core._errors import (
     UnknownAcceleratorError,
     UnknownNameError,
 )
-from archipel.core._facts import CloudActExposure, Jurisdictions, ProviderFacts
+from archipel.core._facts import COUNTRY_GROUPS, CloudActExposure, Jurisdictions, ProviderFacts
 from archipel.core._fleet import (
     CapacityLimit,
     Commitment,
@@ -47,6 +47,7 @@ __all__ = [
     "AcceleratorRequest",
     "ArchipelError",
     "COLUMNS",
+    "COUNTRY_GROUPS",
     "CapacityLimit",
     "CatalogError",
     "CatalogSnapshot",

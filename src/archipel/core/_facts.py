@@ -65,11 +65,17 @@ class Jurisdictions:
 
     @property
     def eu_eea(self) -> frozenset[str]:
-        """EU member states plus Iceland, Liechtenstein and Norway."""
+        """The EEA: the EU member states plus Iceland, Liechtenstein and Norway."""
         return self.eu | self.eea_non_eu
 
     def group(self, name: str) -> frozenset[str] | None:
-        """Countries of a named group, or ``None`` if ``name`` is not a group."""
+        """Countries of a named group, or ``None`` if ``name`` is not a group.
+
+        One meaning everywhere a group name is accepted (request countries,
+        workload and fleet files, policy ``site_in``): ``eu`` is the 27 member
+        states; ``eea`` (and its older spelling ``eu_eea``) adds Iceland,
+        Liechtenstein and Norway, where the GDPR applies too.
+        """
         groups = {
             "eu": self.eu,
             "eu_eea": self.eu_eea,
@@ -78,3 +84,8 @@ class Jurisdictions:
             "adequacy_partial": self.adequacy_partial,
         }
         return groups.get(name.lower())
+
+
+#: The country groups a request may name (``--countries``, ``constraints.countries``),
+#: upper case, each with the one name it is kept under.
+COUNTRY_GROUPS: Mapping[str, str] = {"EU": "EU", "EEA": "EEA", "EU_EEA": "EEA"}

@@ -27,6 +27,7 @@ from pydantic.json_schema import WithJsonSchema
 
 from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
 from archipel.core._errors import InputError, SpecError
+from archipel.core._facts import COUNTRY_GROUPS
 from archipel.core._text import PlainText
 
 
@@ -110,11 +111,12 @@ class Constraints(_Model):
             out = []
             for v in value:
                 code = str(v).strip().upper()
-                if code not in {"EU", "EEA", "EU_EEA"} and (len(code) != 2 or not code.isalpha()):
+                if code not in COUNTRY_GROUPS and (len(code) != 2 or not code.isalpha()):
                     raise ValueError(
-                        f"{v!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR, DE) or EU"
+                        f"{v!r} is not an ISO 3166-1 alpha-2 country code (e.g. FR, DE), "
+                        "EU (the 27 member states) or EEA (EU plus IS, LI, NO)"
                     )
-                out.append("EU" if code in {"EEA", "EU_EEA"} else code)
+                out.append(COUNTRY_GROUPS.get(code, code))
             return tuple(out)
         return value
 

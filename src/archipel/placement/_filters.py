@@ -140,7 +140,10 @@ class PolicyFilter:
 
 
 class CountryFilter:
-    """The site is in one of the countries the request names (``EU`` = EU/EEA)."""
+    """The site is in one of the countries the request names.
+
+    ``EU`` is the 27 member states, ``EEA`` adds Iceland, Liechtenstein and Norway.
+    """
 
     name = "countries"
 
@@ -165,11 +168,14 @@ class CountryFilter:
                     )
                 )
             elif c.country not in allowed:
+                hint = ""
+                if "EU" in wanted and c.country in ctx.snapshot.jurisdictions.eea_non_eu:
+                    hint = " (EU is the 27 member states; write EEA to include IS, LI and NO)"
                 per_class.append(
                     Rejection(
                         Reason.USER_COUNTRY,
                         self.name,
-                        f"{where} is in {c.country}; the request wants {label}",
+                        f"{where} is in {c.country}; the request wants {label}{hint}",
                     )
                 )
             else:

@@ -21,7 +21,8 @@ class PlacementRequest:
     ``spot`` means spot capacity is *tolerated*: each offer is priced at the
     cheaper of its on-demand and spot prices. ``max_price_per_hour`` applies to
     the whole placement (all nodes) in the snapshot's comparison currency.
-    ``countries`` may hold ``EU`` (EU/EEA member states).
+    ``countries`` may hold ``EU`` (the 27 member states) or ``EEA`` (EU plus
+    Iceland, Liechtenstein and Norway).
     """
 
     accelerators: tuple[AcceleratorRequest, ...]

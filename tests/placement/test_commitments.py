@@ -12,7 +12,13 @@ from typing import Any
 
 import pytest
 
-from archipel.core import CatalogSnapshot, InputError, parse_fleet
+from archipel.core import (
+    AcceleratorRequest,
+    CatalogSnapshot,
+    InputError,
+    parse_fleet,
+    parse_workload,
+)
 from archipel.placement import (
     Assignment,
     Option,
@@ -166,3 +172,70 @@ def test_a_fleet_plan_owes_a_euro_commitment_at_the_exchange_rate(
     )
     assert plan.account.shortfall == due - used
     assert due - used > Decimal(1_000_000)  # the rate is above 1: converted, not taken as USD
+
+
+def test_every_provider_row_of_an_account(planner: Planner) -> None:
+    """aws: 2 units x 10 GPU-h, cost 30 each; gcp: 1 unit x 10 GPU-h, cost 40; an azure
+    commitment of 100 that nothing uses. Shares and shortfalls by hand."""
+    aws, gcp = _option(planner, "aws", Decimal(30)), _option(planner, "gcp", Decimal(40))
+    result = account([Assignment("a", aws, 2), Assignment("b", gcp, 1)], {"azure": Decimal(100)})
+    rows = {
+        p.provider: (
+            p.usage,
+            p.gpu_hours,
+            p.gpu_hours_share,
+            p.spend_share,
+            p.commitment_due,
+            p.burned,
+            p.shortfall,
+        )
+        for p in result.providers
+    }
+    assert rows == {
+        "aws": (Decimal(60), Decimal(20), Decimal(20) / Decimal(30), Decimal("0.6"), None, 0, 0),
+        "azure": (Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(100), 0, Decimal(100)),
+        "gcp": (Decimal(40), Decimal(10), Decimal(10) / Decimal(30), Decimal("0.4"), None, 0, 0),
+    }
+    assert [p.provider for p in result.providers] == ["aws", "azure", "gcp"]
+    assert (result.usage, result.shortfall, result.total) == (100, 100, 200)
+
+
+def test_an_empty_assignment_owes_every_commitment_and_has_no_shares() -> None:
+    result = account([], {"aws": Decimal(5)})
+    (aws,) = result.providers
+    assert (aws.usage, aws.gpu_hours, aws.gpu_hours_share, aws.spend_share) == (0, 0, 0, 0)
+    assert (aws.burned, aws.shortfall, result.total) == (0, 5, 5)
+
+
+def test_a_request_from_a_workload_carries_every_field() -> None:
+    workload = parse_workload(
+        {
+            "name": "train-eu",
+            "kind": "training",
+            "resources": {"accelerators": ["H100:8", "A100:4"], "nodes": 2, "spot": True},
+            "data": {"class": "personal"},
+            "constraints": {
+                "countries": ["FR", "EEA"],
+                "providers": ["ovhcloud", "scaleway"],
+                "exclude_providers": ["vast"],
+                "max_price_per_hour": 60.5,
+            },
+            "duration_hours": 48,
+        }
+    )
+    request = PlacementRequest.from_workload(workload)
+    assert request == PlacementRequest(
+        accelerators=(AcceleratorRequest("H100", 8.0), AcceleratorRequest("A100", 4.0)),
+        data_class="personal",
+        nodes=2,
+        spot=True,
+        hours=Decimal(48),
+        countries=("FR", "EEA"),
+        providers=("ovhcloud", "scaleway"),
+        exclude_providers=("vast",),
+        max_price_per_hour=Decimal("60.5"),
+        name="train-eu",
+    )
+    bare = parse_workload({"name": "b", "kind": "batch", "resources": {"accelerators": "L4:1"}})
+    plain = PlacementRequest.from_workload(bare)
+    assert (plain.hours, plain.max_price_per_hour, plain.spot) == (Decimal(1), None, False)

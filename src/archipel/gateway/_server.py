@@ -24,7 +24,7 @@ see, each by swapping or updating state the request path only reads:
 
 - a **reload** (SIGHUP, :meth:`Gateway.reload`) or new routes from the control
   plane (:mod:`~archipel.gateway._published`) build the next
-  :class:`~archipel.gateway._routing.Routing` off the event loop and swap it in;
+  :class:`~archipel.gateway._generations.Routing` off the event loop and swap it in;
   a request keeps the generation it arrived with;
 - **active health checks** (:meth:`Gateway.check_round`) mark replicas down
   and up again;
@@ -68,13 +68,13 @@ from archipel.gateway._failover import (
     pick,
     retryable_status,
 )
+from archipel.gateway._generations import Routing, TenantState, next_routing
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats, StateCollector
 from archipel.gateway._published import Published, PublishedRoutes, ignored, merge_published
 from archipel.gateway._request import check_body
-from archipel.gateway._routes import ModelRoute, Replica, RouteTable, describe_routes
-from archipel.gateway._routing import Routing, TenantState, next_routing
+from archipel.gateway._route_table import ModelRoute, Replica, RouteTable, describe_routes
 from archipel.gateway._upstream import AiohttpUpstream, Upstream, UpstreamResponse
 from archipel.gateway._usage import (
     count_events,

@@ -23,7 +23,7 @@ from archipel.gateway import _json
 from archipel.gateway._config import GatewayConfig, Limits, Tenant
 from archipel.gateway._failover import ReplicaState, new_states
 from archipel.gateway._limits import TenantLimiter
-from archipel.gateway._routes import Routes, RouteTable
+from archipel.gateway._route_table import Routes, RouteTable
 
 
 @dataclass(slots=True)

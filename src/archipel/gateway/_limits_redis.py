@@ -27,12 +27,15 @@ A tenant without limits costs no round trip. A tenant that is not configured
 is a caller error for :meth:`RedisLimiter.admit` (``KeyError``, as a lookup
 of its in-process limiter would be), while :meth:`RedisLimiter.charge_tokens`
 ignores it: the request was admitted before a reload removed the tenant.
+A charge goes to Redis in the background, off the request's path;
+:meth:`RedisLimiter.flush` waits for those on their way, and
+:meth:`RedisLimiter.close` does so for at most ``timeout`` seconds.
 
 Redis being down must not take the gateway down, so the limiter fails open
 to per-process limits. When Redis is unreachable, times out (``timeout``
 seconds, for connecting and for each reply) or answers with an error, the
-call is decided by an in-process :class:`~archipel.gateway._limits.TenantLimiter`
-for the tenant, on ``fallback_clock``: each process then enforces the limit
+call is decided by an :class:`~archipel.gateway._limits.InProcessLimiter`,
+on ``fallback_clock``: each process then enforces the limit
 on its own, so with N processes a tenant may get up to N times its limit
 until Redis is back. Such calls are counted in ``fallbacks``; ``degraded`` is
 true from a failed Redis call to the next successful one. One warning is
@@ -44,6 +47,7 @@ call that succeeds ends the outage.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +60,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from archipel.gateway._config import Limits
-from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._limits import InProcessLimiter
 
 log = logging.getLogger("archipel.gateway")
 
@@ -158,7 +162,8 @@ class RedisLimiter:
         self.degraded = False  # the last Redis call failed
         self._clock = fallback_clock
         self._limits: dict[str, Limits] = dict(limits)
-        self._local: dict[str, TenantLimiter] = {}
+        self._local = InProcessLimiter(limits, fallback_clock())  # decides while Redis fails
+        self._charges: set[asyncio.Task[None]] = set()  # charges on their way to Redis
         self._retry_at = 0.0  # fallback_clock time before which a degraded limiter skips Redis
         self._client: aioredis.Redis | None = None
         self._script: AsyncScript | None = None
@@ -181,19 +186,24 @@ class RedisLimiter:
         else:
             self._recovered()
 
+    async def flush(self) -> None:
+        """Wait for the charges on their way to Redis."""
+        if self._charges:
+            await asyncio.wait(list(self._charges))
+
     async def close(self) -> None:
+        if self._charges:
+            await asyncio.wait(list(self._charges), timeout=self.timeout)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
             self._script = None
 
-    def set_limits(self, limits: Mapping[str, Limits]) -> None:
-        """Take a reloaded configuration; the state of every tenant in Redis is kept."""
-        new = dict(limits)
-        for name, old in self._limits.items():
-            if new.get(name) != old:
-                self._local.pop(name, None)
-        self._limits = new
+    def set_limits(self, limits: Mapping[str, Limits], now: float = 0.0) -> None:
+        """Take a reloaded configuration; the state of every tenant in Redis is kept
+        (``now`` is unused: Redis keeps its own times)."""
+        self._limits = dict(limits)
+        self._local.set_limits(limits, self._clock())
 
     async def admit(self, tenant: str, now: float) -> float:
         """0 to go ahead (one request is taken), else the seconds to wait (``Retry-After``).
@@ -207,17 +217,25 @@ class RedisLimiter:
             return 0.0
         wait = await self._call(tenant, ("admit", repr(now), rpm or 0, tpm or 0, 0))
         if wait is None:
-            return self._fallback(tenant, limits).admit(self._clock())
+            self.fallbacks += 1
+            return await self._local.admit(tenant, self._clock())
         return wait
 
-    async def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
-        """Charge the tokens a response used; the level may go negative."""
+    def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        """Charge the tokens a response used, in the background; the level may go negative."""
         limits = self._limits.get(tenant)
         if limits is None or limits.tokens_per_minute is None:
             return
-        args = ("charge", repr(now), limits.requests_per_minute or 0, limits.tokens_per_minute)
+        task = asyncio.get_running_loop().create_task(self._charge(tenant, limits, tokens, now))
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
+
+    async def _charge(self, tenant: str, limits: Limits, tokens: int, now: float) -> None:
+        rpm, tpm = limits.requests_per_minute or 0, limits.tokens_per_minute or 0
+        args = ("charge", repr(now), rpm, tpm)
         if await self._call(tenant, (*args, tokens)) is None:
-            self._fallback(tenant, limits).charge_tokens(tokens, self._clock())
+            self.fallbacks += 1
+            self._local.charge_tokens(tenant, tokens, self._clock())
 
     # -- Redis and the fallback ---------------------------------------------
 
@@ -236,13 +254,6 @@ class RedisLimiter:
             return None
         self._recovered()
         return float(reply)
-
-    def _fallback(self, tenant: str, limits: Limits) -> TenantLimiter:
-        self.fallbacks += 1
-        local = self._local.get(tenant)
-        if local is None:
-            local = self._local[tenant] = TenantLimiter(limits, self._clock())
-        return local
 
     def _failed(self, exc: BaseException) -> None:
         if not self.degraded:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,18 +21,36 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from archipel.gateway._failover import BreakerState
-
-if TYPE_CHECKING:
-    from archipel.gateway._server import Gateway
+from archipel.gateway._generations import Routing
+from archipel.gateway._limits_redis import RedisLimiter
+from archipel.gateway._metering import Meter
+from archipel.gateway._published import PublishedRoutes
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class GatewayState(Protocol):
+    """What the metrics read from the gateway at scrape time."""
+
+    @property
+    def routing(self) -> Routing: ...
+    @property
+    def meter(self) -> Meter: ...
+    @property
+    def reloads(self) -> dict[str, int]: ...
+    @property
+    def shared(self) -> RedisLimiter | None: ...
+    @property
+    def publisher(self) -> PublishedRoutes | None: ...
+    @property
+    def ignored(self) -> dict[str, int]: ...
 
 
 class StateCollector(Collector):
     """Per-replica gauges of the current generation, and the gateway's own health:
     dropped usage records, configuration reloads, shared rate limits, published routes."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:

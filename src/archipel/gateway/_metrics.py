@@ -54,91 +54,113 @@ class StateCollector(Collector):
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["replica", "provider", "region"]
-        outstanding = GaugeMetricFamily(
-            "archipel_gateway_outstanding", "Requests in flight per replica.", labels=labels
-        )
-        ewma = GaugeMetricFamily(
-            "archipel_gateway_latency_ewma_seconds", "Latency average per replica.", labels=labels
-        )
-        circuit = GaugeMetricFamily(
-            "archipel_gateway_circuit_state",
-            "Circuit per replica: 0 closed, 1 half-open, 2 open.",
-            labels=labels,
-        )
-        up = GaugeMetricFamily(
-            "archipel_gateway_replica_up",
-            "1 while the replica passes its active health checks, else 0.",
-            labels=labels,
-        )
         gw = self.gateway
         routing = gw.routing
-        for r, st in zip(routing.table.replicas, routing.states, strict=True):
-            values = [r.id, r.provider, r.region]
-            outstanding.add_metric(values, st.outstanding)
-            ewma.add_metric(values, st.ewma)
-            circuit.add_metric(values, _STATE_VALUE[st.breaker.state])
-            up.add_metric(values, 0 if st.down else 1)
-        yield outstanding
-        yield ewma
-        yield circuit
-        yield up
-        dropped = getattr(gw.meter, "dropped", None)
-        if isinstance(dropped, int):
-            family = GaugeMetricFamily(
-                "archipel_gateway_meter_dropped", "Usage records dropped: queue full."
-            )
-            family.add_metric([], dropped)
-            yield family
-        generation = GaugeMetricFamily(
-            "archipel_gateway_config_generation", "Configurations loaded: 1 at start, +1 a reload."
-        )
-        generation.add_metric([], routing.generation)
-        yield generation
-        reloads = CounterMetricFamily(
-            "archipel_gateway_config_reloads",
-            "Configuration reloads, by result.",
-            labels=["result"],
-        )
-        for result, n in sorted(gw.reloads.items()):
-            reloads.add_metric([result], n)
-        yield reloads
+        yield from _replica_families(routing)
+        yield from _config_families(gw, routing)
         if gw.shared is not None:
-            fallbacks = CounterMetricFamily(
-                "archipel_gateway_rate_limit_fallbacks",
-                "Rate-limit decisions taken in process because Redis failed.",
-            )
-            fallbacks.add_metric([], gw.shared.fallbacks)
-            yield fallbacks
-            degraded = GaugeMetricFamily(
-                "archipel_gateway_rate_limit_degraded",
-                "1 while Redis is failing and each process enforces limits alone.",
-            )
-            degraded.add_metric([], int(gw.shared.degraded))
-            yield degraded
+            yield from _limit_families(gw.shared)
         if gw.publisher is not None:
-            up = GaugeMetricFamily(
-                "archipel_gateway_control_plane_up",
-                "1 if the last poll of the control plane's routes got an answer.",
-            )
-            up.add_metric([], int(gw.publisher.up))
-            yield up
-            polls = CounterMetricFamily(
-                "archipel_gateway_control_plane_polls",
-                "Polls of the control plane's routes, by result.",
-                labels=["result"],
-            )
-            for result, n in sorted(gw.publisher.polls.items()):
-                polls.add_metric([result], n)
-            yield polls
-            left_out = GaugeMetricFamily(
-                "archipel_gateway_control_plane_ignored_replicas",
-                "Published replicas not routed to: no control_plane.take rule names their owner.",
-                labels=["owner"],
-            )
-            for owner, n in sorted(gw.ignored.items()):
-                left_out.add_metric([owner], n)
-            yield left_out
+            yield from _control_plane_families(gw.publisher, gw.ignored)
+
+
+def _replica_families(routing: Routing) -> Iterator[Metric]:
+    """Per replica: in flight, latency average, circuit, health-check verdict."""
+    labels = ["replica", "provider", "region"]
+    outstanding = GaugeMetricFamily(
+        "archipel_gateway_outstanding", "Requests in flight per replica.", labels=labels
+    )
+    ewma = GaugeMetricFamily(
+        "archipel_gateway_latency_ewma_seconds", "Latency average per replica.", labels=labels
+    )
+    circuit = GaugeMetricFamily(
+        "archipel_gateway_circuit_state",
+        "Circuit per replica: 0 closed, 1 half-open, 2 open.",
+        labels=labels,
+    )
+    up = GaugeMetricFamily(
+        "archipel_gateway_replica_up",
+        "1 while the replica passes its active health checks, else 0.",
+        labels=labels,
+    )
+    for r, st in zip(routing.table.replicas, routing.states, strict=True):
+        values = [r.id, r.provider, r.region]
+        outstanding.add_metric(values, st.outstanding)
+        ewma.add_metric(values, st.ewma)
+        circuit.add_metric(values, _STATE_VALUE[st.breaker.state])
+        up.add_metric(values, 0 if st.down else 1)
+    yield outstanding
+    yield ewma
+    yield circuit
+    yield up
+
+
+def _config_families(gw: GatewayState, routing: Routing) -> Iterator[Metric]:
+    """Dropped usage records, the configuration's generation and reloads."""
+    dropped = getattr(gw.meter, "dropped", None)
+    if isinstance(dropped, int):
+        family = GaugeMetricFamily(
+            "archipel_gateway_meter_dropped", "Usage records dropped: queue full."
+        )
+        family.add_metric([], dropped)
+        yield family
+    generation = GaugeMetricFamily(
+        "archipel_gateway_config_generation", "Configurations loaded: 1 at start, +1 a reload."
+    )
+    generation.add_metric([], routing.generation)
+    yield generation
+    reloads = CounterMetricFamily(
+        "archipel_gateway_config_reloads",
+        "Configuration reloads, by result.",
+        labels=["result"],
+    )
+    for result, n in sorted(gw.reloads.items()):
+        reloads.add_metric([result], n)
+    yield reloads
+
+
+def _limit_families(shared: RedisLimiter) -> Iterator[Metric]:
+    """How the shared rate limits fare."""
+    fallbacks = CounterMetricFamily(
+        "archipel_gateway_rate_limit_fallbacks",
+        "Rate-limit decisions taken in process because Redis failed.",
+    )
+    fallbacks.add_metric([], shared.fallbacks)
+    yield fallbacks
+    degraded = GaugeMetricFamily(
+        "archipel_gateway_rate_limit_degraded",
+        "1 while Redis is failing and each process enforces limits alone.",
+    )
+    degraded.add_metric([], int(shared.degraded))
+    yield degraded
+
+
+def _control_plane_families(
+    publisher: PublishedRoutes, ignored: dict[str, int]
+) -> Iterator[Metric]:
+    """The control plane's published routes: reachable, polls, replicas left out."""
+    up = GaugeMetricFamily(
+        "archipel_gateway_control_plane_up",
+        "1 if the last poll of the control plane's routes got an answer.",
+    )
+    up.add_metric([], int(publisher.up))
+    yield up
+    polls = CounterMetricFamily(
+        "archipel_gateway_control_plane_polls",
+        "Polls of the control plane's routes, by result.",
+        labels=["result"],
+    )
+    for result, n in sorted(publisher.polls.items()):
+        polls.add_metric([result], n)
+    yield polls
+    left_out = GaugeMetricFamily(
+        "archipel_gateway_control_plane_ignored_replicas",
+        "Published replicas not routed to: no control_plane.take rule names their owner.",
+        labels=["owner"],
+    )
+    for owner, n in sorted(ignored.items()):
+        left_out.add_metric([owner], n)
+    yield left_out
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

@@ -9,7 +9,7 @@ request path (:class:`RequestStats`), turned into metric families on scrape.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client.core import (
@@ -99,68 +99,87 @@ def _config_families(gw: GatewayState, routing: Routing) -> Iterator[Metric]:
     """Dropped usage records, the configuration's generation and reloads."""
     dropped = getattr(gw.meter, "dropped", None)
     if isinstance(dropped, int):
-        family = GaugeMetricFamily(
-            "archipel_gateway_meter_dropped", "Usage records dropped: queue full."
+        yield _one(
+            GaugeMetricFamily,
+            "archipel_gateway_meter_dropped",
+            "Usage records dropped: queue full.",
+            dropped,
         )
-        family.add_metric([], dropped)
-        yield family
-    generation = GaugeMetricFamily(
-        "archipel_gateway_config_generation", "Configurations loaded: 1 at start, +1 a reload."
+    yield _one(
+        GaugeMetricFamily,
+        "archipel_gateway_config_generation",
+        "Configurations loaded: 1 at start, +1 a reload.",
+        routing.generation,
     )
-    generation.add_metric([], routing.generation)
-    yield generation
-    reloads = CounterMetricFamily(
+    yield _by(
+        CounterMetricFamily,
         "archipel_gateway_config_reloads",
         "Configuration reloads, by result.",
-        labels=["result"],
+        "result",
+        gw.reloads,
     )
-    for result, n in sorted(gw.reloads.items()):
-        reloads.add_metric([result], n)
-    yield reloads
 
 
 def _limit_families(shared: RedisLimiter) -> Iterator[Metric]:
     """How the shared rate limits fare."""
-    fallbacks = CounterMetricFamily(
+    yield _one(
+        CounterMetricFamily,
         "archipel_gateway_rate_limit_fallbacks",
         "Rate-limit decisions taken in process because Redis failed.",
+        shared.fallbacks,
     )
-    fallbacks.add_metric([], shared.fallbacks)
-    yield fallbacks
-    degraded = GaugeMetricFamily(
+    yield _one(
+        GaugeMetricFamily,
         "archipel_gateway_rate_limit_degraded",
         "1 while Redis is failing and each process enforces limits alone.",
+        int(shared.degraded),
     )
-    degraded.add_metric([], int(shared.degraded))
-    yield degraded
 
 
 def _control_plane_families(
     publisher: PublishedRoutes, ignored: dict[str, int]
 ) -> Iterator[Metric]:
     """The control plane's published routes: reachable, polls, replicas left out."""
-    up = GaugeMetricFamily(
+    yield _one(
+        GaugeMetricFamily,
         "archipel_gateway_control_plane_up",
         "1 if the last poll of the control plane's routes got an answer.",
+        int(publisher.up),
     )
-    up.add_metric([], int(publisher.up))
-    yield up
-    polls = CounterMetricFamily(
+    yield _by(
+        CounterMetricFamily,
         "archipel_gateway_control_plane_polls",
         "Polls of the control plane's routes, by result.",
-        labels=["result"],
+        "result",
+        publisher.polls,
     )
-    for result, n in sorted(publisher.polls.items()):
-        polls.add_metric([result], n)
-    yield polls
-    left_out = GaugeMetricFamily(
+    yield _by(
+        GaugeMetricFamily,
         "archipel_gateway_control_plane_ignored_replicas",
         "Published replicas not routed to: no control_plane.take rule names their owner.",
-        labels=["owner"],
+        "owner",
+        ignored,
     )
-    for owner, n in sorted(ignored.items()):
-        left_out.add_metric([owner], n)
-    yield left_out
+
+
+_Family = type[GaugeMetricFamily] | type[CounterMetricFamily]
+
+
+def _one(kind: _Family, name: str, documentation: str, value: int) -> Metric:
+    """A metric family of one unlabelled value."""
+    family = kind(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _by(
+    kind: _Family, name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> Metric:
+    """A metric family of one value per ``label``, in label order."""
+    family = kind(name, documentation, labels=[label])
+    for key, n in sorted(counts.items()):
+        family.add_metric([key], n)
+    return family
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

@@ -31,19 +31,19 @@ A charge goes to Redis in the background, off the request's path;
 :meth:`RedisLimiter.flush` waits for those on their way, and
 :meth:`RedisLimiter.close` does so for at most ``timeout`` seconds.
 
-Redis being down must not take the gateway down, so the limiter fails open
-to per-process limits: :class:`RedisBuckets` only talks to Redis, and
+Redis being down must not take the gateway down, so the limiter fails open to
+per-process limits: :class:`RedisBuckets` only talks to Redis, and
 :class:`RedisLimiter` wraps it with the fallback. When Redis is unreachable,
 times out (``timeout`` seconds, for connecting and for each reply) or answers
 with an error, the call is decided by an
 :class:`~archipel.gateway._limits.InProcessLimiter`, on ``fallback_clock``:
-each process then enforces the limit on its own, so with N processes a tenant may get up to N times its limit
-until Redis is back. Such calls are counted in ``fallbacks``; ``degraded`` is
-true from a failed Redis call to the next successful one. One warning is
-logged per outage, not per request. While degraded, Redis is tried again at
-most once every ``retry_interval`` seconds, so that a Redis that times out
-slows down one request per interval rather than every request; the first
-call that succeeds ends the outage.
+each process then enforces the limit on its own, so with N processes a tenant
+may get up to N times its limit until Redis is back. Such calls are counted in
+``fallbacks``; ``degraded`` is true from a failed Redis call to the next
+successful one. One warning is logged per outage, not per request. While
+degraded, Redis is tried again at most once every ``retry_interval`` seconds,
+so that a Redis that times out slows down one request per interval rather than
+every request; the first call that succeeds ends the outage.
 """
 
 from __future__ import annotations

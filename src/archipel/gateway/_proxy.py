@@ -46,7 +46,7 @@ from archipel.gateway._limits import Limiter
 from archipel.gateway._metering import Meter, UsageRecord
 from archipel.gateway._metrics import RequestStats
 from archipel.gateway._reply import Reply
-from archipel.gateway._request import check_body
+from archipel.gateway._request import read_body
 from archipel.gateway._route_table import ModelRoute, Replica
 from archipel.gateway._upstream import Upstream, UpstreamResponse
 from archipel.gateway._usage import (
@@ -167,48 +167,6 @@ class Proxy:
             message = f"rate limit reached for tenant {tenant.name}"
             raise Reply(429, message, "rate_limit_error", "rate_limit_exceeded", after)
 
-    async def _read(self, request: web.Request) -> bytes:
-        """The body, within ``requests.max_body_bytes`` and ``requests.body_timeout``."""
-        limit = self.requests.max_body_bytes
-        length = request.content_length
-        try:
-            if length is not None and length > limit:
-                raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
-            if request.content.is_eof():  # it arrived with the headers: nothing to time
-                return await request.read()
-            async with asyncio.timeout(self.requests.body_timeout):
-                return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            message = f"The request body is larger than {limit} bytes (requests.max_body_bytes)."
-            raise Reply(
-                413, message, "invalid_request_error", "request_too_large", close=True
-            ) from None
-        except TimeoutError:
-            after = self.requests.body_timeout
-            message = f"The request body did not arrive within {after:g} s (requests.body_timeout)."
-            raise Reply(
-                408, message, "invalid_request_error", "request_timeout", close=True
-            ) from None
-
-    async def _parse(self, request: web.Request, suffix: str) -> tuple[bytes, dict[str, Any]]:
-        body = await self._read(request)
-        try:
-            doc = _json.loads(body)
-        except (ValueError, RecursionError) as exc:
-            detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
-            raise Reply(
-                400,
-                f"We could not parse the JSON body of your request: {detail}",
-                "invalid_request_error",
-                "invalid_json",
-            ) from None
-        problem = check_body(suffix, doc)
-        if problem is not None:
-            raise Reply(
-                400, problem.message, "invalid_request_error", problem.code, param=problem.param
-            )
-        return body, doc
-
     @staticmethod
     def _route(routing: Routing, tenant: TenantState, model: str) -> ModelRoute:
         route = tenant.routes.get(model)  # only what this tenant may use: its class, its owners
@@ -228,7 +186,7 @@ class Proxy:
             tenant = authenticate(request, routing)
             self._admit(await self.limiter.admit(tenant.name, self.limit_clock()), tenant)
             suffix = ENDPOINTS[request.path]
-            body, doc = await self._parse(request, suffix)
+            body, doc = await read_body(request, suffix, self.requests)
             route = self._route(routing, tenant, doc["model"])
             call = _Call(
                 f"{self._boot}-{next(self._ids)}",

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archipel.gateway import _json
-from archipel.gateway._config import GatewayConfig, Limits, Tenant
+from archipel.gateway._config import GatewayConfig, Tenant
 from archipel.gateway._failover import ReplicaState, new_states
 from archipel.gateway._route_table import Routes, RouteTable
 
@@ -34,7 +34,6 @@ class TenantState:
 
     name: str
     data_class: str
-    limits: Limits
     models_body: bytes  # the /v1/models answer for its data class, serialised once
     routes: Routes  # model -> what it may use: its class's replicas, less those barred to it
 
@@ -91,7 +90,7 @@ def _tenant(
         for m in sorted(m for m, r in routes.items() if r.replicas)
     ]
     body = _json.dumps({"object": "list", "data": data})
-    return TenantState(name, spec.data_class, spec.limits, body, routes)
+    return TenantState(name, spec.data_class, body, routes)
 
 
 class Generations:

@@ -1,7 +1,7 @@
 """One contract for the per-tenant rate limits, in process and shared through Redis.
 
-The table of cases runs against the in-process ``TenantLimiter`` (behind a small
-async adapter) and against ``RedisLimiter`` on a real Redis; a property test
+The table of cases runs against both implementations of the ``Limiter`` protocol:
+``InProcessLimiter`` and ``RedisLimiter`` on a real Redis; a property test
 checks that the two give the same decisions for random traffic. Redis tests
 are skipped when Redis is not reachable, unless ``CI`` is set: then they fail.
 
@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from archipel.gateway._config import Limits
-from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._limits import InProcessLimiter, Limiter, TenantLimiter
 from archipel.gateway._limits_redis import IDLE_MARGIN, RedisLimiter
 
 from .harness import REDIS_URL, delete_prefix, unique_prefix
@@ -34,22 +34,12 @@ CLOSED = "redis://127.0.0.1:1"  # nothing listens there: connections are refused
 T0 = 1_700_000_000.0  # wall-clock seconds, so that precision is tested at a realistic magnitude
 
 
-class LocalLimiter:
-    """The in-process limiter behind the async interface of ``RedisLimiter``."""
-
-    def __init__(self, limits: Mapping[str, Limits], now: float) -> None:
-        self.tenants = {name: TenantLimiter(spec, now) for name, spec in limits.items()}
-
-    async def admit(self, tenant: str, now: float) -> float:
-        return self.tenants[tenant].admit(now)
-
-    async def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
-        limiter = self.tenants.get(tenant)
-        if limiter is not None:
-            limiter.charge_tokens(tokens, now)
+async def charge(limiter: Limiter, tenant: str, tokens: int, now: float) -> None:
+    """Charge, and wait until the charge has arrived (a shared one goes in the background)."""
+    limiter.charge_tokens(tenant, tokens, now)
+    await limiter.flush()
 
 
-Limiter = LocalLimiter | RedisLimiter
 Opener = Callable[[Mapping[str, Limits]], AbstractAsyncContextManager[Limiter]]
 
 
@@ -73,7 +63,7 @@ def open_limiter(request: pytest.FixtureRequest) -> Opener:
 
         @asynccontextmanager
         async def local(limits: Mapping[str, Limits]) -> AsyncIterator[Limiter]:
-            yield LocalLimiter(limits, T0)
+            yield InProcessLimiter(limits, T0)
 
         return local
     name: str = request.getfixturevalue("prefix")
@@ -174,7 +164,7 @@ def test_contract(open_limiter: Opener, case: Case) -> None:
             for i, step in enumerate(case.steps):
                 now = T0 + step.at
                 if isinstance(step, Charge):
-                    await limiter.charge_tokens(step.tenant, step.tokens, now)
+                    await charge(limiter, step.tenant, step.tokens, now)
                 elif isinstance(step.expect, type):
                     with pytest.raises(step.expect):
                         await limiter.admit(step.tenant, now)
@@ -207,7 +197,7 @@ def test_redis_decides_as_in_process(
     name = unique_prefix()
 
     async def main() -> None:
-        local = LocalLimiter(limits, T0)
+        local = InProcessLimiter(limits, T0)
         now = T0
         async with open_redis(REDIS_URL, name, limits) as shared:
             for op, value in ops:
@@ -217,8 +207,8 @@ def test_redis_decides_as_in_process(
                     expected = await local.admit("t", now)
                     assert await shared.admit("t", now) == pytest.approx(expected, abs=1e-9)
                 else:
-                    await local.charge_tokens("t", int(value), now)
-                    await shared.charge_tokens("t", int(value), now)
+                    await charge(local, "t", int(value), now)
+                    await charge(shared, "t", int(value), now)
 
     try:
         asyncio.run(main())
@@ -253,7 +243,7 @@ def test_key_layout_and_expiry(redis_client: redis.Redis, prefix: str) -> None:
         limits = {"t": Limits(requests_per_minute=7, tokens_per_minute=600)}
         async with open_redis(REDIS_URL, prefix, limits) as limiter:
             assert await limiter.admit("t", T0) == 0
-            await limiter.charge_tokens("t", 60_000, T0)  # 59,400 tokens of debt: 99 minutes
+            await charge(limiter, "t", 60_000, T0)  # 59,400 tokens of debt: 99 minutes
 
     asyncio.run(main())
     assert list(redis_client.scan_iter(match=f"{prefix}:*")) == [f"{prefix}:t".encode()]
@@ -340,7 +330,7 @@ def test_redis_down_enforces_limits_per_process(caplog: pytest.LogCaptureFixture
         assert limiter.degraded
         assert [await limiter.admit("r", T0) for _ in range(3)] == [0, 0, 30.0]
         assert await limiter.admit("k", T0) == 0
-        await limiter.charge_tokens("k", 900, T0)
+        await charge(limiter, "k", 900, T0)
         assert await limiter.admit("k", T0) == pytest.approx(30.1)
         assert limiter.fallbacks == 6
         assert await limiter.admit("free", T0) == 0  # no limits, no round trip, no fallback

@@ -35,7 +35,7 @@ from archipel.gateway._failover import (
 )
 from archipel.gateway._metering import JsonlMeter, MemoryMeter, Meter, UsageRecord
 from archipel.gateway._published import PublishedRoutes, merge_published, parse_published
-from archipel.gateway._routes import (
+from archipel.gateway._route_table import (
     Match,
     ModelRoute,
     Replica,

@@ -108,7 +108,9 @@ class Retry(_Model):
     budget_min_per_second: float = Field(5.0, ge=0)  # retries always allowed at this rate
 
 
-class Breaker(_Model):
+class BreakerSettings(_Model):
+    """The circuit breaker of every replica (see :class:`~archipel.gateway._failover.Breaker`)."""
+
     failure_threshold: int = Field(5, ge=1)  # consecutive failures that open the circuit
     cooldown: float = Field(10.0, gt=0)  # seconds open before one half-open probe
 
@@ -303,7 +305,7 @@ class GatewayConfig(_Model):
     timeouts: Timeouts = Timeouts()
     requests: Requests = Requests()
     retry: Retry = Retry()
-    breaker: Breaker = Breaker()
+    breaker: BreakerSettings = BreakerSettings()
     health_checks: HealthChecks = HealthChecks()
     balancing: Balancing = Balancing()
     shedding: Shedding = Shedding()

@@ -3,7 +3,7 @@
 Everything here takes the time as an argument and touches no socket, so it
 can be unit-tested, property-tested and simulated. The proxy calls
 :func:`pick` for every attempt; ``pick`` only ever chooses from the
-:class:`~archipel.gateway._routes.ModelRoute` it is given, which is the
+:class:`~archipel.gateway._route_table.ModelRoute` it is given, which is the
 tenant's data class table, so failover cannot leave the class.
 
 Balancing: among admitted replicas (circuit not open, below
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from archipel.gateway._config import Pool
-from archipel.gateway._routes import ModelRoute, Replica
+from archipel.gateway._route_table import ModelRoute, Replica
 
 
 class BreakerState(StrEnum):

@@ -1,13 +1,52 @@
-"""Per-tenant rate limits (requests and tokens per minute), in process.
+"""Per-tenant rate limits (requests and tokens per minute): the :class:`Limiter`
+protocol the request path uses, and its in-process implementation.
 
 Token buckets, I/O-free, time passed in. The token limit is charged after the
 response, when the usage is known, so a tenant may overdraw by one request;
 its next request then waits until the bucket is positive again.
+
+Two limiters satisfy the protocol: :class:`InProcessLimiter` (each process
+alone) and :class:`~archipel.gateway._limits_redis.RedisLimiter` (shared by
+every process through Redis). The gateway picks one when it starts; the
+request path only calls :meth:`Limiter.admit` and :meth:`Limiter.charge_tokens`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Protocol
+
 from archipel.gateway._config import Limits
+
+
+class Limiter(Protocol):
+    """Per-tenant request and token limits, as the request path uses them.
+
+    ``admit`` of a tenant that is not configured is a caller error (``KeyError``);
+    ``charge_tokens`` ignores it (the request was admitted before a reload removed
+    the tenant). ``now`` is the clock the limiter was made for: monotonic for the
+    in-process one, wall-clock seconds for the shared one.
+    """
+
+    async def start(self) -> None:
+        """Get ready before the first request (connect, load scripts)."""
+
+    async def close(self) -> None:
+        """Release what :meth:`start` took; charges on their way are waited for first."""
+
+    async def flush(self) -> None:
+        """Wait until the charges made so far have arrived."""
+
+    def set_limits(self, limits: Mapping[str, Limits], now: float) -> None:
+        """Take a reloaded configuration: a tenant whose limits did not change keeps its
+        buckets (a reload is no way to reset a rate limit)."""
+
+    async def admit(self, tenant: str, now: float) -> float:
+        """0 to go ahead (one request is taken), else the seconds to wait (``Retry-After``)."""
+
+    def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        """Charge the tokens an answer used, off the request's path; the level may go
+        negative. A shared limiter sends the charge in the background."""
 
 
 class TokenBucket:
@@ -66,3 +105,40 @@ class TenantLimiter:
     def charge_tokens(self, tokens: int, now: float) -> None:
         if self.tokens is not None:
             self.tokens.charge(tokens, now)
+
+
+class InProcessLimiter:
+    """A :class:`Limiter` whose buckets live in this process: each process enforces
+    every limit alone."""
+
+    __slots__ = ("_limits", "tenants")
+
+    def __init__(self, limits: Mapping[str, Limits], now: float) -> None:
+        self._limits: dict[str, Limits] = {}
+        self.tenants: dict[str, TenantLimiter] = {}
+        self.set_limits(limits, now)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    async def flush(self) -> None:
+        pass
+
+    def set_limits(self, limits: Mapping[str, Limits], now: float) -> None:
+        tenants = {}
+        for name, spec in limits.items():
+            kept = self.tenants.get(name)
+            same = kept is not None and self._limits.get(name) == spec
+            tenants[name] = kept if same and kept is not None else TenantLimiter(spec, now)
+        self._limits, self.tenants = dict(limits), tenants
+
+    async def admit(self, tenant: str, now: float) -> float:
+        return self.tenants[tenant].admit(now)
+
+    def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        limiter = self.tenants.get(tenant)
+        if limiter is not None:
+            limiter.charge_tokens(tokens, now)

@@ -27,23 +27,28 @@ A tenant without limits costs no round trip. A tenant that is not configured
 is a caller error for :meth:`RedisLimiter.admit` (``KeyError``, as a lookup
 of its in-process limiter would be), while :meth:`RedisLimiter.charge_tokens`
 ignores it: the request was admitted before a reload removed the tenant.
+A charge goes to Redis in the background, off the request's path;
+:meth:`RedisLimiter.flush` waits for those on their way, and
+:meth:`RedisLimiter.close` does so for at most ``timeout`` seconds.
 
-Redis being down must not take the gateway down, so the limiter fails open
-to per-process limits. When Redis is unreachable, times out (``timeout``
-seconds, for connecting and for each reply) or answers with an error, the
-call is decided by an in-process :class:`~archipel.gateway._limits.TenantLimiter`
-for the tenant, on ``fallback_clock``: each process then enforces the limit
-on its own, so with N processes a tenant may get up to N times its limit
-until Redis is back. Such calls are counted in ``fallbacks``; ``degraded`` is
-true from a failed Redis call to the next successful one. One warning is
-logged per outage, not per request. While degraded, Redis is tried again at
-most once every ``retry_interval`` seconds, so that a Redis that times out
-slows down one request per interval rather than every request; the first
-call that succeeds ends the outage.
+Redis being down must not take the gateway down, so the limiter fails open to
+per-process limits: :class:`RedisBuckets` only talks to Redis, and
+:class:`RedisLimiter` wraps it with the fallback. When Redis is unreachable,
+times out (``timeout`` seconds, for connecting and for each reply) or answers
+with an error, the call is decided by an
+:class:`~archipel.gateway._limits.InProcessLimiter`, on ``fallback_clock``:
+each process then enforces the limit on its own, so with N processes a tenant
+may get up to N times its limit until Redis is back. Such calls are counted in
+``fallbacks``; ``degraded`` is true from a failed Redis call to the next
+successful one. One warning is logged per outage, not per request. While
+degraded, Redis is tried again at most once every ``retry_interval`` seconds,
+so that a Redis that times out slows down one request per interval rather than
+every request; the first call that succeeds ends the outage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -56,7 +61,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from archipel.gateway._config import Limits
-from archipel.gateway._limits import TenantLimiter
+from archipel.gateway._limits import InProcessLimiter
 
 log = logging.getLogger("archipel.gateway")
 
@@ -137,8 +142,59 @@ return fmt(wait)
 _FAILURES = (RedisError, OSError, TimeoutError)
 
 
+class RedisBuckets:
+    """The buckets in Redis alone: every call raises :class:`RedisError`, ``OSError``
+    or ``TimeoutError`` when Redis fails (:class:`RedisLimiter` decides what then)."""
+
+    def __init__(self, url: str, prefix: str, timeout: float) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.timeout = timeout
+        self._client: aioredis.Redis | None = None
+        self._script: AsyncScript | None = None
+
+    async def start(self) -> None:
+        """Connect and load the script."""
+        self._client = aioredis.Redis.from_url(
+            self.url,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
+            # one immediate retry replaces a pooled connection that Redis closed (a
+            # restart); a timeout is not retried, so a call waits at most ``timeout``
+            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        )
+        self._script = self._client.register_script(_SCRIPT)
+        await self._client.script_load(_SCRIPT)
+
+    @property
+    def started(self) -> bool:
+        return self._script is not None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+            self._script = None
+
+    async def admit(self, tenant: str, limits: Limits, now: float) -> float:
+        rpm, tpm = limits.requests_per_minute or 0, limits.tokens_per_minute or 0
+        return await self._call(tenant, ("admit", repr(now), rpm, tpm, 0))
+
+    async def charge(self, tenant: str, limits: Limits, tokens: int, now: float) -> None:
+        rpm, tpm = limits.requests_per_minute or 0, limits.tokens_per_minute or 0
+        await self._call(tenant, ("charge", repr(now), rpm, tpm, tokens))
+
+    async def _call(self, tenant: str, args: tuple[str | int, ...]) -> float:
+        if self._script is None:
+            raise RuntimeError("RedisLimiter.start() has not been awaited")
+        reply = await self._script(keys=[f"{self.prefix}:{tenant}"], args=(*args, IDLE_MARGIN))
+        return float(reply)
+
+
 class RedisLimiter:
-    """Request and token buckets per tenant, shared through Redis (see the module docstring)."""
+    """The :class:`~archipel.gateway._limits.Limiter` whose buckets are shared through
+    Redis (:class:`RedisBuckets`), failing open to an
+    :class:`~archipel.gateway._limits.InProcessLimiter` (see the module docstring)."""
 
     def __init__(
         self,
@@ -150,50 +206,41 @@ class RedisLimiter:
         fallback_clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 1.0,
     ) -> None:
-        self.url = url
-        self.prefix = prefix
+        self.redis = RedisBuckets(url, prefix, timeout)
         self.timeout = timeout
         self.retry_interval = retry_interval
         self.fallbacks = 0  # calls decided in process because Redis failed
         self.degraded = False  # the last Redis call failed
         self._clock = fallback_clock
         self._limits: dict[str, Limits] = dict(limits)
-        self._local: dict[str, TenantLimiter] = {}
+        self._local = InProcessLimiter(limits, fallback_clock())  # decides while Redis fails
+        self._charges: set[asyncio.Task[None]] = set()  # charges on their way to Redis
         self._retry_at = 0.0  # fallback_clock time before which a degraded limiter skips Redis
-        self._client: aioredis.Redis | None = None
-        self._script: AsyncScript | None = None
 
     async def start(self) -> None:
         """Connect and load the script; if Redis is down, start degraded."""
-        self._client = aioredis.Redis.from_url(
-            self.url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            # one immediate retry replaces a pooled connection that Redis closed (a
-            # restart); a timeout is not retried, so a call waits at most ``timeout``
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
-        )
-        self._script = self._client.register_script(_SCRIPT)
         try:
-            await self._client.script_load(_SCRIPT)
+            await self.redis.start()
         except _FAILURES as exc:
             self._failed(exc)
         else:
             self._recovered()
 
-    async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-            self._script = None
+    async def flush(self) -> None:
+        """Wait for the charges on their way to Redis."""
+        if self._charges:
+            await asyncio.wait(list(self._charges))
 
-    def set_limits(self, limits: Mapping[str, Limits]) -> None:
-        """Take a reloaded configuration; the state of every tenant in Redis is kept."""
-        new = dict(limits)
-        for name, old in self._limits.items():
-            if new.get(name) != old:
-                self._local.pop(name, None)
-        self._limits = new
+    async def close(self) -> None:
+        if self._charges:
+            await asyncio.wait(list(self._charges), timeout=self.timeout)
+        await self.redis.close()
+
+    def set_limits(self, limits: Mapping[str, Limits], now: float = 0.0) -> None:
+        """Take a reloaded configuration; the state of every tenant in Redis is kept
+        (``now`` is unused: Redis keeps its own times)."""
+        self._limits = dict(limits)
+        self._local.set_limits(limits, self._clock())
 
     async def admit(self, tenant: str, now: float) -> float:
         """0 to go ahead (one request is taken), else the seconds to wait (``Retry-After``).
@@ -202,47 +249,52 @@ class RedisLimiter:
         configured.
         """
         limits = self._limits[tenant]
-        rpm, tpm = limits.requests_per_minute, limits.tokens_per_minute
-        if rpm is None and tpm is None:
+        if limits.requests_per_minute is None and limits.tokens_per_minute is None:
             return 0.0
-        wait = await self._call(tenant, ("admit", repr(now), rpm or 0, tpm or 0, 0))
-        if wait is None:
-            return self._fallback(tenant, limits).admit(self._clock())
-        return wait
+        if self._reachable():
+            try:
+                wait = await self.redis.admit(tenant, limits, now)
+            except _FAILURES as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+                return wait
+        self.fallbacks += 1
+        return await self._local.admit(tenant, self._clock())
 
-    async def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
-        """Charge the tokens a response used; the level may go negative."""
+    def charge_tokens(self, tenant: str, tokens: int, now: float) -> None:
+        """Charge the tokens a response used, in the background; the level may go negative."""
         limits = self._limits.get(tenant)
         if limits is None or limits.tokens_per_minute is None:
             return
-        args = ("charge", repr(now), limits.requests_per_minute or 0, limits.tokens_per_minute)
-        if await self._call(tenant, (*args, tokens)) is None:
-            self._fallback(tenant, limits).charge_tokens(tokens, self._clock())
+        task = asyncio.get_running_loop().create_task(self._charge(tenant, limits, tokens, now))
+        self._charges.add(task)
+        task.add_done_callback(self._charges.discard)
 
-    # -- Redis and the fallback ---------------------------------------------
-
-    async def _call(self, tenant: str, args: tuple[str | int, ...]) -> float | None:
-        """The script's wait, or None if Redis failed or is being skipped."""
-        if self._script is None:
-            raise RuntimeError("RedisLimiter.start() has not been awaited")
-        if self.degraded:
-            if self._clock() < self._retry_at:
-                return None
-            self._retry_at = self._clock() + self.retry_interval  # one probe per interval
-        try:
-            reply = await self._script(keys=[f"{self.prefix}:{tenant}"], args=(*args, IDLE_MARGIN))
-        except _FAILURES as exc:
-            self._failed(exc)
-            return None
-        self._recovered()
-        return float(reply)
-
-    def _fallback(self, tenant: str, limits: Limits) -> TenantLimiter:
+    async def _charge(self, tenant: str, limits: Limits, tokens: int, now: float) -> None:
+        if self._reachable():
+            try:
+                await self.redis.charge(tenant, limits, tokens, now)
+            except _FAILURES as exc:
+                self._failed(exc)
+            else:
+                self._recovered()
+                return
         self.fallbacks += 1
-        local = self._local.get(tenant)
-        if local is None:
-            local = self._local[tenant] = TenantLimiter(limits, self._clock())
-        return local
+        self._local.charge_tokens(tenant, tokens, self._clock())
+
+    # -- failing open -------------------------------------------------------
+
+    def _reachable(self) -> bool:
+        """Whether to ask Redis: always while it answers, once per interval while not."""
+        if not self.redis.started:
+            raise RuntimeError("RedisLimiter.start() has not been awaited")
+        if not self.degraded:
+            return True
+        if self._clock() < self._retry_at:
+            return False
+        self._retry_at = self._clock() + self.retry_interval  # one probe per interval
+        return True
 
     def _failed(self, exc: BaseException) -> None:
         if not self.degraded:

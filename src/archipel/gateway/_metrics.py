@@ -9,8 +9,8 @@ request path (:class:`RequestStats`), turned into metric families on scrape.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -21,106 +21,165 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from archipel.gateway._failover import BreakerState
-
-if TYPE_CHECKING:
-    from archipel.gateway._server import Gateway
+from archipel.gateway._generations import Routing
+from archipel.gateway._limits_redis import RedisLimiter
+from archipel.gateway._metering import Meter
+from archipel.gateway._published import PublishedRoutes
 
 _STATE_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+
+class GatewayState(Protocol):
+    """What the metrics read from the gateway at scrape time."""
+
+    @property
+    def routing(self) -> Routing: ...
+    @property
+    def meter(self) -> Meter: ...
+    @property
+    def reloads(self) -> dict[str, int]: ...
+    @property
+    def shared(self) -> RedisLimiter | None: ...
+    @property
+    def publisher(self) -> PublishedRoutes | None: ...
+    @property
+    def ignored(self) -> dict[str, int]: ...
 
 
 class StateCollector(Collector):
     """Per-replica gauges of the current generation, and the gateway's own health:
     dropped usage records, configuration reloads, shared rate limits, published routes."""
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: GatewayState) -> None:
         self.gateway = gateway
 
     def collect(self) -> Iterator[Metric]:
-        labels = ["replica", "provider", "region"]
-        outstanding = GaugeMetricFamily(
-            "archipel_gateway_outstanding", "Requests in flight per replica.", labels=labels
-        )
-        ewma = GaugeMetricFamily(
-            "archipel_gateway_latency_ewma_seconds", "Latency average per replica.", labels=labels
-        )
-        circuit = GaugeMetricFamily(
-            "archipel_gateway_circuit_state",
-            "Circuit per replica: 0 closed, 1 half-open, 2 open.",
-            labels=labels,
-        )
-        up = GaugeMetricFamily(
-            "archipel_gateway_replica_up",
-            "1 while the replica passes its active health checks, else 0.",
-            labels=labels,
-        )
         gw = self.gateway
         routing = gw.routing
-        for r, st in zip(routing.table.replicas, routing.states, strict=True):
-            values = [r.id, r.provider, r.region]
-            outstanding.add_metric(values, st.outstanding)
-            ewma.add_metric(values, st.ewma)
-            circuit.add_metric(values, _STATE_VALUE[st.breaker.state])
-            up.add_metric(values, 0 if st.down else 1)
-        yield outstanding
-        yield ewma
-        yield circuit
-        yield up
-        dropped = getattr(gw.meter, "dropped", None)
-        if isinstance(dropped, int):
-            family = GaugeMetricFamily(
-                "archipel_gateway_meter_dropped", "Usage records dropped: queue full."
-            )
-            family.add_metric([], dropped)
-            yield family
-        generation = GaugeMetricFamily(
-            "archipel_gateway_config_generation", "Configurations loaded: 1 at start, +1 a reload."
-        )
-        generation.add_metric([], routing.generation)
-        yield generation
-        reloads = CounterMetricFamily(
-            "archipel_gateway_config_reloads",
-            "Configuration reloads, by result.",
-            labels=["result"],
-        )
-        for result, n in sorted(gw.reloads.items()):
-            reloads.add_metric([result], n)
-        yield reloads
+        yield from _replica_families(routing)
+        yield from _config_families(gw, routing)
         if gw.shared is not None:
-            fallbacks = CounterMetricFamily(
-                "archipel_gateway_rate_limit_fallbacks",
-                "Rate-limit decisions taken in process because Redis failed.",
-            )
-            fallbacks.add_metric([], gw.shared.fallbacks)
-            yield fallbacks
-            degraded = GaugeMetricFamily(
-                "archipel_gateway_rate_limit_degraded",
-                "1 while Redis is failing and each process enforces limits alone.",
-            )
-            degraded.add_metric([], int(gw.shared.degraded))
-            yield degraded
+            yield from _limit_families(gw.shared)
         if gw.publisher is not None:
-            up = GaugeMetricFamily(
-                "archipel_gateway_control_plane_up",
-                "1 if the last poll of the control plane's routes got an answer.",
-            )
-            up.add_metric([], int(gw.publisher.up))
-            yield up
-            polls = CounterMetricFamily(
-                "archipel_gateway_control_plane_polls",
-                "Polls of the control plane's routes, by result.",
-                labels=["result"],
-            )
-            for result, n in sorted(gw.publisher.polls.items()):
-                polls.add_metric([result], n)
-            yield polls
-            left_out = GaugeMetricFamily(
-                "archipel_gateway_control_plane_ignored_replicas",
-                "Published replicas not routed to: no control_plane.take rule names their owner.",
-                labels=["owner"],
-            )
-            for owner, n in sorted(gw.ignored.items()):
-                left_out.add_metric([owner], n)
-            yield left_out
+            yield from _control_plane_families(gw.publisher, gw.ignored)
+
+
+def _replica_families(routing: Routing) -> Iterator[Metric]:
+    """Per replica: in flight, latency average, circuit, health-check verdict."""
+    labels = ["replica", "provider", "region"]
+    outstanding = GaugeMetricFamily(
+        "archipel_gateway_outstanding", "Requests in flight per replica.", labels=labels
+    )
+    ewma = GaugeMetricFamily(
+        "archipel_gateway_latency_ewma_seconds", "Latency average per replica.", labels=labels
+    )
+    circuit = GaugeMetricFamily(
+        "archipel_gateway_circuit_state",
+        "Circuit per replica: 0 closed, 1 half-open, 2 open.",
+        labels=labels,
+    )
+    up = GaugeMetricFamily(
+        "archipel_gateway_replica_up",
+        "1 while the replica passes its active health checks, else 0.",
+        labels=labels,
+    )
+    for r, st in zip(routing.table.replicas, routing.states, strict=True):
+        values = [r.id, r.provider, r.region]
+        outstanding.add_metric(values, st.outstanding)
+        ewma.add_metric(values, st.ewma)
+        circuit.add_metric(values, _STATE_VALUE[st.breaker.state])
+        up.add_metric(values, 0 if st.down else 1)
+    yield outstanding
+    yield ewma
+    yield circuit
+    yield up
+
+
+def _config_families(gw: GatewayState, routing: Routing) -> Iterator[Metric]:
+    """Dropped usage records, the configuration's generation and reloads."""
+    dropped = getattr(gw.meter, "dropped", None)
+    if isinstance(dropped, int):
+        yield _one(
+            GaugeMetricFamily,
+            "archipel_gateway_meter_dropped",
+            "Usage records dropped: queue full.",
+            dropped,
+        )
+    yield _one(
+        GaugeMetricFamily,
+        "archipel_gateway_config_generation",
+        "Configurations loaded: 1 at start, +1 a reload.",
+        routing.generation,
+    )
+    yield _by(
+        CounterMetricFamily,
+        "archipel_gateway_config_reloads",
+        "Configuration reloads, by result.",
+        "result",
+        gw.reloads,
+    )
+
+
+def _limit_families(shared: RedisLimiter) -> Iterator[Metric]:
+    """How the shared rate limits fare."""
+    yield _one(
+        CounterMetricFamily,
+        "archipel_gateway_rate_limit_fallbacks",
+        "Rate-limit decisions taken in process because Redis failed.",
+        shared.fallbacks,
+    )
+    yield _one(
+        GaugeMetricFamily,
+        "archipel_gateway_rate_limit_degraded",
+        "1 while Redis is failing and each process enforces limits alone.",
+        int(shared.degraded),
+    )
+
+
+def _control_plane_families(
+    publisher: PublishedRoutes, ignored: dict[str, int]
+) -> Iterator[Metric]:
+    """The control plane's published routes: reachable, polls, replicas left out."""
+    yield _one(
+        GaugeMetricFamily,
+        "archipel_gateway_control_plane_up",
+        "1 if the last poll of the control plane's routes got an answer.",
+        int(publisher.up),
+    )
+    yield _by(
+        CounterMetricFamily,
+        "archipel_gateway_control_plane_polls",
+        "Polls of the control plane's routes, by result.",
+        "result",
+        publisher.polls,
+    )
+    yield _by(
+        GaugeMetricFamily,
+        "archipel_gateway_control_plane_ignored_replicas",
+        "Published replicas not routed to: no control_plane.take rule names their owner.",
+        "owner",
+        ignored,
+    )
+
+
+_Family = type[GaugeMetricFamily] | type[CounterMetricFamily]
+
+
+def _one(kind: _Family, name: str, documentation: str, value: int) -> Metric:
+    """A metric family of one unlabelled value."""
+    family = kind(name, documentation)
+    family.add_metric([], value)
+    return family
+
+
+def _by(
+    kind: _Family, name: str, documentation: str, label: str, counts: Mapping[str, int]
+) -> Metric:
+    """A metric family of one value per ``label``, in label order."""
+    family = kind(name, documentation, labels=[label])
+    for key, n in sorted(counts.items()):
+        family.add_metric([key], n)
+    return family
 
 
 #: the request latency histogram's upper bounds, in seconds (Prometheus's defaults)

@@ -15,13 +15,22 @@ Everything else (``max_tokens``, ``temperature``, tools...) is the replica's
 to judge: the gateway does not read it. A check looks at the top level and at
 most one level down (the messages), so it costs a few lookups per request.
 A failed check is a :class:`Problem`, which the server answers with 400 in
-OpenAI's error format (``type``, ``param``, ``code``).
+OpenAI's error format (``type``, ``param``, ``code``). :func:`read_body` reads
+the body within ``requests.max_body_bytes`` and ``requests.body_timeout``,
+parses it and checks it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
+
+from aiohttp import web
+
+from archipel.gateway import _json
+from archipel.gateway._config import Requests
+from archipel.gateway._reply import Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,3 +122,49 @@ def _check_messages(messages: Any) -> Problem | None:
         if not isinstance(content, _CONTENT):
             return _invalid(f"messages[{i}].content", "a string or an array of parts", content)
     return None
+
+
+async def _read(request: web.Request, requests: Requests) -> bytes:
+    """The body, within ``requests.max_body_bytes`` and ``requests.body_timeout``."""
+    limit = requests.max_body_bytes
+    length = request.content_length
+    try:
+        if length is not None and length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=length)
+        if request.content.is_eof():  # it arrived with the headers: nothing to time
+            return await request.read()
+        async with asyncio.timeout(requests.body_timeout):
+            return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        message = f"The request body is larger than {limit} bytes (requests.max_body_bytes)."
+        raise Reply(
+            413, message, "invalid_request_error", "request_too_large", close=True
+        ) from None
+    except TimeoutError:
+        after = requests.body_timeout
+        message = f"The request body did not arrive within {after:g} s (requests.body_timeout)."
+        raise Reply(408, message, "invalid_request_error", "request_timeout", close=True) from None
+
+
+async def read_body(
+    request: web.Request, suffix: str, requests: Requests
+) -> tuple[bytes, dict[str, Any]]:
+    """The body as received and as parsed, or a :class:`~archipel.gateway._reply.Reply`:
+    413, 408 or 400 (the fields the gateway reads, see :func:`check_body`)."""
+    body = await _read(request, requests)
+    try:
+        doc = _json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        detail = "it nests too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise Reply(
+            400,
+            f"We could not parse the JSON body of your request: {detail}",
+            "invalid_request_error",
+            "invalid_json",
+        ) from None
+    problem = check_body(suffix, doc)
+    if problem is not None:
+        raise Reply(
+            400, problem.message, "invalid_request_error", problem.code, param=problem.param
+        )
+    return body, doc

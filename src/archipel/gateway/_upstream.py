@@ -26,7 +26,7 @@ from yarl import URL
 
 from archipel.gateway._config import Timeouts
 from archipel.gateway._errors import UpstreamConnectError, UpstreamError, UpstreamTimeoutError
-from archipel.gateway._routes import Replica
+from archipel.gateway._route_table import Replica
 
 _JSON = "application/json"
 _DROPPED = "connection lost while reading the body"

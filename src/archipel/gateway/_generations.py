@@ -12,7 +12,10 @@ did not change carries over, so a reload is never a way to forget:
 - a replica that keeps its id and its base URL keeps its state object (in-flight
   count, latency average, circuit, health-check verdict); requests in flight on
   the old generation update the same object;
-- a tenant whose limits did not change keeps its buckets.
+- a tenant whose limits did not change keeps its buckets (the
+  :class:`~archipel.gateway._limits.Limiter` sees to that).
+
+:class:`Generations` holds the generation requests start on.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from archipel.gateway import _json
-from archipel.gateway._config import GatewayConfig, Limits, Tenant
+from archipel.gateway._config import GatewayConfig, Tenant
 from archipel.gateway._failover import ReplicaState, new_states
-from archipel.gateway._limits import TenantLimiter
-from archipel.gateway._routes import Routes, RouteTable
+from archipel.gateway._route_table import Routes, RouteTable
 
 
 @dataclass(slots=True)
@@ -32,8 +34,6 @@ class TenantState:
 
     name: str
     data_class: str
-    limits: Limits
-    limiter: TenantLimiter  # in-process buckets (shared limits live in Redis instead)
     models_body: bytes  # the /v1/models answer for its data class, serialised once
     routes: Routes  # model -> what it may use: its class's replicas, less those barred to it
 
@@ -54,7 +54,6 @@ def next_routing(
     config: GatewayConfig,
     table: RouteTable,
     old: Routing | None,
-    now: float,
 ) -> Routing:
     """The generation for ``config`` and ``table``, inheriting from ``old``."""
     threshold, cooldown = config.breaker.failure_threshold, config.breaker.cooldown
@@ -68,10 +67,9 @@ def next_routing(
         st = new_states((r,), threshold, cooldown)[0] if carried is None else carried
         st.breaker.threshold, st.breaker.cooldown = threshold, cooldown
         states.append(st)
-    previous = {} if old is None else {t.name: t for t in old.tenants.values()}
     tenants: dict[str, TenantState] = {}
     for name, spec in config.tenants.items():
-        state = _tenant(name, spec, config, table, previous.get(name), now)
+        state = _tenant(name, spec, config, table)
         for digest in spec.key_sha256:
             tenants[digest] = state
     return Routing(generation, config, table, states, tenants)
@@ -82,8 +80,6 @@ def _tenant(
     spec: Tenant,
     config: GatewayConfig,
     table: RouteTable,
-    old: TenantState | None,
-    now: float,
 ) -> TenantState:
     owned = {m: s.owned_by for m, s in config.models.items()}
     routes = table.tenants.get(name)
@@ -94,9 +90,13 @@ def _tenant(
         for m in sorted(m for m, r in routes.items() if r.replicas)
     ]
     body = _json.dumps({"object": "list", "data": data})
-    # unchanged limits keep their buckets: a reload is no way to reset a rate limit
-    if old is not None and old.limits == spec.limits:
-        limiter = old.limiter
-    else:
-        limiter = TenantLimiter(spec.limits, now)
-    return TenantState(name, spec.data_class, spec.limits, limiter, body, routes)
+    return TenantState(name, spec.data_class, body, routes)
+
+
+class Generations:
+    """The generation requests start on; a swap replaces it whole."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, first: Routing) -> None:
+        self.current = first

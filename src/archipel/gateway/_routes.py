@@ -6,8 +6,9 @@ over one :class:`~archipel.core.OfferClass` per replica (provider, region,
 country) with the catalog's provider facts. A replica published by the control
 plane is judged the same way, under this gateway's policy: the control plane's
 verdict is not carried and not trusted, and where the two policies disagree the
-gateway's decides (docs/gateway.md). It may also be limited to some tenants (its owner's ``take`` rule, see
-:mod:`~archipel.gateway._published`): each tenant's routes are its class's
+gateway's decides (docs/gateway.md). It may also be limited to some tenants
+(its owner's ``take`` rule, see :mod:`~archipel.gateway._published`): each
+tenant's routes are its class's
 routes less the replicas it may not use, and the very same objects as its
 class's when it may use them all. The request path then only looks the answer
 up: it does no policy reasoning, and it cannot reach a replica that is not in

@@ -8,13 +8,12 @@ plane is judged the same way, under this gateway's policy: the control plane's
 verdict is not carried and not trusted, and where the two policies disagree the
 gateway's decides (docs/gateway.md). It may also be limited to some tenants
 (its owner's ``take`` rule, see :mod:`~archipel.gateway._published`): each
-tenant's routes are its class's
-routes less the replicas it may not use, and the very same objects as its
-class's when it may use them all. The request path then only looks the answer
-up: it does no policy reasoning, and it cannot reach a replica that is not in
-its tenant's routes, because those are the only place replicas are picked
-from. Every rejected replica is kept with its reasons, so the start-up log can
-say why a tenant cannot see a model.
+tenant's routes are its class's routes less the replicas it may not use, and
+the very same objects as its class's when it may use them all. The request path
+then only looks the answer up: it does no policy reasoning, and it cannot reach
+a replica that is not in its tenant's routes, because those are the only place
+replicas are picked from. Every rejected replica is kept with its reasons, so
+the start-up log can say why a tenant cannot see a model.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import json
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from archipel.core import (
     OfferClass,
     OfferTable,
     ProviderFacts,
+    to_nano,
 )
 
 #: catalog folder name -> provider id in the registry
@@ -90,7 +91,7 @@ def collect_rows(data_dir: Path = DATA_DIR) -> tuple[list[OfferRow], list[Source
 def _to_cmp(nano: int, rate: Decimal) -> int:
     if nano == MISSING:
         return MISSING
-    return int((Decimal(nano) * rate).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return to_nano(Decimal(nano).scaleb(-9) * rate, round_half_even=True)
 
 
 def build_table(

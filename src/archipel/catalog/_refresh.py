@@ -49,11 +49,11 @@ from archipel.catalog._registry import (
 from archipel.catalog._sources import OfferRow, SourceReport, dedupe
 from archipel.core import (
     MISSING,
-    NANO,
     CatalogError,
     CatalogSnapshot,
     InputError,
     canonical_accelerator,
+    to_nano,
 )
 
 if TYPE_CHECKING:  # httpx is imported where a fetch runs: ~0.1 s that `archipel plan` skips
@@ -130,7 +130,7 @@ def _nano(value: object, where: str) -> int:
         raise SourceError(f"{where}: price {value!r} is not a decimal number") from None
     if not amount.is_finite() or amount < 0:
         raise SourceError(f"{where}: price {value!r} is not a finite non-negative number")
-    return int((amount * NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return to_nano(amount, round_half_even=True)
 
 
 def _json(response: httpx.Response, where: str) -> Any:
@@ -298,8 +298,8 @@ _OVH_SOURCE = (
 )
 # The catalog's schema (order.catalog.public.Pricing) documents `price` as a long "in
 # micro-cents": 1e-6 cent = 1e-8 of the currency unit, so 1 EUR = 100_000_000. Nano-units
-# are 1e-9, hence one micro-cent is exactly 10 nano-units: integer arithmetic, no rounding.
-_NANO_PER_MICRO_CENT = NANO // 100_000_000
+# are 1e-9, hence one micro-cent is exactly 10 nano-units: an exact conversion, no rounding.
+_MICRO_CENT_EXPONENT = -8
 
 
 def _ovh_accelerator(gpu: Mapping[str, Any]) -> tuple[str, int]:
@@ -332,7 +332,7 @@ def _ovh_hourly_price(pricings: list[Any], where: str) -> int | None:
     price = first.get("price")
     if isinstance(price, bool) or not isinstance(price, int) or price < 0:
         raise SourceError(f"{where}: price {price!r} is not a whole number of micro-cents")
-    return price * _NANO_PER_MICRO_CENT
+    return to_nano(Decimal(price).scaleb(_MICRO_CENT_EXPONENT))
 
 
 def _ovh_regions(plan: Mapping[str, Any], where: str) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -52,6 +53,15 @@ MaxFileSize = Annotated[
         min=0.001,
     ),
 ]
+
+
+def _decimal_flag(text: str) -> Decimal:
+    """A money flag as the exact decimal typed (the workload's fields then judge its range)."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{text!r} is not a decimal number (e.g. 2.50)") from None
+
 
 EXIT_INFEASIBLE = 1
 EXIT_INPUT = 2
@@ -140,7 +150,7 @@ def _flag_workload(
     spot: bool | None,
     hours: float | None,
     nodes: int | None,
-    max_price: float | None,
+    max_price: Decimal | None,
 ) -> Workload:
     from archipel.core import parse_workload
 
@@ -170,7 +180,7 @@ def _override(
     spot: bool | None,
     hours: float | None,
     nodes: int | None,
-    max_price: float | None,
+    max_price: Decimal | None,
 ) -> Workload:
     """A workload from a file with the command line's flags taking precedence."""
     resources = w.resources.model_copy(
@@ -255,9 +265,11 @@ def plan(
         int | None, typer.Option("--nodes", help="Number of nodes (default 1).", min=1)
     ] = None,
     max_price: Annotated[
-        float | None,
+        Decimal | None,
         typer.Option(
             "--max-price",
+            metavar="USD",
+            parser=_decimal_flag,
             help="Max price per hour of the whole placement, comparison currency (USD).",
         ),
     ] = None,

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from archipel.catalog import OfferRow, build_table
 from archipel.controlplane._sites import SiteSpec
 from archipel.core import (
-    NANO,
     CatalogSnapshot,
     InputError,
     Workload,
     canonical_accelerator,
     parse_accelerator_spec,
+    to_nano,
 )
 from archipel.placement import PlacementRequest, Plan, Planner
 from archipel.policy import Policy
@@ -59,7 +59,7 @@ class SitePlacer:
         for name in sorted(names):
             s = self.sites[name]
             accel = parse_accelerator_spec(s.accelerators)
-            price = int(s.price_per_hour * NANO)
+            price = to_nano(s.price_per_hour)
             rows.append(
                 OfferRow(
                     provider=s.provider,

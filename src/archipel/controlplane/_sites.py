@@ -52,7 +52,7 @@ from pydantic import (
 )
 
 from archipel.backends import Backend, LocalBackend
-from archipel.core import InputError, parse_accelerator_spec
+from archipel.core import Amount, InputError, parse_accelerator_spec
 
 
 class SiteSpec(BaseModel):
@@ -67,7 +67,7 @@ class SiteSpec(BaseModel):
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
     accelerators: str = "cpu:1"
     slots: Annotated[int, Field(ge=1, le=100_000)] = 1
-    price_per_hour: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    price_per_hour: Amount = Decimal(0)
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     partition: str | None = None  # slurm
     state_dir: str | None = None  # local: where attempts live (default: the data directory)

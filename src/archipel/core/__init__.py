@@ -25,7 +25,18 @@ from archipel.core._fleet import (
     Period,
     parse_fleet,
 )
-from archipel.core._money import MISSING, NANO, Money, nano_to_decimal, parse_price
+from archipel.core._money import (
+    MAX_AMOUNT,
+    MISSING,
+    NANO,
+    Amount,
+    Money,
+    PositiveAmount,
+    decimal_of,
+    nano_to_decimal,
+    parse_price,
+    to_nano,
+)
 from archipel.core._offers import COLUMNS, CatalogSnapshot, Offer, OfferClass, OfferTable
 from archipel.core._runs import TRANSITIONS, RunState, TransitionError, check_transition
 from archipel.core._verdicts import Reason, Rejection
@@ -45,6 +56,7 @@ from archipel.core._workload import (
 
 __all__ = [
     "AcceleratorRequest",
+    "Amount",
     "ArchipelError",
     "COLUMNS",
     "COUNTRY_GROUPS",
@@ -59,6 +71,7 @@ __all__ = [
     "FleetSpec",
     "InputError",
     "Jurisdictions",
+    "MAX_AMOUNT",
     "MISSING",
     "Money",
     "NANO",
@@ -67,6 +80,7 @@ __all__ = [
     "OfferTable",
     "Period",
     "PolicyError",
+    "PositiveAmount",
     "ProviderFacts",
     "Reason",
     "Rejection",
@@ -86,6 +100,7 @@ __all__ = [
     "WorkloadKind",
     "canonical_accelerator",
     "check_transition",
+    "decimal_of",
     "nano_to_decimal",
     "parse_accelerator_spec",
     "parse_fleet",
@@ -93,4 +108,5 @@ __all__ = [
     "parse_workload",
     "resolve_accelerator",
     "spec_problem",
+    "to_nano",
 ]

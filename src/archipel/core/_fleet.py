@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from archipel.core._errors import SpecError
+from archipel.core._money import Amount, PositiveAmount
 from archipel.core._workload import Spread, Workload, spec_problem
 
 
@@ -55,10 +56,10 @@ class Commitment(_Model):
     """
 
     provider: Annotated[str, Field(min_length=1)]
-    amount: Annotated[Decimal, Field(gt=0)]
+    amount: PositiveAmount
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     period: Period
-    spent: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    spent: Amount = Decimal(0)
 
     def due_in(self, horizon: Period) -> Decimal:
         """The share of the remaining commitment that falls due within ``horizon``."""

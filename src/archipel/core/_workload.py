@@ -28,6 +28,7 @@ from pydantic.json_schema import WithJsonSchema
 from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
 from archipel.core._errors import InputError, SpecError
 from archipel.core._facts import COUNTRY_GROUPS
+from archipel.core._money import Amount, PositiveAmount
 from archipel.core._text import PlainText
 
 
@@ -100,7 +101,7 @@ class Constraints(_Model):
     countries: tuple[str, ...] = ()
     providers: tuple[PlainText, ...] = ()
     exclude_providers: tuple[PlainText, ...] = ()
-    max_price_per_hour: Annotated[float, Field(gt=0, le=1e9, allow_inf_nan=False)] | None = None
+    max_price_per_hour: PositiveAmount | None = None
 
     @field_validator("countries", mode="before")
     @classmethod
@@ -204,11 +205,11 @@ _URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
 
 
 class ServePrice(_Model):
-    """What the service charges per million tokens (Decimal: quote the numbers in YAML)."""
+    """What the service charges per million tokens (exact decimals, see :data:`Amount`)."""
 
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-    input_per_million: Annotated[Decimal, Field(ge=0)] = Decimal(0)
-    output_per_million: Annotated[Decimal, Field(ge=0)] = Decimal(0)
+    input_per_million: Amount = Decimal(0)
+    output_per_million: Amount = Decimal(0)
 
 
 class ServeSpec(_Model):

@@ -56,6 +56,7 @@ from pydantic import (
 )
 from yarl import URL
 
+from archipel.core import Amount
 from archipel.gateway._errors import GatewayConfigError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -207,11 +208,11 @@ class Tenant(_Model):
 
 
 class Price(_Model):
-    """Money is Decimal: quote the numbers in YAML to keep them exact."""
+    """Money is an exact :data:`~archipel.core.Amount`: plain numbers up to 15 digits, or quoted."""
 
     currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    input_per_million: Decimal = Field(Decimal(0), ge=0)
-    output_per_million: Decimal = Field(Decimal(0), ge=0)
+    input_per_million: Amount = Decimal(0)
+    output_per_million: Amount = Decimal(0)
 
 
 class ReplicaSpec(_Model):

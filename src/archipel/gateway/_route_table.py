@@ -4,14 +4,16 @@ and for each tenant, those of them it is entitled to.
 Computed once, when the configuration is loaded, by running the policy engine
 over one :class:`~archipel.core.OfferClass` per replica (provider, region,
 country) with the catalog's provider facts. A replica published by the control
-plane may also be limited to some tenants (its owner's ``take`` rule, see
-:mod:`~archipel.gateway._published`): each tenant's routes are its class's
-routes less the replicas it may not use, and the very same objects as its
-class's when it may use them all. The request path then only looks the answer
-up: it does no policy reasoning, and it cannot reach a replica that is not in
-its tenant's routes, because those are the only place replicas are picked
-from. Every rejected replica is kept with its reasons, so the start-up log can
-say why a tenant cannot see a model.
+plane is judged the same way, under this gateway's policy: the control plane's
+verdict is not carried and not trusted, and where the two policies disagree the
+gateway's decides (docs/gateway.md). It may also be limited to some tenants
+(its owner's ``take`` rule, see :mod:`~archipel.gateway._published`): each
+tenant's routes are its class's routes less the replicas it may not use, and
+the very same objects as its class's when it may use them all. The request path
+then only looks the answer up: it does no policy reasoning, and it cannot reach
+a replica that is not in its tenant's routes, because those are the only place
+replicas are picked from. Every rejected replica is kept with its reasons, so
+the start-up log can say why a tenant cannot see a model.
 """
 
 from __future__ import annotations

@@ -227,20 +227,22 @@ class BudgetFilter:
             return FilterResult(
                 keep=np.ones(rows.shape, dtype=np.bool_), rejection=lambda r: _never()
             )
-        from archipel.core import NANO  # local: only needed with a cap
+        from archipel.core import nano_to_decimal, to_nano  # local: only needed with a cap
 
-        cap_nano = int(cap * NANO)
+        cap_nano = to_nano(cap)  # exact: the request refuses a cap finer than nano-units
+        shown = format(cap.normalize(), "f")  # the cap as written, at least one decimal
+        shown += "" if "." in shown else ".0"
         price = ctx.hourly_cmp[rows]
         keep = (price != MISSING) & (price <= cap_nano)
         currency = ctx.snapshot.comparison_currency
 
         def why(row: int) -> Rejection:
-            value = ctx.hourly_cmp[row] / NANO
+            value = nano_to_decimal(int(ctx.hourly_cmp[row]))
             return Rejection(
                 Reason.OVER_BUDGET,
                 self.name,
                 f"{ctx.where(row)} costs {value:,.2f} {currency}/h; the request allows at most "
-                f"{cap} {currency}/h",
+                f"{shown} {currency}/h",
             )
 
         return FilterResult(keep=keep, rejection=why)

@@ -11,6 +11,7 @@ from archipel.core import (
     InputError,
     Workload,
     resolve_accelerator,
+    to_nano,
 )
 
 
@@ -43,6 +44,14 @@ class PlacementRequest:
             raise InputError("nodes must be at least 1")
         if self.hours <= 0:
             raise InputError("hours must be positive")
+        cap = self.max_price_per_hour
+        if cap is not None:
+            if not isinstance(cap, Decimal) or cap <= 0:
+                raise InputError(f"max_price_per_hour must be a positive Decimal, got {cap!r}")
+            try:
+                to_nano(cap)
+            except ValueError as exc:
+                raise InputError(f"max_price_per_hour: {exc}") from None
 
     @classmethod
     def from_workload(cls, workload: Workload) -> PlacementRequest:
@@ -57,9 +66,7 @@ class PlacementRequest:
             countries=c.countries,
             providers=c.providers,
             exclude_providers=c.exclude_providers,
-            max_price_per_hour=(
-                None if c.max_price_per_hour is None else Decimal(str(c.max_price_per_hour))
-            ),
+            max_price_per_hour=c.max_price_per_hour,
             name=workload.name,
         )
 

@@ -500,31 +500,44 @@ def policy_show(
         typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped one)."),
     ] = None,
 ) -> None:
-    """Print each data class of a policy and the rules it applies."""
+    """Print each data class of a policy and the rules it applies, in plain words."""
 
     def run() -> None:
         pol = _policy(policy)
         typer.echo(f"policy {pol.name}")
         for dc in pol.classes.values():
-            typer.echo(f"\n{dc.name}: {dc.description}")
+            typer.echo(f"\n{dc.name}: {dc.description}" if dc.description else f"\n{dc.name}")
             if not dc.rules:
                 typer.echo("  (no rule: anything goes)")
             for rule in dc.rules:
-                typer.echo(f"  - {rule.name}: {_rule_text(rule)}")
+                typer.echo(f"  - {rule.name}: {rule.describe()}")
 
     _guard(run)
 
 
-def _rule_text(rule: Any) -> str:
-    fields = {
-        k: getattr(rule, k)
-        for k in getattr(rule, "__dataclass_fields__", {})
-        if k not in {"name", "policy_label"}
-    }
-    return (
-        ", ".join(f"{k}={sorted(v) if isinstance(v, frozenset) else v}" for k, v in fields.items())
-        or "required"
-    )
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML to validate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Validate a policy file and show what each data class allows in the catalog.
+
+    Exit status: 0 when the file is a valid policy, 2 when it is not (the
+    message says which field to change).
+    """
+    from archipel.cli._output import policy_document
+
+    def run() -> None:
+        pol = _policy(file)
+        doc = policy_document(pol, _snapshot(), str(file))
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        from archipel.cli._render import render_policy_check
+
+        render_policy_check(_console(), doc)
+
+    _guard(run)
 
 
 def main() -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from decimal import Decimal
 from pathlib import Path
+
 
 import pytest
 from typer.testing import CliRunner
 
 from archipel.cli import app
+from archipel.cli._output import solver_status
+from archipel.cli._render import solver_line
+from archipel.placement import SolverReport
 
 runner = CliRunner()
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "src/archipel/policy/default_policy.yaml"
@@ -154,3 +159,43 @@ def test_data_class_names_ignore_case_and_suggest(
     assert got == code
     if needle:
         assert needle in err
+
+
+def _report(status: str, gap: float | None, solver: str = "highs") -> SolverReport:
+    priced = gap is not None
+    return SolverReport(
+        solver=solver,
+        status=status,
+        objective=Decimal("1146313.52") if priced else None,
+        bound=Decimal("1138031.18") if priced else None,
+        gap=gap,
+        variables=371,
+        constraints=113,
+        integer_variables=355,
+        seconds=0.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("report", "status", "line"),
+    [
+        (
+            _report("optimal", 0.0),
+            "optimal",
+            "solver highs: optimal; objective 1,146,313.52, bound 1,138,031.18",
+        ),
+        (
+            _report("optimal", 0.007225),
+            "feasible",
+            "solver highs: feasible, gap 0.72%; objective 1,146,313.52, bound 1,138,031.18",
+        ),
+        (_report("time limit", 0.05), "time limit", "solver highs: time limit; objective"),
+        (_report("heuristic", None, "greedy"), "heuristic", "solver greedy: heuristic; 371"),
+    ],
+    ids=["zero-gap", "within-gap", "time-limit", "greedy"],
+)
+def test_a_fleet_is_called_optimal_only_at_a_zero_gap(
+    report: SolverReport, status: str, line: str
+) -> None:
+    assert solver_status(report) == status
+    assert solver_line(report, timings=False).startswith(line)

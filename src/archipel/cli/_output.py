@@ -188,6 +188,13 @@ def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[di
     ]
 
 
+def solver_status(report: Any) -> str:
+    """``optimal`` only for a proven zero gap; a solve stopped within ``--gap`` is ``feasible``."""
+    if report.status == "optimal" and report.gap:
+        return "feasible"
+    return str(report.status)
+
+
 def _dec(value: Decimal, places: str = "0.01") -> str:
     return format(value.quantize(Decimal(places)), "f")
 
@@ -271,7 +278,7 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
     s = plan.solver
     solver: dict[str, Any] = {
         "name": s.solver,
-        "status": s.status,
+        "status": solver_status(s),
         "objective": None if s.objective is None else _dec(s.objective),
         "bound": None if s.bound is None else _dec(s.bound),
         "gap": s.gap,

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from archipel.cli._output import _money, fleet_cents
+from archipel.cli._output import _money, fleet_cents, solver_status
 from archipel.core import CatalogSnapshot, Offer
 from archipel.placement import OfferVerdict, Plan
 
@@ -291,20 +291,7 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
         console.print(f"[red]{c.workload.name}[/]: nothing feasible")
         for r in c.rejections[:5]:
             console.print(f"    {r.reason.value} x{r.count}: {r.example}")
-    s = plan.solver
-    gap = "-" if s.gap is None else f"{s.gap:.4%}"
-    parts = [f"solver {s.solver}: {s.status}"]
-    if s.objective is not None and s.solver != "greedy":
-        bound = "-" if s.bound is None else _m(s.bound)
-        parts.append(f"objective {_m(s.objective)}, bound {bound}, gap {gap}")
-    if s.variables:
-        parts.append(
-            f"{s.variables:,} variables ({s.integer_variables:,} integer), "
-            f"{s.constraints:,} constraints"
-        )
-    if timings:
-        parts.append(f"{s.seconds:.2f} s")
-    console.print("[dim]" + "; ".join(parts) + "[/]")
+    console.print("[dim]" + solver_line(plan.solver, timings) + "[/]")
 
 
 def render_policy_check(console: Console, doc: dict[str, Any]) -> None:
@@ -326,3 +313,22 @@ def render_policy_check(console: Console, doc: dict[str, Any]) -> None:
             c["name"], rules, f"{c['allowed_offers']:,}", str(len(c["allowed_providers"]))
         )
     console.print(table)
+
+
+def solver_line(s: Any, timings: bool = True) -> str:
+    """How the solver ended: ``optimal`` only at a zero gap, else ``feasible, gap 0.72%``."""
+    status = solver_status(s)
+    if status == "feasible" and s.gap:
+        status += f", gap {s.gap:.2%}"
+    parts = [f"solver {s.solver}: {status}"]
+    if s.objective is not None and s.solver != "greedy":
+        bound = "-" if s.bound is None else _m(s.bound)
+        parts.append(f"objective {_m(s.objective)}, bound {bound}")
+    if s.variables:
+        parts.append(
+            f"{s.variables:,} variables ({s.integer_variables:,} integer), "
+            f"{s.constraints:,} constraints"
+        )
+    if timings:
+        parts.append(f"{s.seconds:.2f} s")
+    return "; ".join(parts)

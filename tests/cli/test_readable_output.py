@@ -7,7 +7,6 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
-
 import pytest
 from typer.testing import CliRunner
 

@@ -419,9 +419,13 @@ def catalog_build(
     from archipel.catalog import SNAPSHOT_FILE, build_snapshot, save_snapshot
 
     def run() -> None:
-        snapshot, reports = build_snapshot()
+        from archipel.cli._progress import progress
+
         target = output or SNAPSHOT_FILE
-        save_snapshot(snapshot, target, reports)
+        with progress("building the catalog from the shipped sources", after=1.0) as shown:
+            snapshot, reports = build_snapshot()
+            shown.update(f"writing {len(snapshot.offers):,} offers")
+            save_snapshot(snapshot, target, reports)
         for r in reports:
             dropped = ", ".join(f"{n} {why}" for why, n in sorted(r.dropped.items()))
             typer.echo(
@@ -477,9 +481,20 @@ def fleet_plan(
         _fail("--solver must be milp or greedy")
 
     def run() -> int:
+        from archipel.cli._progress import progress
+
         spec = load_fleet(file, max_file_size)
         planner = Planner(_snapshot(), _policy(policy))
-        result = plan_fleet(planner, spec, solver=solver, time_limit=time_limit, gap=gap, seed=seed)  # type: ignore[arg-type]
+        what = "HiGHS" if solver == "milp" else "greedy"
+        with progress(f"planning fleet {spec.name} ({what})", quiet=as_json, after=1.0):
+            result = plan_fleet(
+                planner,
+                spec,
+                solver=solver,  # type: ignore[arg-type]
+                time_limit=time_limit,
+                gap=gap,
+                seed=seed,
+            )
         if as_json:
             typer.echo(json.dumps(fleet_document(result, timings), indent=2))
         else:

@@ -154,10 +154,14 @@ def test_plan_takes_instance_family_names(typed: str, model: str) -> None:
 def test_data_class_names_ignore_case_and_suggest(
     typed: str, code: int, needle: str | None
 ) -> None:
-    got, _, err = run("plan", "--gpus", "H100:8", "--data-class", typed, "--countries", "FR")
+    got, out, err = run(
+        "plan", "--gpus", "H100:8", "--data-class", typed, "--countries", "FR", "--json"
+    )
     assert got == code
     if needle:
         assert needle in err
+    else:
+        assert json.loads(out)["request"]["data_class"] == "health"
 
 
 def _report(status: str, gap: float | None, solver: str = "highs") -> SolverReport:

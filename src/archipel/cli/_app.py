@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -308,7 +309,11 @@ def plan(
         snapshot = _snapshot()
         _check_provider_flags(snapshot, providers=flags[3], exclude_providers=flags[4])
         planner = Planner(snapshot, _policy(policy))
-        requests = [PlacementRequest.from_workload(w) for w in workloads]
+        requests = [
+            # the policy's spelling of the data class (`Health` is `health`)
+            replace(r, data_class=planner.policy.data_class(r.data_class).name)
+            for r in (PlacementRequest.from_workload(w) for w in workloads)
+        ]
         if explain:
             if len(requests) != 1:
                 raise InputError("--explain needs a single workload; this file holds several")

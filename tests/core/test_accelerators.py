@@ -83,3 +83,36 @@ def test_unknown_accelerator_suggests_close_names() -> None:
 def test_unknown_accelerator_is_an_input_error() -> None:
     with pytest.raises(InputError):
         resolve_accelerator("TPU-v99", KNOWN)
+
+
+CATALOG_MODELS = [*KNOWN, "Trainium", "Inferentia2", "MI300X", "H200", "A10G"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "model"),
+    [
+        ("trn1", "Trainium"),
+        ("trn1n", "Trainium"),
+        ("inf2", "Inferentia2"),
+        ("p5", "H100"),
+        ("P5E", "H200"),
+        ("g5", "A10G"),
+        ("MI300", "MI300X"),
+        ("mi300", "MI300X"),
+    ],
+    ids=["trn1", "trn1n", "inf2", "p5", "p5e-upper", "g5", "MI300", "mi300-lower"],
+)
+def test_instance_family_resolves_to_the_model_it_carries(typed: str, model: str) -> None:
+    assert resolve_accelerator(typed, CATALOG_MODELS) == model
+
+
+def test_family_of_a_model_no_offer_has_says_so_and_suggests_the_closest() -> None:
+    with pytest.raises(UnknownAcceleratorError) as err:
+        resolve_accelerator("trn2", CATALOG_MODELS)
+    assert err.value.suggestions == ["Trainium"]
+    assert "trn2 carries Trainium2, which no offer in the catalog has" in str(err.value)
+
+
+def test_a_catalog_model_name_wins_over_a_family_name() -> None:
+    # "P4" is NVIDIA's Tesla P4; the family table must not shadow real model names
+    assert resolve_accelerator("P4", [*CATALOG_MODELS, "P4"]) == "P4"

@@ -186,14 +186,28 @@ def test_health_lists_every_failing_rule(policy: Policy) -> None:
     assert [f.reason for f in failures] == [Reason.COUNTRY, Reason.CLOUD_ACT]
 
 
-def test_cloud_act_message_reads_like_an_explanation(policy: Policy) -> None:
+@pytest.mark.parametrize(
+    ("exposure", "why"),
+    [
+        (CloudActExposure.YES, "hyper is exposed to the US CLOUD Act"),
+        (
+            CloudActExposure.VIA_PARENT,
+            "hyper is exposed to the US CLOUD Act through its parent company",
+        ),
+        (CloudActExposure.UNCLEAR, "whether hyper is exposed to the US CLOUD Act is unclear"),
+        (None, "the registry does not say whether hyper is exposed to the US CLOUD Act"),
+    ],
+    ids=["exposed", "via-parent", "unclear", "unknown"],
+)
+def test_cloud_act_message_reads_like_an_explanation(
+    policy: Policy, exposure: CloudActExposure | None, why: str
+) -> None:
     site = OfferClass("hyper", "eu-west-3", "FR")
-    (failures,) = evaluate_classes(
-        policy.data_class("health"), [site], lambda _: US_HYPERSCALER, LAW
-    )
+    facts = replace(US_HYPERSCALER, cloud_act=exposure)
+    (failures,) = evaluate_classes(policy.data_class("health"), [site], lambda _: facts, LAW)
     assert failures[0].message == (
-        "hyper/eu-west-3 rejected: provider under US CLOUD Act; "
-        "policy `health` allows only exposure no"
+        f"hyper/eu-west-3 rejected: {why}; "
+        "policy `health` allows only providers not exposed to the US CLOUD Act"
     )
 
 
@@ -247,3 +261,12 @@ def test_site_in_groups_with_the_shipped_jurisdictions(
         policy.data_class("c"), [OfferClass("eucloud", "r1", country)], lambda _: EU_CLOUD, law
     )
     assert (not failures) == allowed, failures
+
+
+def test_site_message_names_the_places_in_words(policy: Policy) -> None:
+    site = OfferClass("eucloud", "us-east-1", "US")
+    (failures,) = evaluate_classes(policy.data_class("personal"), [site], lambda _: EU_CLOUD, LAW)
+    assert [f.message for f in failures] == [
+        "eucloud/us-east-1 rejected: site in US; policy `personal` requires a site in "
+        "the EU/EEA or a country with an EU adequacy decision"
+    ]

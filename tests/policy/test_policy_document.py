@@ -88,5 +88,26 @@ def test_bad_policies_are_rejected_with_a_reason(text: str, message: str) -> Non
 
 
 def test_unknown_data_class_lists_the_known_ones(policy: Policy) -> None:
-    with pytest.raises(PolicyError, match="known classes: confidential, health, internal"):
+    with pytest.raises(PolicyError, match="known data classes: confidential, health, internal"):
         policy.data_class("secret")
+
+
+@pytest.mark.parametrize(
+    ("typed", "name"),
+    [("health", "health"), ("Health", "health"), ("HEALTH", "health"), (" personal ", "personal")],
+    ids=["exact", "capitalised", "upper", "spaces"],
+)
+def test_data_class_names_ignore_case(policy: Policy, typed: str, name: str) -> None:
+    assert policy.data_class(typed).name == name
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [("helth", "health"), ("Personnal", "personal"), ("confidental", "confidential")],
+    ids=["missing-letter", "extra-letter-and-case", "typo"],
+)
+def test_unknown_data_class_suggests_the_closest(
+    policy: Policy, typed: str, suggested: str
+) -> None:
+    with pytest.raises(PolicyError, match=f"did you mean {suggested}\\?"):
+        policy.data_class(typed)

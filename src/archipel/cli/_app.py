@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -321,7 +322,11 @@ def plan(
         snapshot = _snapshot()
         _check_provider_flags(snapshot, providers=flags[3], exclude_providers=flags[4])
         planner = Planner(snapshot, _policy(policy))
-        requests = [PlacementRequest.from_workload(w) for w in workloads]
+        requests = [
+            # the policy's spelling of the data class (`Health` is `health`)
+            replace(r, data_class=planner.policy.data_class(r.data_class).name)
+            for r in (PlacementRequest.from_workload(w) for w in workloads)
+        ]
         if explain:
             if len(requests) != 1:
                 raise InputError("--explain needs a single workload; this file holds several")
@@ -437,9 +442,13 @@ def catalog_build(
     from archipel.catalog import SNAPSHOT_FILE, build_snapshot, save_snapshot
 
     def run() -> None:
-        snapshot, reports = build_snapshot()
+        from archipel.cli._progress import progress
+
         target = output or SNAPSHOT_FILE
-        save_snapshot(snapshot, target, reports)
+        with progress("building the catalog from the shipped sources", after=1.0) as shown:
+            snapshot, reports = build_snapshot()
+            shown.update(f"writing {len(snapshot.offers):,} offers")
+            save_snapshot(snapshot, target, reports)
         for r in reports:
             dropped = ", ".join(f"{n} {why}" for why, n in sorted(r.dropped.items()))
             typer.echo(
@@ -495,9 +504,20 @@ def fleet_plan(
         _fail("--solver must be milp or greedy")
 
     def run() -> int:
+        from archipel.cli._progress import progress
+
         spec = load_fleet(file, max_file_size)
         planner = Planner(_snapshot(), _policy(policy))
-        result = plan_fleet(planner, spec, solver=solver, time_limit=time_limit, gap=gap, seed=seed)  # type: ignore[arg-type]
+        what = "HiGHS" if solver == "milp" else "greedy"
+        with progress(f"planning fleet {spec.name} ({what})", quiet=as_json, after=1.0):
+            result = plan_fleet(
+                planner,
+                spec,
+                solver=solver,  # type: ignore[arg-type]
+                time_limit=time_limit,
+                gap=gap,
+                seed=seed,
+            )
         if as_json:
             typer.echo(json.dumps(fleet_document(result, timings), indent=2))
         else:
@@ -518,31 +538,44 @@ def policy_show(
         typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped one)."),
     ] = None,
 ) -> None:
-    """Print each data class of a policy and the rules it applies."""
+    """Print each data class of a policy and the rules it applies, in plain words."""
 
     def run() -> None:
         pol = _policy(policy)
         typer.echo(f"policy {pol.name}")
         for dc in pol.classes.values():
-            typer.echo(f"\n{dc.name}: {dc.description}")
+            typer.echo(f"\n{dc.name}: {dc.description}" if dc.description else f"\n{dc.name}")
             if not dc.rules:
                 typer.echo("  (no rule: anything goes)")
             for rule in dc.rules:
-                typer.echo(f"  - {rule.name}: {_rule_text(rule)}")
+                typer.echo(f"  - {rule.name}: {rule.describe()}")
 
     _guard(run)
 
 
-def _rule_text(rule: Any) -> str:
-    fields = {
-        k: getattr(rule, k)
-        for k in getattr(rule, "__dataclass_fields__", {})
-        if k not in {"name", "policy_label"}
-    }
-    return (
-        ", ".join(f"{k}={sorted(v) if isinstance(v, frozenset) else v}" for k, v in fields.items())
-        or "required"
-    )
+@policy_app.command("check")
+def policy_check(
+    file: Annotated[Path, typer.Argument(help="Policy YAML to validate.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Validate a policy file and show what each data class allows in the catalog.
+
+    Exit status: 0 when the file is a valid policy, 2 when it is not (the
+    message says which field to change).
+    """
+    from archipel.cli._output import policy_document
+
+    def run() -> None:
+        pol = _policy(file)
+        doc = policy_document(pol, _snapshot(), str(file))
+        if as_json:
+            typer.echo(json.dumps(doc, indent=2))
+            return
+        from archipel.cli._render import render_policy_check
+
+        render_policy_check(_console(), doc)
+
+    _guard(run)
 
 
 def main() -> None:

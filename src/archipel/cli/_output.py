@@ -89,8 +89,55 @@ def plan_document(plan: Plan, snapshot: CatalogSnapshot) -> dict[str, Any]:
             "offers_seen": plan.trace.offers_seen,
             "candidates": plan.trace.candidates,
             "feasible_offers": plan.trace.feasible_offers,
+            "feasible_placements": plan.trace.feasible_placements,
             "rejected_by_plugin": plan.trace.rejected_by_plugin,
         },
+    }
+
+
+def policy_document(policy: Any, snapshot: CatalogSnapshot, source: str) -> dict[str, Any]:
+    """A policy's data classes, their rules in words and how many offers each allows.
+
+    Counts are of catalog offers with an accelerator (``gpu_offers``): what a
+    plan can choose from before the request's own constraints.
+    """
+    import numpy as np
+
+    from archipel.policy import evaluate_classes
+
+    offers = snapshot.offers
+    class_of = offers.col("class_idx")
+    has_gpu = np.asarray([bool(a) for a in offers.accelerators], dtype=bool)[
+        offers.col("accel_idx")
+    ]
+    per_class = np.bincount(class_of[has_gpu], minlength=len(offers.classes))
+    gpu_offers = int(per_class.sum())
+    classes = []
+    for dc in policy.classes.values():
+        verdicts = evaluate_classes(dc, offers.classes, snapshot.provider, snapshot.jurisdictions)
+        allowed = sum(int(n) for n, v in zip(per_class, verdicts, strict=True) if not v)
+        providers = sorted(
+            {
+                c.provider
+                for c, n, v in zip(offers.classes, per_class, verdicts, strict=True)
+                if n and not v
+            }
+        )
+        classes.append(
+            {
+                "name": dc.name,
+                "description": dc.description,
+                "rules": [{"rule": r.name, "requires": r.describe()} for r in dc.rules],
+                "allowed_offers": allowed,
+                "allowed_providers": providers,
+            }
+        )
+    return {
+        "source": source,
+        "valid": True,
+        "policy": policy.name,
+        "gpu_offers": gpu_offers,
+        "data_classes": classes,
     }
 
 
@@ -139,6 +186,13 @@ def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[di
         }
         for v in verdicts
     ]
+
+
+def solver_status(report: Any) -> str:
+    """``optimal`` only for a proven zero gap; a solve stopped within ``--gap`` is ``feasible``."""
+    if report.status == "optimal" and report.gap:
+        return "feasible"
+    return str(report.status)
 
 
 def _dec(value: Decimal, places: str = "0.01") -> str:
@@ -224,7 +278,7 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
     s = plan.solver
     solver: dict[str, Any] = {
         "name": s.solver,
-        "status": s.status,
+        "status": solver_status(s),
         "objective": None if s.objective is None else _dec(s.objective),
         "bound": None if s.bound is None else _dec(s.bound),
         "gap": s.gap,

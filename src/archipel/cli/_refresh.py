@@ -89,19 +89,32 @@ def catalog_refresh(
 
     def run() -> int:
         from archipel.catalog import refresh, save_snapshot
+        from archipel.cli._progress import progress
         from archipel.core import CatalogError
 
         names = _split(source) or None
-        with _client_factory(timeout) as client:
-            result = refresh(client, names)
         target = refreshed_snapshot_path()
         written = None
-        if result.snapshot is not None:
-            try:
-                save_snapshot(result.snapshot, target, result.reports)
-            except OSError as exc:
-                raise CatalogError(f"cannot write the refreshed snapshot {target}: {exc}") from exc
-            written = str(target)
+        with progress("refreshing the catalog", quiet=as_json) as shown:
+
+            def fetching(request: httpx.Request) -> None:
+                shown.update(f"refreshing the catalog: {request.url.host}")
+
+            with _client_factory(timeout) as client:
+                client.event_hooks = {
+                    **client.event_hooks,
+                    "request": [*client.event_hooks.get("request", []), fetching],
+                }
+                result = refresh(client, names)
+            if result.snapshot is not None:
+                shown.update(f"writing {len(result.snapshot.offers):,} offers")
+                try:
+                    save_snapshot(result.snapshot, target, result.reports)
+                except OSError as exc:
+                    raise CatalogError(
+                        f"cannot write the refreshed snapshot {target}: {exc}"
+                    ) from exc
+                written = str(target)
         if as_json:
             typer.echo(json.dumps(_document(result, written), indent=2))
         else:

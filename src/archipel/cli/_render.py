@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from archipel.cli._output import _money, fleet_cents
+from archipel.cli._output import _money, fleet_cents, solver_status
 from archipel.core import CatalogSnapshot, Offer
 from archipel.placement import OfferVerdict, Plan
 
@@ -88,6 +88,7 @@ def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None
         console.print(table)
     else:
         console.print("[bold red]no feasible placement[/]: every offer was rejected (see below)")
+    coloured = console.color_system is not None
     if plan.rejections:
         rej = Table(title="rejected", title_justify="left", header_style="bold", show_lines=False)
         rej.add_column("reason")
@@ -96,22 +97,52 @@ def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None
         rej.add_column("example")
         for j in plan.rejections:
             label = f"{j.reason.value} ({j.reason.label})"
+            if j.unresolvable and not coloured:
+                label = f"* {label}"
             style = "red" if j.unresolvable else ""
             rej.add_row(Text(label, style=style), f"{j.count:,}", j.plugin, j.example)
         console.print(rej)
     t = plan.trace
+    shown = len(plan.placements)
+    feasible = f"{t.feasible_placements:,} feasible"
+    if t.feasible_offers != t.feasible_placements:
+        feasible += f" ({t.feasible_offers:,} offers counting each zone)"
+    if shown < t.feasible_placements:
+        feasible += f", the {shown:,} cheapest shown (--top to see more)"
+    legend = ""
+    if any(j.unresolvable for j in plan.rejections):
+        marked = "Red reasons" if coloured else "Reasons marked *"
+        legend = f" {marked} are policy: relaxing the request will not lift them."
     console.print(
         f"[dim]searched {t.offers_seen:,} offers: {t.candidates:,} with the right accelerator, "
-        f"{t.feasible_offers:,} feasible; ranked by total cost in {plan.comparison_currency} "
-        f"({t.elapsed_ms:.1f} ms). Red reasons are policy: relaxing the request "
-        "will not lift them.[/]"
+        f"{feasible}; ranked by total cost in {plan.comparison_currency} "
+        f"({t.elapsed_ms:.1f} ms).{legend}[/]"
     )
 
 
-def render_explain(console: Console, verdicts: Sequence[OfferVerdict], currency: str) -> None:
+def _zone_groups(verdicts: Sequence[OfferVerdict]) -> list[tuple[OfferVerdict, list[str]]]:
+    """Verdicts that differ only by zone, as one verdict and its zones (first seen first)."""
+    groups: dict[tuple[Any, ...], tuple[OfferVerdict, list[str]]] = {}
     for v in verdicts:
+        key = (
+            v.offer.key,
+            v.rank,
+            v.comparison_total,
+            tuple((r.plugin, r.reason, r.message) for r in v.rejections),
+        )
+        group = groups.setdefault(key, (v, []))
+        if v.offer.zone:
+            group[1].append(v.offer.zone)
+    return list(groups.values())
+
+
+def render_explain(console: Console, verdicts: Sequence[OfferVerdict], currency: str) -> None:
+    """One line per offer and outcome; zones with the same outcome share the line."""
+    for v, zones in _zone_groups(verdicts):
         o = v.offer
-        head = f"{o.key}" + (f" (zone {o.zone})" if o.zone else "")
+        head = f"{o.key}" + (
+            f" (zone{'s' if len(zones) > 1 else ''} {', '.join(zones)})" if zones else ""
+        )
         if not v.rejections:
             assert v.comparison_total is not None
             assert v.best_total is not None
@@ -260,12 +291,39 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
         console.print(f"[red]{c.workload.name}[/]: nothing feasible")
         for r in c.rejections[:5]:
             console.print(f"    {r.reason.value} x{r.count}: {r.example}")
-    s = plan.solver
-    gap = "-" if s.gap is None else f"{s.gap:.4%}"
-    parts = [f"solver {s.solver}: {s.status}"]
+    console.print("[dim]" + solver_line(plan.solver, timings) + "[/]")
+
+
+def render_policy_check(console: Console, doc: dict[str, Any]) -> None:
+    """The table of ``policy check``: each data class, its rules, the offers it allows."""
+    n = len(doc["data_classes"])
+    console.print(
+        f"[green]{escape(doc['source'])}[/]: valid policy [bold]{escape(doc['policy'])}[/], "
+        f"{n} data class{'es' if n != 1 else ''}"
+    )
+    total = doc["gpu_offers"]
+    table = Table(header_style="bold")
+    table.add_column("data class")
+    table.add_column("requires")
+    table.add_column(f"GPU offers allowed (of {total:,})", justify="right")
+    table.add_column("providers", justify="right")
+    for c in doc["data_classes"]:
+        rules = "\n".join(r["requires"] for r in c["rules"]) or "anything goes"
+        table.add_row(
+            c["name"], rules, f"{c['allowed_offers']:,}", str(len(c["allowed_providers"]))
+        )
+    console.print(table)
+
+
+def solver_line(s: Any, timings: bool = True) -> str:
+    """How the solver ended: ``optimal`` only at a zero gap, else ``feasible, gap 0.72%``."""
+    status = solver_status(s)
+    if status == "feasible" and s.gap:
+        status += f", gap {s.gap:.2%}"
+    parts = [f"solver {s.solver}: {status}"]
     if s.objective is not None and s.solver != "greedy":
         bound = "-" if s.bound is None else _m(s.bound)
-        parts.append(f"objective {_m(s.objective)}, bound {bound}, gap {gap}")
+        parts.append(f"objective {_m(s.objective)}, bound {bound}")
     if s.variables:
         parts.append(
             f"{s.variables:,} variables ({s.integer_variables:,} integer), "
@@ -273,4 +331,4 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
         )
     if timings:
         parts.append(f"{s.seconds:.2f} s")
-    console.print("[dim]" + "; ".join(parts) + "[/]")
+    return "; ".join(parts)

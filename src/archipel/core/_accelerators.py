@@ -51,6 +51,31 @@ _ALIASES: dict[str, str] = {
 }
 
 
+#: names people type for a device that are not a catalog's model name: cloud instance
+#: families (AWS ``p5`` carries H100s) and short model names. Each maps to the model it
+#: carries; a model no offer carries makes the name unknown, with the closest suggested.
+_FAMILIES: dict[str, str] = {
+    "trn1": "Trainium",
+    "trn1n": "Trainium",
+    "Trainium1": "Trainium",
+    "trn2": "Trainium2",
+    "inf1": "Inferentia",
+    "inf2": "Inferentia2",
+    "p4d": "A100",
+    "p4de": "A100-80GB",
+    "p5": "H100",
+    "p5e": "H200",
+    "p5en": "H200",
+    "p6-b200": "B200",
+    "g4dn": "T4",
+    "g5": "A10G",
+    "g6": "L4",
+    "g6e": "L40S",
+    "MI300": "MI300X",
+    "MI355": "MI355X",
+}
+
+
 def _fold(name: str) -> str:
     """Case- and punctuation-insensitive key used to match user input."""
     return re.sub(r"[\s_\-]", "", name).upper()
@@ -121,8 +146,9 @@ def parse_accelerator_spec(spec: str) -> AcceleratorRequest:
 def resolve_accelerator(name: str, known: Iterable[str]) -> str:
     """Resolve a user-typed accelerator name against the catalog's canonical names.
 
-    Matching ignores case, spaces, dashes and underscores and honours aliases;
-    an unknown name raises :class:`UnknownAcceleratorError` with suggestions.
+    Matching ignores case, spaces, dashes and underscores and honours aliases
+    and instance families (``p5`` is H100, ``trn1`` is Trainium); an unknown
+    name raises :class:`UnknownAcceleratorError` with suggestions.
     """
     by_fold: dict[str, str] = {}
     for canonical in known:
@@ -133,5 +159,17 @@ def resolve_accelerator(name: str, known: Iterable[str]) -> str:
     hit = by_fold.get(_fold(name))
     if hit is not None:
         return hit
+    families = {_fold(k): v for k, v in _FAMILIES.items()}
+    carried = families.get(_fold(name))
+    if carried is not None:
+        hit = by_fold.get(_fold(carried))
+        if hit is not None:
+            return hit
+        close = difflib.get_close_matches(_fold(carried), list(by_fold), n=3, cutoff=0.6)
+        raise UnknownAcceleratorError(
+            name,
+            sorted({by_fold[c] for c in close}),
+            note=f"{name} carries {carried}, which no offer in the catalog has",
+        )
     close = difflib.get_close_matches(_fold(name), list(by_fold), n=3, cutoff=0.6)
     raise UnknownAcceleratorError(name, sorted({by_fold[c] for c in close}))

@@ -40,12 +40,13 @@ class SpecError(InputError):
 class UnknownAcceleratorError(InputError):
     """An accelerator name that no offer in the catalog uses."""
 
-    def __init__(self, name: str, suggestions: list[str]) -> None:
+    def __init__(self, name: str, suggestions: list[str], note: str = "") -> None:
         self.name = name
         self.suggestions = suggestions
         hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        why = f" ({note})" if note else ""
         super().__init__(
-            f"unknown accelerator {name!r}.{hint} "
+            f"unknown accelerator {name!r}{why}.{hint} "
             "Run `archipel catalog --accelerators` to list the known names."
         )
 

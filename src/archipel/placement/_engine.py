@@ -73,10 +73,11 @@ class PlanTrace:
 
     offers_seen: int
     candidates: int
-    feasible_offers: int
+    feasible_offers: int  # catalog rows: one per zone of the same offer
     rejected_by_plugin: dict[str, int]
     classes_evaluated: int
     elapsed_ms: float
+    feasible_placements: int = 0  # distinct provider/region/instance/market: rows of the table
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +204,7 @@ class Planner:
             rejected_by_plugin=counts,
             classes_evaluated=len(offers.classes),
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            feasible_placements=len({self._placement_key(ctx, int(r)) for r in rows}),
         )
         merged = _merge(rejections)
         return Plan(request, tuple(placements), merged, trace, self.snapshot.comparison_currency)
@@ -253,6 +255,15 @@ class Planner:
                 break
         return out
 
+    def _placement_key(self, ctx: FilterContext, row: int) -> tuple[int, int, bool]:
+        """What makes two rows one placement: class, instance type, market (not the zone)."""
+        c = self.snapshot.offers.col
+        on_demand, spot = int(c("cmp_price")[row]), int(c("cmp_spot_price")[row])
+        use_spot = (
+            ctx.request.spot and spot != MISSING and (on_demand == MISSING or spot < on_demand)
+        )
+        return (int(c("class_idx")[row]), int(c("instance_idx")[row]), bool(use_spot))
+
     def _placement(self, ctx: FilterContext, row: int, rank: int) -> Placement:
         request = ctx.request
         offer = self.snapshot.offers.offer(row)
@@ -295,7 +306,10 @@ class Planner:
         results: list[OfferVerdict] = []
         ranked = self._order(ctx, self._feasible_rows(ctx))
         best = self._placement(ctx, int(ranked[0]), 1).comparison_total if len(ranked) else None
-        position = {int(r): i + 1 for i, r in enumerate(ranked)}
+        rank_of: dict[tuple[int, int, bool], int] = {}
+        for r in ranked:  # ranks as in plan(): zones of one offer share a rank
+            rank_of.setdefault(self._placement_key(ctx, int(r)), len(rank_of) + 1)
+        position = {int(r): rank_of[self._placement_key(ctx, int(r))] for r in ranked}
         for row in rows:
             row = int(row)
             single = np.asarray([row], dtype=np.int64)

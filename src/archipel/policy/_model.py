@@ -21,6 +21,7 @@ Rule forms: ``vetted_provider``; ``certification: iso27001`` (or ``bsi_c5``,
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -93,14 +94,25 @@ class Policy:
     classes: Mapping[str, DataClass]
 
     def data_class(self, name: str) -> DataClass:
-        """The rules of a data class; an unknown name is a :class:`PolicyError`."""
-        try:
-            return self.classes[name]
-        except KeyError:
-            known = ", ".join(sorted(self.classes))
-            raise PolicyError(
-                f"unknown data class {name!r} in policy `{self.name}`; known classes: {known}"
-            ) from None
+        """The rules of a data class, matched without regard to case.
+
+        An unknown name is a :class:`PolicyError` that suggests the closest
+        class names and lists the known ones.
+        """
+        found = self.classes.get(name)
+        if found is not None:
+            return found
+        by_fold = {known.casefold(): cls for known, cls in self.classes.items()}
+        found = by_fold.get(name.strip().casefold())
+        if found is not None:
+            return found
+        close = difflib.get_close_matches(name.casefold(), list(by_fold), n=3, cutoff=0.6)
+        hint = f"; did you mean {', '.join(by_fold[c].name for c in close)}?" if close else ""
+        known = ", ".join(sorted(self.classes))
+        raise PolicyError(
+            f"unknown data class {name!r} in policy `{self.name}`{hint} (known data classes: "
+            f"{known}; `archipel policy show` describes them)"
+        )
 
 
 def _rule(item: Any, where: str, label: str) -> Rule:

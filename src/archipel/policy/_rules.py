@@ -26,6 +26,10 @@ class Rule(Protocol):
     @property
     def name(self) -> str: ...
 
+    def describe(self) -> str:
+        """What the rule requires, in plain words (``policy show``)."""
+        ...
+
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
     ) -> Rejection | None: ...
@@ -35,12 +39,37 @@ def _where(site: OfferClass) -> str:
     return f"{site.provider}/{site.region or '-'}"
 
 
+_PLACE_WORDS = {
+    "eu": "the EU",
+    "eu_eea": "the EU/EEA",
+    "eea": "the EU/EEA",
+    "adequacy": "a country with an EU adequacy decision",
+    "adequacy_partial": "a country with a partial EU adequacy decision",
+}
+
+
+def place_words(places: tuple[str, ...]) -> str:
+    """``('eu_eea', 'adequacy')`` as people say it: "the EU/EEA or a country with ..."."""
+    return " or ".join(_PLACE_WORDS.get(p.lower(), p.upper()) for p in places)
+
+
+_EXPOSURE_ORDER = tuple(CloudActExposure)
+
+
+def exposure_words(allowed: frozenset[CloudActExposure]) -> str:
+    """The allowed CLOUD Act exposures, in the registry's order: "no" or "unclear or no"."""
+    return " or ".join(e.value for e in _EXPOSURE_ORDER if e in allowed)
+
+
 @dataclass(frozen=True, slots=True)
 class VettedProvider:
     """The provider has a registry entry and is not a peer-to-peer marketplace."""
 
     policy_label: str
     name: str = "vetted_provider"
+
+    def describe(self) -> str:
+        return "the provider has a registry entry and is not a peer-to-peer marketplace"
 
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
@@ -85,6 +114,9 @@ class Certification:
     policy_label: str
     name: str = "certification"
 
+    def describe(self) -> str:
+        return f"the provider holds {_CERT_LABELS.get(self.certification, self.certification)}"
+
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
     ) -> Rejection | None:
@@ -109,6 +141,11 @@ class SecNumCloud:
     policy_label: str
     name: str = "secnumcloud"
 
+    def describe(self) -> str:
+        if self.status == "qualified":
+            return "the provider holds a SecNumCloud qualification"
+        return "the provider's SecNumCloud qualification is in progress"
+
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
     ) -> Rejection | None:
@@ -131,25 +168,35 @@ class CloudActAllowed:
     policy_label: str
     name: str = "cloud_act_exposure"
 
+    def describe(self) -> str:
+        return f"CLOUD Act exposure: {exposure_words(self.allowed)}"
+
+    def _allowed_words(self) -> str:
+        if self.allowed == {CloudActExposure.NO}:
+            return "providers not exposed to the US CLOUD Act"
+        return f"providers whose US CLOUD Act exposure is {exposure_words(self.allowed)}"
+
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
     ) -> Rejection | None:
         if provider.cloud_act is not None and provider.cloud_act in self.allowed:
             return None
+        who = provider.id
         if provider.cloud_act is None:
-            why = "CLOUD Act exposure unknown"
+            why = f"the registry does not say whether {who} is exposed to the US CLOUD Act"
         elif provider.cloud_act is CloudActExposure.YES:
-            why = "provider under US CLOUD Act"
+            why = f"{who} is exposed to the US CLOUD Act"
         elif provider.cloud_act is CloudActExposure.VIA_PARENT:
-            why = "provider reachable by the US CLOUD Act through its parent"
+            why = f"{who} is exposed to the US CLOUD Act through its parent company"
+        elif provider.cloud_act is CloudActExposure.UNCLEAR:
+            why = f"whether {who} is exposed to the US CLOUD Act is unclear"
         else:
-            why = f"CLOUD Act exposure {provider.cloud_act.value}"
-        allowed = ", ".join(sorted(a.value for a in self.allowed))
+            why = f"{who} is not exposed to the US CLOUD Act"
         return Rejection(
             Reason.CLOUD_ACT,
             self.name,
             f"{_where(site)} rejected: {why}; policy `{self.policy_label}` allows only "
-            f"exposure {allowed}",
+            f"{self._allowed_words()}",
         )
 
 
@@ -161,6 +208,9 @@ class SiteIn:
     policy_label: str
     name: str = "site_in"
 
+    def describe(self) -> str:
+        return f"the site is in {place_words(self.places)}"
+
     def countries(self, law: Jurisdictions) -> frozenset[str]:
         out: set[str] = set()
         for place in self.places:
@@ -171,7 +221,7 @@ class SiteIn:
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions
     ) -> Rejection | None:
-        places = " or ".join(self.places)
+        places = place_words(self.places)
         if site.country is None:
             return Rejection(
                 Reason.UNKNOWN_COUNTRY,
@@ -197,6 +247,14 @@ class ProviderDenied:
     allow: frozenset[str] | None
     policy_label: str
     name: str = "providers"
+
+    def describe(self) -> str:
+        parts = []
+        if self.allow is not None:
+            parts.append(f"only the providers {', '.join(sorted(self.allow)) or '(none)'}")
+        if self.deny:
+            parts.append(f"never the providers {', '.join(sorted(self.deny))}")
+        return "; ".join(parts) or "any provider"
 
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from alembic import context
 
 from archipel.controlplane._models import Base
+
+# `upgrade head` runs on every server start: its INFO lines ("Context impl ...",
+# "Will assume transactional DDL") say nothing to an operator. Warnings and errors stay.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -95,8 +95,8 @@ def test_an_unknown_class_lists_the_known_ones() -> None:
     with pytest.raises(PolicyError) as err:
         default_policy().data_class("secret")
     assert str(err.value) == (
-        "unknown data class 'secret' in policy `default`; known classes: confidential, "
-        "health, internal, personal, public, sovereign"
+        "unknown data class 'secret' in policy `default` (known data classes: confidential, "
+        "health, internal, personal, public, sovereign; `archipel policy show` describes them)"
     )
 
 

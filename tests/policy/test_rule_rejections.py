@@ -144,8 +144,8 @@ CASES = [
         Rejection(
             Reason.CLOUD_ACT,
             "cloud_act_exposure",
-            "good/r1 rejected: provider under US CLOUD Act; "
-            "policy `c` allows only exposure no, unclear",
+            "good/r1 rejected: good is exposed to the US CLOUD Act; policy `c` allows only "
+            "providers whose US CLOUD Act exposure is unclear or no",
         ),
     ),
     Case(
@@ -156,8 +156,8 @@ CASES = [
         Rejection(
             Reason.CLOUD_ACT,
             "cloud_act_exposure",
-            "good/r1 rejected: provider reachable by the US CLOUD Act through its parent; "
-            "policy `c` allows only exposure no",
+            "good/r1 rejected: good is exposed to the US CLOUD Act through its parent company; "
+            "policy `c` allows only providers not exposed to the US CLOUD Act",
         ),
     ),
     Case(
@@ -168,7 +168,8 @@ CASES = [
         Rejection(
             Reason.CLOUD_ACT,
             "cloud_act_exposure",
-            "good/r1 rejected: CLOUD Act exposure unclear; policy `c` allows only exposure no",
+            "good/r1 rejected: whether good is exposed to the US CLOUD Act is unclear; "
+            "policy `c` allows only providers not exposed to the US CLOUD Act",
         ),
     ),
     Case(
@@ -179,7 +180,8 @@ CASES = [
         Rejection(
             Reason.CLOUD_ACT,
             "cloud_act_exposure",
-            "good/r1 rejected: CLOUD Act exposure unknown; policy `c` allows only exposure no",
+            "good/r1 rejected: the registry does not say whether good is exposed to the US "
+            "CLOUD Act; policy `c` allows only providers not exposed to the US CLOUD Act",
         ),
     ),
     Case("site in a group", "{site_in: [eea]}", GOOD, _site("NO"), None),
@@ -194,7 +196,8 @@ CASES = [
         Rejection(
             Reason.COUNTRY,
             "site_in",
-            "good/r1 rejected: site in US; policy `c` requires a site in eu or adequacy",
+            "good/r1 rejected: site in US; policy `c` requires a site in the EU or a country "
+            "with an EU adequacy decision",
         ),
     ),
     Case(
@@ -206,7 +209,7 @@ CASES = [
             Reason.UNKNOWN_COUNTRY,
             "site_in",
             "good/r1 rejected: the country of this region is unknown; "
-            "policy `c` requires a site in eu",
+            "policy `c` requires a site in the EU",
         ),
     ),
     Case("provider allowed", "{providers: {allow: [good]}}", GOOD, _site("FR"), None),

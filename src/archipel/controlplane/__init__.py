@@ -15,17 +15,21 @@ from archipel.controlplane._sites import (
 )
 from archipel.controlplane._store import (
     ROLES,
+    AttemptUpdate,
     AttemptView,
     EventView,
+    NewAttempt,
     Principal,
     RunView,
     Store,
 )
 
 __all__ = [
+    "AttemptUpdate",
     "AttemptView",
     "BACKEND_FACTORIES",
     "EventView",
+    "NewAttempt",
     "Principal",
     "ROLES",
     "Reconciler",

@@ -76,7 +76,7 @@ from archipel.backends import AttemptState, LaunchRequest, LaunchResult, Observa
 from archipel.controlplane._placement import SitePlacer
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
-from archipel.controlplane._store import AttemptUpdate, RunView, Store
+from archipel.controlplane._store import AttemptUpdate, NewAttempt, RunView, Store
 from archipel.core import RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
@@ -232,8 +232,8 @@ class Reconciler:
         try:
             self.store.update_attempts(self._observed)
         except Exception:  # not recorded: forget them, so the next round writes them again
-            for attempt_id, *_ in self._observed:
-                self._known.pop(attempt_id, None)
+            for update in self._observed:
+                self._known.pop(update.attempt_id, None)
             raise
         finally:
             self._observed.clear()
@@ -318,7 +318,9 @@ class Reconciler:
                 return
             text = error_text(exc)
             if current.attempt_id is not None and current.state.active:
-                self.store.update_attempt(current.attempt_id, "failed", reason=text)
+                self.store.update_attempt(
+                    AttemptUpdate(current.attempt_id, AttemptState.FAILED, reason=text)
+                )
                 site = self.sites.get(current.site or "")
                 if site is not None:
                     try:  # it may be running there: stop it (best effort)
@@ -345,13 +347,8 @@ class Reconciler:
         if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != seen:
             # write only what changed, in one batch per round
             self._observed.append(
-                (
-                    run.attempt_id,
-                    obs.state.value,
-                    obs.backend_id,
-                    obs.exit_code,
-                    obs.reason,
-                    obs.host,
+                AttemptUpdate(
+                    run.attempt_id, obs.state, obs.backend_id, obs.exit_code, obs.reason, obs.host
                 )
             )
             self._known[run.attempt_id] = seen
@@ -473,7 +470,7 @@ class Reconciler:
             run,
             RunState.LAUNCHING,
             f"placed on {choice.site} (attempt {number})",
-            attempt=(attempt_id, choice.site),
+            attempt=NewAttempt(attempt_id, number, choice.site),
             port=None if serve is None else serve.port or self._new_port(),
         )
         if moved is not None:
@@ -589,9 +586,13 @@ class Reconciler:
             result = LaunchResult(run.attempt_id, False, error=error_text(exc), retryable=True)
         if result.ok:
             report.launched += 1
-            self.store.update_attempt(run.attempt_id, "launched", result.backend_id)
+            # accepted by the backend, not seen running yet
+            update = AttemptUpdate(run.attempt_id, AttemptState.PENDING, result.backend_id)
+            self.store.update_attempt(update)
             return
-        self.store.update_attempt(run.attempt_id, "failed", None, None, result.error)
+        self.store.update_attempt(
+            AttemptUpdate(run.attempt_id, AttemptState.FAILED, reason=result.error)
+        )
         if result.retryable:
             self._move(
                 report,

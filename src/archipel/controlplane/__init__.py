@@ -4,7 +4,7 @@ A state store (SQLAlchemy: SQLite or PostgreSQL), sites reached through
 backends, a reconciler that observes, adopts and acts, and an HTTP API.
 """
 
-from archipel.controlplane._placement import SiteChoice, SitePlacer
+from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
 from archipel.controlplane._reconcile import Reconciler, StepReport
 from archipel.controlplane._sites import (
     BACKEND_FACTORIES,
@@ -37,6 +37,7 @@ __all__ = [
     "Site",
     "SiteChoice",
     "SitePlacer",
+    "SiteState",
     "SiteSpec",
     "StepReport",
     "Store",

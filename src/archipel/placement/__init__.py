@@ -5,6 +5,7 @@ inputs give the same plan. See ``docs/placement.md`` for the phases.
 """
 
 from archipel.placement._engine import (
+    OfferRejection,
     OfferVerdict,
     Placement,
     Plan,
@@ -40,6 +41,7 @@ from archipel.placement._fleet_model import (
     commitment_dues,
 )
 from archipel.placement._request import PlacementRequest
+from archipel.placement._sites import SiteStateFilter, site_filters
 
 __all__ = [
     "Account",
@@ -54,6 +56,7 @@ __all__ = [
     "FleetPlan",
     "HardwareFilter",
     "MarketFilter",
+    "OfferRejection",
     "OfferVerdict",
     "Option",
     "Placement",
@@ -65,6 +68,7 @@ __all__ = [
     "ProviderAccount",
     "ProviderFilter",
     "RejectionCount",
+    "SiteStateFilter",
     "SolverReport",
     "Violation",
     "ViolationFamily",
@@ -74,4 +78,5 @@ __all__ = [
     "commitment_dues",
     "greedy",
     "plan_fleet",
+    "site_filters",
 ]

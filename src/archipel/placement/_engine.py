@@ -80,14 +80,27 @@ class PlanTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferRejection:
+    """Why one offer lost: the first filter that turned it down."""
+
+    offer: Offer
+    rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """The answer to a request: ranked placements and why everything else lost."""
+    """The answer to a request: ranked placements and why everything else lost.
+
+    ``itemised`` holds one :class:`OfferRejection` per rejected offer, in
+    offer-table order, when the plan was asked for it (small tables: sites).
+    """
 
     request: PlacementRequest
     placements: tuple[Placement, ...]
     rejections: tuple[RejectionCount, ...]
     trace: PlanTrace
     comparison_currency: str
+    itemised: tuple[OfferRejection, ...] = ()
 
     @property
     def feasible(self) -> bool:
@@ -165,8 +178,19 @@ class Planner:
 
     # -- public API ---------------------------------------------------------
 
-    def plan(self, request: PlacementRequest, top: int = 5) -> Plan:
-        """Rank feasible placements (at most ``top``, one per provider/region/instance/market)."""
+    def plan(
+        self,
+        request: PlacementRequest,
+        top: int = 5,
+        *,
+        extra: Sequence[FilterPlugin] = (),
+        itemise: bool = False,
+    ) -> Plan:
+        """Rank feasible placements (at most ``top``, one per provider/region/instance/market).
+
+        ``extra`` filters run after the planner's own, for this plan only (the
+        state of sites now); ``itemise`` also says why each rejected offer lost.
+        """
         started = time.perf_counter()
         request = request.resolved(self.snapshot)
         ctx = self._context(request)
@@ -175,8 +199,9 @@ class Planner:
         rows = self._candidate_rows(request)
         counts: dict[str, int] = {}
         rejections: list[RejectionCount] = []
+        itemised: dict[int, Rejection] = {}
         outside = total - len(rows)
-        for plugin in self.filters:
+        for plugin in (*self.filters, *extra):
             if len(rows) == 0:
                 break
             result = plugin.filter(ctx, rows)
@@ -184,7 +209,11 @@ class Planner:
             if len(rejected):
                 counts[plugin.name] = counts.get(plugin.name, 0) + len(rejected)
                 rejections += _summarise(ctx, plugin, result, rejected)
+                if itemise:
+                    itemised.update((int(r), result.why(ctx, int(r))) for r in rejected)
             rows = rows[result.keep]
+        if outside and itemise:
+            itemised.update(self._outside_itemised(ctx))
         if outside:  # offers of other models: counted last, so a same-model example wins
             hardware = self.filters[0]
             example_row = self._outside_example(request)
@@ -205,7 +234,22 @@ class Planner:
             elapsed_ms=(time.perf_counter() - started) * 1000,
         )
         merged = _merge(rejections)
-        return Plan(request, tuple(placements), merged, trace, self.snapshot.comparison_currency)
+        return Plan(
+            request,
+            tuple(placements),
+            merged,
+            trace,
+            self.snapshot.comparison_currency,
+            tuple(OfferRejection(offers.offer(r), itemised[r]) for r in sorted(itemised)),
+        )
+
+    def _outside_itemised(self, ctx: FilterContext) -> dict[int, Rejection]:
+        """Every offer of another accelerator model, with the hardware filter's rejection."""
+        inside = np.zeros(len(self.snapshot.offers), dtype=np.bool_)
+        inside[self._candidate_rows(ctx.request)] = True
+        rows = np.nonzero(~inside)[0].astype(np.int64)
+        result = self.filters[0].filter(ctx, rows)
+        return {int(r): result.why(ctx, int(r)) for r in rows[~result.keep]}
 
     def _outside_example(self, request: PlacementRequest) -> int:
         """A row of another accelerator model (the first one that is not requested)."""

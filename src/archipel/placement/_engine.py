@@ -197,21 +197,10 @@ class Planner:
         offers = self.snapshot.offers
         total = len(offers)
         rows = self._candidate_rows(request)
-        counts: dict[str, int] = {}
-        rejections: list[RejectionCount] = []
-        itemised: dict[int, Rejection] = {}
         outside = total - len(rows)
-        for plugin in (*self.filters, *extra):
-            if len(rows) == 0:
-                break
-            result = plugin.filter(ctx, rows)
-            rejected = rows[~result.keep]
-            if len(rejected):
-                counts[plugin.name] = counts.get(plugin.name, 0) + len(rejected)
-                rejections += _summarise(ctx, plugin, result, rejected)
-                if itemise:
-                    itemised.update((int(r), result.why(ctx, int(r))) for r in rejected)
-            rows = rows[result.keep]
+        tally = _Tally(itemise)
+        rows = tally.run(ctx, rows, (*self.filters, *extra))
+        counts, rejections, itemised = tally.counts, tally.rejections, tally.itemised
         if outside and itemise:
             itemised.update(self._outside_itemised(ctx))
         if outside:  # offers of other models: counted last, so a same-model example wins
@@ -392,6 +381,31 @@ class Planner:
             if len(rows) == 0:
                 break
             rows = rows[plugin.filter(ctx, rows).keep]
+        return rows
+
+
+class _Tally:
+    """Runs filters in order over candidate rows, counting what each one rejected."""
+
+    def __init__(self, itemise: bool) -> None:
+        self.itemise = itemise
+        self.counts: dict[str, int] = {}
+        self.rejections: list[RejectionCount] = []
+        self.itemised: dict[int, Rejection] = {}  # row -> its first rejection (if itemised)
+
+    def run(self, ctx: FilterContext, rows: IntArray, plugins: Sequence[FilterPlugin]) -> IntArray:
+        """The rows every plugin keeps."""
+        for plugin in plugins:
+            if len(rows) == 0:
+                break
+            result = plugin.filter(ctx, rows)
+            rejected = rows[~result.keep]
+            if len(rejected):
+                self.counts[plugin.name] = self.counts.get(plugin.name, 0) + len(rejected)
+                self.rejections += _summarise(ctx, plugin, result, rejected)
+                if self.itemise:
+                    self.itemised.update((int(r), result.why(ctx, int(r))) for r in rejected)
+            rows = rows[result.keep]
         return rows
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from archipel.backends import FakeBackend, LaunchResult
-from archipel.controlplane import Reconciler, Store
+from archipel.backends import AttemptState, FakeBackend, LaunchResult
+from archipel.controlplane import NewAttempt, Reconciler, Store
 from archipel.core import RunState, parse_workload
 
 from .conftest import SITES, HostedFake, MakeReconciler
@@ -162,7 +162,9 @@ def test_a_crash_between_recording_and_launching_is_healed_by_relaunching(
     placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
     assert placing is not None
     # recorded as launching on paris, but the process died before calling the backend
-    store.transition(placing, RunState.LAUNCHING, "placed", attempt=(f"{run.id}-a1", "paris"))
+    store.transition(
+        placing, RunState.LAUNCHING, "placed", attempt=NewAttempt(f"{run.id}-a1", 1, "paris")
+    )
     reconciler.step()
     assert fakes["paris"].launches == 1
     reconciler.step()
@@ -305,7 +307,11 @@ def test_a_relaunch_after_a_crash_uses_the_recorded_port(
     placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
     assert placing is not None
     store.transition(
-        placing, RunState.LAUNCHING, "placed", attempt=(f"{run.id}-a1", "paris"), port=41234
+        placing,
+        RunState.LAUNCHING,
+        "placed",
+        attempt=NewAttempt(f"{run.id}-a1", 1, "paris"),
+        port=41234,
     )
     reconciler.step()  # the process died before calling the backend: launched now
     assert fakes["paris"]._jobs[f"{run.id}-a1"].request.env["ARCHIPEL_PORT"] == "41234"
@@ -461,3 +467,33 @@ def test_a_finished_replica_no_longer_holds_its_provider(
     fakes["paris"].finish(f"{second.id}-a1", 1)
     reconciler.step()
     assert providers(store, [second]) == ["aws"]  # virginia, the cheapest, is free to it again
+
+
+def test_every_recorded_attempt_state_is_an_attempt_state(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    """Recorded before the launch, accepted by the backend, then as observed: each a member."""
+    run = store.submit("acme", workload())
+    seen = []
+    placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
+    assert placing is not None
+    store.transition(
+        placing, RunState.LAUNCHING, "placed", attempt=NewAttempt(f"{run.id}-a1", 1, "paris")
+    )
+    seen.append(store.attempts(run.id)[0].state)
+    reconciler.step()  # launched: accepted by the backend, not seen running yet
+    seen.append(store.attempts(run.id)[0].state)
+    reconciler.step()
+    seen.append(store.attempts(run.id)[0].state)
+    assert seen == [AttemptState.LAUNCHING, AttemptState.PENDING, AttemptState.RUNNING]
+    assert [a.number for a in store.attempts(run.id)] == [1]
+
+
+def test_the_attempt_number_is_recorded_as_given_not_read_from_its_id(store: Store) -> None:
+    run = store.submit("acme", workload())
+    placing = store.transition(store.get(run.id), RunState.PLACING)  # type: ignore[arg-type]
+    assert placing is not None
+    store.transition(
+        placing, RunState.LAUNCHING, "placed", attempt=NewAttempt("custom-id", 3, "paris")
+    )
+    assert [(a.id, a.number) for a in store.attempts(run.id)] == [("custom-id", 3)]

@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select
 
-from archipel.controlplane import Store
+from archipel.controlplane import NewAttempt, Store
 from archipel.controlplane._models import Base, TokenRow
 from archipel.core import InputError, RunState, TransitionError, parse_workload
 
@@ -96,7 +96,7 @@ def _running_service(store: Store, tenant: str, publish_to: list[str]) -> str:
     run = store.submit(tenant, workload)
     for target, extra in [
         (RunState.PLACING, {}),
-        (RunState.LAUNCHING, {"attempt": (f"{run.id}-a1", "paris"), "port": 4000}),
+        (RunState.LAUNCHING, {"attempt": NewAttempt(f"{run.id}-a1", 1, "paris"), "port": 4000}),
         (RunState.RUNNING, {}),
     ]:
         moved = store.transition(run, target, **extra)

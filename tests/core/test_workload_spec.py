@@ -14,6 +14,7 @@ from archipel.core import (
     ServePrice,
     ServeSpec,
     SpecError,
+    Spread,
     WorkloadKind,
     parse_workload,
 )
@@ -267,3 +268,23 @@ def test_any_count_is_either_refused_or_a_bounded_positive_number(count: object)
     (request,) = w.resources.accelerators
     assert 0 < request.count <= 1024
     assert str(request)  # printable: no int(inf)
+
+
+@pytest.mark.parametrize(
+    ("share", "replicas", "cap"),
+    [
+        pytest.param(1.0, 1, 1, id="one replica, whole share"),
+        pytest.param(0.5, 4, 2, id="half of four"),
+        pytest.param(0.4, 5, 2, id="two fifths of five"),
+        pytest.param(0.67, 3, 2, id="rounded down"),
+        pytest.param(0.34, 3, 1, id="a third and a bit"),
+        pytest.param(0.3, 3, 1, id="too small for one: still one"),
+        pytest.param(0.1, 1, 1, id="one replica: never zero"),
+        pytest.param(1 / 3, 3, 1, id="float error does not lose a replica"),
+        pytest.param(0.6, 5, 3, id="exact product"),
+    ],
+)
+def test_the_provider_cap_is_the_floor_of_share_times_replicas_at_least_one(
+    share: float, replicas: int, cap: int
+) -> None:
+    assert Spread(max_share_per_provider=share).provider_cap(replicas) == cap

@@ -19,7 +19,7 @@ from tests.profiles import examples
 from archipel.cli._config import load_fleet
 from archipel.cli._output import fleet_document
 from archipel.core import CatalogSnapshot, FleetSpec, SolverError, parse_fleet
-from archipel.placement import FleetPlan, PlacementRequest, Planner, plan_fleet
+from archipel.placement import FleetPlan, PlacementRequest, Planner, ViolationFamily, plan_fleet
 
 from .reference import satisfies
 
@@ -278,7 +278,7 @@ def test_capacity_shortage_is_explained_in_planner_terms(planner: Planner) -> No
     }
     plan = plan_fleet(planner, parse_fleet(doc))
     assert not plan.feasible
-    (why,) = [v for v in plan.diagnosis if v.family == "capacity"]
+    (why,) = [v for v in plan.diagnosis if v.family is ViolationFamily.CAPACITY]
     assert why.excess == 4
     assert why.message.startswith(
         "sovereign workloads need 12 H100 at ovhcloud/GRA11 but the capacity is 8 (short by 4 GPUs)"

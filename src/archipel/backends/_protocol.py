@@ -33,6 +33,7 @@ from typing import Protocol
 class AttemptState(StrEnum):
     """What a backend says about one attempt."""
 
+    LAUNCHING = "launching"  # recorded by the control plane, the backend not called yet
     PENDING = "pending"  # accepted, not started yet (queued)
     RUNNING = "running"
     SUCCEEDED = "succeeded"  # exited 0

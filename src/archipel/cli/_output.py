@@ -322,7 +322,7 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
         else [],
         "violations": [
             {
-                "family": v.family,
+                "family": v.family.value,
                 "subject": v.subject,
                 "excess": str(v.excess),
                 "message": v.message,
@@ -331,7 +331,7 @@ def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
         ],
         "diagnosis": [
             {
-                "family": v.family,
+                "family": v.family.value,
                 "subject": v.subject,
                 "excess": str(v.excess),
                 "message": v.message,

@@ -4,7 +4,7 @@ A state store (SQLAlchemy: SQLite or PostgreSQL), sites reached through
 backends, a reconciler that observes, adopts and acts, and an HTTP API.
 """
 
-from archipel.controlplane._placement import SiteChoice, SitePlacer
+from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
 from archipel.controlplane._reconcile import Reconciler, StepReport
 from archipel.controlplane._sites import (
     BACKEND_FACTORIES,
@@ -15,17 +15,21 @@ from archipel.controlplane._sites import (
 )
 from archipel.controlplane._store import (
     ROLES,
+    AttemptUpdate,
     AttemptView,
     EventView,
+    NewAttempt,
     Principal,
     RunView,
     Store,
 )
 
 __all__ = [
+    "AttemptUpdate",
     "AttemptView",
     "BACKEND_FACTORIES",
     "EventView",
+    "NewAttempt",
     "Principal",
     "ROLES",
     "Reconciler",
@@ -34,6 +38,7 @@ __all__ = [
     "SiteChoice",
     "SitePlacer",
     "SiteSpec",
+    "SiteState",
     "StepReport",
     "Store",
     "build_sites",

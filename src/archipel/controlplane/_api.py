@@ -389,10 +389,10 @@ def create_app(
         refused = check_quota(quota, store, who.tenant, workload)  # see _quotas.py
         if refused is not None:
             raise HTTPException(refused.status, [refused.rejection.message])
-        choice = reconciler.placer.place(workload, list(reconciler.sites))
+        choice = reconciler.placer.place(workload)
         if choice.site is None:  # no declared site will ever fit: say why now, not later
             reasons = (
-                [choice.error]
+                [choice.explain()]
                 if choice.plan is None
                 else [f"{r.reason.value}: {r.example}" for r in choice.plan.rejections]
             )

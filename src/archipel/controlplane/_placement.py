@@ -3,56 +3,82 @@
 The declared sites become a small offer table (one offer per site, with its
 provider, region, country, accelerators and price), joined to the catalog's
 provider facts and jurisdictions, so a data class allows or forbids a site
-exactly as it would a catalog offer.
+exactly as it would a catalog offer. The state of the sites now (blocked for
+this run after failures, down, full, kept off by the spread rule) is applied
+by the engine's site-state filters, each with its :class:`Reason`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from archipel.catalog import OfferRow, build_table
 from archipel.controlplane._sites import SiteSpec
 from archipel.core import (
     CatalogSnapshot,
     InputError,
+    Reason,
+    Rejection,
     Workload,
     canonical_accelerator,
     parse_accelerator_spec,
     to_nano,
 )
-from archipel.placement import PlacementRequest, Plan, Planner
+from archipel.placement import PlacementRequest, Plan, Planner, site_filters
 from archipel.policy import Policy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """What the control plane knows of its sites for one decision: site name -> why not."""
+
+    blocked: Mapping[str, str] = field(default_factory=dict)  # after failures of this run
+    down: Mapping[str, str] = field(default_factory=dict)
+    full: Mapping[str, str] = field(default_factory=dict)
+    spread: Mapping[str, str] = field(default_factory=dict)  # kept off by the spread rule
+
+
+@dataclass(frozen=True, slots=True)
 class SiteChoice:
-    """The chosen site (or ``None``) and the plan that explains the choice."""
+    """The chosen site (or ``None``), the plan that explains it, and why every other site lost.
+
+    ``rejections`` holds, per declared site that lost, the first filter that
+    turned it down (in site-name order); ``invalid`` says why the request could
+    not be planned at all (then there is no plan).
+    """
 
     site: str | None
     plan: Plan | None
-    error: str | None = None
+    rejections: tuple[Rejection, ...] = ()
+    invalid: str | None = None
+
+    @property
+    def waits(self) -> bool:
+        """No site now, but one that fits is only down, full or kept off by the spread rule."""
+        return self.site is None and any(r.reason.transient for r in self.rejections)
+
+    def explain(self, *, without: Collection[Reason] = ()) -> str:
+        """The rejections as one line (those of ``without`` left out)."""
+        if self.invalid is not None:
+            return f"no declared site can take it: {self.invalid}"
+        parts = [r.message for r in self.rejections if r.reason not in without]
+        return "; ".join(parts) or "no site is available"
 
 
 class SitePlacer:
-    """Places runs on sites under a policy, using the catalog's provider facts."""
+    """Places runs on sites under a policy, using the catalog's provider facts.
+
+    One planner over every declared site; the state of the sites at a decision
+    (blocked, down, full, spread) is applied by filter plugins of that decision,
+    so each placement is one engine call that also says why every other site lost.
+    """
 
     def __init__(self, sites: Sequence[SiteSpec], catalog: CatalogSnapshot, policy: Policy) -> None:
         self.sites = {s.name: s for s in sites}
         self.catalog = catalog
         self.policy = policy
-        self._planners: dict[frozenset[str], Planner] = {}
-
-    def _planner(self, names: Collection[str]) -> Planner:
-        """One planner per set of sites, kept: a round reuses the same few sets."""
-        key = frozenset(names)
-        planner = self._planners.get(key)
-        if planner is None:
-            if len(self._planners) > 256:
-                self._planners.clear()
-            planner = Planner(self._snapshot(key), self.policy)
-            self._planners[key] = planner
-        return planner
+        self.planner = Planner(self._snapshot(self.sites), policy)
 
     def _snapshot(self, names: Collection[str]) -> CatalogSnapshot:
         rows = []
@@ -92,23 +118,23 @@ class SitePlacer:
         if not among:
             return []
         try:
-            plan = self._planner(among).plan(
-                PlacementRequest.from_workload(workload), top=len(among)
-            )
+            plan = self.planner.plan(PlacementRequest.from_workload(workload), top=len(self.sites))
         except InputError:
             return []
-        return [p.offer.instance_type for p in plan.placements]
+        wanted = set(among)
+        return [p.offer.instance_type for p in plan.placements if p.offer.instance_type in wanted]
 
-    def place(self, workload: Workload, among: Collection[str]) -> SiteChoice:
-        """The cheapest site among ``among`` that fits the workload and its data class."""
-        if not among:
-            return SiteChoice(None, None, "no site is available")
-        planner = self._planner(among)
-        request = PlacementRequest.from_workload(workload)
+    def place(self, workload: Workload, state: SiteState | None = None) -> SiteChoice:
+        """The cheapest site that fits the workload, its data class and the sites' state now."""
+        state = state or SiteState()
+        extra = site_filters(state.blocked, state.down, state.full, state.spread)
         try:
-            plan = planner.plan(request, top=1)
+            plan = self.planner.plan(
+                PlacementRequest.from_workload(workload), top=1, extra=extra, itemise=True
+            )
         except InputError as exc:
-            return SiteChoice(None, None, f"no declared site can take it: {exc}")
+            return SiteChoice(None, None, invalid=str(exc))
+        rejections = tuple(r.rejection for r in plan.itemised)
         if not plan.placements:
-            return SiteChoice(None, plan, "; ".join(r.example for r in plan.rejections))
-        return SiteChoice(plan.placements[0].offer.instance_type, plan)
+            return SiteChoice(None, plan, rejections)
+        return SiteChoice(plan.placements[0].offer.instance_type, plan, rejections)

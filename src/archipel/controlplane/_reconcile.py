@@ -73,11 +73,11 @@ from typing import TypeVar
 from sqlalchemy.exc import OperationalError
 
 from archipel.backends import AttemptState, LaunchRequest, LaunchResult, Observation, SiteHealth
-from archipel.controlplane._placement import SitePlacer
+from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
-from archipel.controlplane._store import AttemptUpdate, RunView, Store
-from archipel.core import RunState, parse_accelerator_spec
+from archipel.controlplane._store import AttemptUpdate, NewAttempt, RunView, Store
+from archipel.core import Reason, RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
 _T = TypeVar("_T")
@@ -99,6 +99,10 @@ def _gpus_per_slot(accelerators: str) -> float:
     """GPUs one slot of a site offers (``cpu:N`` is none)."""
     offered = parse_accelerator_spec(accelerators)
     return 0.0 if offered.model.strip().lower() == "cpu" else offered.count
+
+
+def _down(name: str, health: SiteHealth) -> str:
+    return f"{name} down ({health.reason})" if health.reason else f"{name} down"
 
 
 def free_port() -> int:
@@ -232,8 +236,8 @@ class Reconciler:
         try:
             self.store.update_attempts(self._observed)
         except Exception:  # not recorded: forget them, so the next round writes them again
-            for attempt_id, *_ in self._observed:
-                self._known.pop(attempt_id, None)
+            for update in self._observed:
+                self._known.pop(update.attempt_id, None)
             raise
         finally:
             self._observed.clear()
@@ -318,7 +322,9 @@ class Reconciler:
                 return
             text = error_text(exc)
             if current.attempt_id is not None and current.state.active:
-                self.store.update_attempt(current.attempt_id, "failed", reason=text)
+                self.store.update_attempt(
+                    AttemptUpdate(current.attempt_id, AttemptState.FAILED, reason=text)
+                )
                 site = self.sites.get(current.site or "")
                 if site is not None:
                     try:  # it may be running there: stop it (best effort)
@@ -345,13 +351,8 @@ class Reconciler:
         if obs.state is not AttemptState.UNKNOWN and self._known.get(run.attempt_id) != seen:
             # write only what changed, in one batch per round
             self._observed.append(
-                (
-                    run.attempt_id,
-                    obs.state.value,
-                    obs.backend_id,
-                    obs.exit_code,
-                    obs.reason,
-                    obs.host,
+                AttemptUpdate(
+                    run.attempt_id, obs.state, obs.backend_id, obs.exit_code, obs.reason, obs.host
                 )
             )
             self._known[run.attempt_id] = seen
@@ -396,7 +397,11 @@ class Reconciler:
     # -- act ---------------------------------------------------------------------
 
     def _act(
-        self, report: StepReport, run: RunView, health: Mapping[str, object], busy: dict[str, int]
+        self,
+        report: StepReport,
+        run: RunView,
+        health: Mapping[str, SiteHealth],
+        busy: dict[str, int],
     ) -> None:
         if run.state in (RunState.PREEMPTED, RunState.RECOVERING):
             if run.restarts >= run.max_restarts:
@@ -423,48 +428,53 @@ class Reconciler:
             if moved is None:
                 return
             run = moved
-        excluded: dict[str, str] | None = None
+        choice = None
         if run.state is RunState.PENDING:
-            excluded = self._excluded(run)
-            waiting = self._waiting(run, health, busy, excluded)
-            if run.message and run.message == waiting:
-                return  # still waiting for the same reason: no new history entry
-            if not self._available(run, health, busy, excluded):
-                self.store.set_message(run, waiting)  # no site can take it now: say why, cheaply
+            choice = self._choose(run, health, busy)
+            if choice.waits:  # no site can take it now: say why, once per reason
+                waiting = f"waiting for a site: {choice.explain()}"
+                if run.message != waiting:
+                    self.store.set_message(run, waiting)
                 return
             moved = self._move(report, run, RunState.PLACING, "placing")
             if moved is None:
                 return
             run = moved
         if run.state is RunState.PLACING:
-            self._place(report, run, health, busy, excluded)
+            self._place(report, run, choice or self._choose(run, health, busy), busy)
+
+    def _choose(
+        self, run: RunView, health: Mapping[str, SiteHealth], busy: Mapping[str, int]
+    ) -> SiteChoice:
+        """One engine call: the site for ``run`` now, and why every other site lost."""
+        state = SiteState(
+            blocked={n: f"{n} blocked after failures" for n in run.blocked_sites},
+            down={n: _down(n, h) for n, h in health.items() if not h.healthy},
+            full={
+                n: f"{n} full ({busy[n]} of {site.spec.slots} slots taken)"
+                for n, site in self.sites.items()
+                if busy.get(n, 0) >= site.spec.slots
+            },
+            spread={n: f"{n} kept off by {why}" for n, why in self._excluded(run).items()},
+        )
+        return self.placer.place(run.workload, state)
 
     def _place(
-        self,
-        report: StepReport,
-        run: RunView,
-        health: Mapping[str, object],
-        busy: dict[str, int],
-        excluded: Mapping[str, str] | None = None,  # the spread rule's, if known this round
+        self, report: StepReport, run: RunView, choice: SiteChoice, busy: dict[str, int]
     ) -> None:
-        workload = run.workload
-        declared = [n for n in self.sites if n not in run.blocked_sites]
-        ever = self.placer.place(workload, declared)
-        if ever.site is None:
-            why = ever.error or "no site fits"
-            if run.blocked_sites:
-                why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
-            self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
-            return
-        if excluded is None:
-            excluded = self._excluded(run)
-        choice = self.placer.place(workload, self._available(run, health, busy, excluded))
-        if choice.site is None:
-            waiting = self._waiting(run, health, busy, excluded)
+        if choice.waits:
+            waiting = f"waiting for a site: {choice.explain()}"
             back = self._move(report, run, RunState.PENDING, waiting)
             if back is not None:
                 self.store.set_message(back, waiting)
             return
+        if choice.site is None:
+            why = choice.explain(without=(Reason.SITE_BLOCKED,))
+            if run.blocked_sites:
+                why += f" (blocked after failures: {', '.join(run.blocked_sites)})"
+            self._move(report, run, RunState.FAILED, f"no site can run it: {why}")
+            return
+        workload = run.workload
         number = len(self.store.attempts(run.id)) + 1
         attempt_id = f"{run.id}-a{number}"
         serve = workload.serve
@@ -473,7 +483,7 @@ class Reconciler:
             run,
             RunState.LAUNCHING,
             f"placed on {choice.site} (attempt {number})",
-            attempt=(attempt_id, choice.site),
+            attempt=NewAttempt(attempt_id, number, choice.site),
             port=None if serve is None else serve.port or self._new_port(),
         )
         if moved is not None:
@@ -502,42 +512,6 @@ class Reconciler:
         holders, unplaced = group_state(run.id, siblings)
         where = {n: Where(s.spec.provider, s.spec.country) for n, s in self.sites.items()}
         return spread_exclusions(workload.spread, workload.replicas, where, holders, unplaced)
-
-    def _available(
-        self,
-        run: RunView,
-        health: Mapping[str, object],
-        busy: Mapping[str, int],
-        excluded: Mapping[str, str],
-    ) -> list[str]:
-        return [
-            n
-            for n in self.sites
-            if n not in run.blocked_sites
-            and getattr(health[n], "healthy", False)
-            and busy.get(n, 0) < self.sites[n].spec.slots
-            and n not in excluded
-        ]
-
-    def _waiting(
-        self,
-        run: RunView,
-        health: Mapping[str, object],
-        busy: Mapping[str, int],
-        excluded: Mapping[str, str],
-    ) -> str:
-        """Why no declared site can take the run right now."""
-        parts = []
-        for n in self.sites:
-            if n in run.blocked_sites:
-                parts.append(f"{n} blocked")
-            elif not getattr(health[n], "healthy", False):
-                parts.append(f"{n} down")
-            elif busy.get(n, 0) >= self.sites[n].spec.slots:
-                parts.append(f"{n} full")
-            elif n in excluded:
-                parts.append(f"{n} kept off by {excluded[n]}")
-        return "waiting for a site: " + ("; ".join(parts) or "none fits yet")
 
     def _launch(self, report: StepReport, run: RunView) -> None:
         assert run.attempt_id is not None
@@ -589,9 +563,13 @@ class Reconciler:
             result = LaunchResult(run.attempt_id, False, error=error_text(exc), retryable=True)
         if result.ok:
             report.launched += 1
-            self.store.update_attempt(run.attempt_id, "launched", result.backend_id)
+            # accepted by the backend, not seen running yet
+            update = AttemptUpdate(run.attempt_id, AttemptState.PENDING, result.backend_id)
+            self.store.update_attempt(update)
             return
-        self.store.update_attempt(run.attempt_id, "failed", None, None, result.error)
+        self.store.update_attempt(
+            AttemptUpdate(run.attempt_id, AttemptState.FAILED, reason=result.error)
+        )
         if result.retryable:
             self._move(
                 report,

@@ -29,7 +29,6 @@ same holders (each run is still launched exactly once).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,11 +42,6 @@ class Where:
 
     provider: str
     country: str | None
-
-
-def share_cap(spread: Spread, replicas: int) -> int:
-    """How many replicas one provider may hold."""
-    return max(1, math.floor(spread.max_share_per_provider * replicas + 1e-9))
 
 
 def spread_exclusions(
@@ -66,7 +60,7 @@ def spread_exclusions(
     per_provider = Counter(w.provider for w in held)
     providers = set(per_provider)
     countries = {w.country for w in held if w.country is not None}
-    cap = share_cap(spread, replicas)
+    cap = spread.provider_cap(replicas)
     need_provider = 0 < spread.min_providers - len(providers) >= unplaced
     need_country = 0 < spread.min_countries - len(countries) >= unplaced
     used = ", ".join(sorted(providers))
@@ -107,7 +101,7 @@ def spread_problems(spread: Spread, replicas: int, fitting: Collection[Where]) -
             f"this workload may use are in {len(countries)} "
             f"({', '.join(sorted(countries)) or 'none known'})"
         )
-    cap = share_cap(spread, replicas)
+    cap = spread.provider_cap(replicas)
     if len(providers) * cap < replicas:
         problems.append(
             f"spread.max_share_per_provider: at most {cap} of {replicas} replicas per provider, "

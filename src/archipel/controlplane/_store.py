@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from archipel.backends import AttemptState
 from archipel.controlplane._models import AttemptRow, EventRow, RunRow, TokenRow
 from archipel.core import InputError, RunState, Workload, check_transition
 
@@ -53,8 +54,26 @@ log = logging.getLogger("archipel.store")
 #: a tenant's name: a slug that fits the tenant columns (100 characters)
 TENANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
-#: one observation to record: (attempt id, state, backend id, exit code, reason, host)
-AttemptUpdate = tuple[str, str, str | None, int | None, str | None, str | None]
+
+@dataclass(frozen=True, slots=True)
+class AttemptUpdate:
+    """One observation of an attempt to record; ``None`` keeps what was recorded."""
+
+    attempt_id: str
+    state: AttemptState
+    backend_id: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """An attempt to record with a run's launch: its id, its number (1, 2, ...) and site."""
+
+    id: str
+    number: int
+    site: str
 
 
 def _now() -> datetime:
@@ -106,7 +125,7 @@ class AttemptView:
     number: int
     site: str
     backend_id: str | None
-    state: str
+    state: AttemptState
     exit_code: int | None
     reason: str | None
     created_at: datetime
@@ -147,14 +166,19 @@ def _run(row: RunRow) -> RunView:
     )
 
 
+#: attempt states recorded by earlier versions, read as today's
+_LEGACY_ATTEMPT_STATES = {"launched": AttemptState.PENDING}
+
+
 def _attempt(row: AttemptRow) -> AttemptView:
+    state = _LEGACY_ATTEMPT_STATES.get(row.state) or AttemptState(row.state)
     return AttemptView(
         row.id,
         row.run_id,
         row.number,
         row.site,
         row.backend_id,
-        row.state,
+        state,
         row.exit_code,
         row.reason,
         row.created_at,
@@ -407,7 +431,7 @@ class Store:
         target: RunState,
         detail: str | None = None,
         *,
-        attempt: tuple[str, str] | None = None,  # (attempt id, site) to record with LAUNCHING
+        attempt: NewAttempt | None = None,  # the attempt to record with LAUNCHING
         port: int | None = None,  # the port a service's attempt listens on, recorded with it
         **fields: Any,
     ) -> RunView | None:
@@ -427,7 +451,7 @@ class Store:
         for key, value in fields.items():
             values[key] = json.dumps(list(value)) if key == "blocked_sites" else value
         if attempt is not None:
-            values["attempt_id"], values["site"] = attempt
+            values["attempt_id"], values["site"] = attempt.id, attempt.site
         with self._session.begin() as s:
             result = s.execute(
                 update(RunRow)
@@ -437,15 +461,14 @@ class Store:
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return None
             if attempt is not None:
-                number = int(attempt[0].rsplit("-a", 1)[1])
                 s.add(
                     AttemptRow(
-                        id=attempt[0],
+                        id=attempt.id,
                         run_id=run.id,
-                        number=number,
-                        site=attempt[1],
+                        number=attempt.number,
+                        site=attempt.site,
                         backend_id=None,
-                        state="launching",
+                        state=AttemptState.LAUNCHING.value,
                         exit_code=None,
                         reason=None,
                         created_at=now,
@@ -487,23 +510,18 @@ class Store:
 
     def update_attempt(
         self,
-        attempt_id: str,
-        state: str,
-        backend_id: str | None = None,
-        exit_code: int | None = None,
-        reason: str | None = None,
-        host: str | None = None,
+        update: AttemptUpdate,
     ) -> None:
         """Record what is known of an attempt; ``None`` keeps what was recorded."""
         with self._session.begin() as s:
-            row = s.get(AttemptRow, attempt_id)
+            row = s.get(AttemptRow, update.attempt_id)
             if row is None:
                 return
-            row.state = state
-            row.backend_id = backend_id or row.backend_id
-            row.exit_code = exit_code if exit_code is not None else row.exit_code
-            row.reason = reason or row.reason
-            row.host = host or row.host
+            row.state = update.state.value
+            row.backend_id = update.backend_id or row.backend_id
+            row.exit_code = update.exit_code if update.exit_code is not None else row.exit_code
+            row.reason = update.reason or row.reason
+            row.host = update.host or row.host
             row.updated_at = _now()
 
     def update_attempts(self, updates: Sequence[AttemptUpdate]) -> None:
@@ -525,14 +543,14 @@ class Store:
                 ),
                 [
                     {
-                        "b_id": a,
-                        "b_state": s,
-                        "b_backend": b,
-                        "b_code": e,
-                        "b_reason": r,
-                        "b_host": h,
+                        "b_id": u.attempt_id,
+                        "b_state": u.state.value,
+                        "b_backend": u.backend_id,
+                        "b_code": u.exit_code,
+                        "b_reason": u.reason,
+                        "b_host": u.host,
                     }
-                    for a, s, b, e, r, h in updates
+                    for u in updates
                 ],
             )
 

@@ -32,11 +32,20 @@ class Reason(StrEnum):
     OVER_BUDGET = "over_budget"
     NOT_ENTITLED = "not_entitled"  # a published service whose owner may not serve this tenant
     QUOTA = "quota"  # a tenant's quota on the control plane (runs, replicas, GPUs)
+    SITE_BLOCKED = "site_blocked"  # a run's attempt failed there: the run tries elsewhere
+    SITE_DOWN = "site_down"  # the site's health check fails now
+    SITE_FULL = "site_full"  # every slot of the site is taken now
+    SPREAD = "spread"  # a service's spread rule keeps this replica off the site now
 
     @property
     def unresolvable(self) -> bool:
         """True for policy reasons: relaxing the request cannot lift them."""
         return self in _UNRESOLVABLE
+
+    @property
+    def transient(self) -> bool:
+        """True for the state of a site now: waiting may lift it."""
+        return self in _TRANSIENT
 
     @property
     def label(self) -> str:
@@ -56,6 +65,8 @@ _UNRESOLVABLE = frozenset(
     }
 )
 
+_TRANSIENT = frozenset({Reason.SITE_DOWN, Reason.SITE_FULL, Reason.SPREAD})
+
 _LABELS = {
     Reason.HARDWARE: "hardware does not match",
     Reason.NOT_SOLD: "not sold in this market",
@@ -72,6 +83,10 @@ _LABELS = {
     Reason.OVER_BUDGET: "above max price per hour",
     Reason.NOT_ENTITLED: "owner not entitled to this tenant",
     Reason.QUOTA: "above the tenant's quota",
+    Reason.SITE_BLOCKED: "blocked after failures",
+    Reason.SITE_DOWN: "site down",
+    Reason.SITE_FULL: "site full",
+    Reason.SPREAD: "kept off by the spread rule",
 }
 
 

@@ -6,6 +6,7 @@ problem is reported with the field's path and what to write instead.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -135,6 +136,16 @@ class Spread(_Model):
     min_providers: Annotated[int, Field(ge=1, le=100)] = 1
     min_countries: Annotated[int, Field(ge=1, le=100)] = 1
     max_share_per_provider: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1.0
+
+    def provider_cap(self, replicas: int) -> int:
+        """How many of ``replicas`` one provider may hold: ``floor(share * replicas)``.
+
+        At least one (a share too small for a whole replica still lets a
+        provider hold one) and at most ``replicas``. The one definition the
+        fleet planners and the control plane use.
+        """
+        whole = math.floor(self.max_share_per_provider * replicas + 1e-9)
+        return min(replicas, max(1, whole))
 
 
 #: one argument or environment value: 32,000 characters are at most 128 KiB of UTF-8,

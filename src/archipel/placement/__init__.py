@@ -5,6 +5,7 @@ inputs give the same plan. See ``docs/placement.md`` for the phases.
 """
 
 from archipel.placement._engine import (
+    OfferRejection,
     OfferVerdict,
     Placement,
     Plan,
@@ -34,11 +35,13 @@ from archipel.placement._fleet_model import (
     ProviderAccount,
     SolverReport,
     Violation,
+    ViolationFamily,
     account,
     candidates,
     commitment_dues,
 )
 from archipel.placement._request import PlacementRequest
+from archipel.placement._sites import SiteStateFilter, site_filters
 
 __all__ = [
     "Account",
@@ -53,6 +56,7 @@ __all__ = [
     "FleetPlan",
     "HardwareFilter",
     "MarketFilter",
+    "OfferRejection",
     "OfferVerdict",
     "Option",
     "Placement",
@@ -64,12 +68,15 @@ __all__ = [
     "ProviderAccount",
     "ProviderFilter",
     "RejectionCount",
+    "SiteStateFilter",
     "SolverReport",
     "Violation",
+    "ViolationFamily",
     "account",
     "candidates",
     "check",
     "commitment_dues",
     "greedy",
     "plan_fleet",
+    "site_filters",
 ]

@@ -81,14 +81,27 @@ class PlanTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class OfferRejection:
+    """Why one offer lost: the first filter that turned it down."""
+
+    offer: Offer
+    rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """The answer to a request: ranked placements and why everything else lost."""
+    """The answer to a request: ranked placements and why everything else lost.
+
+    ``itemised`` holds one :class:`OfferRejection` per rejected offer, in
+    offer-table order, when the plan was asked for it (small tables: sites).
+    """
 
     request: PlacementRequest
     placements: tuple[Placement, ...]
     rejections: tuple[RejectionCount, ...]
     trace: PlanTrace
     comparison_currency: str
+    itemised: tuple[OfferRejection, ...] = ()
 
     @property
     def feasible(self) -> bool:
@@ -166,26 +179,31 @@ class Planner:
 
     # -- public API ---------------------------------------------------------
 
-    def plan(self, request: PlacementRequest, top: int = 5) -> Plan:
-        """Rank feasible placements (at most ``top``, one per provider/region/instance/market)."""
+    def plan(
+        self,
+        request: PlacementRequest,
+        top: int = 5,
+        *,
+        extra: Sequence[FilterPlugin] = (),
+        itemise: bool = False,
+    ) -> Plan:
+        """Rank feasible placements (at most ``top``, one per provider/region/instance/market).
+
+        ``extra`` filters run after the planner's own, for this plan only (the
+        state of sites now); ``itemise`` also says why each rejected offer lost.
+        """
         started = time.perf_counter()
         request = request.resolved(self.snapshot)
         ctx = self._context(request)
         offers = self.snapshot.offers
         total = len(offers)
         rows = self._candidate_rows(request)
-        counts: dict[str, int] = {}
-        rejections: list[RejectionCount] = []
         outside = total - len(rows)
-        for plugin in self.filters:
-            if len(rows) == 0:
-                break
-            result = plugin.filter(ctx, rows)
-            rejected = rows[~result.keep]
-            if len(rejected):
-                counts[plugin.name] = counts.get(plugin.name, 0) + len(rejected)
-                rejections += _summarise(ctx, plugin, result, rejected)
-            rows = rows[result.keep]
+        tally = _Tally(itemise)
+        rows = tally.run(ctx, rows, (*self.filters, *extra))
+        counts, rejections, itemised = tally.counts, tally.rejections, tally.itemised
+        if outside and itemise:
+            itemised.update(self._outside_itemised(ctx))
         if outside:  # offers of other models: counted last, so a same-model example wins
             hardware = self.filters[0]
             example_row = self._outside_example(request)
@@ -207,7 +225,22 @@ class Planner:
             feasible_placements=len({self._placement_key(ctx, int(r)) for r in rows}),
         )
         merged = _merge(rejections)
-        return Plan(request, tuple(placements), merged, trace, self.snapshot.comparison_currency)
+        return Plan(
+            request,
+            tuple(placements),
+            merged,
+            trace,
+            self.snapshot.comparison_currency,
+            tuple(OfferRejection(offers.offer(r), itemised[r]) for r in sorted(itemised)),
+        )
+
+    def _outside_itemised(self, ctx: FilterContext) -> dict[int, Rejection]:
+        """Every offer of another accelerator model, with the hardware filter's rejection."""
+        inside = np.zeros(len(self.snapshot.offers), dtype=np.bool_)
+        inside[self._candidate_rows(ctx.request)] = True
+        rows = np.nonzero(~inside)[0].astype(np.int64)
+        result = self.filters[0].filter(ctx, rows)
+        return {int(r): result.why(ctx, int(r)) for r in rows[~result.keep]}
 
     def _outside_example(self, request: PlacementRequest) -> int:
         """A row of another accelerator model (the first one that is not requested)."""
@@ -362,6 +395,31 @@ class Planner:
             if len(rows) == 0:
                 break
             rows = rows[plugin.filter(ctx, rows).keep]
+        return rows
+
+
+class _Tally:
+    """Runs filters in order over candidate rows, counting what each one rejected."""
+
+    def __init__(self, itemise: bool) -> None:
+        self.itemise = itemise
+        self.counts: dict[str, int] = {}
+        self.rejections: list[RejectionCount] = []
+        self.itemised: dict[int, Rejection] = {}  # row -> its first rejection (if itemised)
+
+    def run(self, ctx: FilterContext, rows: IntArray, plugins: Sequence[FilterPlugin]) -> IntArray:
+        """The rows every plugin keeps."""
+        for plugin in plugins:
+            if len(rows) == 0:
+                break
+            result = plugin.filter(ctx, rows)
+            rejected = rows[~result.keep]
+            if len(rejected):
+                self.counts[plugin.name] = self.counts.get(plugin.name, 0) + len(rejected)
+                self.rejections += _summarise(ctx, plugin, result, rejected)
+                if self.itemise:
+                    self.itemised.update((int(r), result.why(ctx, int(r))) for r in rejected)
+            rows = rows[result.keep]
         return rows
 
 

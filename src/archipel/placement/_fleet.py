@@ -7,7 +7,6 @@ which is how the greedy baseline's violations are shown.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +22,7 @@ from archipel.placement._fleet_model import (
     Option,
     SolverReport,
     Violation,
+    ViolationFamily,
     account,
     candidates,
     check_names,
@@ -51,7 +51,7 @@ def plan_fleet(
         report = SolverReport(solver, "infeasible", None, None, None, 0, 0, 0, 0.0)
         diagnosis = tuple(
             Violation(
-                "unplaced",
+                ViolationFamily.UNPLACED,
                 c.workload.name,
                 Decimal(c.units),
                 f"{c.workload.name}: no offer satisfies its hardware, data class "
@@ -128,11 +128,7 @@ def greedy(
     for wi in order:
         c = cands[wi]
         rule = spec.spread_of(c.workload)
-        cap = (
-            c.units
-            if c.units == 1
-            else min(c.units, math.floor(rule.max_share_per_provider * c.units + 1e-9))
-        )
+        cap = rule.provider_cap(c.units)
         per_provider: dict[str, int] = defaultdict(int)
         for _ in range(c.units):
             used = {p for p, n in per_provider.items() if n}
@@ -147,7 +143,7 @@ def greedy(
             if choice is None:
                 unplaced.append(
                     Violation(
-                        "unplaced",
+                        ViolationFamily.UNPLACED,
                         c.workload.name,
                         Decimal(1),
                         f"{c.workload.name}: greedy found no pool with capacity left for one unit",
@@ -199,7 +195,7 @@ def check(
         if used > cap:
             out.append(
                 Violation(
-                    "capacity",
+                    ViolationFamily.CAPACITY,
                     name,
                     Decimal(used - cap),
                     f"{name}: {used} GPUs placed, capacity {cap}",
@@ -217,11 +213,11 @@ def check(
         for a in mine:
             counts[a.option.provider] += a.units
         countries = {a.option.country for a in mine if a.option.country}
-        cap = math.floor(rule.max_share_per_provider * c.units + 1e-9)
+        cap = rule.provider_cap(c.units)
         if len(counts) < rule.min_providers:
             out.append(
                 Violation(
-                    "spread",
+                    ViolationFamily.SPREAD,
                     f"{c.workload.name}: providers",
                     Decimal(rule.min_providers - len(counts)),
                     f"{c.workload.name}: replicas on {len(counts)} providers, "
@@ -231,7 +227,7 @@ def check(
         if rule.min_countries > 1 and len(countries) < rule.min_countries:
             out.append(
                 Violation(
-                    "spread",
+                    ViolationFamily.SPREAD,
                     f"{c.workload.name}: countries",
                     Decimal(rule.min_countries - len(countries)),
                     f"{c.workload.name}: replicas in {len(countries)} countries, "
@@ -242,7 +238,7 @@ def check(
             if n > cap:
                 out.append(
                     Violation(
-                        "spread",
+                        ViolationFamily.SPREAD,
                         f"{c.workload.name}: {p}",
                         Decimal(n - cap),
                         f"{c.workload.name}: {n} of {c.units} replicas at {p}, "
@@ -259,7 +255,7 @@ def check(
             if share > limit + Decimal("1e-9"):
                 out.append(
                     Violation(
-                        "concentration",
+                        ViolationFamily.CONCENTRATION,
                         p,
                         share - limit,
                         f"{p} holds {share:.1%} of the fleet's {conc.measure}, "

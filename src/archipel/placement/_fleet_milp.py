@@ -48,6 +48,7 @@ from archipel.placement._fleet_model import (
     Option,
     SolverReport,
     Violation,
+    ViolationFamily,
     account,
 )
 
@@ -215,7 +216,7 @@ class _Rows:
     """Which rows and slack columns mean what, to read a solution back."""
 
     y: dict[tuple[int, int], int] = field(default_factory=dict)  # (workload, option) -> col
-    slacks: list[tuple[int, str, str, str]] = field(
+    slacks: list[tuple[int, ViolationFamily, str, str]] = field(
         default_factory=list
     )  # col, family, subject, unit
     groups: dict[str, tuple[int, list[tuple[int, int]]]] = field(default_factory=dict)  # capacity
@@ -256,7 +257,7 @@ def build(
     )
     penalty = 10.0 * worst + 1e6  # any slack costs more than any placement
 
-    def slack(family: str, subject: str, unit: str, weight: float = 1.0) -> int:
+    def slack(family: ViolationFamily, subject: str, unit: str, weight: float = 1.0) -> int:
         col = b.var(penalty * weight, 0.0, math.inf, False)
         rows.slacks.append((col, family, subject, unit))
         return col
@@ -274,7 +275,7 @@ def build(
         rows.groups[name] = (cap, [(wi, oi) for wi, oi, _ in members])
         coeffs = {rows.y[(wi, oi)]: float(o.gpus) for wi, oi, o in members}
         if relax:
-            coeffs[slack("capacity", name, "GPUs")] = -1.0
+            coeffs[slack(ViolationFamily.CAPACITY, name, "GPUs")] = -1.0
         b.row(coeffs, -math.inf, float(cap))
     # Per-provider totals are variables of their own, so each y appears in one
     # row per measure instead of one row per provider (the rows stay sparse).
@@ -299,7 +300,7 @@ def build(
                 continue
             coeffs = {measure[provider]: 1.0, total: -share}
             if relax:
-                coeffs[slack("concentration", provider, conc.measure, 1e-3)] = -1.0
+                coeffs[slack(ViolationFamily.CONCENTRATION, provider, conc.measure, 1e-3)] = -1.0
             b.row(coeffs, -math.inf, 0.0)
     for provider in sorted(dues):
         shortfall = b.var(1.0, 0.0, math.inf, False)
@@ -332,7 +333,7 @@ def _spread(
     b: _Builder, rows: _Rows, spec: FleetSpec, c: Candidates, wi: int, slack: object
 ) -> None:
     rule = spec.spread_of(c.workload)
-    cap = min(c.units, math.floor(rule.max_share_per_provider * c.units + 1e-9))
+    cap = rule.provider_cap(c.units)
     per_provider: dict[str, list[int]] = defaultdict(list)
     per_country: dict[str, list[int]] = defaultdict(list)
     for oi, o in enumerate(c.options):
@@ -348,14 +349,16 @@ def _spread(
             coeffs = {col: 1.0 for col in per_provider[provider]}
             coeffs[z] = -float(cap)
             if callable(slack):
-                coeffs[slack("spread", f"{name}: share at {provider}", "replicas")] = -1.0
+                coeffs[
+                    slack(ViolationFamily.SPREAD, f"{name}: share at {provider}", "replicas")
+                ] = -1.0
             b.row(coeffs, -math.inf, 0.0)  # units at p only if p is counted (and then <= cap)
             used = {col: -1.0 for col in per_provider[provider]}
             used[z] = 1.0
             b.row(used, -math.inf, 0.0)  # p counts towards min_providers only if it has a unit
         coeffs = {z: 1.0 for z in z_cols}
         if callable(slack):
-            coeffs[slack("spread", f"{name}: providers", "providers")] = 1.0
+            coeffs[slack(ViolationFamily.SPREAD, f"{name}: providers", "providers")] = 1.0
         b.row(coeffs, float(rule.min_providers), math.inf)
     if rule.min_countries > 1:
         v_cols = []
@@ -372,7 +375,7 @@ def _spread(
             b.row(used, -math.inf, 0.0)
         coeffs = {v: 1.0 for v in v_cols}
         if callable(slack):
-            coeffs[slack("spread", f"{name}: countries", "countries")] = 1.0
+            coeffs[slack(ViolationFamily.SPREAD, f"{name}: countries", "countries")] = 1.0
         b.row(coeffs, float(rule.min_countries), math.inf)
     for col, *_ in rows.slacks[first_slack:]:
         rows.owner[col] = wi
@@ -532,7 +535,7 @@ def _gap(value: float) -> float | None:
 
 def _spread_text(spec: FleetSpec, c: Candidates) -> str:
     rule = spec.spread_of(c.workload)
-    cap = min(c.units, math.floor(rule.max_share_per_provider * c.units + 1e-9))
+    cap = rule.provider_cap(c.units)
     text = f"spread wants at least {rule.min_providers} providers, at most {cap} replicas each"
     if rule.min_countries > 1:
         text += f", in at least {rule.min_countries} countries"
@@ -557,7 +560,7 @@ def _diagnose(
     if h.getInfo().primal_solution_status != 2:
         return (
             Violation(
-                "unknown",
+                ViolationFamily.UNKNOWN,
                 "fleet",
                 Decimal(0),
                 "the relaxed model found no solution either within the time limit",
@@ -571,7 +574,7 @@ def _diagnose(
         if excess <= 1e-6:
             continue
         amount = Decimal(repr(round(excess, 4))).normalize()
-        if family == "capacity":
+        if family is ViolationFamily.CAPACITY:
             limit, members = rows.groups[subject]
             users = sorted({cands[wi].workload.name for wi, oi in members if y[(wi, oi)]})
             classes = sorted({cands[wi].workload.data.class_ for wi, oi in members if y[(wi, oi)]})
@@ -586,7 +589,7 @@ def _diagnose(
                     f"{', '.join(users[:8])}{' ...' if len(users) > 8 else ''}",
                 )
             )
-        elif family == "spread":
+        elif family is ViolationFamily.SPREAD:
             c = cands[rows.owner[col]]
             rule_text = _spread_text(spec, c)
             eligible = sorted({o.provider for o in c.options})
@@ -615,7 +618,7 @@ def _diagnose(
     if not found:
         found.append(
             Violation(
-                "unknown",
+                ViolationFamily.UNKNOWN,
                 "fleet",
                 Decimal(0),
                 "infeasible, but no single family of rules explains it",

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from enum import StrEnum
 
 from archipel.core import CatalogSnapshot, FleetSpec, Workload
 from archipel.placement._engine import Placement, Planner, RejectionCount
@@ -232,11 +233,21 @@ def account(assignments: Sequence[Assignment], dues: Mapping[str, Decimal]) -> A
     return Account(tuple(rows), total_usage, shortfall_total)
 
 
+class ViolationFamily(StrEnum):
+    """Which kind of fleet rule a :class:`Violation` is about (stable JSON values)."""
+
+    CAPACITY = "capacity"  # a pool's GPU capacity
+    CONCENTRATION = "concentration"  # a provider's share of the fleet
+    SPREAD = "spread"  # a service's replicas over providers and countries
+    UNPLACED = "unplaced"  # a workload with no feasible option
+    UNKNOWN = "unknown"  # the solver could not say which rule
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     """A fleet rule that a plan breaks (greedy) or that cannot hold (diagnosis)."""
 
-    family: str  # capacity | concentration | spread | unplaced
+    family: ViolationFamily
     subject: str
     excess: Decimal  # how far over, in the rule's unit
     message: str

@@ -77,7 +77,7 @@ from archipel.controlplane._placement import SitePlacer
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import AttemptUpdate, RunView, Store
-from archipel.core import RunState, parse_accelerator_spec
+from archipel.core import RunSpec, RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
 _T = TypeVar("_T")
@@ -160,6 +160,7 @@ class Reconciler:
         *,
         pick_port: Callable[[], int] = free_port,
         max_runs_per_round: int = MAX_RUNS_PER_ROUND,
+        workdirs: Path | None = None,
     ) -> None:
         if max_runs_per_round < 1:
             raise ValueError(f"max_runs_per_round must be at least 1, not {max_runs_per_round}")
@@ -167,6 +168,8 @@ class Reconciler:
         self.sites = dict(sites)
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
+        # uploaded workdir archives, <tenant>/<sha256>.tar.gz (default: beside the checkpoints)
+        self.workdirs = Path(workdirs) if workdirs else self.checkpoint_root.parent / "workdirs"
         self.pick_port = pick_port
         self.max_runs_per_round = max_runs_per_round
         # what one slot holds, per site: (slots, GPUs), for the tenants' dominant shares
@@ -581,6 +584,7 @@ class Reconciler:
             gpus,
             workload.resources.nodes,
             writable=(str(checkpoint),),
+            files=None if spec.workdir_sha256 is None else str(self.workdir(run.tenant, spec)),
         )
         try:
             result = site.backend.launch(request)
@@ -604,6 +608,10 @@ class Reconciler:
             self._move(
                 report, run, RunState.FAILED, f"launch on {site.name} failed: {result.error}"
             )
+
+    def workdir(self, tenant: str, spec: RunSpec) -> Path:
+        """Where the tenant's uploaded workdir archive of ``spec`` is kept."""
+        return self.workdirs / tenant / f"{spec.workdir_sha256}.tar.gz"
 
     def _port_env(self, attempt_id: str) -> dict[str, str]:
         """``ARCHIPEL_PORT`` and ``PORT`` for a service: the port recorded with its attempt."""

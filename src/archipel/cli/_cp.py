@@ -393,8 +393,14 @@ def pack_workdir(folder: Path, limit: int = MAX_WORKDIR_BYTES) -> bytes:
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
-                with path.open("rb") as fh:
-                    tar.addfile(info, fh)
+                try:
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
+                except OSError as exc:
+                    raise InputError(
+                        f"run.workdir: cannot read {path} ({exc.strerror or exc}); set "
+                        "run.workdir to a folder with only the code the command needs"
+                    ) from None
     return raw.getvalue()
 
 

@@ -103,6 +103,9 @@ class SitePlacer:
         """The cheapest site among ``among`` that fits the workload and its data class."""
         if not among:
             return SiteChoice(None, None, "no site is available")
+        missing = unoffered(workload, [self.sites[n] for n in among])
+        if missing is not None:
+            return SiteChoice(None, None, missing)
         planner = self._planner(among)
         request = PlacementRequest.from_workload(workload)
         try:
@@ -112,3 +115,18 @@ class SitePlacer:
         if not plan.placements:
             return SiteChoice(None, plan, "; ".join(r.example for r in plan.rejections))
         return SiteChoice(plan.placements[0].offer.instance_type, plan)
+
+
+def unoffered(workload: Workload, sites: Sequence[SiteSpec]) -> str | None:
+    """When none of ``sites`` offers any accelerator model the workload asks for: what
+    they do offer (``no site offers H100; the sites offer: cpu:1 (paris, frankfurt)``)."""
+    wanted = [canonical_accelerator(a.model).lower() for a in workload.resources.accelerators]
+    offers: dict[str, list[str]] = {}
+    for site in sites:
+        offered = parse_accelerator_spec(site.accelerators).model
+        if canonical_accelerator(offered).lower() in wanted:
+            return None
+        offers.setdefault(site.accelerators, []).append(site.name)
+    asked = " or ".join(dict.fromkeys(a.model for a in workload.resources.accelerators))
+    listed = "; ".join(f"{spec} ({', '.join(names)})" for spec, names in offers.items())
+    return f"no site offers {asked}; the sites offer: {listed}"

@@ -370,7 +370,8 @@ class Reconciler:
                         f"site {run.site} went down ({why}); cancelling the attempt there "
                         f"raised {error_text(exc)}, so it may still be running there"
                     )
-                self._move(report, run, RunState.RECOVERING, detail, block=run.site)
+                if self._move(report, run, RunState.RECOVERING, detail, block=run.site):
+                    self._ended(run.attempt_id, "cancelled", detail)
             elif state is AttemptState.RUNNING and run.state is RunState.LAUNCHING:
                 self._move(
                     report, run, RunState.RUNNING, f"running on {run.site} ({obs.backend_id})"
@@ -388,13 +389,9 @@ class Reconciler:
         elif state is AttemptState.UNKNOWN and run.state is RunState.LAUNCHING:
             self._launch(report, run)  # recorded but maybe never launched: launch is idempotent
         elif state is AttemptState.UNKNOWN:
-            self._move(
-                report,
-                run,
-                RunState.PREEMPTED,
-                f"site {run.site} no longer knows attempt {run.attempt_id}",
-                block=run.site,
-            )
+            detail = f"site {run.site} no longer knows attempt {run.attempt_id}"
+            if self._move(report, run, RunState.PREEMPTED, detail, block=run.site):
+                self._ended(run.attempt_id, "preempted", detail)
 
     # -- act ---------------------------------------------------------------------
 
@@ -613,6 +610,12 @@ class Reconciler:
         """Where the tenant's uploaded workdir archive of ``spec`` is kept."""
         return self.workdirs / tenant / f"{spec.workdir_sha256}.tar.gz"
 
+    def _ended(self, attempt_id: str, state: str, reason: str) -> None:
+        """Record that an attempt the run left behind has ended (it is observed no more)."""
+        self._observed = [u for u in self._observed if u[0] != attempt_id]
+        self._known.pop(attempt_id, None)
+        self.store.update_attempt(attempt_id, state, reason=reason)
+
     def _port_env(self, attempt_id: str) -> dict[str, str]:
         """``ARCHIPEL_PORT`` and ``PORT`` for a service: the port recorded with its attempt."""
         attempt = self.store.attempt(attempt_id)
@@ -633,6 +636,7 @@ class Reconciler:
     ) -> RunView | None:
         if block is not None and block not in run.blocked_sites:
             fields["blocked_sites"] = (*run.blocked_sites, block)
+        fields.setdefault("message", detail)  # a run's message is what last happened to it
         moved = self.store.transition(run, target, detail, **fields)  # type: ignore[arg-type]
         if moved is None:
             report.conflicts += 1
@@ -648,13 +652,19 @@ class Reconciler:
         if run.state.terminal:
             return run
         detail = "cancelled by the user"
+        stopped = False
         if run.state.active and run.attempt_id and run.site in self.sites:
             try:
                 self.sites[run.site].backend.cancel(run.attempt_id)
+                stopped = True
             except Exception as exc:  # the user's decision stands; say what is left behind
                 log.exception("run %s: cancelling attempt %s raised", run.id, run.attempt_id)
                 detail += (
                     f"; cancelling attempt {run.attempt_id} on {run.site} raised "
                     f"{error_text(exc)}, so it may still be running there"
                 )
-        return self._move(StepReport(), run, RunState.CANCELLED, detail)
+        moved = self._move(StepReport(), run, RunState.CANCELLED, detail)
+        if moved is not None and stopped and run.attempt_id is not None:
+            # a finished run's attempt is observed no more: record its end now
+            self.store.update_attempt(run.attempt_id, "cancelled", reason="cancelled by the user")
+        return moved

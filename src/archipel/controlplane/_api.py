@@ -1,7 +1,7 @@
 """The control plane's HTTP API (FastAPI; OpenAPI at ``/openapi.json``).
 
-Every call but ``/healthz`` and the API's description (``/openapi.json``,
-``/docs``) needs ``Authorization: Bearer <token>``, checked before the body is
+Every call but ``/healthz`` and the API's description (``/openapi.json``)
+needs ``Authorization: Bearer <token>``, checked before the body is
 read (see :mod:`archipel.controlplane._http` for the limits on a request). A
 token belongs to one tenant and has a role: ``viewer`` reads, ``submitter``
 also submits and cancels, ``admin`` also lists sites. A tenant only ever sees
@@ -253,6 +253,8 @@ def archive_problem(body: bytes, max_unpacked: int) -> str | None:
         with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
             for member in tar:
                 try:
+                    if member.name.startswith("/"):
+                        raise tarfile.AbsolutePathError(member)
                     tarfile.data_filter(member, "/w")
                 except tarfile.FilterError as exc:
                     return f"the archive holds {member.name!r}, which is refused: {exc}"
@@ -307,8 +309,12 @@ def create_app(
         title="Archipel control plane",
         version="1",
         description="Submit workloads, watch them run, read their logs, cancel them.",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are blank
+        # offline: the API is described by /openapi.json alone
+        docs_url=None,
+        redoc_url=None,
     )
-    public = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    public = {"/healthz", "/openapi.json"}
     # the token is checked there, from the headers alone (async: on the event loop;
     # verified tokens are cached by the store, so this rarely touches the database)
     app.add_middleware(

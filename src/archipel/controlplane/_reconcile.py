@@ -404,7 +404,8 @@ class Reconciler:
                     report,
                     run,
                     RunState.FAILED,
-                    f"restart budget spent ({run.restarts} of {run.max_restarts})",
+                    f"restart budget spent ({run.restarts} of {run.max_restarts})"
+                    + (f"; last: {run.message}" if run.message else ""),
                 )
                 return
             if run.state is RunState.PREEMPTED:

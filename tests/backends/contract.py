@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -193,3 +194,28 @@ def fake_harness() -> FakeHarness:
     from archipel.backends import FakeBackend
 
     return FakeHarness(FakeBackend())
+
+
+def workdir_archive(folder: Path, files: dict[str, str]) -> Path:
+    """A .tar.gz of ``files`` (name -> text), as ``archipel run`` ships a workdir."""
+    import io
+    import tarfile
+
+    archive = folder / "workdir.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def check_the_workdir_is_where_the_command_starts(harness: ShellHarness, folder: Path) -> None:
+    """A command that names its files relative to the workdir finds them."""
+    a = new_id()
+    archive = workdir_archive(folder, {"train.py": "steps\n", "pkg/data.txt": "data\n"})
+    request = LaunchRequest(a, ["/bin/sh", "-c", "cat train.py pkg/data.txt"], files=str(archive))
+    assert harness.backend.launch(request).ok
+    assert wait_for(harness, a, {AttemptState.SUCCEEDED}).state is AttemptState.SUCCEEDED
+    assert harness.backend.logs(a).data.decode() == "steps\ndata\n"

@@ -12,7 +12,13 @@ import pytest
 from archipel.backends import AttemptState, LaunchRequest, LocalBackend
 from archipel.core import InputError
 
-from .contract import BackendContract, ShellHarness, new_id, wait_for
+from .contract import (
+    BackendContract,
+    ShellHarness,
+    check_the_workdir_is_where_the_command_starts,
+    new_id,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -168,3 +174,7 @@ def test_an_attempt_run_as_a_user_writes_its_checkpoint_and_the_server_still_con
     restarted.cancel(a)
     assert wait_for(harness, a, {AttemptState.CANCELLED}).state is AttemptState.CANCELLED
     assert b"home=/nonexistent\n" in restarted.logs(a).data  # the run user's, not root's
+
+
+def test_the_workdir_is_where_the_command_starts(harness: ShellHarness, tmp_path: Path) -> None:
+    check_the_workdir_is_where_the_command_starts(harness, tmp_path)

@@ -24,7 +24,13 @@ import pytest
 from archipel.backends import AttemptState, LaunchRequest, SlurmBackend
 from archipel.backends._slurm import _first_host, _parse_wait_status
 
-from .contract import BackendContract, ShellHarness, new_id, wait_for
+from .contract import (
+    BackendContract,
+    ShellHarness,
+    check_the_workdir_is_where_the_command_starts,
+    new_id,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 # Bounds what a test that fails half-way leaves running (ShellHarness sleeps 600 s).
@@ -290,3 +296,7 @@ def test_exit_statuses_are_decoded(text: str, expected: tuple[int | None, int | 
 )
 def test_the_first_node_of_a_node_list_is_the_host(nodelist: str, host: str | None) -> None:
     assert _first_host(nodelist) == host
+
+
+def test_the_workdir_is_where_the_job_starts(harness: ShellHarness, tmp_path: Path) -> None:
+    check_the_workdir_is_where_the_command_starts(harness, tmp_path)

@@ -244,12 +244,13 @@ def test_a_killed_server_adopts_its_runs_and_launches_nothing_twice(
 
 def test_the_cli_submits_follows_lists_shows_and_cancels(server: Server) -> None:
     cli = server.cli
-    spec_file = server.home / "job.yaml"
+    spec_file = server.home.parent / "job" / "job.yaml"  # its folder is the run's workdir
+    spec_file.parent.mkdir()
     spec_file.write_text(json.dumps(spec(200)))  # JSON is YAML
-    submitted = cli("run", str(spec_file))
+    submitted = cli("run", str(spec_file), "--no-wait")
     assert submitted.returncode == 0, submitted.stderr
     run_id = submitted.stdout.split()[0]
-    assert "placed on paris" in submitted.stdout and "running" in submitted.stdout
+    wait_until(lambda: cli("status", run_id).stdout.split()[2] == "running", 20, "running")
     assert run_id in cli("ps").stdout
     assert run_id in [r["id"] for r in json.loads(cli("ps", "--json").stdout)]
     assert json.loads(cli("status", run_id, "--json").stdout)["id"] == run_id

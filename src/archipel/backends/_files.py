@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import re
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,3 +42,27 @@ def read_log(path: Path, offset: int, limit: int = 1 << 20) -> LogChunk:
     except FileNotFoundError:
         data = b""
     return LogChunk(data, offset + len(data))
+
+
+def _inside(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """``tarfile``'s ``data`` filter, which also refuses an absolute name (not strip it)."""
+    if member.name.startswith("/"):
+        raise tarfile.AbsolutePathError(member)
+    return tarfile.data_filter(member, dest)
+
+
+def unpack(archive: Path, into: Path) -> None:
+    """Unpack a workdir archive (``.tar.gz``) into ``into``, overwriting what it names.
+
+    Only what stays inside ``into`` is taken (``tarfile``'s ``data`` filter, and no
+    absolute path, no ``..``, no link out of it, no device); anything else is a
+    ``ValueError`` that names the member.
+    """
+    into.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(into, filter=_inside)
+    except tarfile.FilterError as exc:
+        raise ValueError(f"the workdir archive is refused: {exc}") from None
+    except (tarfile.TarError, EOFError) as exc:
+        raise ValueError(f"the workdir archive cannot be read: {exc}") from None

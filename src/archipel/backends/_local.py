@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from archipel.backends._env import attempt_environment
-from archipel.backends._files import attempt_folder, locked, read_log
+from archipel.backends._files import attempt_folder, locked, read_log, unpack
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -174,6 +174,8 @@ class LocalBackend:
         work = folder / "work"
         work.mkdir(exist_ok=True)
         work.chmod(0o700)
+        if request.files is not None:  # the submitter's workdir, owned as work/ is below
+            unpack(Path(request.files), work)
         account = self.run_as
         if account is not None:
             for path in (work, *(Path(p) for p in request.writable)):

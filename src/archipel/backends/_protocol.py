@@ -58,6 +58,8 @@ class LaunchRequest:
 
     ``writable`` names folders the attempt must be able to write (its checkpoint
     folder): a backend that runs attempts as another user hands them to that user.
+    ``files`` is an archive (``.tar.gz``) unpacked into the attempt's folder, which
+    is then its working directory: the submitter's workdir.
     """
 
     attempt_id: str
@@ -67,6 +69,8 @@ class LaunchRequest:
     accelerators: str | None = None  # "MODEL:COUNT" per node, for backends that allocate GPUs
     nodes: int = 1
     writable: Sequence[str] = ()
+    # a .tar.gz to unpack into the attempt's own folder before it starts (its workdir)
+    files: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from archipel.backends._files import attempt_folder, locked, read_log
+from archipel.backends._files import attempt_folder, locked, read_log, unpack
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -335,6 +335,11 @@ class SlurmBackend:
                 return LaunchResult(a, False, error=f"invalid environment names: {bad_env}")
             if not request.command:
                 return LaunchResult(a, False, error="empty command")
+            if request.files is not None:  # the submitter's workdir, on the shared storage
+                try:
+                    unpack(Path(request.files), folder / "work")
+                except (OSError, ValueError) as exc:
+                    return LaunchResult(a, False, error=f"cannot unpack the workdir: {exc}")
             run = self._run(self._sbatch_args(request, folder), stdin=self._script(request, folder))
             if run.error:
                 # sbatch may have submitted before failing (a timeout): look again.
@@ -367,7 +372,7 @@ class SlurmBackend:
             f"--nodes={request.nodes}",
             f"--output={folder / 'output.log'}",
             "--open-mode=append",
-            f"--chdir={request.workdir or folder}",
+            f"--chdir={request.workdir or (folder / 'work' if request.files else folder)}",
             "--export=NONE",
             "--no-requeue",
         ]

@@ -15,6 +15,8 @@ import typer
 DEFAULT_SERVER = "http://127.0.0.1:8470"
 ENV_SERVER = "ARCHIPEL_SERVER"
 ENV_TOKEN = "ARCHIPEL_TOKEN"
+#: the largest workdir shipped with a run, packed (the server's --max-workdir default)
+MAX_WORKDIR_BYTES = 64 << 20
 
 _DEFAULT_SITES: dict[str, Any] = {
     "sites": [
@@ -165,8 +167,19 @@ def server(
             "--max-gpus", help="GPUs one tenant's unfinished runs may ask for in all.", min=1
         ),
     ] = 512,
+    max_workdir: Annotated[
+        int,
+        typer.Option(
+            "--max-workdir",
+            metavar="BYTES",
+            help="Largest workdir archive a run may upload (413 over it).",
+            min=1,
+        ),
+    ] = MAX_WORKDIR_BYTES,
 ) -> None:
-    """Run the control plane: the HTTP API and the reconciler that runs your workloads."""
+    """Run the control plane: the HTTP API and the reconciler that runs your workloads.
+
+    Exit status 2 when the port is in use or the input is bad."""
     import logging
 
     import uvicorn
@@ -211,10 +224,12 @@ def server(
             body_seconds=body_timeout,
             header_seconds=header_timeout,
             keep_alive_seconds=keep_alive,
+            max_workdir_bytes=max_workdir,
         )
         quotas = Quotas(active_runs=max_active_runs, replicas=max_replicas, gpus=max_gpus)
         return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
 
+    listener = bind_or_exit(host, port)
     store, reconciler, app = _guard(setup)
     stop = threading.Event()
 
@@ -240,22 +255,49 @@ def server(
 
     worker = threading.Thread(target=loop, name="reconciler", daemon=True)
     worker.start()
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        http=header_timeout_protocol(header_timeout),
+        timeout_keep_alive=keep_alive,
+    )
     typer.echo(
         f"archipel control plane on http://{host}:{port} (state: {store.url.split('@')[-1]})"
     )
     try:
-        uvicorn.run(
-            app,
-            host=host,
-            port=port,
-            log_level="warning",
-            http=header_timeout_protocol(header_timeout),
-            timeout_keep_alive=keep_alive,
-        )
+        uvicorn.Server(config).run(sockets=[listener])
     finally:
         stop.set()
         worker.join(timeout=5)
         store.close()
+
+
+def bind_or_exit(host: str, port: int) -> Any:
+    """A socket listening on ``host:port``; one line on stderr and exit 2 when it cannot be.
+
+    Binding comes first, so that "listening" is printed only once it is true.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}: {exc.strerror or exc}; check --host")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is in use; pick another with --port")
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port")
+    sock.set_inheritable(True)
+    return sock
 
 
 def _default_token() -> str | None:
@@ -277,7 +319,7 @@ def _client(server_url: str | None, token: str | None) -> Any:
     return httpx.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=30)
 
 
-def _call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
+def _call(client: Any, method: str, path: str, expect_json: bool = True, **kwargs: Any) -> Any:
     import httpx
 
     try:
@@ -297,7 +339,7 @@ def _call(client: Any, method: str, path: str, **kwargs: Any) -> Any:
         if isinstance(detail, list):
             detail = "\n  - " + "\n  - ".join(str(d) for d in detail)
         _fail(f"{r.status_code}: {detail}", 2 if r.status_code < 500 else 3)
-    return r.json()
+    return r.json() if expect_json else None
 
 
 ServerOpt = Annotated[
@@ -312,15 +354,107 @@ TokenOpt = Annotated[
 ]
 
 
+#: the exit status of `archipel run` for each way a run ends (2: bad input, 3: a fault)
+EXIT_FOR_END = {"succeeded": 0, "running": 0, "failed": 1, "cancelled": 4}
+#: what is never shipped with a workdir: version control, environments, caches
+_NOT_SHIPPED = frozenset({".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules"})
+
+
+def pack_workdir(folder: Path, limit: int = MAX_WORKDIR_BYTES) -> bytes:
+    """``folder`` as a ``.tar.gz``: its files and folders (no links, no special files), and
+    none of :data:`_NOT_SHIPPED`. The same files give the same bytes (so the same hash)."""
+    import gzip
+    import io
+    import tarfile
+
+    from archipel.core import InputError
+
+    if not folder.is_dir():
+        raise InputError(f"run.workdir: {folder} is not a folder; name an existing folder")
+    raw = io.BytesIO()
+    packed = 0
+    with (
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d not in _NOT_SHIPPED)
+            for name in sorted(files):
+                path = Path(root, name)
+                if path.is_symlink() or not path.is_file():
+                    continue
+                packed += path.stat().st_size
+                if packed > limit:
+                    raise InputError(
+                        f"run.workdir: {folder} holds more than {limit >> 20} MiB of files, "
+                        "more than is shipped with a run; set run.workdir to a smaller folder "
+                        "with only the code the command needs"
+                    )
+                info = tar.gettarinfo(str(path), arcname=str(path.relative_to(folder)))
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                try:
+                    with path.open("rb") as fh:
+                        tar.addfile(info, fh)
+                except OSError as exc:
+                    raise InputError(
+                        f"run.workdir: cannot read {path} ({exc.strerror or exc}); set "
+                        "run.workdir to a folder with only the code the command needs"
+                    ) from None
+    return raw.getvalue()
+
+
+def _ship_workdir(client: Any, file: Path, workload: Any) -> Any:
+    """Pack and upload the workload's workdir; the workload to submit, naming its hash.
+
+    ``run.workdir`` is relative to the spec file's folder, which is the default.
+    """
+    import hashlib
+
+    from archipel.core import InputError
+
+    spec = workload.run
+    if spec is None:
+        return workload
+    folder = file.resolve().parent / (spec.workdir or ".")
+    try:
+        archive = pack_workdir(folder)
+    except InputError as exc:
+        _fail(f"{file}: {exc}")
+    digest = hashlib.sha256(archive).hexdigest()
+    _call(
+        client,
+        "PUT",
+        f"/v1/workdirs/{digest}",
+        content=archive,
+        headers={"Content-Type": "application/gzip"},
+        expect_json=False,
+    )
+    run = spec.model_copy(update={"workdir": None, "workdir_sha256": digest})
+    return workload.model_copy(update={"run": run})
+
+
 def run(
     file: Annotated[Path, typer.Argument(help="Workload spec YAML with a `run.command`.")],
     wait: Annotated[
-        bool, typer.Option("--wait/--no-wait", help="Follow the run until it is running or done.")
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Follow the run until it ends (a service: until it is running).",
+        ),
     ] = True,
     server_url: ServerOpt = None,
     token: TokenOpt = None,
 ) -> None:
-    """Submit a workload and show its progress while it is placed and started."""
+    """Submit a workload and show its progress until it ends (a service: until it runs).
+
+    The command starts in a copy of the workdir: `run.workdir`, relative to the spec
+    file's folder, which is the default (.git, .venv, __pycache__ and links are left out;
+    64 MiB at most).
+
+    Exit status: 0 succeeded (a service: running), 1 failed, 4 cancelled, 2 bad input,
+    3 the control plane cannot be reached or failed; with --no-wait, 0 once submitted.
+    """
     from archipel.cli._config import load_workloads
 
     try:
@@ -329,7 +463,9 @@ def run(
         _fail(str(exc))
         return
     client = _client(server_url, token)
+    code = 0
     for w in workloads:
+        w = _ship_workdir(client, file, w)
         body = _call(
             client,
             "POST",
@@ -342,29 +478,36 @@ def run(
         for r in runs:
             typer.echo(f"{r['id']}  {r['name']}  submitted")
         if wait:
-            _follow_state(client, [r["id"] for r in runs], labelled=len(runs) > 1)
+            until = ("running",) if w.serve is not None else ()
+            ends = _follow_state(client, [r["id"] for r in runs], len(runs) > 1, until)
+            code = max([code, *(EXIT_FOR_END.get(state, 3) for state in ends)])
+    if code:
+        raise typer.Exit(code)
 
 
 def _follow_state(
-    client: Any, run_ids: list[str], labelled: bool = False, timeout: float = 120
-) -> None:
-    """Print each run's new history entries until every run is running or done.
+    client: Any, run_ids: list[str], labelled: bool = False, until: tuple[str, ...] = ()
+) -> list[str]:
+    """Print each run's new history entries until every run has ended (or is in ``until``).
 
     ``labelled`` prefixes each line with the run's name (the replicas of a group).
+    Returns the state each run was left in.
     """
     seen = dict.fromkeys(run_ids, 0)
-    deadline = time.monotonic() + timeout
-    while seen and time.monotonic() < deadline:
+    ends: list[str] = []
+    while seen:
         for run_id in list(seen):
             body = _call(client, "GET", f"/v1/runs/{run_id}")
             label = f"{body['name']:<16} " if labelled else ""
             for e in body["events"][seen[run_id] :]:
                 typer.echo(f"  {label}{e['to_state']:<10} {e['detail'] or e['event']}")
             seen[run_id] = len(body["events"])
-            if body["state"] in ("running", "succeeded", "failed", "cancelled"):
+            if body["state"] in ("succeeded", "failed", "cancelled", *until):
                 del seen[run_id]
+                ends.append(body["state"])
         if seen:
             time.sleep(0.5)
+    return ends
 
 
 def ps(
@@ -498,7 +641,8 @@ def gateway(
     """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
     replicas its data class allows, with failover, spillover, rate limits and metering.
 
-    Send the process SIGHUP to reload --config and --policy without dropping a request."""
+    Send the process SIGHUP to reload --config and --policy without dropping a request.
+    Exit status 2 when the listen port is in use or the input is bad."""
     import logging
 
     from archipel.cli._app import _guard, _policy, _snapshot
@@ -536,11 +680,21 @@ def gateway(
     token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, read_text))
     if token is None and cfg.control_plane is not None:
         token = _default_token()  # as `archipel run` finds it
+    listener = bind_or_exit(cfg.listen.host, cfg.listen.port)
     for line in describe_routes(table):
         typer.echo(line, err=True)
+    typer.echo(f"archipel gateway on http://{cfg.listen.host}:{cfg.listen.port}", err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
-    serve(cfg, table, meter=meter, loader=load, builder=build, control_plane_token=token)
+    serve(
+        cfg,
+        table,
+        meter=meter,
+        loader=load,
+        builder=build,
+        control_plane_token=token,
+        sock=listener,
+    )
 
 
 token_app = typer.Typer(

@@ -1,7 +1,7 @@
 """The control plane's HTTP API (FastAPI; OpenAPI at ``/openapi.json``).
 
-Every call but ``/healthz`` and the API's description (``/openapi.json``,
-``/docs``) needs ``Authorization: Bearer <token>``, checked before the body is
+Every call but ``/healthz`` and the API's description (``/openapi.json``)
+needs ``Authorization: Bearer <token>``, checked before the body is
 read (see :mod:`archipel.controlplane._http` for the limits on a request). A
 token belongs to one tenant and has a role: ``viewer`` reads, ``submitter``
 also submits and cancels, ``admin`` also lists sites. A tenant only ever sees
@@ -28,7 +28,10 @@ changed.
 """
 
 import hashlib
+import io
 import json
+import secrets
+import tarfile
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -241,6 +244,28 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
+def archive_problem(body: bytes, max_unpacked: int) -> str | None:
+    """Why a workdir archive is refused, or ``None``: it must be a ``.tar.gz`` of files
+    and folders that stay inside the folder it is unpacked into, and unpack to at most
+    ``max_unpacked`` bytes."""
+    total = 0
+    try:
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as tar:
+            for member in tar:
+                try:
+                    if member.name.startswith("/"):
+                        raise tarfile.AbsolutePathError(member)
+                    tarfile.data_filter(member, "/w")
+                except tarfile.FilterError as exc:
+                    return f"the archive holds {member.name!r}, which is refused: {exc}"
+                total += member.size
+                if total > max_unpacked:
+                    return f"the archive unpacks to more than {max_unpacked} bytes"
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        return f"not a .tar.gz archive: {exc}"
+    return None
+
+
 def _out(store: Store, run: RunView, full: bool = False) -> RunOut:
     out = RunOut.model_validate(run, from_attributes=True)
     out.group = run.group_id
@@ -284,8 +309,12 @@ def create_app(
         title="Archipel control plane",
         version="1",
         description="Submit workloads, watch them run, read their logs, cancel them.",
+        # FastAPI's /docs and /redoc pages load their scripts from a CDN, so they are blank
+        # offline: the API is described by /openapi.json alone
+        docs_url=None,
+        redoc_url=None,
     )
-    public = {"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    public = {"/healthz", "/openapi.json"}
     # the token is checked there, from the headers alone (async: on the event loop;
     # verified tokens are cached by the store, so this rarely touches the database)
     app.add_middleware(
@@ -386,6 +415,17 @@ def create_app(
             raise HTTPException(
                 422, ["name: too long to name the replicas <name>-1 .. <name>-N (200 at most)"]
             )
+        if (
+            workload.run.workdir_sha256 is not None
+            and not reconciler.workdir(who.tenant, workload.run).is_file()
+        ):
+            raise HTTPException(
+                422,
+                [
+                    "run.workdir_sha256: no workdir with this SHA-256 was uploaded by this "
+                    "tenant; upload it first (PUT /v1/workdirs/{sha256}), as `archipel run` does"
+                ],
+            )
         refused = check_quota(quota, store, who.tenant, workload)  # see _quotas.py
         if refused is not None:
             raise HTTPException(refused.status, [refused.rejection.message])
@@ -409,6 +449,30 @@ def create_app(
         if workload.replicas > 1:
             return _out(store, store.submit_group(who.tenant, workload)[0])
         return _out(store, store.submit(who.tenant, workload))
+
+    @app.put(
+        "/v1/workdirs/{sha256}",
+        status_code=204,
+        responses={**errors, **forbidden, **slow},
+    )
+    async def upload_workdir(
+        sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], request: Request, who: Writer
+    ) -> Response:
+        """Upload a workdir: a ``.tar.gz`` whose SHA-256 is ``sha256``, then submit a run
+        with ``run.workdir_sha256`` naming it. Its attempts start in a copy of it. The body
+        may be as large as the server's ``--max-workdir`` (64 MiB by default)."""
+        body = await request.body()
+        if hashlib.sha256(body).hexdigest() != sha256:
+            raise HTTPException(422, ["(document): the body's SHA-256 is not the one in the path"])
+        problem = archive_problem(body, 8 * max(1, len(body)) + (64 << 20))
+        if problem is not None:
+            raise HTTPException(422, [f"(document): {problem}"])
+        target = reconciler.workdirs / who.tenant / f"{sha256}.tar.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
+        tmp.write_bytes(body)
+        tmp.replace(target)
+        return Response(status_code=204)
 
     @app.get("/v1/runs", response_model=list[RunOut], responses=errors)
     def list_runs(

@@ -48,6 +48,8 @@ class Limits:
     body_seconds: float = 10.0
     header_seconds: float = 10.0
     keep_alive_seconds: int = 5
+    # a workdir archive (PUT /v1/workdirs/...): the submitter's folder, packed
+    max_workdir_bytes: int = 64 << 20
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1 or min(self.body_seconds, self.header_seconds) <= 0:
@@ -73,6 +75,10 @@ async def _answer(send: Send, status: int, detail: str, headers: dict[str, str])
     ]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+#: where workdir archives are uploaded (their body limit is ``max_workdir_bytes``)
+WORKDIRS_PATH = "/v1/workdirs/"
 
 
 def _too_large(limit: int) -> str:
@@ -110,7 +116,7 @@ class Guard:
                 await _answer(send, 401, UNAUTHENTICATED, {"WWW-Authenticate": "Bearer"})
                 return
             scope.setdefault("state", {})["principal"] = who
-        limit = self.limits.max_body_bytes
+        limit = self._limit(scope["path"])
         for name, value in headers:
             if name.lower() == b"content-length":
                 if not value.isdigit():
@@ -119,11 +125,16 @@ class Guard:
                 if int(value) > limit:
                     await _answer(send, 413, _too_large(limit), {})
                     return
-        await self.app(scope, self._bounded(receive), send)
+        await self.app(scope, self._bounded(receive, limit), send)
 
-    def _bounded(self, receive: Receive) -> Receive:
+    def _limit(self, path: str) -> int:
+        """The largest body taken on ``path``: a workdir archive has its own limit."""
+        if path.startswith(WORKDIRS_PATH):
+            return self.limits.max_workdir_bytes
+        return self.limits.max_body_bytes
+
+    def _bounded(self, receive: Receive, limit: int) -> Receive:
         """``receive``, counting body bytes and timing them until the body is complete."""
-        limit = self.limits.max_body_bytes
         seconds = self.limits.body_seconds
         deadline = time.monotonic() + seconds
         seen = 0

@@ -128,6 +128,9 @@ class SitePlacer:
         """The cheapest site that fits the workload, its data class and the sites' state now."""
         state = state or SiteState()
         extra = site_filters(state.blocked, state.down, state.full, state.spread)
+        missing = unoffered(workload, list(self.sites.values()))
+        if missing is not None:
+            return SiteChoice(None, None, invalid=missing)
         try:
             plan = self.planner.plan(
                 PlacementRequest.from_workload(workload), top=1, extra=extra, itemise=True
@@ -138,3 +141,18 @@ class SitePlacer:
         if not plan.placements:
             return SiteChoice(None, plan, rejections)
         return SiteChoice(plan.placements[0].offer.instance_type, plan, rejections)
+
+
+def unoffered(workload: Workload, sites: Sequence[SiteSpec]) -> str | None:
+    """When none of ``sites`` offers any accelerator model the workload asks for: what
+    they do offer (``no site offers H100; the sites offer: cpu:1 (paris, frankfurt)``)."""
+    wanted = [canonical_accelerator(a.model).lower() for a in workload.resources.accelerators]
+    offers: dict[str, list[str]] = {}
+    for site in sites:
+        offered = parse_accelerator_spec(site.accelerators).model
+        if canonical_accelerator(offered).lower() in wanted:
+            return None
+        offers.setdefault(site.accelerators, []).append(site.name)
+    asked = " or ".join(dict.fromkeys(a.model for a in workload.resources.accelerators))
+    listed = "; ".join(f"{spec} ({', '.join(names)})" for spec, names in offers.items())
+    return f"no site offers {asked}; the sites offer: {listed}"

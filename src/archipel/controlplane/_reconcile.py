@@ -77,7 +77,7 @@ from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import AttemptUpdate, NewAttempt, RunView, Store
-from archipel.core import Reason, RunState, parse_accelerator_spec
+from archipel.core import Reason, RunSpec, RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
 _T = TypeVar("_T")
@@ -164,6 +164,7 @@ class Reconciler:
         *,
         pick_port: Callable[[], int] = free_port,
         max_runs_per_round: int = MAX_RUNS_PER_ROUND,
+        workdirs: Path | None = None,
     ) -> None:
         if max_runs_per_round < 1:
             raise ValueError(f"max_runs_per_round must be at least 1, not {max_runs_per_round}")
@@ -171,6 +172,8 @@ class Reconciler:
         self.sites = dict(sites)
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
+        # uploaded workdir archives, <tenant>/<sha256>.tar.gz (default: beside the checkpoints)
+        self.workdirs = Path(workdirs) if workdirs else self.checkpoint_root.parent / "workdirs"
         self.pick_port = pick_port
         self.max_runs_per_round = max_runs_per_round
         # what one slot holds, per site: (slots, GPUs), for the tenants' dominant shares
@@ -368,7 +371,8 @@ class Reconciler:
                         f"site {run.site} went down ({why}); cancelling the attempt there "
                         f"raised {error_text(exc)}, so it may still be running there"
                     )
-                self._move(report, run, RunState.RECOVERING, detail, block=run.site)
+                if self._move(report, run, RunState.RECOVERING, detail, block=run.site):
+                    self._ended(run.attempt_id, AttemptState.CANCELLED, detail)
             elif state is AttemptState.RUNNING and run.state is RunState.LAUNCHING:
                 self._move(
                     report, run, RunState.RUNNING, f"running on {run.site} ({obs.backend_id})"
@@ -386,13 +390,9 @@ class Reconciler:
         elif state is AttemptState.UNKNOWN and run.state is RunState.LAUNCHING:
             self._launch(report, run)  # recorded but maybe never launched: launch is idempotent
         elif state is AttemptState.UNKNOWN:
-            self._move(
-                report,
-                run,
-                RunState.PREEMPTED,
-                f"site {run.site} no longer knows attempt {run.attempt_id}",
-                block=run.site,
-            )
+            detail = f"site {run.site} no longer knows attempt {run.attempt_id}"
+            if self._move(report, run, RunState.PREEMPTED, detail, block=run.site):
+                self._ended(run.attempt_id, AttemptState.PREEMPTED, detail)
 
     # -- act ---------------------------------------------------------------------
 
@@ -409,7 +409,8 @@ class Reconciler:
                     report,
                     run,
                     RunState.FAILED,
-                    f"restart budget spent ({run.restarts} of {run.max_restarts})",
+                    f"restart budget spent ({run.restarts} of {run.max_restarts})"
+                    + (f"; last: {run.message}" if run.message else ""),
                 )
                 return
             if run.state is RunState.PREEMPTED:
@@ -555,6 +556,7 @@ class Reconciler:
             gpus,
             workload.resources.nodes,
             writable=(str(checkpoint),),
+            files=None if spec.workdir_sha256 is None else str(self.workdir(run.tenant, spec)),
         )
         try:
             result = site.backend.launch(request)
@@ -583,6 +585,16 @@ class Reconciler:
                 report, run, RunState.FAILED, f"launch on {site.name} failed: {result.error}"
             )
 
+    def workdir(self, tenant: str, spec: RunSpec) -> Path:
+        """Where the tenant's uploaded workdir archive of ``spec`` is kept."""
+        return self.workdirs / tenant / f"{spec.workdir_sha256}.tar.gz"
+
+    def _ended(self, attempt_id: str, state: AttemptState, reason: str) -> None:
+        """Record that an attempt the run left behind has ended (it is observed no more)."""
+        self._observed = [u for u in self._observed if u.attempt_id != attempt_id]
+        self._known.pop(attempt_id, None)
+        self.store.update_attempt(AttemptUpdate(attempt_id, state, reason=reason))
+
     def _port_env(self, attempt_id: str) -> dict[str, str]:
         """``ARCHIPEL_PORT`` and ``PORT`` for a service: the port recorded with its attempt."""
         attempt = self.store.attempt(attempt_id)
@@ -603,6 +615,7 @@ class Reconciler:
     ) -> RunView | None:
         if block is not None and block not in run.blocked_sites:
             fields["blocked_sites"] = (*run.blocked_sites, block)
+        fields.setdefault("message", detail)  # a run's message is what last happened to it
         moved = self.store.transition(run, target, detail, **fields)  # type: ignore[arg-type]
         if moved is None:
             report.conflicts += 1
@@ -618,13 +631,23 @@ class Reconciler:
         if run.state.terminal:
             return run
         detail = "cancelled by the user"
+        stopped = False
         if run.state.active and run.attempt_id and run.site in self.sites:
             try:
                 self.sites[run.site].backend.cancel(run.attempt_id)
+                stopped = True
             except Exception as exc:  # the user's decision stands; say what is left behind
                 log.exception("run %s: cancelling attempt %s raised", run.id, run.attempt_id)
                 detail += (
                     f"; cancelling attempt {run.attempt_id} on {run.site} raised "
                     f"{error_text(exc)}, so it may still be running there"
                 )
-        return self._move(StepReport(), run, RunState.CANCELLED, detail)
+        moved = self._move(StepReport(), run, RunState.CANCELLED, detail)
+        if moved is not None and stopped and run.attempt_id is not None:
+            # a finished run's attempt is observed no more: record its end now
+            self.store.update_attempt(
+                AttemptUpdate(
+                    run.attempt_id, AttemptState.CANCELLED, reason="cancelled by the user"
+                )
+            )
+        return moved

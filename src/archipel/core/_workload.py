@@ -193,6 +193,12 @@ class RunSpec(_Model):
         Field(max_length=10_000, json_schema_extra={"additionalProperties": False}),
     ] = {}
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
+    # the folder shipped to the site, as the spec file names it: relative to the spec
+    # file's folder, which is the default; `archipel run` packs it and uploads it
+    workdir: Annotated[str, Field(max_length=4096)] | None = None
+    # what the control plane receives instead: the SHA-256 of the uploaded archive
+    # (PUT /v1/workdirs/{sha256}), unpacked into the attempt's folder before it starts
+    workdir_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
     @field_validator("command", mode="before")
     @classmethod

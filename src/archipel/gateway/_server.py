@@ -27,6 +27,7 @@ import asyncio
 import gc
 import importlib
 import signal
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -274,8 +275,12 @@ def serve(
     loader: Loader | None = None,
     builder: Builder | None = None,
     control_plane_token: str | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
     """Run the gateway until SIGINT or SIGTERM, then shut down gracefully.
+
+    ``sock`` is a socket already listening (the caller bound it, so that it can say
+    at once when the address is taken); by default ``config.listen`` is bound here.
 
     On a signal aiohttp stops accepting connections, waits up to
     ``config.shutdown_timeout`` seconds for in-flight requests, then the
@@ -295,10 +300,14 @@ def serve(
     # request path triggers do not walk it (this halves p99 latency at saturation)
     gc.collect()
     gc.freeze()
+    where: dict[str, Any] = (
+        {"sock": sock}
+        if sock is not None
+        else {"host": config.listen.host, "port": config.listen.port}
+    )
     web.run_app(
         app,
-        host=config.listen.host,
-        port=config.listen.port,
+        **where,
         shutdown_timeout=config.shutdown_timeout,
         access_log=None,
         print=None,

@@ -147,7 +147,7 @@ def test_a_site_is_within_a_cap_exactly_at_its_price_and_over_one_nano_unit_belo
 
     def placed(cap: Decimal) -> SiteChoice:
         workload = parse_workload({**JOB, "constraints": {"max_price_per_hour": str(cap)}})
-        return placer.place(workload, ["s"])
+        return placer.place(workload)
 
     at = placed(price)
     assert at.site == "s"

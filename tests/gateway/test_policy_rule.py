@@ -88,7 +88,7 @@ def test_the_gateway_routes_a_placed_replica_only_where_its_own_policy_allows(
 ) -> None:
     spec = SITES[site]
     control_plane = SitePlacer([spec], snapshot, policy)  # the shipped default policy
-    assert control_plane.place(parse_workload(SERVICE), [site]).site == site
+    assert control_plane.place(parse_workload(SERVICE)).site == site
 
     tenants = {
         "acme": {"key_sha256": [hash_key("k-acme")], "data_class": "internal"},

@@ -171,3 +171,21 @@ def slurm_backend(spec: SiteSpec, slurm_conf: Path, folder: Path) -> SlurmBacken
     return SlurmBackend(
         spec.name, spec.partition or "", folder, slurm_conf=slurm_conf, sbatch_args=("--time=3",)
     )
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Any]:
+    """A real `archipel server` on the example sites, as the README starts it."""
+    from archipel.backends import LocalBackend
+
+    from .test_end_to_end import ROOT, Server
+
+    s = Server(tmp_path / "home", ROOT / "examples/controlplane/sites.yaml")
+    s.home.mkdir()
+    s.start()
+    yield s
+    s.stop()
+    for site in ("paris", "frankfurt"):
+        folder = s.home / "sites" / site
+        if folder.exists():
+            LocalBackend(site, folder).kill_all()

@@ -119,19 +119,6 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "home", ROOT / "examples/controlplane/sites.yaml")
-    s.home.mkdir()
-    s.start()
-    yield s
-    s.stop()
-    for site in ("paris", "frankfurt"):
-        folder = s.home / "sites" / site
-        if folder.exists():
-            LocalBackend(site, folder).kill_all()
-
-
 def spec(steps: int = 40) -> dict[str, Any]:
     return {
         "name": "toy-train",

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-from archipel.backends import LocalBackend
 from archipel.backends._files import unpack
 from archipel.cli._cp import pack_workdir
 from archipel.controlplane import parse_sites
@@ -27,20 +26,6 @@ from archipel.controlplane._placement import unoffered
 from archipel.core import parse_workload
 
 from .test_end_to_end import ARCHIPEL, ROOT, Server, wait_until
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    """A real `archipel server` on the example sites, as the README starts it."""
-    s = Server(tmp_path / "home", ROOT / "examples/controlplane/sites.yaml")
-    s.home.mkdir()
-    s.start()
-    yield s
-    s.stop()
-    for site in ("paris", "frankfurt"):
-        folder = s.home / "sites" / site
-        if folder.exists():
-            LocalBackend(site, folder).kill_all()
 
 
 def test_the_readme_training_example_runs_as_written_from_the_repository(

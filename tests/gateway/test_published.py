@@ -601,7 +601,7 @@ def test_the_start_up_log_says_which_tenant_may_not_use_which_published_replica(
     table = build_route_table(merge_published(config, parse_published(doc)), policy, snapshot)
     assert [r.id for r in table.tenants["clinic"]["llama"].replicas] == ["llama/own"]
     assert [r.id for r in table.tenants["lab"]["llama"].replicas] == ["llama/own", "llama/theirs"]
-    assert table.tenants["lab"] is table.classes["public"]  # nothing barred: shared as it is
+    assert table.tenants["lab"] is table.by_data_class["public"]  # nothing barred: shared as it is
     [(rid, why)] = table.tenants["clinic"]["llama"].rejected
     assert rid == "llama/theirs" and why[0].reason is Reason.NOT_ENTITLED
     lines = describe_routes(table)

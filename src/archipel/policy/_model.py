@@ -93,7 +93,7 @@ class Policy:
     """A validated policy: data class name -> rules."""
 
     name: str
-    classes: Mapping[str, DataClass]
+    data_classes: Mapping[str, DataClass]
 
     def data_class(self, name: str) -> DataClass:
         """The rules of a data class, matched without regard to case.
@@ -101,16 +101,16 @@ class Policy:
         An unknown name is a :class:`PolicyError` that suggests the closest
         class names and lists the known ones.
         """
-        found = self.classes.get(name)
+        found = self.data_classes.get(name)
         if found is not None:
             return found
-        by_fold = {known.casefold(): cls for known, cls in self.classes.items()}
+        by_fold = {known.casefold(): cls for known, cls in self.data_classes.items()}
         found = by_fold.get(name.strip().casefold())
         if found is not None:
             return found
         close = difflib.get_close_matches(name.casefold(), list(by_fold), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(by_fold[c].name for c in close)}?" if close else ""
-        known = ", ".join(sorted(self.classes))
+        known = ", ".join(sorted(self.data_classes))
         raise PolicyError(
             f"unknown data class {name!r} in policy `{self.name}`{hint} (known data classes: "
             f"{known}; `archipel policy show` describes them)"
@@ -208,7 +208,7 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
         classes = _resolve(doc)
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return Policy(name=doc.name, classes=classes)
+    return Policy(name=doc.name, data_classes=classes)
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:

@@ -485,7 +485,7 @@ def with_run(**run: Any) -> dict[str, Any]:
     [
         pytest.param(with_run(env={"A=B": "1"}), "run.env", id="env name with ="),
         pytest.param(with_run(env={"A": "x\x00"}), "run.env.A", id="NUL in an env value"),
-        pytest.param(with_run(command=["python", "a\x00b"]), "run.command.1", id="NUL in an arg"),
+        pytest.param(with_run(command=["python", "a\x00b"]), "run.command[1]", id="NUL in an arg"),
     ],
 )
 def test_a_run_no_process_could_start_is_refused_at_submission(
@@ -513,7 +513,7 @@ def test_an_accelerator_count_that_is_no_count_is_a_422_naming_it(
     r = api.post("/v1/runs", content=body, headers=headers)
     assert r.status_code == 422, r.text
     (problem,) = r.json()["detail"]
-    assert problem.startswith("resources.accelerators.0.count: ") and "at most 1024" in problem
+    assert problem.startswith("resources.accelerators[0].count: ") and "at most 1024" in problem
 
 
 @pytest.mark.parametrize(

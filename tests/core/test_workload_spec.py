@@ -175,14 +175,14 @@ def accelerator(count: Any) -> dict[str, Any]:
         pytest.param(run(env={"1X": "1"}), "run.env", "not starting with a digit", id="digit"),
         pytest.param(run(env={"": "1"}), "run.env", "environment variable name", id="empty"),
         pytest.param(run(env={"A": "x\x00y"}), "run.env.A", "NUL", id="NUL in a value"),
-        pytest.param(run(command=["sh", "-c", "\x00"]), "run.command.2", "NUL", id="NUL in arg"),
-        pytest.param(run(command="python\x00 x"), "run.command.0", "NUL", id="NUL in a string"),
+        pytest.param(run(command=["sh", "-c", "\x00"]), "run.command[2]", "NUL", id="NUL in arg"),
+        pytest.param(run(command="python\x00 x"), "run.command[0]", "NUL", id="NUL in a string"),
         pytest.param(run(command=["", "x"]), "run.command", "program to run", id="blank program"),
         pytest.param(run(env={"A": "\ud800"}), "run.env.A", "lone surrogate", id="surrogate"),
-        pytest.param(run(command=["x" * 32_001]), "run.command.0", "at most", id="huge arg"),
+        pytest.param(run(command=["x" * 32_001]), "run.command[0]", "at most", id="huge arg"),
         pytest.param(spec(data={"class": "a\x00"}), "data.class", "NUL", id="NUL in class"),
         pytest.param(
-            spec(constraints={"providers": ["aws\x00"]}), "constraints.providers.0", "NUL", id="p"
+            spec(constraints={"providers": ["aws\x00"]}), "constraints.providers[0]", "NUL", id="p"
         ),
         pytest.param(
             spec(constraints={"max_price_per_hour": float("inf")}),
@@ -227,7 +227,7 @@ def test_posix_environment_names_and_plain_values_are_kept() -> None:
 def test_an_accelerator_count_is_a_positive_finite_bounded_number(count: Any) -> None:
     with pytest.raises(SpecError) as err:
         parse_workload(accelerator(count))
-    assert [p.split(":")[0] for p in err.value.problems] == ["resources.accelerators.0.count"]
+    assert [p.split(":")[0] for p in err.value.problems] == ["resources.accelerators[0].count"]
     assert "greater than 0 and at most 1024" in err.value.problems[0]
 
 
@@ -239,7 +239,7 @@ def test_an_accelerator_count_is_a_positive_finite_bounded_number(count: Any) ->
     ],
 )
 def test_a_count_written_as_text_is_bounded_too(accelerators: Any) -> None:
-    with pytest.raises(SpecError, match=r"resources\.accelerators\.\d\.count: .*at most 1024"):
+    with pytest.raises(SpecError, match=r"resources\.accelerators\[\d\]\.count: .*at most 1024"):
         parse_workload(spec(resources={"accelerators": accelerators}))
 
 
@@ -255,7 +255,7 @@ def test_an_accelerator_mapping_with_another_key_names_it() -> None:
     with pytest.raises(SpecError) as err:
         parse_workload(spec(resources={"accelerators": [{"model": "H100", "count": 1, "n": 2}]}))
     assert err.value.problems == [
-        "resources.accelerators.0.n: unknown field; remove it or check its spelling"
+        "resources.accelerators[0].n: unknown field; remove it or check its spelling"
     ]
 
 

@@ -18,8 +18,8 @@ def test_example_routes_health_to_the_eu_replica_only(
 ) -> None:
     config = parse_gateway_config(yaml.safe_load(EXAMPLE.read_text()), str(EXAMPLE))
     table = build_route_table(config, policy, snapshot)
-    assert [r.name for r in table.classes["health"]["llama-3.1-8b"].replicas] == ["ovh-gra"]
-    assert [r.name for r in table.classes["public"]["llama-3.1-8b"].replicas] == [
+    assert [r.name for r in table.by_data_class["health"]["llama-3.1-8b"].replicas] == ["ovh-gra"]
+    assert [r.name for r in table.by_data_class["public"]["llama-3.1-8b"].replicas] == [
         "ovh-gra",
         "aws-use1",
     ]

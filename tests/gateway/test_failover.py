@@ -162,7 +162,7 @@ def test_least_loaded_wins_then_another_provider_on_retry(
     table = table_for(
         snapshot, policy, [(0, "primary", 8, 1), (0, "primary", 8, 1), (1, "primary", 8, 1)]
     )
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 3, 10)
     states[0].outstanding = 2
     states[1].outstanding = 1
@@ -175,7 +175,7 @@ def test_least_loaded_wins_then_another_provider_on_retry(
 
 def test_spillover_only_when_primary_is_full(snapshot: CatalogSnapshot, policy: Policy) -> None:
     table = table_for(snapshot, policy, [(0, "primary", 1, 1), (1, "secondary", 1, 1)])
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 3, 10)
     assert pick(route, states, 0) == table.replicas[0]
     states[0].outstanding = 1
@@ -188,7 +188,7 @@ def test_open_circuits_make_the_model_unavailable(
     snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
     table = table_for(snapshot, policy, [(0, "primary", 4, 1)])
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 1, 10)
     states[0].breaker.on_failure(0)
     assert pick(route, states, 1) is Refusal.UNAVAILABLE
@@ -197,7 +197,7 @@ def test_open_circuits_make_the_model_unavailable(
 
 def test_weight_and_latency_shape_the_score(snapshot: CatalogSnapshot, policy: Policy) -> None:
     table = table_for(snapshot, policy, [(0, "primary", 8, 1), (1, "primary", 8, 4)])
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 3, 10)
     states[0].observe(0.1, 0, 10)
     states[1].observe(0.2, 0, 10)
@@ -258,7 +258,7 @@ def test_every_pick_is_allowed_for_its_class_even_through_failures(
     now = 0.0
     for data_class, outcomes, dt in traffic:
         now += dt
-        route = table.classes[data_class]["m"]
+        route = table.by_data_class[data_class]["m"]
         tried: list[Any] = []
         for outcome in outcomes:
             choice = pick(route, states, now, tried)
@@ -299,7 +299,7 @@ def test_what_a_class_can_reach_among_us_and_marketplace_sites(
 ) -> None:
     """Fail every replica in turn: the picks are exactly the allowed ones, then nothing."""
     table = table_for(snapshot, policy, [(5, "primary", 4, 1), (6, "secondary", 4, 1)])
-    route = table.classes[data_class]["m"]
+    route = table.by_data_class[data_class]["m"]
     states = new_states(table.replicas, 1, 60)
     seen: set[str] = set()
     while not isinstance(choice := pick(route, states, 0), Refusal):
@@ -339,7 +339,7 @@ def test_pick_skips_replicas_that_fail_their_checks(
     snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
     table = table_for(snapshot, policy, [(0, "primary", 8, 1), (1, "secondary", 8, 1)])
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 3, 10)
     states[0].down = True
     assert pick(route, states, 0) == table.replicas[1]  # spills over rather than use it
@@ -350,7 +350,7 @@ def test_when_every_replica_fails_its_checks_the_circuits_decide(
 ) -> None:
     """A wrong check (a server without the health path) must not take the model down."""
     table = table_for(snapshot, policy, [(0, "primary", 8, 1), (1, "primary", 8, 1)])
-    route = table.classes["public"]["m"]
+    route = table.by_data_class["public"]["m"]
     states = new_states(table.replicas, 1, 10)
     states[0].down = states[1].down = True
     states[1].ewma = 0.5
@@ -384,7 +384,7 @@ def test_a_replica_failing_checks_is_picked_only_when_no_healthy_one_is_admitted
         states[r.index].outstanding = r.max_concurrency if full else 0
         if open_:
             states[r.index].breaker.on_failure(0)
-    route = table.classes[data_class]["m"]
+    route = table.by_data_class[data_class]["m"]
     tried = [r for r in route.replicas if tried_mask[r.index]]
     choice = pick(route, states, 1, tried)
 

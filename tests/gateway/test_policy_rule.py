@@ -101,7 +101,7 @@ def test_the_gateway_routes_a_placed_replica_only_where_its_own_policy_allows(
 
     assert table.tenant_models("acme") == (["llama"] if routed else [])
     assert table.tenant_models("web") == ["llama"]  # public data may go anywhere
-    route = table.classes["internal"]["llama"]
+    route = table.by_data_class["internal"]["llama"]
     if routed:
         assert [r.provider for r in route.replicas] == [spec.provider]
     else:

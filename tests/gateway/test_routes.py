@@ -76,7 +76,7 @@ def test_allowed_replicas_per_class(
 
 def test_every_rejection_keeps_its_policy_reason(snapshot: CatalogSnapshot, policy: Policy) -> None:
     table = build_route_table(config({"t": "health"}, SITES), policy, snapshot)
-    route = table.classes["health"]["llama"]
+    route = table.by_data_class["health"]["llama"]
     reasons = {rid: {r.reason for r in why} for rid, why in route.rejected}
     assert reasons["llama/aws-eu"] == {Reason.CLOUD_ACT}
     assert reasons["llama/aws-us"] == {Reason.COUNTRY, Reason.CLOUD_ACT}

@@ -16,7 +16,7 @@ LAW = Jurisdictions(
 
 
 def test_default_policy_has_the_six_classes() -> None:
-    assert set(default_policy().classes) == {
+    assert set(default_policy().data_classes) == {
         "public",
         "internal",
         "confidential",

@@ -543,7 +543,7 @@ def policy_show(
     def run() -> None:
         pol = _policy(policy)
         typer.echo(f"policy {pol.name}")
-        for dc in pol.classes.values():
+        for dc in pol.data_classes.values():
             typer.echo(f"\n{dc.name}: {dc.description}" if dc.description else f"\n{dc.name}")
             if not dc.rules:
                 typer.echo("  (no rule: anything goes)")

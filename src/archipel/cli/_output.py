@@ -113,7 +113,7 @@ def policy_document(policy: Any, snapshot: CatalogSnapshot, source: str) -> dict
     per_class = np.bincount(class_of[has_gpu], minlength=len(offers.classes))
     gpu_offers = int(per_class.sum())
     classes = []
-    for dc in policy.classes.values():
+    for dc in policy.data_classes.values():
         verdicts = evaluate_classes(dc, offers.classes, snapshot.provider, snapshot.jurisdictions)
         allowed = sum(int(n) for n, v in zip(per_class, verdicts, strict=True) if not v)
         providers = sorted(

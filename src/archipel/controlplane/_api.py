@@ -49,7 +49,7 @@ from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, spread_problems
 from archipel.controlplane._store import AttemptView, Principal, RunView, Store
-from archipel.core import RunSpec, RunState, Workload, WorkloadKind, spec_problem
+from archipel.core import RunSpec, RunState, Workload, WorkloadKind, field_problem
 
 
 class Submission(Workload):
@@ -292,7 +292,7 @@ def _problems(exc: RequestValidationError) -> list[str]:
                 "(what to execute, e.g. [python, train.py])"
             )
         else:
-            problems.append(spec_problem({**error, "loc": loc[1:] if loc[0] == "body" else loc}))
+            problems.append(field_problem({**error, "loc": loc[1:] if loc[0] == "body" else loc}))
     return problems
 
 

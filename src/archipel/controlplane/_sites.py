@@ -42,23 +42,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
 from archipel.backends import Backend, LocalBackend
-from archipel.core import Amount, InputError, parse_accelerator_spec
+from archipel.core import (
+    Amount,
+    DocumentError,
+    InputError,
+    StrictModel,
+    parse_accelerator_spec,
+    validate,
+)
 
 
-class SiteSpec(BaseModel):
+class SitesFileError(DocumentError):
+    """A sites file whose fields do not validate; ``problems`` names each one."""
+
+    what = "sites file"
+
+
+class SiteSpec(StrictModel):
     """One site as declared in the sites file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
     backend: Literal["local", "slurm"]
@@ -95,9 +99,7 @@ class SiteSpec(BaseModel):
         return self
 
 
-class SitesDoc(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SitesDoc(StrictModel):
     sites: Annotated[list[SiteSpec], Field(min_length=1)]
 
 
@@ -115,13 +117,7 @@ class Site:
 
 def parse_sites(document: Any, source: str = "<sites>") -> list[SiteSpec]:
     """Validate a sites document; names must be unique."""
-    try:
-        doc = SitesDoc.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise InputError(f"{source}: invalid sites file: {problems}") from None
+    doc = validate(SitesDoc, document, source, SitesFileError, "a mapping with sites")
     names = [s.name for s in doc.sites]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

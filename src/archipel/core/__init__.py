@@ -6,9 +6,11 @@ from archipel.core._accelerators import (
     parse_accelerator_spec,
     resolve_accelerator,
 )
+from archipel.core._edge import StrictModel, field_path, field_problem, field_problems, validate
 from archipel.core._errors import (
     ArchipelError,
     CatalogError,
+    DocumentError,
     InputError,
     PolicyError,
     SolverError,
@@ -51,7 +53,6 @@ from archipel.core._workload import (
     Workload,
     WorkloadKind,
     parse_workload,
-    spec_problem,
 )
 
 __all__ = [
@@ -68,6 +69,7 @@ __all__ = [
     "Concentration",
     "Constraints",
     "DataSpec",
+    "DocumentError",
     "FleetSpec",
     "InputError",
     "Jurisdictions",
@@ -92,6 +94,7 @@ __all__ = [
     "SolverError",
     "SpecError",
     "Spread",
+    "StrictModel",
     "TRANSITIONS",
     "TransitionError",
     "UnknownAcceleratorError",
@@ -101,12 +104,15 @@ __all__ = [
     "canonical_accelerator",
     "check_transition",
     "decimal_of",
+    "field_path",
+    "field_problem",
+    "field_problems",
     "nano_to_decimal",
     "parse_accelerator_spec",
     "parse_fleet",
     "parse_price",
     "parse_workload",
     "resolve_accelerator",
-    "spec_problem",
     "to_nano",
+    "validate",
 ]

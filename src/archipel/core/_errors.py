@@ -5,7 +5,8 @@ faults and bad input are exceptions::
 
     ArchipelError
     ├── InputError (also ValueError)      bad input the user can fix
-    │   ├── SpecError                     a workload spec that does not validate
+    │   ├── DocumentError                 a document that does not validate, one line a field
+    │   │   └── SpecError                 a workload or fleet spec
     │   ├── UnknownAcceleratorError       an accelerator name no offer uses
     │   ├── UnknownNameError              a provider or region name the catalog does not know
     │   └── PolicyError                   a policy file that does not validate
@@ -27,14 +28,26 @@ class InputError(ArchipelError, ValueError):
     """Bad input: the message says what to change."""
 
 
-class SpecError(InputError):
-    """A workload spec failed validation; ``problems`` lists each field's issue."""
+class DocumentError(InputError):
+    """A document failed validation; ``problems`` names each field and what to change.
+
+    Subclasses say what kind of document it is (``what``), so that every invalid
+    document reads the same way: its source and kind, then one line per problem.
+    """
+
+    what = "document"
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: invalid workload spec\n{lines}")
+        super().__init__(f"{source}: invalid {self.what}\n{lines}")
+
+
+class SpecError(DocumentError):
+    """A workload spec failed validation; ``problems`` lists each field's issue."""
+
+    what = "workload spec"
 
 
 class UnknownAcceleratorError(InputError):

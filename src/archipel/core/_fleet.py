@@ -6,23 +6,19 @@ every problem names its field.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
+from archipel.core._edge import StrictModel, validate
 from archipel.core._errors import SpecError
 from archipel.core._money import Amount, PositiveAmount
-from archipel.core._workload import Spread, Workload, spec_problem
+from archipel.core._workload import Spread, Workload
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Period(_Model):
+class Period(StrictModel):
     """A half-open span of days ``[start, end)``."""
 
     start: date
@@ -39,7 +35,7 @@ class Period(_Model):
         return (self.end - self.start).days * 24
 
 
-class CapacityLimit(_Model):
+class CapacityLimit(StrictModel):
     """At most ``gpus`` accelerators of one model at a provider (or one of its regions)."""
 
     provider: Annotated[str, Field(min_length=1)]
@@ -48,7 +44,7 @@ class CapacityLimit(_Model):
     gpus: Annotated[int, Field(ge=0)]
 
 
-class Commitment(_Model):
+class Commitment(StrictModel):
     """A committed-spend contract: ``amount`` over ``period``, ``spent`` so far.
 
     The part due within a planning horizon is what remains, burned down
@@ -71,25 +67,25 @@ class Commitment(_Model):
         return remaining * Decimal((end - start).days) / Decimal((self.period.end - start).days)
 
 
-class Concentration(_Model):
+class Concentration(StrictModel):
     """No provider above ``max_share`` of the fleet, by GPU-hours or by spend."""
 
     max_share: Annotated[float, Field(gt=0, le=1)]
     measure: Literal["gpu_hours", "spend"] = "gpu_hours"
-    providers: dict[str, Annotated[float, Field(gt=0, le=1)]] = {}
+    providers: dict[str, Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=dict)
 
     def share_for(self, provider: str) -> float:
         return self.providers.get(provider, self.max_share)
 
 
-class FleetSpec(_Model):
+class FleetSpec(StrictModel):
     """Everything a fleet plan needs besides the catalog and the policy."""
 
     name: Annotated[str, Field(min_length=1)] = "fleet"
     horizon: Period
     workloads: Annotated[list[Workload], Field(min_length=1)]
-    capacity: list[CapacityLimit] = []
-    commitments: list[Commitment] = []
+    capacity: list[CapacityLimit] = Field(default_factory=list)
+    commitments: list[Commitment] = Field(default_factory=list)
     concentration: Concentration | None = None
     spread: Spread = Spread()
 
@@ -124,9 +120,4 @@ class FleetSpec(_Model):
 
 def parse_fleet(document: Any, source: str = "<fleet>") -> FleetSpec:
     """Validate a fleet document whose ``workloads`` are already mappings or Workloads."""
-    if not isinstance(document, Mapping):
-        raise SpecError(source, ["the document must be a mapping with horizon and workloads"])
-    try:
-        return FleetSpec.model_validate(document)
-    except ValidationError as exc:
-        raise SpecError(source, [spec_problem(e) for e in exc.errors()]) from None
+    return validate(FleetSpec, document, source, SpecError, "a mapping with horizon and workloads")

@@ -15,10 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
-    ValidationError,
     ValidationInfo,
     field_serializer,
     field_validator,
@@ -27,6 +24,7 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 
 from archipel.core._accelerators import AcceleratorRequest, parse_accelerator_spec
+from archipel.core._edge import StrictModel, validate
 from archipel.core._errors import InputError, SpecError
 from archipel.core._facts import COUNTRY_GROUPS
 from archipel.core._money import Amount, PositiveAmount
@@ -41,10 +39,6 @@ class WorkloadKind(StrEnum):
     INFERENCE = "inference"
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
 def _either_form(schema: dict[str, Any]) -> None:
     """The accelerators' schema: ``MODEL:COUNT`` or a list of alternatives, each either form."""
     form = {"type": "string", "pattern": r"^[^:]+(:[0-9]*\.?[0-9]+)?$", "maxLength": 100}
@@ -53,7 +47,7 @@ def _either_form(schema: dict[str, Any]) -> None:
     schema["anyOf"] = [form, {"type": "array", "minItems": 1, "items": {"anyOf": [form, items]}}]
 
 
-class Resources(_Model):
+class Resources(StrictModel):
     """Hardware per node, alternatives in order of preference."""
 
     # never empty: the validator below refuses an empty list, naming the field once
@@ -90,13 +84,13 @@ class Resources(_Model):
         return [str(a) for a in value]
 
 
-class DataSpec(_Model):
+class DataSpec(StrictModel):
     """What data the workload touches: its class selects the policy rules."""
 
     class_: Annotated[PlainText, Field(alias="class", min_length=1, max_length=100)] = "internal"
 
 
-class Constraints(_Model):
+class Constraints(StrictModel):
     """The user's own hard constraints, on top of policy."""
 
     countries: tuple[str, ...] = ()
@@ -130,7 +124,7 @@ class Constraints(_Model):
         return value
 
 
-class Spread(_Model):
+class Spread(StrictModel):
     """How the replicas of a service must spread over providers and countries."""
 
     min_providers: Annotated[int, Field(ge=1, le=100)] = 1
@@ -170,7 +164,7 @@ _EnvName = Annotated[
 ]
 
 
-class RunSpec(_Model):
+class RunSpec(StrictModel):
     """What to execute when the control plane runs the workload.
 
     The command gets ``ARCHIPEL_RUN_ID``, ``ARCHIPEL_CHECKPOINT_DIR`` (the same
@@ -190,8 +184,12 @@ class RunSpec(_Model):
     ]
     env: Annotated[
         dict[_EnvName, _Arg],
-        Field(max_length=10_000, json_schema_extra={"additionalProperties": False}),
-    ] = {}
+        Field(
+            default_factory=dict,
+            max_length=10_000,
+            json_schema_extra={"additionalProperties": False},
+        ),
+    ]
     max_restarts: Annotated[int, Field(ge=0, le=100)] = 3
     # the folder shipped to the site, as the spec file names it: relative to the spec
     # file's folder, which is the default; `archipel run` packs it and uploads it
@@ -221,7 +219,7 @@ class RunSpec(_Model):
 _URL_PATH = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
 
 
-class ServePrice(_Model):
+class ServePrice(StrictModel):
     """What the service charges per million tokens (exact decimals, see :data:`Amount`)."""
 
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
@@ -229,7 +227,7 @@ class ServePrice(_Model):
     output_per_million: Amount = Decimal(0)
 
 
-class ServeSpec(_Model):
+class ServeSpec(StrictModel):
     """How an inference service is reached once it runs: what the gateway routes to it.
 
     The command must listen on ``port`` (it gets it as ``ARCHIPEL_PORT`` and
@@ -253,7 +251,7 @@ class ServeSpec(_Model):
     publish_to: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
 
 
-class Workload(_Model):
+class Workload(StrictModel):
     """A training job, a batch job or an inference service.
 
     ``replicas`` (services) are placed independently, each on ``nodes`` nodes;
@@ -307,26 +305,8 @@ class Workload(_Model):
         return self
 
 
-def spec_problem(error: Mapping[str, Any]) -> str:
-    """One pydantic error as a spec problem: ``<field path>: <what to change>``."""
-    loc = tuple(error["loc"])
-    msg = str(error["msg"]).removeprefix("Value error, ")
-    if loc[-1:] == ("[key]",):  # a mapping's key, e.g. run.env's: name the mapping
-        loc = loc[:-2]
-    path = ".".join(str(p) for p in loc) or "(document)"
-    kind = error["type"]
-    if kind in ("extra_forbidden", "unexpected_keyword_argument"):
-        return f"{path}: unknown field; remove it or check its spelling"
-    if kind == "missing":
-        return f"{path}: required field is missing"
-    return f"{path}: {msg}"
-
-
 def parse_workload(document: Any, source: str = "<spec>") -> Workload:
     """Validate one workload document; raise :class:`SpecError` naming every bad field."""
-    if not isinstance(document, Mapping):
-        raise SpecError(source, ["the document must be a mapping with name, kind and resources"])
-    try:
-        return Workload.model_validate(document)
-    except ValidationError as exc:
-        raise SpecError(source, [spec_problem(e) for e in exc.errors()]) from None
+    return validate(
+        Workload, document, source, SpecError, "a mapping with name, kind and resources"
+    )

@@ -41,22 +41,13 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, SecretStr, field_validator, model_validator
 from yarl import URL
 
-from archipel.core import Amount
+from archipel.core import ServePrice, StrictModel, validate
 from archipel.gateway._errors import GatewayConfigError
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -69,10 +60,6 @@ def hash_key(api_key: str) -> str:
     return hashlib.sha256(api_key.encode("utf-8")).hexdigest()
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Pool(StrEnum):
     """Which pool a replica belongs to: secondary replicas take spillover only."""
 
@@ -80,12 +67,12 @@ class Pool(StrEnum):
     SECONDARY = "secondary"
 
 
-class Listen(_Model):
+class Listen(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
 
 
-class Timeouts(_Model):
+class Timeouts(StrictModel):
     """Per-phase deadlines in seconds (see docs/gateway.md)."""
 
     connect: float = Field(2.0, gt=0)
@@ -93,7 +80,7 @@ class Timeouts(_Model):
     idle: float = Field(30.0, gt=0)  # between two chunks of a body
 
 
-class Requests(_Model):
+class Requests(StrictModel):
     """What the gateway accepts from clients (see docs/gateway.md, *Client requests*)."""
 
     max_body_bytes: int = Field(4 * 1024 * 1024, ge=1024)  # a larger body gets 413
@@ -103,20 +90,20 @@ class Requests(_Model):
     body_timeout: float = Field(30.0, gt=0)  # seconds to receive the body after the headers
 
 
-class Retry(_Model):
+class Retry(StrictModel):
     max_attempts: int = Field(3, ge=1, le=10)  # per request, the first attempt included
     budget_ratio: float = Field(0.2, ge=0, le=1)  # retries earned per request
     budget_min_per_second: float = Field(5.0, ge=0)  # retries always allowed at this rate
 
 
-class BreakerSettings(_Model):
+class BreakerSettings(StrictModel):
     """The circuit breaker of every replica (see :class:`~archipel.gateway._failover.Breaker`)."""
 
     failure_threshold: int = Field(5, ge=1)  # consecutive failures that open the circuit
     cooldown: float = Field(10.0, gt=0)  # seconds open before one half-open probe
 
 
-class HealthChecks(_Model):
+class HealthChecks(StrictModel):
     """Active checks: each replica's ``health_path`` is fetched every ``interval`` seconds."""
 
     enabled: bool = True
@@ -126,21 +113,21 @@ class HealthChecks(_Model):
     healthy_after: int = Field(1, ge=1)  # consecutive passed checks that bring it back
 
 
-class Balancing(_Model):
+class Balancing(StrictModel):
     ewma_decay: float = Field(10.0, gt=0)  # seconds: time constant of the latency average
     price_weight: float = Field(0.5, ge=0)  # 0 ignores price; 1 = score scales with price
 
 
-class Shedding(_Model):
+class Shedding(StrictModel):
     retry_after: int = Field(1, ge=1)  # seconds, in 429 answers when every pool is full
 
 
-class Metering(_Model):
+class Metering(StrictModel):
     path: str = "gateway-usage.jsonl"
     queue_size: int = Field(65536, ge=1)  # records beyond this are dropped and counted
 
 
-class RateLimits(_Model):
+class RateLimits(StrictModel):
     """Where tenants' rate limits live: in each process, or shared through Redis."""
 
     backend: Literal["local", "redis"] = "local"
@@ -149,7 +136,7 @@ class RateLimits(_Model):
     timeout: float = Field(0.25, gt=0)  # seconds per Redis call; then local limits apply
 
 
-class Take(_Model):
+class Take(StrictModel):
     """Whose published services the gateway takes, and which of its tenants they serve.
 
     ``from`` is a control-plane tenant (the owner of the services); ``models``
@@ -159,14 +146,12 @@ class Take(_Model):
     passes that tenant's data class.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
     from_: str = Field(alias="from", min_length=1)
     models: tuple[str, ...] | None = None
     tenants: tuple[str, ...] | None = None
 
 
-class ControlPlane(_Model):
+class ControlPlane(StrictModel):
     """Where to read the routes of the services the control plane runs (``GET /v1/routes``)."""
 
     url: str = Field(pattern=r"^https?://")
@@ -186,12 +171,12 @@ class ControlPlane(_Model):
         return self
 
 
-class Limits(_Model):
+class Limits(StrictModel):
     requests_per_minute: int | None = Field(None, ge=1)
     tokens_per_minute: int | None = Field(None, ge=1)
 
 
-class Tenant(_Model):
+class Tenant(StrictModel):
     key_sha256: tuple[str, ...] = Field(min_length=1)
     data_class: str
     limits: Limits = Limits()
@@ -207,15 +192,7 @@ class Tenant(_Model):
         return self
 
 
-class Price(_Model):
-    """Money is an exact :data:`~archipel.core.Amount`: plain numbers up to 15 digits, or quoted."""
-
-    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
-    input_per_million: Amount = Decimal(0)
-    output_per_million: Amount = Decimal(0)
-
-
-class ReplicaSpec(_Model):
+class ReplicaSpec(StrictModel):
     name: str = Field(pattern=_NAME.pattern)
     provider: str
     region: str
@@ -227,7 +204,7 @@ class ReplicaSpec(_Model):
     weight: float = Field(1.0, gt=0)
     max_concurrency: int = Field(64, ge=1)
     pool: Pool = Pool.PRIMARY
-    price: Price = Price()
+    price: ServePrice = ServePrice()
     health_path: str = Field("/models", pattern=r"^/")  # GET under base_url; 200 = healthy
 
     @model_validator(mode="after")
@@ -284,7 +261,7 @@ class PublishedReplica(ReplicaSpec):
     serves: frozenset[str] | None = None  # None: every tenant
 
 
-class ModelSpec(_Model):
+class ModelSpec(StrictModel):
     replicas: tuple[ReplicaSpec, ...] = Field(min_length=1)
     owned_by: str = "archipel"
 
@@ -298,7 +275,7 @@ class ModelSpec(_Model):
         return self
 
 
-class GatewayConfig(_Model):
+class GatewayConfig(StrictModel):
     """A validated ``gateway.yaml``."""
 
     version: int = Field(1, ge=1, le=1)
@@ -317,7 +294,7 @@ class GatewayConfig(_Model):
     event_loop: Literal["auto", "asyncio", "uvloop"] = "auto"
     control_plane: ControlPlane | None = None
     tenants: dict[str, Tenant] = Field(min_length=1)
-    models: dict[str, ModelSpec] = {}  # more come from the control plane, if configured
+    models: dict[str, ModelSpec] = Field(default_factory=dict)  # more: from the control plane
 
     @model_validator(mode="after")
     def _some_models(self) -> GatewayConfig:
@@ -349,22 +326,10 @@ class GatewayConfig(_Model):
         return self
 
 
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
 def parse_gateway_config(document: Any, source: str = "<gateway>") -> GatewayConfig:
     """Validate a gateway document (already loaded from YAML); errors name each field."""
-    if not isinstance(document, Mapping):
-        raise GatewayConfigError(source, ["a gateway config is a mapping with tenants and models"])
-    try:
-        return GatewayConfig.model_validate(document)
-    except ValidationError as exc:
-        problems = [f"{_where(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise GatewayConfigError(source, problems) from None
+    shape = "a mapping with tenants and models"
+    return validate(GatewayConfig, document, source, GatewayConfigError, shape)
 
 
 def resolve_upstream_keys(

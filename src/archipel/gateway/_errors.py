@@ -9,7 +9,8 @@ may name hosts and ports) goes to the log only::
 
     ArchipelError
     ├── InputError (also ValueError)
-    │   └── GatewayConfigError               gateway.yaml or its route table is invalid
+    │   └── DocumentError
+    │       └── GatewayConfigError               gateway.yaml or its route table is invalid
     └── GatewayError
         └── UpstreamError                    one attempt at one replica failed
             ├── UpstreamConnectError         (also ConnectionError) no connection, or it dropped
@@ -19,17 +20,13 @@ may name hosts and ports) goes to the log only::
 
 from __future__ import annotations
 
-from archipel.core import ArchipelError, InputError
+from archipel.core import ArchipelError, DocumentError
 
 
-class GatewayConfigError(InputError):
+class GatewayConfigError(DocumentError):
     """The gateway configuration is invalid; ``problems`` names each field."""
 
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: invalid gateway config\n{lines}")
+    what = "gateway config"
 
 
 class GatewayError(ArchipelError):

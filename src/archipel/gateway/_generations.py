@@ -84,7 +84,7 @@ def _tenant(
     owned = {m: s.owned_by for m, s in config.models.items()}
     routes = table.tenants.get(name)
     if routes is None:  # a table built without tenants' views: its class's routes
-        routes = table.classes.get(spec.data_class, {})
+        routes = table.by_data_class.get(spec.data_class, {})
     data = [
         {"id": m, "object": "model", "created": 0, "owned_by": owned[m]}
         for m in sorted(m for m, r in routes.items() if r.replicas)

@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from archipel.core import StrictModel, field_problems
 from archipel.gateway import _json
 from archipel.gateway._config import (
     ControlPlane,
@@ -48,9 +49,7 @@ from archipel.gateway._config import (
 log = logging.getLogger("archipel.gateway")
 
 
-class _PublishedModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class _PublishedModel(StrictModel):
     replicas: tuple[PublishedReplica, ...] = Field(min_length=1)
     owned_by: str = "archipel"
 
@@ -83,9 +82,7 @@ def parse_published(document: Any) -> Published:
         try:
             out[str(name)] = _PublishedModel.model_validate(spec)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"models.{name}.{where}: {first['msg']}") from None
+            raise ValueError(f"models.{name}.{field_problems(exc)[0]}") from None
     return Published(tenant, out)
 
 

@@ -96,20 +96,20 @@ class RouteTable:
     """Data class -> model -> allowed replicas, and the same per tenant; immutable."""
 
     replicas: tuple[Replica, ...]
-    classes: Mapping[str, Routes]
+    by_data_class: Mapping[str, Routes]
     models: frozenset[str]
     tenants: Mapping[str, Routes] = field(default_factory=dict)  # tenant -> what it may use
 
     def lookup(self, data_class: str, model: str) -> tuple[Match, ModelRoute | None]:
         """The route of ``model`` for ``data_class`` and how well the name matched."""
-        route = self.classes.get(data_class, {}).get(model)
+        route = self.by_data_class.get(data_class, {}).get(model)
         if route is not None and route.replicas:
             return Match.FULL, route
         return (Match.PARTIAL if model in self.models else Match.NONE), route
 
     def allowed_models(self, data_class: str) -> list[str]:
         """Models a data class can use, sorted."""
-        routes = self.classes.get(data_class, {})
+        routes = self.by_data_class.get(data_class, {})
         return sorted(m for m, r in routes.items() if r.replicas)
 
     def tenant_models(self, tenant: str) -> list[str]:
@@ -197,7 +197,7 @@ def build_route_table(
         for name, spec in config.tenants.items()
     }
     return RouteTable(
-        replicas=replicas, classes=classes, models=frozenset(config.models), tenants=views
+        replicas=replicas, by_data_class=classes, models=frozenset(config.models), tenants=views
     )
 
 
@@ -257,8 +257,8 @@ def describe_routes(table: RouteTable) -> list[str]:
     """One line per data class and model: the replicas allowed, and why others are not;
     then the same for each tenant whose routes are narrower than its class's."""
     lines: list[str] = []
-    views: list[tuple[str, Routes]] = list(table.classes.items())
-    shared = {id(routes) for routes in table.classes.values()}
+    views: list[tuple[str, Routes]] = list(table.by_data_class.items())
+    shared = {id(routes) for routes in table.by_data_class.values()}
     views += [(f"tenant {t}", r) for t, r in table.tenants.items() if id(r) not in shared]
     for who, routes in views:
         for model, route in routes.items():

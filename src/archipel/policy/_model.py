@@ -28,9 +28,9 @@ from importlib import resources
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from archipel.core import CloudActExposure, PolicyError
+from archipel.core import CloudActExposure, DocumentError, PolicyError, StrictModel, validate
 from archipel.policy._rules import (
     Certification,
     CloudActAllowed,
@@ -45,16 +45,18 @@ _GROUPS = {"eu", "eea", "eu_eea", "adequacy", "adequacy_partial"}
 _CERTS = {"iso27001", "bsi_c5", "hds"}
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PolicyDocumentError(DocumentError, PolicyError):
+    """A policy document whose fields do not validate; ``problems`` names each one."""
+
+    what = "policy"
 
 
-class ProviderLists(_Model):
+class ProviderLists(StrictModel):
     allow: tuple[str, ...] | None = None
     deny: tuple[str, ...] = ()
 
 
-class DataClassDoc(_Model):
+class DataClassDoc(StrictModel):
     description: str = ""
     extends: str | None = None
     rules: tuple[Any, ...] = ()
@@ -69,7 +71,7 @@ class DataClassDoc(_Model):
         return tuple(value)
 
 
-class PolicyDoc(_Model):
+class PolicyDoc(StrictModel):
     version: int = Field(1, ge=1, le=1)
     name: str = "policy"
     description: str = ""
@@ -91,7 +93,7 @@ class Policy:
     """A validated policy: data class name -> rules."""
 
     name: str
-    classes: Mapping[str, DataClass]
+    data_classes: Mapping[str, DataClass]
 
     def data_class(self, name: str) -> DataClass:
         """The rules of a data class, matched without regard to case.
@@ -99,16 +101,16 @@ class Policy:
         An unknown name is a :class:`PolicyError` that suggests the closest
         class names and lists the known ones.
         """
-        found = self.classes.get(name)
+        found = self.data_classes.get(name)
         if found is not None:
             return found
-        by_fold = {known.casefold(): cls for known, cls in self.classes.items()}
+        by_fold = {known.casefold(): cls for known, cls in self.data_classes.items()}
         found = by_fold.get(name.strip().casefold())
         if found is not None:
             return found
         close = difflib.get_close_matches(name.casefold(), list(by_fold), n=3, cutoff=0.6)
         hint = f"; did you mean {', '.join(by_fold[c].name for c in close)}?" if close else ""
-        known = ", ".join(sorted(self.classes))
+        known = ", ".join(sorted(self.data_classes))
         raise PolicyError(
             f"unknown data class {name!r} in policy `{self.name}`{hint} (known data classes: "
             f"{known}; `archipel policy show` describes them)"
@@ -201,20 +203,12 @@ def _resolve(doc: PolicyDoc) -> dict[str, DataClass]:
 
 def parse_policy(document: Any, source: str = "<policy>") -> Policy:
     """Validate a policy document (already loaded from YAML)."""
-    if not isinstance(document, Mapping):
-        raise PolicyError(f"{source}: a policy is a mapping with `data_classes`")
-    try:
-        doc = PolicyDoc.model_validate(document)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        raise PolicyError(f"{source}: invalid policy: {problems}") from None
+    doc = validate(PolicyDoc, document, source, PolicyDocumentError, "a mapping with data_classes")
     try:
         classes = _resolve(doc)
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return Policy(name=doc.name, classes=classes)
+    return Policy(name=doc.name, data_classes=classes)
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:

@@ -637,6 +637,16 @@ def gateway(
         Path | None,
         typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=256,
+            help="Worker processes sharing the listen address, under one supervisor that "
+            "restarts them and forwards SIGHUP (docs/gateway.md#worker-processes).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
     replicas its data class allows, with failover, spillover, rate limits and metering.
@@ -652,12 +662,14 @@ def gateway(
         GatewayConfig,
         JsonlMeter,
         RouteTable,
+        WorkerSlot,
         build_route_table,
         describe_routes,
         parse_gateway_config,
         resolve_control_plane_token,
         resolve_upstream_keys,
         serve,
+        serve_workers,
     )
 
     def read_text(path: str) -> str:
@@ -685,16 +697,26 @@ def gateway(
         typer.echo(line, err=True)
     typer.echo(f"archipel gateway on http://{cfg.listen.host}:{cfg.listen.port}", err=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    meter = JsonlMeter(config.parent / cfg.metering.path, cfg.metering.queue_size)
-    serve(
-        cfg,
-        table,
-        meter=meter,
-        loader=load,
-        builder=build,
-        control_plane_token=token,
-        sock=listener,
-    )
+
+    def run(slot: WorkerSlot | None) -> None:
+        now, routes = (cfg, table) if slot is None or not slot.replacement else current()
+        meter = JsonlMeter(config.parent / now.metering.path, now.metering.queue_size)
+        serve(now, routes, meter, load, build, token, listener, slot)
+
+    def current() -> tuple[GatewayConfig, RouteTable]:
+        # a replaced worker takes the files as they are (the others may have reloaded);
+        # files that no longer load leave it on what the supervisor read at start
+        try:
+            fresh = load()
+            return fresh, build(fresh)
+        except InputError as exc:
+            logging.getLogger("archipel.gateway").error("reload failed in a new worker: %s", exc)
+            return cfg, table
+
+    if workers == 1:
+        run(None)
+    else:
+        raise typer.Exit(serve_workers(workers, run, cfg.shutdown_timeout))
 
 
 token_app = typer.Typer(

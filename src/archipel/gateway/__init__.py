@@ -51,6 +51,7 @@ from archipel.gateway._upstream import (
     Upstream,
     UpstreamResponse,
 )
+from archipel.gateway._workers import Supervisor, WorkerSlot, serve_workers
 
 __all__ = [
     "AiohttpUpstream",
@@ -73,6 +74,7 @@ __all__ = [
     "Replica",
     "RetryBudget",
     "RouteTable",
+    "Supervisor",
     "TRANSITIONS",
     "Upstream",
     "UpstreamConnectError",
@@ -81,6 +83,7 @@ __all__ = [
     "UpstreamStatusError",
     "UpstreamTimeoutError",
     "UsageRecord",
+    "WorkerSlot",
     "build_route_table",
     "create_app",
     "describe_routes",
@@ -92,5 +95,6 @@ __all__ = [
     "resolve_control_plane_token",
     "resolve_upstream_keys",
     "serve",
+    "serve_workers",
     "server_settings",
 ]

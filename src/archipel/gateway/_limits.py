@@ -82,6 +82,20 @@ class TokenBucket:
         self.level -= amount
 
 
+def split(limits: Limits, share: int) -> Limits:
+    """One of ``share`` equal parts of ``limits``, rounded up (a limit stays at least 1)."""
+    if share == 1:
+        return limits
+
+    def part(per_minute: int | None) -> int | None:
+        return None if per_minute is None else -(-per_minute // share)
+
+    return Limits(
+        requests_per_minute=part(limits.requests_per_minute),
+        tokens_per_minute=part(limits.tokens_per_minute),
+    )
+
+
 class TenantLimiter:
     """A tenant's request and token buckets; either may be absent (unlimited)."""
 
@@ -108,12 +122,20 @@ class TenantLimiter:
 
 
 class InProcessLimiter:
-    """A :class:`Limiter` whose buckets live in this process: each process enforces
-    every limit alone."""
+    """A :class:`Limiter` whose buckets live in this process.
 
-    __slots__ = ("_limits", "tenants")
+    With ``share`` above 1 (the gateway's worker processes), each limit is split that
+    many ways, rounded up: the workers together admit about what one process would.
+    A tenant whose requests all reach one worker then meets its limit early, by up
+    to a factor ``share``; limits shared through Redis have no such split.
+    """
 
-    def __init__(self, limits: Mapping[str, Limits], now: float) -> None:
+    __slots__ = ("_limits", "share", "tenants")
+
+    def __init__(self, limits: Mapping[str, Limits], now: float, share: int = 1) -> None:
+        if share < 1:
+            raise ValueError(f"share must be at least 1, not {share}")
+        self.share = share
         self._limits: dict[str, Limits] = {}
         self.tenants: dict[str, TenantLimiter] = {}
         self.set_limits(limits, now)
@@ -132,7 +154,9 @@ class InProcessLimiter:
         for name, spec in limits.items():
             kept = self.tenants.get(name)
             same = kept is not None and self._limits.get(name) == spec
-            tenants[name] = kept if same and kept is not None else TenantLimiter(spec, now)
+            if not same or kept is None:
+                kept = TenantLimiter(split(spec, self.share), now)
+            tenants[name] = kept
         self._limits, self.tenants = dict(limits), tenants
 
     async def admit(self, tenant: str, now: float) -> float:

@@ -205,6 +205,7 @@ class RedisLimiter:
         timeout: float = 0.25,
         fallback_clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 1.0,
+        fallback_share: int = 1,
     ) -> None:
         self.redis = RedisBuckets(url, prefix, timeout)
         self.timeout = timeout
@@ -213,7 +214,8 @@ class RedisLimiter:
         self.degraded = False  # the last Redis call failed
         self._clock = fallback_clock
         self._limits: dict[str, Limits] = dict(limits)
-        self._local = InProcessLimiter(limits, fallback_clock())  # decides while Redis fails
+        # decides while Redis fails; split like in-process limits among this host's workers
+        self._local = InProcessLimiter(limits, fallback_clock(), fallback_share)
         self._charges: set[asyncio.Task[None]] = set()  # charges on their way to Redis
         self._retry_at = 0.0  # fallback_clock time before which a degraded limiter skips Redis
 

@@ -46,12 +46,14 @@ from archipel.gateway._limits import InProcessLimiter, Limiter
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter
 from archipel.gateway._metrics import RequestStats, StateCollector
+from archipel.gateway._peers import PeerMetrics
 from archipel.gateway._proxy import ENDPOINTS, Clock, Proxy
 from archipel.gateway._published import PublishedRoutes
 from archipel.gateway._reload import Builder, Loader, Reloader, limits_of
 from archipel.gateway._reply import last_resort
 from archipel.gateway._route_table import RouteTable
 from archipel.gateway._upstream import AiohttpUpstream, Upstream
+from archipel.gateway._workers import WorkerSlot
 
 
 class Gateway:
@@ -68,6 +70,7 @@ class Gateway:
         loader: Loader | None = None,
         builder: Builder | None = None,
         control_plane_token: str | None = None,
+        slot: WorkerSlot | None = None,
     ) -> None:
         if builder is None and (loader is not None or config.control_plane is not None):
             raise ValueError("a gateway that reloads or follows a control plane needs a builder")
@@ -79,7 +82,8 @@ class Gateway:
         self.budget = RetryBudget(
             config.retry.budget_ratio, config.retry.budget_min_per_second, now
         )
-        self.limiter, limit_clock = _limiter(config, clock, wall_clock)
+        share = 1 if slot is None else slot.count
+        self.limiter, limit_clock = _limiter(config, clock, wall_clock, share)
         self.stats = RequestStats()
         self.reloader = Reloader(
             self.generations, self.upstream, self.budget, self.limiter, self.stats, clock,
@@ -98,6 +102,7 @@ class Gateway:
         self.registry = CollectorRegistry()
         self.registry.register(self.stats)
         self.registry.register(StateCollector(self))
+        self.peers = None if slot is None or slot.count == 1 else PeerMetrics(slot, self.registry)
         self.app = self._build_app(config)
 
     # the current generation and its parts, for callers that do not care about reloads
@@ -176,6 +181,8 @@ class Gateway:
         await self.upstream.start()
         await self.meter.start()
         await self.limiter.start()  # never fails: a Redis that is down means local limits
+        if self.peers is not None:
+            await self.peers.start()
         loop = asyncio.get_running_loop()
         checks = loop.create_task(self.health.run_forever())
         polls = None if self.publisher is None else loop.create_task(self.publisher.run())
@@ -193,6 +200,8 @@ class Gateway:
             self.reloader.cancel()
             # in-flight requests are done (aiohttp waited up to shutdown_timeout); the meter
             # closes last so that the records of those requests are written
+            if self.peers is not None:
+                await self.peers.close()
             await self.upstream.close()
             await self.limiter.close()
             await self.meter.close()
@@ -200,6 +209,8 @@ class Gateway:
     # -- small endpoints ----------------------------------------------------
 
     async def handle_metrics(self, request: web.Request) -> web.StreamResponse:
+        if self.peers is not None:
+            return await self.peers.handle_metrics(request)
         body = generate_latest(self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -207,17 +218,23 @@ class Gateway:
         return web.Response(text="ok")
 
 
-def _limiter(config: GatewayConfig, clock: Clock, wall_clock: Clock) -> tuple[Limiter, Clock]:
-    """The limiter ``config.rate_limits`` asks for, and the clock its times are on."""
+def _limiter(
+    config: GatewayConfig, clock: Clock, wall_clock: Clock, share: int = 1
+) -> tuple[Limiter, Clock]:
+    """The limiter ``config.rate_limits`` asks for, and the clock its times are on.
+
+    In-process limits are split ``share`` ways (one share per worker process), so that
+    the workers together admit what one process would; shared limits need no split.
+    """
     spec = config.rate_limits
     if spec.backend == "redis":
         # shared by processes that may run on different hosts: wall-clock times
         shared = RedisLimiter(
             spec.redis_url, spec.prefix, limits_of(config), timeout=spec.timeout,
-            fallback_clock=clock,
+            fallback_clock=clock, fallback_share=share,
         )  # fmt: skip
         return shared, wall_clock
-    return InProcessLimiter(limits_of(config), clock()), clock
+    return InProcessLimiter(limits_of(config), clock(), share), clock
 
 
 def server_settings(config: GatewayConfig) -> dict[str, Any]:
@@ -250,6 +267,7 @@ def create_app(
     loader: Loader | None = None,
     builder: Builder | None = None,
     control_plane_token: str | None = None,
+    slot: WorkerSlot | None = None,
 ) -> web.Application:
     """The gateway as an aiohttp application (run it with any aiohttp runner).
 
@@ -263,8 +281,9 @@ def create_app(
     if meter is None:
         meter = JsonlMeter(Path(config.metering.path), config.metering.queue_size)
     gateway = Gateway(
-        config, table, meter, upstream, clock, wall_clock, loader, builder, control_plane_token
-    )
+        config, table, meter, upstream, clock, wall_clock, loader, builder, control_plane_token,
+        slot,
+    )  # fmt: skip
     return gateway.app
 
 
@@ -276,6 +295,7 @@ def serve(
     builder: Builder | None = None,
     control_plane_token: str | None = None,
     sock: socket.socket | None = None,
+    slot: WorkerSlot | None = None,
 ) -> None:
     """Run the gateway until SIGINT or SIGTERM, then shut down gracefully.
 
@@ -294,6 +314,7 @@ def serve(
         loader=loader,
         builder=builder,
         control_plane_token=control_plane_token,
+        slot=slot,
     )
     # everything loaded so far (config, catalog, policy, route table, libraries) lives as long
     # as the process: move it out of the collector's view, so that the full collections the

@@ -1,7 +1,9 @@
 """One contract for the per-tenant rate limits, in process and shared through Redis.
 
-The table of cases runs against both implementations of the ``Limiter`` protocol:
-``InProcessLimiter`` and ``RedisLimiter`` on a real Redis; a property test
+The table of cases runs against every implementation of the ``Limiter`` protocol:
+``InProcessLimiter``, ``RedisLimiter`` on a real Redis and ``LeasingLimiter``
+(which takes request units four at a time; its own bounds are in
+``test_limits_lease.py``); a property test
 checks that the two give the same decisions for random traffic. Redis tests
 are skipped when Redis is not reachable, unless ``CI`` is set: then they fail.
 
@@ -26,6 +28,7 @@ from hypothesis import strategies as st
 
 from archipel.gateway._config import Limits
 from archipel.gateway._limits import InProcessLimiter, Limiter, TenantLimiter
+from archipel.gateway._limits_lease import LeasingLimiter
 from archipel.gateway._limits_redis import IDLE_MARGIN, RedisLimiter
 
 from .harness import REDIS_URL, delete_prefix, unique_prefix
@@ -57,7 +60,24 @@ async def open_redis(
         await limiter.close()
 
 
-@pytest.fixture(params=["in_process", "redis"])
+@asynccontextmanager
+async def open_leasing(
+    prefix: str,
+    limits: Mapping[str, Limits],
+    lease: int = 4,
+    lease_seconds: float = 1.0,
+) -> AsyncIterator[LeasingLimiter]:
+    """A started ``LeasingLimiter`` on the test Redis that must not have fallen back."""
+    limiter = LeasingLimiter(REDIS_URL, prefix, limits, lease=lease, lease_seconds=lease_seconds)
+    await limiter.start()
+    try:
+        yield limiter
+        assert (limiter.fallbacks, limiter.degraded) == (0, False), "Redis failed during the test"
+    finally:
+        await limiter.close()
+
+
+@pytest.fixture(params=["in_process", "redis", "redis_leasing"])
 def open_limiter(request: pytest.FixtureRequest) -> Opener:
     if request.param == "in_process":
 
@@ -67,6 +87,8 @@ def open_limiter(request: pytest.FixtureRequest) -> Opener:
 
         return local
     name: str = request.getfixturevalue("prefix")
+    if request.param == "redis_leasing":
+        return lambda limits: open_leasing(name, limits)
     return lambda limits: open_redis(REDIS_URL, name, limits)
 
 

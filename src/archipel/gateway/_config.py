@@ -134,6 +134,10 @@ class RateLimits(StrictModel):
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|unix)://")
     prefix: str = Field("archipel:gateway:limits", min_length=1)  # same prefix, same limits
     timeout: float = Field(0.25, gt=0)  # seconds per Redis call; then local limits apply
+    # redis only: request units a process takes at once (0: ask Redis on every request)
+    lease: int = Field(0, ge=0, le=1_000_000)
+    lease_seconds: float = Field(1.0, gt=0, le=3600)  # unused leased units then go back
+    sync_interval: float = Field(0.05, gt=0, le=60)  # how often token charges are sent
 
 
 class Take(StrictModel):

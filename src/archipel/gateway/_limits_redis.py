@@ -68,12 +68,10 @@ log = logging.getLogger("archipel.gateway")
 #: seconds a key outlives the time its buckets need to be full again
 IDLE_MARGIN = 120.0
 
-# KEYS[1]: the tenant's hash. ARGV: operation ("admit" or "charge"), now,
-# requests per minute, tokens per minute (0: no such bucket), tokens to
-# charge, idle margin in seconds. Returns the wait in seconds, as a string.
-_SCRIPT = """
-local key = KEYS[1]
-local now = tonumber(ARGV[2])
+#: Lua shared by the scripts: reads the tenant's hash (``key``) at ``now``, both
+#: defined before it; ``bucket`` refills one bucket, ``save`` writes it back with
+#: every digit, ``expire`` sets the key's expiry (full again, plus the margin)
+SCRIPT_BUCKETS = """
 local state = redis.call('HMGET', key, 'rl', 'rt', 'tl', 'tt')
 
 local function bucket(capacity, level, last)
@@ -102,6 +100,24 @@ local function save(b, level_field, last_field)
   redis.call('HSET', key, level_field, fmt(b.level), last_field, fmt(b.last))
 end
 
+local function expire(requests, tokens, margin)
+  local full = 0
+  for _, b in ipairs({requests or false, tokens or false}) do
+    if b then
+      full = math.max(full, (b.capacity - b.level) / b.rate)
+    end
+  end
+  redis.call('PEXPIRE', key, string.format('%d', math.ceil((full + margin) * 1000)))
+end
+"""
+
+# KEYS[1]: the tenant's hash. ARGV: operation ("admit" or "charge"), now,
+# requests per minute, tokens per minute (0: no such bucket), tokens to
+# charge, idle margin in seconds. Returns the wait in seconds, as a string.
+_SCRIPT = (
+    "local key = KEYS[1]\nlocal now = tonumber(ARGV[2])\n"
+    + SCRIPT_BUCKETS
+    + """
 local requests = bucket(tonumber(ARGV[3]), state[1], state[2])
 local tokens = bucket(tonumber(ARGV[4]), state[3], state[4])
 local wait = 0
@@ -128,16 +144,10 @@ else
     save(requests, 'rl', 'rt')
   end
 end
-
-local full = 0
-for _, b in ipairs({requests or false, tokens or false}) do
-  if b then
-    full = math.max(full, (b.capacity - b.level) / b.rate)
-  end
-end
-redis.call('PEXPIRE', key, string.format('%d', math.ceil((full + tonumber(ARGV[6])) * 1000)))
+expire(requests, tokens, tonumber(ARGV[6]))
 return fmt(wait)
 """
+)
 
 _FAILURES = (RedisError, OSError, TimeoutError)
 
@@ -169,6 +179,11 @@ class RedisBuckets:
     @property
     def started(self) -> bool:
         return self._script is not None
+
+    @property
+    def client(self) -> aioredis.Redis | None:
+        """The connection, once started (for scripts of other limiters on the same hash)."""
+        return self._client
 
     async def close(self) -> None:
         if self._client is not None:

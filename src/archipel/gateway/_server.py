@@ -43,6 +43,7 @@ from archipel.gateway._failover import ReplicaState, RetryBudget
 from archipel.gateway._generations import Generations, Routing, next_routing
 from archipel.gateway._health import HealthChecks
 from archipel.gateway._limits import InProcessLimiter, Limiter
+from archipel.gateway._limits_lease import LeasingLimiter
 from archipel.gateway._limits_redis import RedisLimiter
 from archipel.gateway._metering import JsonlMeter, Meter
 from archipel.gateway._metrics import RequestStats, StateCollector
@@ -229,6 +230,13 @@ def _limiter(
     spec = config.rate_limits
     if spec.backend == "redis":
         # shared by processes that may run on different hosts: wall-clock times
+        if spec.lease:
+            leasing = LeasingLimiter(
+                spec.redis_url, spec.prefix, limits_of(config), lease=spec.lease,
+                lease_seconds=spec.lease_seconds, sync_interval=spec.sync_interval,
+                timeout=spec.timeout, fallback_clock=clock, fallback_share=share,
+            )  # fmt: skip
+            return leasing, wall_clock
         shared = RedisLimiter(
             spec.redis_url, spec.prefix, limits_of(config), timeout=spec.timeout,
             fallback_clock=clock, fallback_share=share,

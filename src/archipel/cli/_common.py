@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from archipel.cli._config import MAX_FILE_MB, read_yaml_documents, snapshot_path
 from archipel.core import ArchipelError, CatalogSnapshot, InputError
+
+if TYPE_CHECKING:
+    from archipel.policy import Policy
 
 T = TypeVar("T")
 
@@ -89,7 +92,9 @@ def load_policy(path: Path | None) -> Any:
     return parse_policy(docs[0], str(path))
 
 
-def in_comparison_currency(snapshot: CatalogSnapshot, flag: str | None, policy: Any) -> Any:
+def in_comparison_currency(
+    snapshot: CatalogSnapshot, flag: str | None, policy: Policy
+) -> CatalogSnapshot:
     """The snapshot compared in the chosen currency: ``--currency``, the policy's, the catalog's.
 
     A code is read without regard to case; one the catalog has no rate for is

@@ -137,7 +137,7 @@ def say(message: str) -> None:
 
 def bench_in_process(cases: list[Case], loads: int) -> dict[str, Any]:
     from archipel.catalog import load_snapshot
-    from archipel.cli._output import plan_document
+    from archipel.cli._documents import plan_document
     from archipel.core import parse_accelerator_spec
     from archipel.placement import PlacementRequest, Planner
     from archipel.policy import default_policy
@@ -227,7 +227,7 @@ t0 = time.perf_counter()
 from archipel.cli import app
 t1 = time.perf_counter()
 from archipel.catalog import load_snapshot
-from archipel.cli._output import plan_document
+from archipel.cli._documents import plan_document
 from archipel.core import parse_accelerator_spec
 from archipel.placement import PlacementRequest, Planner
 from archipel.policy import default_policy

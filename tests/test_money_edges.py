@@ -124,7 +124,10 @@ def test_the_max_price_flag_keeps_every_digit_and_refuses_sub_nano() -> None:
     runner = CliRunner()
     args = ["plan", "--gpus", "H100:1", "--json", "--max-price"]
     result = runner.invoke(app, [*args, "123456789.123456789"])
-    assert json.loads(result.stdout)["request"]["max_price_per_hour"] == "123456789.123456789"
+    assert (
+        json.loads(result.stdout)["plans"][0]["request"]["max_price_per_placement_hour"]
+        == "123456789.123456789"
+    )
     result = runner.invoke(app, [*args, "0.0000000001"])
     assert result.exit_code == 2
     assert "0.0000000001 has more than 9 decimals" in result.stderr

@@ -35,8 +35,10 @@ def test_plan_json_is_the_documented_document() -> None:
         "3",
     )
     assert code == 0
-    doc = json.loads(out)
-    assert doc["feasible"] is True
+    top = json.loads(out)
+    assert list(top) == ["feasible", "currency", "exchange_rates", "plans"]
+    assert top["feasible"] is True and top["currency"] == "USD"
+    (doc,) = top["plans"]
     assert len(doc["placements"]) == 3
     placement = doc["placements"][0]
     for key in [
@@ -46,26 +48,33 @@ def test_plan_json_is_the_documented_document() -> None:
         "instance_type",
         "accelerator",
         "accelerator_count",
-        "price_per_hour",
-        "currency",
+        "nodes",
+        "price_per_node_hour",
+        "price_per_placement_hour",
         "total_cost",
+        "offer_currency",
+        "offer_price_per_node_hour",
+        "offer_price_per_placement_hour",
+        "offer_total_cost",
         "spot",
     ]:
         assert key in placement
     assert placement["accelerator"] == "H100" and placement["accelerator_count"] == 8
-    assert isinstance(placement["price_per_hour"], str)  # exact decimal text
+    assert isinstance(placement["price_per_node_hour"], str)  # exact decimal text
     for rejection in doc["rejections"]:
         assert set(rejection) >= {"reason", "count", "example"}
     # the values, not only the keys
     assert doc["request"]["accelerators"] == ["H100:8"]
     assert doc["request"]["data_class"] == "personal" and doc["request"]["hours"] == "24"
     assert [p["rank"] for p in doc["placements"]] == [1, 2, 3]
-    totals = [Decimal(p["comparison_total"]) for p in doc["placements"]]
-    assert totals == sorted(totals)
+    hourly = [Decimal(p["price_per_placement_hour"]) for p in doc["placements"]]
+    assert hourly == sorted(hourly)
     for p in doc["placements"]:
-        assert Decimal(p["total_cost"]) == Decimal(p["price_per_hour"]) * 24
-        if p["currency"] == doc["comparison_currency"]:
-            assert Decimal(p["comparison_total"]) == Decimal(p["total_cost"])
+        assert Decimal(p["offer_total_cost"]) == Decimal(p["offer_price_per_node_hour"]) * 24
+        assert Decimal(p["total_cost"]) == Decimal(p["price_per_node_hour"]) * 24
+        assert p["offer_currency"] in top["exchange_rates"]
+        if p["offer_currency"] == top["currency"]:
+            assert p["total_cost"] == p["offer_total_cost"]
         # personal data: an EEA site or a full adequacy decision, a vetted provider
         assert p["country"] in EEA | ADEQUACY_FULL
         marketplace, cloud_act, _, iso27001 = PROVIDER_FACTS[p["provider"]]
@@ -78,8 +87,9 @@ def test_plan_json_is_the_documented_document() -> None:
 def test_infeasible_plan_exits_one_and_still_explains() -> None:
     code, out, _ = run("plan", "--gpus", "H100:8", "--data-class", "sovereign", "--json")
     assert code == 1
-    doc = json.loads(out)
-    assert doc["feasible"] is False and doc["placements"] == []
+    top = json.loads(out)
+    (doc,) = top["plans"]
+    assert top["feasible"] is False and doc["feasible"] is False and doc["placements"] == []
     assert {r["reason"] for r in doc["rejections"]} >= {"hardware", "certification"}
 
 
@@ -107,7 +117,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     code, out, _ = run(
         "plan", str(ROOT / "examples/workloads/train-eu.yaml"), "--countries", "FI", "--json"
     )
-    doc = json.loads(out)
+    (doc,) = json.loads(out)["plans"]
     assert code == 0
     assert doc["request"]["countries"] == ["FI"]
     assert {p["country"] for p in doc["placements"]} == {"FI"}
@@ -308,7 +318,7 @@ def test_custom_policy_file(tmp_path: Path) -> None:
         "plan", "--gpus", "H100:8", "--data-class", "fi", "--policy", str(policy), "--json"
     )
     assert code == 0
-    assert {p["country"] for p in json.loads(out)["placements"]} == {"FI"}
+    assert {p["country"] for p in json.loads(out)["plans"][0]["placements"]} == {"FI"}
 
 
 def test_catalog_lists_and_filters_offers() -> None:

@@ -47,9 +47,9 @@ def test_every_fleet_figure_adds_up_to_its_total_in_cents() -> None:
     usage, shortfall = Decimal(doc["usage_cost"]), Decimal(doc["shortfall_cost"])
     placements = [p for a in doc["assignments"] for p in a["placements"]]
     assert Decimal(doc["total_cost"]) == usage + shortfall
-    assert sum(Decimal(p["cost"]) for p in placements) == usage
-    assert sum(Decimal(p["usage"]) for p in doc["providers"]) == usage
-    assert sum(Decimal(p["shortfall"]) for p in doc["providers"]) == shortfall
+    assert sum(Decimal(p["total_cost"]) for p in placements) == usage
+    assert sum(Decimal(p["usage_cost"]) for p in doc["providers"]) == usage
+    assert sum(Decimal(p["shortfall_cost"]) for p in doc["providers"]) == shortfall
     assert doc["solver"]["objective"] == doc["total_cost"]
 
 

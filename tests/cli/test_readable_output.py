@@ -84,7 +84,7 @@ def test_plan_counts_placements_like_the_table_not_zones() -> None:
     # aws/us-east-1/p5.48xlarge is sold in seven zones: one row, counted once
     code, out, _ = run("plan", "--gpus", "H100:8", "--json", "--top", "1000")
     assert code == 0
-    doc = json.loads(out)
+    (doc,) = json.loads(out)["plans"]
     assert doc["trace"]["feasible_placements"] == len(doc["placements"])
     assert doc["trace"]["feasible_offers"] > len(doc["placements"])
     code, table, _ = run("plan", "--gpus", "H100:8", "--top", "1000")
@@ -103,7 +103,7 @@ def test_explain_rank_is_the_rank_in_the_plan() -> None:
     code, out, _ = run("plan", "--gpus", "H100:8", "--top", "1000", "--json")
     ranks = [
         p["rank"]
-        for p in json.loads(out)["placements"]
+        for p in json.loads(out)["plans"][0]["placements"]
         if (p["provider"], p["region"], p["instance_type"]) == ("aws", "us-east-1", "p5.48xlarge")
     ]
     code, out, _ = run(
@@ -139,7 +139,7 @@ def test_policy_legend_matches_how_policy_reasons_are_marked(
 def test_plan_takes_instance_family_names(typed: str, model: str) -> None:
     code, out, _ = run("plan", "--gpus", f"{typed}:1", "--json")
     assert code in {0, 1}
-    assert json.loads(out)["request"]["accelerators"] == [f"{model}:1"]
+    assert json.loads(out)["plans"][0]["request"]["accelerators"] == [f"{model}:1"]
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ def test_data_class_names_ignore_case_and_suggest(
     if needle:
         assert needle in err
     else:
-        assert json.loads(out)["request"]["data_class"] == "health"
+        assert json.loads(out)["plans"][0]["request"]["data_class"] == "health"
 
 
 def _report(status: str, gap: float | None, solver: str = "highs") -> SolverReport:

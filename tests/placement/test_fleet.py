@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tests.profiles import examples
 
 from archipel.cli._config import load_fleet
-from archipel.cli._output import fleet_document
+from archipel.cli._documents import fleet_document
 from archipel.core import CatalogSnapshot, FleetSpec, SolverError, parse_fleet
 from archipel.placement import FleetPlan, PlacementRequest, Planner, ViolationFamily, plan_fleet
 
@@ -256,7 +256,7 @@ def test_same_inputs_same_seed_give_byte_identical_json(planner: Planner) -> Non
         ],
     }
     plans = [plan_fleet(planner, parse_fleet(doc), seed=7) for _ in range(3)]
-    runs = [json.dumps(fleet_document(plan)) for plan in plans]
+    runs = [json.dumps(fleet_document(plan, planner.snapshot)) for plan in plans]
     assert runs[0] == runs[1] == runs[2]
     # determinism is not correctness: the plan itself must also hold every rule
     assert plans[0].feasible

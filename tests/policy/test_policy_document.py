@@ -111,3 +111,22 @@ def test_unknown_data_class_suggests_the_closest(
 ) -> None:
     with pytest.raises(PolicyError, match=f"did you mean {suggested}\\?"):
         policy.data_class(typed)
+
+
+@pytest.mark.parametrize(
+    ("line", "currency"),
+    [("", None), ("currency: EUR\n", "EUR"), ("currency: CHF\n", "CHF")],
+    ids=["none: the catalog's", "EUR", "CHF"],
+)
+def test_a_policy_may_name_the_currency_plans_are_compared_in(
+    line: str, currency: str | None
+) -> None:
+    policy = load_policy_text(line + "data_classes: {public: {}}\n")
+    assert policy.currency == currency
+    assert default_policy().currency is None
+
+
+@pytest.mark.parametrize("value", ["eur", "EURO", "1"])
+def test_a_policy_currency_is_an_iso_code(value: str) -> None:
+    with pytest.raises(PolicyError, match="currency: String should match pattern"):
+        load_policy_text(f"currency: '{value}'\ndata_classes: {{public: {{}}}}\n")

@@ -1,4 +1,7 @@
-"""Turning plans and offers into JSON documents and Rich tables (no decisions here)."""
+"""Offers, policies and verdicts as JSON, and the money text every output shares.
+
+The plan and fleet documents are in ``_documents``; tables are in ``_render``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from archipel.core import CatalogSnapshot, Offer
-from archipel.placement import OfferVerdict, Plan
+from archipel.placement import OfferVerdict
 
 
 def _money(value: Decimal) -> str:
@@ -24,75 +27,6 @@ def _money(value: Decimal) -> str:
 
 def _count(value: float) -> int | float:
     return int(value) if value == int(value) else value
-
-
-def plan_document(plan: Plan, snapshot: CatalogSnapshot) -> dict[str, Any]:
-    """The stable JSON document of one plan (see docs/plan.md)."""
-    placements = []
-    for p in plan.placements:
-        facts = snapshot.provider(p.offer.provider)
-        placements.append(
-            {
-                "rank": p.rank,
-                "provider": p.offer.provider,
-                "region": p.offer.region,
-                "zone": p.offer.zone,
-                "country": p.offer.country,
-                "instance_type": p.offer.instance_type,
-                "accelerator": p.offer.accelerator,
-                "accelerator_count": _count(p.offer.accelerator_count),
-                "nodes": p.nodes,
-                "price_per_hour": _money(p.price_per_hour),
-                "currency": p.currency,
-                "total_cost": _money(p.total_cost),
-                "comparison_total": _money(p.comparison_total.quantize(Decimal("0.0001"))),
-                "spot": p.spot,
-                "jurisdiction": {
-                    "hq_country": facts.hq_country,
-                    "cloud_act": None if facts.cloud_act is None else facts.cloud_act.value,
-                    "secnumcloud": facts.secnumcloud,
-                    "iso27001": facts.certification("iso27001"),
-                },
-                "scores": p.scores,
-            }
-        )
-    r = plan.request
-    return {
-        "name": r.name,
-        "feasible": plan.feasible,
-        "request": {
-            "accelerators": [str(a) for a in r.accelerators],
-            "data_class": r.data_class,
-            "nodes": r.nodes,
-            "hours": format(r.hours.normalize(), "f"),
-            "spot": r.spot,
-            "countries": list(r.countries),
-            "providers": list(r.providers),
-            "exclude_providers": list(r.exclude_providers),
-            "max_price_per_hour": None
-            if r.max_price_per_hour is None
-            else _money(r.max_price_per_hour),
-        },
-        "comparison_currency": plan.comparison_currency,
-        "placements": placements,
-        "rejections": [
-            {
-                "reason": j.reason.value,
-                "plugin": j.plugin,
-                "count": j.count,
-                "unresolvable": j.unresolvable,
-                "example": j.example,
-            }
-            for j in plan.rejections
-        ],
-        "trace": {
-            "offers_seen": plan.trace.offers_seen,
-            "candidates": plan.trace.candidates,
-            "feasible_offers": plan.trace.feasible_offers,
-            "feasible_placements": plan.trace.feasible_placements,
-            "rejected_by_plugin": plan.trace.rejected_by_plugin,
-        },
-    }
 
 
 def policy_document(policy: Any, snapshot: CatalogSnapshot, source: str) -> dict[str, Any]:
@@ -248,104 +182,3 @@ def fleet_cents(plan: Any) -> FleetCents:
         tuple(apportion([p.usage for p in acc.providers], usage)),
         tuple(apportion([p.shortfall for p in acc.providers], shortfall)),
     )
-
-
-def fleet_document(plan: Any, timings: bool = False) -> dict[str, Any]:
-    """The stable JSON document of a fleet plan (see docs/fleet.md)."""
-    from archipel.placement import FleetPlan
-
-    assert isinstance(plan, FleetPlan)
-    cents = fleet_cents(plan)
-    by_workload: dict[str, list[dict[str, Any]]] = {}
-    for a, cost in zip(plan.assignments, cents.assignments, strict=True):
-        o = a.option.placement.offer
-        by_workload.setdefault(a.workload, []).append(
-            {
-                "provider": o.provider,
-                "region": o.region,
-                "country": o.country,
-                "instance_type": o.instance_type,
-                "accelerator": o.accelerator,
-                "accelerator_count": _count(o.accelerator_count),
-                "nodes": a.option.placement.nodes,
-                "units": a.units,
-                "spot": a.option.placement.spot,
-                "price_per_hour": _money(a.option.placement.price_per_hour),
-                "currency": a.option.placement.currency,
-                "cost": format(cost, "f"),
-            }
-        )
-    s = plan.solver
-    solver: dict[str, Any] = {
-        "name": s.solver,
-        "status": solver_status(s),
-        "objective": None if s.objective is None else _dec(s.objective),
-        "bound": None if s.bound is None else _dec(s.bound),
-        "gap": s.gap,
-        "variables": s.variables,
-        "constraints": s.constraints,
-        "integer_variables": s.integer_variables,
-    }
-    if timings:
-        solver["seconds"] = round(s.seconds, 3)
-    acc = plan.account
-    priced = cents.total is not None
-
-    def text(value: Decimal | None) -> str | None:
-        return None if value is None else format(value, "f")
-
-    return {
-        "name": plan.name,
-        "feasible": plan.feasible,
-        "currency": plan.currency,
-        "total_cost": text(cents.total),
-        "usage_cost": text(cents.usage),
-        "shortfall_cost": text(cents.shortfall),
-        "solver": solver,
-        "assignments": [{"workload": w, "placements": p} for w, p in by_workload.items()],
-        "providers": [
-            {
-                "provider": p.provider,
-                "usage": format(usage, "f"),
-                "gpu_hours": _dec(p.gpu_hours, "0.1"),
-                "gpu_hours_share": float(round(p.gpu_hours_share, 4)),
-                "spend_share": float(round(p.spend_share, 4)),
-                "commitment_due": None if p.commitment_due is None else _dec(p.commitment_due),
-                "burned": _dec(p.burned),
-                "shortfall": format(shortfall, "f"),
-            }
-            for p, usage, shortfall in zip(
-                acc.providers, cents.provider_usage, cents.provider_shortfall, strict=True
-            )
-        ]
-        if priced
-        else [],
-        "violations": [
-            {
-                "family": v.family.value,
-                "subject": v.subject,
-                "excess": str(v.excess),
-                "message": v.message,
-            }
-            for v in plan.violations
-        ],
-        "diagnosis": [
-            {
-                "family": v.family.value,
-                "subject": v.subject,
-                "excess": str(v.excess),
-                "message": v.message,
-            }
-            for v in plan.diagnosis
-        ],
-        "unplaceable": [
-            {
-                "workload": c.workload.name,
-                "rejections": [
-                    {"reason": r.reason.value, "count": r.count, "example": r.example}
-                    for r in c.rejections
-                ],
-            }
-            for c in plan.unplaceable
-        ],
-    }

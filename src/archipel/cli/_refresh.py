@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from archipel import __version__
+from archipel.cli._common import EXIT_FAULT, AsJson, exit_with, guard, split_list
 from archipel.cli._config import refreshed_snapshot_path
 
 if TYPE_CHECKING:
@@ -65,19 +66,73 @@ def _line(name: str, ok: bool, count: int, kind: str, error: str | None, width: 
     return f"{name:<{width}}  ok      {count:,} {what}"
 
 
+def _fetch(
+    names: list[str] | None, timeout: float, quiet: bool
+) -> tuple[RefreshResult, str | None]:
+    """Refresh the selected sources; save a snapshot if any answered (its path, else None)."""
+    from archipel.catalog import refresh, save_snapshot
+    from archipel.cli._progress import progress
+    from archipel.core import CatalogError
+
+    target = refreshed_snapshot_path()
+    with progress("refreshing the catalog", quiet=quiet) as shown:
+
+        def fetching(request: httpx.Request) -> None:
+            shown.update(f"refreshing the catalog: {request.url.host}")
+
+        with _client_factory(timeout) as client:
+            client.event_hooks = {
+                **client.event_hooks,
+                "request": [*client.event_hooks.get("request", []), fetching],
+            }
+            result = refresh(client, names)
+        if result.snapshot is None:
+            return result, None
+        shown.update(f"writing {len(result.snapshot.offers):,} offers")
+        try:
+            save_snapshot(result.snapshot, target, result.reports)
+        except OSError as exc:
+            raise CatalogError(f"cannot write the refreshed snapshot {target}: {exc}") from exc
+        return result, str(target)
+
+
+def _report(result: RefreshResult, written: str | None, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_document(result, written), indent=2))
+        return
+    width = max(len(o.name) for o in result.outcomes)
+    for o in result.outcomes:
+        typer.echo(_line(o.name, o.ok, o.count, o.kind, o.error, width))
+    if result.snapshot is not None and written:
+        typer.echo(f"wrote {len(result.snapshot.offers):,} offers to {written}")
+
+
+def _nothing_refreshed() -> int:
+    target = refreshed_snapshot_path()
+    kept = (
+        f"the snapshot refreshed earlier ({target}) stays in use"
+        if target.is_file()
+        else "the shipped snapshot stays in use"
+    )
+    typer.echo(f"error: no source could be refreshed; {kept}", err=True)
+    return EXIT_FAULT
+
+
+Sources = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--source",
+        help="Only this source (azure, ovhcloud, ecb); repeat or comma-separate. Default: all.",
+    ),
+]
+Timeout = Annotated[
+    float,
+    typer.Option("--timeout", help="Seconds to wait for each answer (default 30).", min=0.1),
+]
+
+
 def catalog_refresh(
-    source: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--source",
-            help="Only this source (azure, ovhcloud, ecb); repeat or comma-separate. Default: all.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", help="Seconds to wait for each answer (default 30).", min=0.1),
-    ] = 30.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    source: Sources = None, timeout: Timeout = 30.0, as_json: AsJson = False
 ) -> None:
     """Re-read providers' public price sources and write a refreshed snapshot.
 
@@ -85,54 +140,10 @@ def catalog_refresh(
     at least one source refreshed, 2 on bad input, 3 when every source failed
     (the snapshot in use does not change).
     """
-    from archipel.cli._app import EXIT_FAULT, _guard, _split
 
     def run() -> int:
-        from archipel.catalog import refresh, save_snapshot
-        from archipel.cli._progress import progress
-        from archipel.core import CatalogError
+        result, written = _fetch(list(split_list(source)) or None, timeout, as_json)
+        _report(result, written, as_json)
+        return 0 if written else _nothing_refreshed()
 
-        names = _split(source) or None
-        target = refreshed_snapshot_path()
-        written = None
-        with progress("refreshing the catalog", quiet=as_json) as shown:
-
-            def fetching(request: httpx.Request) -> None:
-                shown.update(f"refreshing the catalog: {request.url.host}")
-
-            with _client_factory(timeout) as client:
-                client.event_hooks = {
-                    **client.event_hooks,
-                    "request": [*client.event_hooks.get("request", []), fetching],
-                }
-                result = refresh(client, names)
-            if result.snapshot is not None:
-                shown.update(f"writing {len(result.snapshot.offers):,} offers")
-                try:
-                    save_snapshot(result.snapshot, target, result.reports)
-                except OSError as exc:
-                    raise CatalogError(
-                        f"cannot write the refreshed snapshot {target}: {exc}"
-                    ) from exc
-                written = str(target)
-        if as_json:
-            typer.echo(json.dumps(_document(result, written), indent=2))
-        else:
-            width = max(len(o.name) for o in result.outcomes)
-            for o in result.outcomes:
-                typer.echo(_line(o.name, o.ok, o.count, o.kind, o.error, width))
-            if result.snapshot is not None and written:
-                typer.echo(f"wrote {len(result.snapshot.offers):,} offers to {written}")
-        if written:
-            return 0
-        kept = (
-            f"the snapshot refreshed earlier ({target}) stays in use"
-            if target.is_file()
-            else "the shipped snapshot stays in use"
-        )
-        typer.echo(f"error: no source could be refreshed; {kept}", err=True)
-        return EXIT_FAULT
-
-    code = _guard(run)
-    if code:
-        raise typer.Exit(code)
+    exit_with(guard(run))

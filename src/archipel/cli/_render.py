@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from archipel.cli._output import _money, fleet_cents, solver_status
+from archipel.cli._output import FleetCents, _money, fleet_cents, solver_status
 from archipel.core import CatalogSnapshot, Offer
 from archipel.placement import OfferVerdict, Plan
 
@@ -42,66 +42,86 @@ def _facts(snapshot: CatalogSnapshot, provider: str) -> str:
     return ", ".join(parts)
 
 
-def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None:
+def _plan_heading(plan: Plan) -> Text:
     r = plan.request
     want = " or ".join(str(a) for a in r.accelerators)
     nodes = f" x {r.nodes} nodes" if r.nodes > 1 else ""
     where = f", countries {','.join(r.countries)}" if r.countries else ""
-    console.print(
-        Text.assemble(
-            ("plan ", "bold"),
-            (r.name, "bold cyan"),
-            f": {want}{nodes} for {r.hours} h, data class ",
-            (r.data_class, "bold"),
-            f"{', spot tolerated' if r.spot else ''}{where}",
-        )
+    return Text.assemble(
+        ("plan ", "bold"),
+        (r.name, "bold cyan"),
+        f": {want}{nodes} for {r.hours} h, data class ",
+        (r.data_class, "bold"),
+        f"{', spot tolerated' if r.spot else ''}{where}",
     )
-    if plan.placements:
-        table = Table(show_lines=False, header_style="bold")
-        for col, justify in [
-            ("#", "right"),
-            ("provider", "left"),
-            ("region", "left"),
-            ("country", "left"),
-            ("instance", "left"),
-            ("accelerators", "left"),
-            ("price/h", "right"),
-            ("total", "right"),
-            ("market", "left"),
-            ("jurisdiction", "left"),
-        ]:
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        for p in plan.placements:
-            o = p.offer
-            table.add_row(
-                str(p.rank),
-                o.provider,
-                o.region or "-",
-                o.country or "?",
-                o.instance_type,
-                _accel(o),
-                f"{_price(p.price_per_hour * p.nodes)} {p.currency}",
-                f"{p.total_cost.quantize(Decimal('0.01')):,} {p.currency}",
-                "spot" if p.spot else "on-demand",
-                _facts(snapshot, o.provider),
-            )
-        console.print(table)
-    else:
-        console.print("[bold red]no feasible placement[/]: every offer was rejected (see below)")
-    coloured = console.color_system is not None
-    if plan.rejections:
-        rej = Table(title="rejected", title_justify="left", header_style="bold", show_lines=False)
-        rej.add_column("reason")
-        rej.add_column("offers", justify="right")
-        rej.add_column("by")
-        rej.add_column("example")
-        for j in plan.rejections:
-            label = f"{j.reason.value} ({j.reason.label})"
-            if j.unresolvable and not coloured:
-                label = f"* {label}"
-            style = "red" if j.unresolvable else ""
-            rej.add_row(Text(label, style=style), f"{j.count:,}", j.plugin, j.example)
-        console.print(rej)
+
+
+def _placements_table(plan: Plan, snapshot: CatalogSnapshot) -> Table:
+    """The ranked placements, priced in the comparison currency.
+
+    The price of one node-hour gets a column when a placement has several
+    nodes; the offer's own price gets one when an offer is sold in another
+    currency. Columns that would repeat another are left out.
+    """
+    from archipel.cli._documents import node_hour_in_comparison
+
+    cur = plan.comparison_currency
+    per_node = plan.request.nodes > 1
+    foreign = any(p.currency != cur for p in plan.placements)
+    table = Table(show_lines=False, header_style="bold")
+    for col in ("#", "provider", "region", "country", "instance", "accelerators"):
+        table.add_column(col, justify="right" if col == "#" else "left")
+    if per_node:
+        table.add_column(f"{cur}/node-h", justify="right")
+    table.add_column(f"{cur}/h", justify="right")  # the whole placement: what is ranked
+    table.add_column(f"{cur} total", justify="right")
+    if foreign:
+        table.add_column("offer/node-h", justify="right")
+    table.add_column("market")
+    table.add_column("jurisdiction")
+    for p in plan.placements:
+        o = p.offer
+        node_hour = node_hour_in_comparison(snapshot, p)
+        prices = [_price(node_hour)] if per_node else []
+        prices += [_price(node_hour * p.nodes), _m(node_hour * p.nodes * p.hours)]
+        prices += [f"{_price(p.price_per_hour)} {p.currency}"] if foreign else []
+        table.add_row(
+            str(p.rank),
+            o.provider,
+            o.region or "-",
+            o.country or "?",
+            o.instance_type,
+            _accel(o),
+            *prices,
+            "spot" if p.spot else "on-demand",
+            _facts(snapshot, o.provider),
+        )
+    return table
+
+
+def _rejections_table(plan: Plan, coloured: bool) -> Table:
+    rej = Table(title="rejected", title_justify="left", header_style="bold", show_lines=False)
+    rej.add_column("reason")
+    rej.add_column("offers", justify="right")
+    rej.add_column("by")
+    rej.add_column("example")
+    for j in plan.rejections:
+        label = f"{j.reason.value} ({j.reason.label})"
+        if j.unresolvable and not coloured:
+            label = f"* {label}"
+        style = "red" if j.unresolvable else ""
+        rej.add_row(Text(label, style=style), f"{j.count:,}", j.plugin, j.example)
+    return rej
+
+
+def rates_note(snapshot: CatalogSnapshot, currencies: set[str]) -> str:
+    """How other currencies were converted: ``USD at 0.857265323618 EUR``, or empty."""
+    cur = snapshot.comparison_currency
+    others = sorted(currencies - {cur})
+    return "; ".join(f"{c} at {snapshot.fx_rates[c]:f} {cur}" for c in others)
+
+
+def _trace_line(plan: Plan, snapshot: CatalogSnapshot, coloured: bool) -> str:
     t = plan.trace
     shown = len(plan.placements)
     feasible = f"{t.feasible_placements:,} feasible"
@@ -109,15 +129,29 @@ def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None
         feasible += f" ({t.feasible_offers:,} offers counting each zone)"
     if shown < t.feasible_placements:
         feasible += f", the {shown:,} cheapest shown (--top to see more)"
-    legend = ""
+    rates = rates_note(snapshot, {p.currency for p in plan.placements})
+    legend = f" Offers in {rates}." if rates else ""
     if any(j.unresolvable for j in plan.rejections):
         marked = "Red reasons" if coloured else "Reasons marked *"
-        legend = f" {marked} are policy: relaxing the request will not lift them."
-    console.print(
+        legend += f" {marked} are policy: relaxing the request will not lift them."
+    return (
         f"[dim]searched {t.offers_seen:,} offers: {t.candidates:,} with the right accelerator, "
-        f"{feasible}; ranked by total cost in {plan.comparison_currency} "
-        f"({t.elapsed_ms:.1f} ms).{legend}[/]"
+        f"{feasible}; ranked by price per hour of the whole placement in "
+        f"{plan.comparison_currency} ({t.elapsed_ms:.1f} ms).{legend}[/]"
     )
+
+
+def render_plan(console: Console, plan: Plan, snapshot: CatalogSnapshot) -> None:
+    """The plan table, its rejections and the line that says what was searched."""
+    console.print(_plan_heading(plan))
+    if plan.placements:
+        console.print(_placements_table(plan, snapshot))
+    else:
+        console.print("[bold red]no feasible placement[/]: every offer was rejected (see below)")
+    coloured = console.color_system is not None
+    if plan.rejections:
+        console.print(_rejections_table(plan, coloured))
+    console.print(_trace_line(plan, snapshot, coloured))
 
 
 def _zone_groups(verdicts: Sequence[OfferVerdict]) -> list[tuple[OfferVerdict, list[str]]]:
@@ -210,78 +244,82 @@ def _m(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01')):,}"
 
 
-def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
-    from archipel.placement import FleetPlan
-
-    assert isinstance(plan, FleetPlan)
-    cur = plan.currency
-    verdict = "[green]feasible[/]" if plan.feasible else "[bold red]infeasible[/]"
-    console.print(f"[bold]fleet {plan.name}[/]: {verdict}")
-    cents = fleet_cents(plan)
-    if plan.assignments:
-        table = Table(title="assignments", title_justify="left", header_style="bold")
-        for col, justify in [
-            ("workload", "left"),
-            ("units", "right"),
-            ("provider", "left"),
-            ("region", "left"),
-            ("country", "left"),
-            ("instance", "left"),
-            ("accelerators", "left"),
-            ("market", "left"),
-            ("cost", "right"),
-        ]:
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
-        last = None
-        for a, cost in zip(plan.assignments, cents.assignments, strict=True):
-            o = a.option.placement.offer
-            nodes = a.option.placement.nodes
-            table.add_row(
-                a.workload if a.workload != last else "",
-                str(a.units),
-                o.provider,
-                o.region or "-",
-                o.country or "?",
-                o.instance_type,
-                _accel(o) + (f" x{nodes} nodes" if nodes > 1 else ""),
-                "spot" if a.option.placement.spot else "on-demand",
-                f"{_m(cost)} {cur}",
-            )
-            last = a.workload
-        console.print(table)
-    acc = plan.account
-    if acc.providers and cents.total is not None:
-        prov = Table(title="providers", title_justify="left", header_style="bold")
-        for col in [
-            "provider",
-            "usage",
-            "GPU-h share",
-            "spend share",
-            "commitment due",
-            "burned",
-            "shortfall",
-        ]:
-            prov.add_column(col, justify="left" if col == "provider" else "right")
-        for p, usage, shortfall in zip(
-            acc.providers, cents.provider_usage, cents.provider_shortfall, strict=True
-        ):
-            prov.add_row(
-                p.provider,
-                _m(usage),
-                f"{p.gpu_hours_share:.1%}",
-                f"{p.spend_share:.1%}",
-                "-" if p.commitment_due is None else _m(p.commitment_due),
-                _m(p.burned),
-                Text(_m(shortfall), style="red" if shortfall else ""),
-            )
-        console.print(prov)
-    if cents.total is not None and cents.usage is not None and cents.shortfall is not None:
-        console.print(
-            f"total [bold]{_m(cents.total)} {cur}[/] = usage {_m(cents.usage)} + commitment "
-            f"shortfall {_m(cents.shortfall)}"
+def _assignments_table(plan: Any, cents: FleetCents) -> Table:
+    table = Table(title="assignments", title_justify="left", header_style="bold")
+    for col, justify in [
+        ("workload", "left"),
+        ("units", "right"),
+        ("provider", "left"),
+        ("region", "left"),
+        ("country", "left"),
+        ("instance", "left"),
+        ("accelerators", "left"),
+        ("market", "left"),
+        ("offer price/node-h", "right"),
+        ("cost", "right"),
+    ]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    last = None
+    for a, cost in zip(plan.assignments, cents.assignments, strict=True):
+        p = a.option.placement
+        o = p.offer
+        table.add_row(
+            a.workload if a.workload != last else "",
+            str(a.units),
+            o.provider,
+            o.region or "-",
+            o.country or "?",
+            o.instance_type,
+            _accel(o) + (f" x{p.nodes} nodes" if p.nodes > 1 else ""),
+            "spot" if p.spot else "on-demand",
+            f"{_price(p.price_per_hour)} {p.currency}",
+            f"{_m(cost)} {plan.currency}",
         )
-    else:
-        console.print("no plan: nothing is placed, so there is no cost to give")
+        last = a.workload
+    return table
+
+
+def _providers_table(plan: Any, cents: FleetCents) -> Table:
+    prov = Table(title="providers", title_justify="left", header_style="bold")
+    for col in [
+        "provider",
+        "usage",
+        "GPU-h share",
+        "spend share",
+        "commitment due",
+        "burned",
+        "shortfall",
+    ]:
+        prov.add_column(col, justify="left" if col == "provider" else "right")
+    for p, usage, shortfall in zip(
+        plan.account.providers, cents.provider_usage, cents.provider_shortfall, strict=True
+    ):
+        prov.add_row(
+            p.provider,
+            _m(usage),
+            f"{p.gpu_hours_share:.1%}",
+            f"{p.spend_share:.1%}",
+            "-" if p.commitment_due is None else _m(p.commitment_due),
+            _m(p.burned),
+            Text(_m(shortfall), style="red" if shortfall else ""),
+        )
+    return prov
+
+
+def _fleet_total(plan: Any, cents: FleetCents, snapshot: CatalogSnapshot | None) -> str:
+    if cents.total is None or cents.usage is None or cents.shortfall is None:
+        return "no plan: nothing is placed, so there is no cost to give"
+    line = (
+        f"total [bold]{_m(cents.total)} {plan.currency}[/] = usage {_m(cents.usage)} + "
+        f"commitment shortfall {_m(cents.shortfall)}"
+    )
+    if snapshot is not None:
+        rates = rates_note(snapshot, {a.option.placement.currency for a in plan.assignments})
+        line += f" (offers in {rates})" if rates else ""
+    return line
+
+
+def _fleet_problems(console: Console, plan: Any) -> None:
     for title, items in (("violations", plan.violations), ("why it is infeasible", plan.diagnosis)):
         if items:
             console.print(f"[bold red]{title}[/]:")
@@ -291,6 +329,21 @@ def render_fleet(console: Console, plan: Any, timings: bool = True) -> None:
         console.print(f"[red]{c.workload.name}[/]: nothing feasible")
         for r in c.rejections[:5]:
             console.print(f"    {r.reason.value} x{r.count}: {r.example}")
+
+
+def render_fleet(
+    console: Console, plan: Any, snapshot: CatalogSnapshot | None = None, timings: bool = True
+) -> None:
+    """Assignments, providers against their commitments, the total and what went wrong."""
+    verdict = "[green]feasible[/]" if plan.feasible else "[bold red]infeasible[/]"
+    console.print(f"[bold]fleet {plan.name}[/]: {verdict}")
+    cents = fleet_cents(plan)
+    if plan.assignments:
+        console.print(_assignments_table(plan, cents))
+    if plan.account.providers and cents.total is not None:
+        console.print(_providers_table(plan, cents))
+    console.print(_fleet_total(plan, cents, snapshot))
+    _fleet_problems(console, plan)
     console.print("[dim]" + solver_line(plan.solver, timings) + "[/]")
 
 

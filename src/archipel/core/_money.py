@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -30,6 +31,8 @@ _INT64 = 2**63 - 1
 #: digits a double keeps exactly through text: a plain JSON or YAML number with more is
 #: no longer the number that was written
 _FLOAT_DIGITS = 15
+#: decimals a cross rate keeps (one currency into another through a third)
+RATE_DECIMALS = 12
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,3 +164,29 @@ def nano_to_decimal(nano: int) -> Decimal:
     value = (Decimal(int(nano)) / NANO).normalize()
     # normalize() turns 100 into 1E+2; keep a plain exponent for display
     return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
+
+
+def cross_rate(rate_from: Decimal, rate_to: Decimal) -> Decimal:
+    """Units of B per unit of A, from the rates of A and of B into one common currency.
+
+    The quotient is rounded half-even to :data:`RATE_DECIMALS` decimals in exact
+    rational arithmetic (the same rounding as the ECB cross rates the catalog
+    refresh stores), so one pair of rates always gives one rate.
+    """
+    if rate_from == rate_to:
+        return Decimal(1)
+    scaled = round(Fraction(rate_from) / Fraction(rate_to) * 10**RATE_DECIMALS)
+    return Decimal(scaled).scaleb(-RATE_DECIMALS).normalize()
+
+
+def convert_nano(nano: int, rate: Decimal) -> int:
+    """``nano`` nano-units of one currency in another at ``rate``, rounded half-even.
+
+    Exact integer arithmetic: the result is the nano-unit nearest to the true
+    product, whatever the number of digits of the rate.
+    """
+    numerator, denominator = rate.as_integer_ratio()
+    quotient, rest = divmod(int(nano) * numerator, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient

@@ -15,15 +15,15 @@ that offers in EUR and USD rank on one scale.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 
-from archipel.core._errors import UnknownNameError
+from archipel.core._errors import CatalogError, InputError, UnknownNameError
 from archipel.core._facts import Jurisdictions, ProviderFacts
-from archipel.core._money import MISSING, nano_to_decimal
+from archipel.core._money import MISSING, convert_nano, cross_rate, nano_to_decimal
 
 IntArray = npt.NDArray[np.int64]
 Int32Array = npt.NDArray[np.int32]
@@ -124,6 +124,32 @@ class OfferTable:
             return slice(0, 0)
         return slice(int(self.accel_start[i]), int(self.accel_start[i + 1]))
 
+    def converted(self, rates: Mapping[str, Decimal]) -> OfferTable:
+        """The same table with the ``cmp_*`` columns recomputed from the native prices.
+
+        ``rates`` gives, per currency, the units of the new comparison currency
+        that one unit buys. Each price is converted exactly and rounded
+        half-even to the nano-unit; equal prices convert once.
+        """
+        currency = self.columns["currency_idx"]
+        columns = dict(self.columns)
+        for cmp_name, native_name in (("cmp_price", "price"), ("cmp_spot_price", "spot_price")):
+            native = self.columns[native_name]
+            out = np.full(len(self), MISSING, dtype=np.int64)
+            for idx in np.unique(currency):
+                code = self.strings[int(idx)]
+                if code not in rates:
+                    raise CatalogError(f"no exchange rate for {code}, a currency of the catalog")
+                rows = (currency == idx) & (native != MISSING)
+                if rates[code] == 1:
+                    out[rows] = native[rows]
+                    continue
+                values, inverse = np.unique(native[rows], return_inverse=True)
+                done = [convert_nano(int(v), rates[code]) for v in values]
+                out[rows] = np.asarray(done, dtype=np.int64)[inverse]
+            columns[cmp_name] = out
+        return replace(self, columns=columns)
+
     def offer(self, i: int) -> Offer:
         """Materialise row ``i``."""
         c = self.columns
@@ -170,6 +196,31 @@ class CatalogSnapshot:
 
     def __repr__(self) -> str:
         return f"CatalogSnapshot({len(self.offers)} offers, {len(self.providers)} providers)"
+
+    def in_currency(self, currency: str, where: str = "--currency") -> CatalogSnapshot:
+        """The same snapshot compared in ``currency``: rates and ``cmp_*`` columns re-expressed.
+
+        The rate of each currency into ``currency`` is its rate into the current
+        comparison currency divided by that of ``currency`` (:func:`cross_rate`).
+        A currency without a rate is an :class:`InputError` naming ``where`` and
+        listing the known currencies.
+        """
+        if currency == self.comparison_currency:
+            return self
+        target = self.fx_rates.get(currency)
+        if target is None:
+            known = ", ".join(sorted(self.fx_rates))
+            raise InputError(
+                f"{where}: no exchange rate for currency {currency!r}; the catalog knows "
+                f"{known} (ISO 4217 codes; `archipel catalog refresh` fetches the ECB's rates)"
+            )
+        rates = {code: cross_rate(rate, target) for code, rate in self.fx_rates.items()}
+        return replace(
+            self,
+            offers=self.offers.converted(rates),
+            comparison_currency=currency,
+            fx_rates=rates,
+        )
 
     def provider(self, provider_id: str) -> ProviderFacts:
         """Facts for a provider; an unregistered one gets all-unknown facts."""

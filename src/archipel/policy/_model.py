@@ -4,6 +4,7 @@ Example::
 
     version: 1
     name: acme
+    currency: EUR                # optional: the currency plans are compared in
     providers: {deny: [vast]}
     data_classes:
       internal:
@@ -75,6 +76,7 @@ class PolicyDoc(StrictModel):
     version: int = Field(1, ge=1, le=1)
     name: str = "policy"
     description: str = ""
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
     providers: ProviderLists = ProviderLists()
     data_classes: dict[str, DataClassDoc] = Field(min_length=1)
 
@@ -90,10 +92,15 @@ class DataClass:
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A validated policy: data class name -> rules."""
+    """A validated policy: data class name -> rules.
+
+    ``currency`` is the comparison currency the policy's owner wants plans
+    ranked and shown in (ISO 4217), ``None`` for the catalog's own.
+    """
 
     name: str
     data_classes: Mapping[str, DataClass]
+    currency: str | None = None
 
     def data_class(self, name: str) -> DataClass:
         """The rules of a data class, matched without regard to case.
@@ -208,7 +215,7 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
         classes = _resolve(doc)
     except PolicyError as exc:
         raise PolicyError(f"{source}: {exc}") from None
-    return Policy(name=doc.name, data_classes=classes)
+    return Policy(name=doc.name, data_classes=classes, currency=doc.currency)
 
 
 def load_policy_text(text: str, source: str = "<policy>") -> Policy:

@@ -1,0 +1,111 @@
+"""``archipel fleet plan``: place a whole portfolio at minimum cost under the fleet's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from archipel.cli._common import (
+    EXIT_INFEASIBLE,
+    AsJson,
+    Currency,
+    MaxFileSize,
+    PolicyFile,
+    console,
+    exit_with,
+    fail,
+    guard,
+    in_comparison_currency,
+    load_catalog,
+    load_policy,
+)
+from archipel.cli._config import MAX_FILE_MB
+
+FleetFile = Annotated[
+    Path, typer.Argument(help="Fleet YAML: horizon, workloads, capacity, commitments, caps.")
+]
+SolverName = Annotated[
+    str,
+    typer.Option("--solver", help="milp (HiGHS, optimal within --gap) or greedy (cheapest first)."),
+]
+TimeLimit = Annotated[
+    float, typer.Option("--time-limit", help="Solver time limit, seconds.", min=0.1)
+]
+Gap = Annotated[
+    float, typer.Option("--gap", help="Relative optimality gap to stop at.", min=0.0, max=1.0)
+]
+Seed = Annotated[int, typer.Option("--seed", help="Solver random seed.")]
+Timings = Annotated[
+    bool, typer.Option("--timings", help="Include solve time in --json (then not byte-stable).")
+]
+
+
+def _solve(
+    file: Path,
+    *,
+    policy: Path | None,
+    currency: str | None,
+    max_file_size: float,
+    quiet: bool,
+    **solve: Any,
+) -> tuple[Any, Any]:
+    """The planner (its snapshot in the comparison currency) and the fleet plan it made."""
+    from archipel.cli._config import load_fleet
+    from archipel.cli._progress import progress
+    from archipel.placement import Planner, plan_fleet
+
+    spec = load_fleet(file, max_file_size)
+    pol = load_policy(policy)
+    planner = Planner(in_comparison_currency(load_catalog(), currency, pol), pol)
+    what = "HiGHS" if solve["solver"] == "milp" else "greedy"
+    with progress(f"planning fleet {spec.name} ({what})", quiet=quiet, after=1.0):
+        return planner, plan_fleet(planner, spec, **solve)
+
+
+def fleet_plan(
+    file: FleetFile,
+    solver: SolverName = "milp",
+    time_limit: TimeLimit = 60.0,
+    gap: Gap = 0.01,
+    seed: Seed = 0,
+    policy: PolicyFile = None,
+    currency: Currency = None,
+    as_json: AsJson = False,
+    timings: Timings = False,
+    max_file_size: MaxFileSize = MAX_FILE_MB,
+) -> None:
+    """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
+
+    Exit status: 0 when the fleet is feasible, 1 when it is not (the output says
+    which rules conflict and by how much), 2 on bad input, 3 when the solver's answer
+    fails its check (no plan is given).
+    """
+    if solver not in {"milp", "greedy"}:
+        fail("--solver must be milp or greedy")
+
+    def run() -> int:
+        planner, result = _solve(
+            file,
+            policy=policy,
+            currency=currency,
+            max_file_size=max_file_size,
+            quiet=as_json,
+            solver=solver,
+            time_limit=time_limit,
+            gap=gap,
+            seed=seed,
+        )
+        if as_json:
+            from archipel.cli._documents import fleet_document
+
+            typer.echo(json.dumps(fleet_document(result, planner.snapshot, timings), indent=2))
+        else:
+            from archipel.cli._render import render_fleet
+
+            render_fleet(console(), result, planner.snapshot)
+        return 0 if result.feasible else EXIT_INFEASIBLE
+
+    exit_with(guard(run))

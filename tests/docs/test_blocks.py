@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from tests.profiles import examples
 
 from .blocks import Block, commands, missing, parse_blocks, problems
-from .test_docs import _compare, _run, _server_turn
+from .test_docs import check
 
 
 def block(markdown: str) -> Block:
@@ -209,9 +209,7 @@ def test_a_line_the_output_lacks_is_missing(output: list[str], extra: str) -> No
 def run_block(markdown: str, tmp_path: Path) -> list[str]:
     found = block(markdown)
     assert problems(found) == []
-    with _server_turn(found):
-        outcome = _run(found, commands(found), tmp_path)
-    return _compare(found, commands(found), outcome)
+    return check(found, tmp_path)
 
 
 def test_a_block_that_matches_passes(tmp_path: Path) -> None:

@@ -56,11 +56,16 @@ def test_every_fenced_block_says_what_it_is() -> None:
     ],
 )
 def test_console_block(block: Block, tmp_path: Path) -> None:
+    failures = check(block, tmp_path)
+    assert not failures, "\n\n".join(failures)
+
+
+def check(block: Block, tmp: Path) -> list[str]:
+    """Run a console block in ``tmp``; what differs from what it shows (nothing: it holds)."""
     found = commands(block)
     with _server_turn(block):
-        outcome = _run(block, found, tmp_path)
-    failures = _compare(block, found, outcome)
-    assert not failures, "\n\n".join(failures)
+        outcome = _run(block, found, tmp)
+    return _compare(block, found, outcome)
 
 
 def _run(block: Block, found: list[Command], tmp: Path) -> dict[str, Any]:

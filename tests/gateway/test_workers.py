@@ -121,7 +121,9 @@ def _supervise(
     log: Path, mode: str, started: list[subprocess.Popen[bytes]]
 ) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", SUPERVISED, str(log), mode], stderr=subprocess.DEVNULL
+        [sys.executable, "-c", SUPERVISED, str(log), mode],
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as a terminal would give it
     )
     started.append(proc)
     return proc
@@ -253,3 +255,32 @@ def test_two_workers_serve_report_reload_recover_and_drain(
     usage = (tmp_path / doc["metering"]["path"]).read_text().splitlines()
     records = [json.loads(line) for line in usage]  # every line whole, none split by another
     assert len(records) >= served
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux")
+def test_workers_do_not_outlive_a_killed_supervisor(
+    supervised: tuple[Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    log, started = supervised
+    proc = _supervise(log, "serve", started)
+    wait_until(lambda: len(_lines(log, "start")) == 2)
+    workers = [int(pid) for _, pid in _lines(log, "start")]
+    proc.kill()  # SIGKILL: the supervisor cannot stop them itself
+    proc.wait(timeout=10)
+    wait_until(lambda: not any(_alive(p) for p in workers))
+
+
+def test_a_signal_to_the_supervisors_group_reaches_the_workers_once(
+    supervised: tuple[Path, list[subprocess.Popen[bytes]]],
+) -> None:
+    log, started = supervised
+    proc = _supervise(log, "serve", started)
+    wait_until(lambda: len(_lines(log, "start")) == 2)
+    workers = [int(pid) for _, pid in _lines(log, "start")]
+    # the workers have groups of their own: a terminal's Ctrl-C or a group kill of the
+    # supervisor's group is forwarded by the supervisor, once, instead of hitting them twice
+    assert all(os.getpgid(p) == p for p in workers)
+    os.killpg(proc.pid, signal.SIGHUP)  # the supervisor leads a session of its own
+    wait_until(lambda: len(_lines(log, "hup")) == 2)
+    time.sleep(0.3)
+    assert len(_lines(log, "hup")) == 2  # one each, not two

@@ -20,6 +20,7 @@ figures, each sample labelled with its ``worker``.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -95,10 +96,16 @@ class Supervisor:
         self._hup = True
 
     def _spawn(self, index: int, replacement: bool = False) -> None:
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: default signal handling (aiohttp installs its own)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            # a group of its own: a signal to the supervisor's group (Ctrl-C, `kill -- -PGID`)
+            # reaches the supervisor alone, which forwards it once; a second SIGTERM in the
+            # middle of a graceful stop would break the worker's drain
+            os.setpgid(0, 0)
+            _die_with(supervisor)
             status = 0
             try:
                 self.run_worker(WorkerSlot(index, self.count, self.peers, replacement))
@@ -159,6 +166,21 @@ class Supervisor:
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             self.pids.pop(pid, None)
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the supervisor dies (Linux), so that a
+    supervisor killed with SIGKILL leaves no worker behind; elsewhere, nothing."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _reap() -> tuple[int, int]:

@@ -67,7 +67,11 @@ def test_the_scaleway_price_catalog_keeps_only_what_the_curated_file_lacks(
     curated = {(r["region"], r["instance_type"]) for r in raw_rows("extra_offers/scaleway.csv")}
     for raw in raw_rows("skypilot/scaleway/vms.csv.gz"):
         key = (raw["Region"], raw["InstanceType"])
-        rows = [o for o in scaleway if (o.region, o.instance_type, o.zone) == (*key, raw["AvailabilityZone"])]
+        rows = [
+            o
+            for o in scaleway
+            if (o.region, o.instance_type, o.zone) == (*key, raw["AvailabilityZone"])
+        ]
         if key in curated:
             assert all(o.source.startswith("https://www.scaleway.com") for o in rows)
         else:
@@ -101,14 +105,18 @@ def test_every_seeweb_row_with_a_region_is_kept_in_its_country(seeweb: list[Offe
     for raw in raw_rows("skypilot/seeweb/vms.csv.gz"):
         if not raw["Region"]:
             continue
-        (offer,) = [o for o in seeweb if (o.region, o.instance_type) == (raw["Region"], raw["InstanceType"])]
+        (offer,) = [
+            o for o in seeweb if (o.region, o.instance_type) == (raw["Region"], raw["InstanceType"])
+        ]
         assert offer.country == countries[raw["Region"]]
         assert offer.price_per_hour == Decimal(raw["Price"])
 
 
 def test_seeweb_rows_without_a_region_are_not_offers(seeweb: list[Offer]) -> None:
     placed = {o.instance_type for o in seeweb}
-    nowhere = {raw["InstanceType"] for raw in raw_rows("skypilot/seeweb/vms.csv.gz") if not raw["Region"]}
+    nowhere = {
+        raw["InstanceType"] for raw in raw_rows("skypilot/seeweb/vms.csv.gz") if not raw["Region"]
+    }
     assert nowhere, "the source still has rows without a region"
     assert nowhere.isdisjoint(placed)
     assert all(o.region and o.country for o in seeweb)

@@ -101,7 +101,9 @@ def test_rows_without_any_price_are_dropped_and_counted(tmp_path: Path) -> None:
 def test_a_row_without_a_region_is_dropped_and_counted(tmp_path: Path) -> None:
     """Nothing says where it runs: it can neither be launched nor checked against a country."""
     header = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice"
-    path = write(tmp_path, "s.csv", f"{header}\nECS1GPU,A30,1,8,32,0.5,,,\nECS2GPU,A30,2,8,32,1,it-fr2,,\n")
+    path = write(
+        tmp_path, "s.csv", f"{header}\nECS1GPU,A30,1,8,32,0.5,,,\nECS2GPU,A30,2,8,32,1,it-fr2,,\n"
+    )
     rows, report = parse_skypilot("seeweb", path, "seeweb")
     assert [r.instance_type for r in rows] == ["ECS2GPU"]
     assert report.dropped == {"no region (location unknown)": 1}

@@ -14,6 +14,7 @@ import typer
 
 from archipel import __version__
 from archipel.cli._config import MAX_FILE_MB, load_workloads, read_yaml_documents, snapshot_path
+from archipel.cli._offers import OffersOption
 from archipel.cli._refresh import catalog_refresh
 from archipel.core import (
     ArchipelError,
@@ -291,12 +292,14 @@ def plan(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
+    private_offers: OffersOption = None,
 ) -> None:
     """Rank feasible placements by total cost and explain every rejection.
 
     Exit status: 0 when every workload has a feasible placement, 1 when one has
     none, 2 on bad input, 3 on an internal fault.
     """
+    from archipel.cli._offers import require_priced, with_offers, workload_allow_lists
     from archipel.cli._output import explain_document, plan_document
     from archipel.placement import PlacementRequest, Planner
 
@@ -319,8 +322,9 @@ def plan(
             workloads = [_flag_workload(*flags)]
         else:
             workloads = [_override(w, *flags) for w in load_workloads(file, max_file_size)]
-        snapshot = _snapshot()
+        snapshot = with_offers(_snapshot(), private_offers, file, max_file_size)
         _check_provider_flags(snapshot, providers=flags[3], exclude_providers=flags[4])
+        require_priced(snapshot, workload_allow_lists(workloads))
         planner = Planner(snapshot, _policy(policy))
         requests = [
             # the policy's spelling of the data class (`Health` is `health`)
@@ -397,16 +401,23 @@ def catalog(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print JSON lines, one offer each.")
     ] = False,
+    private_offers: OffersOption = None,
 ) -> None:
-    """List offers, cheapest first, filtered by accelerator, country and provider."""
+    """List offers, cheapest first, filtered by accelerator, country and provider.
+
+    Exit status: 0 when the listing ran (even if no offer matches), 2 on bad
+    input, including --providers naming only providers without offers.
+    """
     if ctx.invoked_subcommand is not None:
         return
     from archipel.catalog import offers_at, select_offers
+    from archipel.cli._offers import require_priced, with_offers
     from archipel.cli._output import offer_document
 
     def run() -> None:
-        snapshot = _snapshot()
+        snapshot = with_offers(_snapshot(), private_offers)
         _check_provider_flags(snapshot, providers=_split(providers))
+        require_priced(snapshot, [_split(providers)])
         if accelerators:
             for name in snapshot.offers.accelerators:
                 if name:
@@ -489,6 +500,7 @@ def fleet_plan(
         bool, typer.Option("--timings", help="Include solve time in --json (then not byte-stable).")
     ] = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
+    private_offers: OffersOption = None,
 ) -> None:
     """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
 
@@ -497,6 +509,7 @@ def fleet_plan(
     fails its check (no plan is given).
     """
     from archipel.cli._config import load_fleet
+    from archipel.cli._offers import fleet_with_offers
     from archipel.cli._output import fleet_document
     from archipel.placement import Planner, plan_fleet
 
@@ -507,7 +520,8 @@ def fleet_plan(
         from archipel.cli._progress import progress
 
         spec = load_fleet(file, max_file_size)
-        planner = Planner(_snapshot(), _policy(policy))
+        snapshot, spec = fleet_with_offers(_snapshot(), spec, private_offers, file, max_file_size)
+        planner = Planner(snapshot, _policy(policy))
         what = "HiGHS" if solver == "milp" else "greedy"
         with progress(f"planning fleet {spec.name} ({what})", quiet=as_json, after=1.0):
             result = plan_fleet(

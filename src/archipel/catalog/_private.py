@@ -131,8 +131,7 @@ def _where(source: str, item: Any) -> str:
     return f"{source}:{line}" if line else source
 
 
-def _problem(exc: ValidationError) -> str:
-    error = exc.errors()[0]
+def _field_problem(error: Mapping[str, Any]) -> str:
     field = ".".join(str(p) for p in error["loc"]) or "(entry)"
     if error["type"] == "extra_forbidden":
         return f"{field}: unknown field; remove it or check its spelling"
@@ -141,11 +140,20 @@ def _problem(exc: ValidationError) -> str:
     return f"{field}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
+def _problem(exc: ValidationError) -> str:
+    """Every field's problem on one line, a misspelt field first (it explains a missing one)."""
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    return "; ".join(_field_problem(e) for e in errors)
+
+
 def _load(text: str, source: str) -> Mapping[str, Any]:
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader that keeps line numbers
     except yaml.YAMLError as exc:
-        raise InputError(f"{source}: not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or "cannot be parsed"
+        raise InputError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(doc, Mapping) or not isinstance(doc.get("offers"), list):
         raise InputError(f"{source}: a private-offers file is a mapping with an `offers:` list")
     unknown = sorted(set(doc) - {"offers", "providers"})

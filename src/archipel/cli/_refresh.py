@@ -9,7 +9,8 @@ from :data:`_client_factory`, so tests can hand the command an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -65,6 +66,46 @@ def _line(name: str, ok: bool, count: int, kind: str, error: str | None, width: 
     return f"{name:<{width}}  ok      {count:,} {what}"
 
 
+def _fetch_and_save(
+    names: Sequence[str] | None, timeout: float, target: Path, quiet: bool
+) -> tuple[RefreshResult, str | None]:
+    """Run the refresh, with the host being read on the spinner; save what it built."""
+    from archipel.catalog import refresh, save_snapshot
+    from archipel.cli._progress import progress
+    from archipel.core import CatalogError
+
+    with progress("refreshing the catalog", quiet=quiet) as shown:
+
+        def fetching(request: httpx.Request) -> None:
+            shown.update(f"refreshing the catalog: {request.url.host}")
+
+        with _client_factory(timeout) as client:
+            client.event_hooks = {
+                **client.event_hooks,
+                "request": [*client.event_hooks.get("request", []), fetching],
+            }
+            result = refresh(client, names)
+        if result.snapshot is None:
+            return result, None
+        shown.update(f"writing {len(result.snapshot.offers):,} offers")
+        try:
+            save_snapshot(result.snapshot, target, result.reports)
+        except OSError as exc:
+            raise CatalogError(f"cannot write the refreshed snapshot {target}: {exc}") from exc
+    return result, str(target)
+
+
+def _report(result: RefreshResult, written: str | None, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(_document(result, written), indent=2))
+        return
+    width = max(len(o.name) for o in result.outcomes)
+    for o in result.outcomes:
+        typer.echo(_line(o.name, o.ok, o.count, o.kind, o.error, width))
+    if result.snapshot is not None and written:
+        typer.echo(f"wrote {len(result.snapshot.offers):,} offers to {written}")
+
+
 def catalog_refresh(
     source: Annotated[
         list[str] | None,
@@ -88,41 +129,9 @@ def catalog_refresh(
     from archipel.cli._app import EXIT_FAULT, _guard, _split
 
     def run() -> int:
-        from archipel.catalog import refresh, save_snapshot
-        from archipel.cli._progress import progress
-        from archipel.core import CatalogError
-
-        names = _split(source) or None
         target = refreshed_snapshot_path()
-        written = None
-        with progress("refreshing the catalog", quiet=as_json) as shown:
-
-            def fetching(request: httpx.Request) -> None:
-                shown.update(f"refreshing the catalog: {request.url.host}")
-
-            with _client_factory(timeout) as client:
-                client.event_hooks = {
-                    **client.event_hooks,
-                    "request": [*client.event_hooks.get("request", []), fetching],
-                }
-                result = refresh(client, names)
-            if result.snapshot is not None:
-                shown.update(f"writing {len(result.snapshot.offers):,} offers")
-                try:
-                    save_snapshot(result.snapshot, target, result.reports)
-                except OSError as exc:
-                    raise CatalogError(
-                        f"cannot write the refreshed snapshot {target}: {exc}"
-                    ) from exc
-                written = str(target)
-        if as_json:
-            typer.echo(json.dumps(_document(result, written), indent=2))
-        else:
-            width = max(len(o.name) for o in result.outcomes)
-            for o in result.outcomes:
-                typer.echo(_line(o.name, o.ok, o.count, o.kind, o.error, width))
-            if result.snapshot is not None and written:
-                typer.echo(f"wrote {len(result.snapshot.offers):,} offers to {written}")
+        result, written = _fetch_and_save(_split(source) or None, timeout, target, as_json)
+        _report(result, written, as_json)
         if written:
             return 0
         kept = (

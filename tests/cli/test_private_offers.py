@@ -122,6 +122,20 @@ def test_a_workload_file_naming_only_such_a_provider_says_the_same(tmp_path: Pat
     assert (code, err) == (2, f"error: {NO_PRICE_LIST}\n")
 
 
+def test_a_misspelt_provider_is_an_unknown_name_not_a_missing_price_list(
+    tmp_path: Path,
+) -> None:
+    spec = tmp_path / "w.yaml"
+    spec.write_text(
+        "name: w\nkind: batch\nresources: {accelerators: ['H100:8']}\n"
+        "constraints: {providers: [corewave]}\n"
+    )
+    code, _, err = run("plan", str(spec))
+    assert code == 2
+    assert "unknown provider corewave; did you mean coreweave?" in err
+    assert "price list" not in err
+
+
 def test_naming_one_such_provider_among_others_is_a_note(tmp_path: Path) -> None:
     code, out, err = run("catalog", "--providers", "coreweave,aws", "--gpus", "H100:8", "--json")
     assert code == 0

@@ -150,9 +150,13 @@ def fleet_with_offers(
 
 
 def unpriced(snapshot: CatalogSnapshot, providers: Iterable[str]) -> list[str]:
-    """The named providers that have no offer in ``snapshot``, in the order given."""
+    """The named registered providers that have no offer in ``snapshot``, in the order given.
+
+    A name the registry does not know is left out: it is a typo, which the
+    unknown-name check reports with suggestions.
+    """
     selling = {c.provider for c in snapshot.offers.classes}
-    return [p for p in dict.fromkeys(providers) if p not in selling]
+    return [p for p in dict.fromkeys(providers) if p in snapshot.providers and p not in selling]
 
 
 def no_price_list(names: Sequence[str]) -> str:

@@ -51,7 +51,7 @@ def test_every_catalog_provider_has_a_registry_entry(snapshot: CatalogSnapshot) 
 
 def test_only_placeholder_regions_lack_a_country(snapshot: CatalogSnapshot) -> None:
     unknown = {(c.provider, c.region) for c in snapshot.offers.classes if c.country is None}
-    assert unknown <= {("hyperbolic", "default"), ("seeweb", ""), ("ovhcloud", "")}
+    assert unknown <= {("hyperbolic", "default"), ("ovhcloud", "")}
 
 
 def test_offers_are_sorted_by_accelerator_so_each_model_is_one_slice(

@@ -98,11 +98,40 @@ def test_rows_without_any_price_are_dropped_and_counted(tmp_path: Path) -> None:
     assert report.dropped == {"no price at all": 1}
 
 
-def test_empty_region_is_kept_with_no_country(tmp_path: Path) -> None:
+def test_a_row_without_a_region_is_dropped_and_counted(tmp_path: Path) -> None:
+    """Nothing says where it runs: it can neither be launched nor checked against a country."""
     header = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice"
-    path = write(tmp_path, "s.csv", f"{header}\nECS1GPU,A30,1,8,32,0.5,,,\n")
-    (row,), _ = parse_skypilot("seeweb", path, "seeweb")
-    assert row.region == "" and row.country is None
+    path = write(
+        tmp_path, "s.csv", f"{header}\nECS1GPU,A30,1,8,32,0.5,,,\nECS2GPU,A30,2,8,32,1,it-fr2,,\n"
+    )
+    rows, report = parse_skypilot("seeweb", path, "seeweb")
+    assert [r.instance_type for r in rows] == ["ECS2GPU"]
+    assert report.dropped == {"no region (location unknown)": 1}
+
+
+@pytest.mark.parametrize(
+    ("stated_mib", "whole_gib"),
+    [
+        pytest.param(81559, 80, id="H100 PCIe as the driver reports it"),
+        pytest.param(81920, 80, id="nominal 80 GiB"),
+        pytest.param(24564, 24, id="RTX 4090 as the driver reports it"),
+        pytest.param(95830, 94, id="H100 NVL"),
+        pytest.param(300, 1, id="less than half a GiB is still some memory"),
+    ],
+)
+def test_gpu_memory_is_in_whole_gib(tmp_path: Path, stated_mib: int, whole_gib: int) -> None:
+    header = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice"
+    info = f"{{'Gpus': [{{'Name': 'X', 'Count': 1, 'MemoryInfo': {{'SizeInMiB': {stated_mib}}}}}]}}"
+    path = write(tmp_path, "s.csv", f'{header}\nG1,H100,1,8,32,1,r1,"{info}",\n')
+    (row,), _ = parse_skypilot("p", path, "p")
+    assert row.gpu_memory_mib == whole_gib * 1024
+
+
+def test_a_price_catalog_is_read_in_the_currency_it_is_given(tmp_path: Path) -> None:
+    header = "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,Region,GpuInfo,SpotPrice"
+    path = write(tmp_path, "s.csv", f"{header}\nG1,H100,1,8,32,2.52,fr-par,,\n")
+    (row,), _ = parse_skypilot("scaleway", path, "scaleway", currency="EUR")
+    assert row.currency == "EUR"
 
 
 def test_a_bad_price_in_a_source_is_a_catalog_error_naming_the_line(tmp_path: Path) -> None:

@@ -69,23 +69,40 @@ SNAPSHOT_FILE = DATA_DIR / "snapshot.npz"
 _FORMAT = 1
 
 
+#: the billing currency of a price catalog whose provider does not bill in USD
+#: (Scaleway's API and price page quote euros: RENDER-S is EUR 1.2426 an hour)
+SKYPILOT_CURRENCY: Mapping[str, str] = {"scaleway": "EUR"}
+
+
 def collect_rows(data_dir: Path = DATA_DIR) -> tuple[list[OfferRow], list[SourceReport]]:
-    """Parse every shipped source into offer rows, with a report per source."""
-    rows: list[OfferRow] = []
-    reports: list[SourceReport] = []
+    """Parse every shipped source into offer rows, with a report per source.
+
+    A curated offer file states each row's own source, date and currency, so a
+    curated row replaces the price catalog's rows of the same provider, region
+    and instance type: one row per real offer, never the same offer twice.
+    """
+    catalogs: list[tuple[list[OfferRow], SourceReport]] = []
     for cloud, provider in SKYPILOT_CLOUDS.items():
         path = data_dir / "skypilot" / cloud / "vms.csv.gz"
         source = f"skypilot-catalog {cloud}/vms.csv"
-        got, report = (
-            parse_gcp(path, source) if cloud == "gcp" else parse_skypilot(provider, path, source)
+        currency = SKYPILOT_CURRENCY.get(cloud, "USD")
+        catalogs.append(
+            parse_gcp(path, source)
+            if cloud == "gcp"
+            else parse_skypilot(provider, path, source, currency)
         )
+    curated = [parse_extra(path) for path in sorted((data_dir / "extra_offers").glob("*.csv"))]
+    taken = {(r.provider, r.region, r.instance_type) for got, _ in curated for r in got}
+    rows: list[OfferRow] = []
+    for got, report in catalogs:
+        kept = [r for r in got if (r.provider, r.region, r.instance_type) not in taken]
+        if len(kept) < len(got):
+            report.dropped["superseded by a curated offer"] += len(got) - len(kept)
+            report.kept = len(kept)
+        rows += kept
+    for got, _ in curated:
         rows += got
-        reports.append(report)
-    for path in sorted((data_dir / "extra_offers").glob("*.csv")):
-        got, report = parse_extra(path)
-        rows += got
-        reports.append(report)
-    return dedupe(rows), reports
+    return dedupe(rows), [report for _, report in [*catalogs, *curated]]
 
 
 def _to_cmp(nano: int, rate: Decimal) -> int:
@@ -94,13 +111,8 @@ def _to_cmp(nano: int, rate: Decimal) -> int:
     return to_nano(Decimal(nano).scaleb(-9) * rate, round_half_even=True)
 
 
-def build_table(
-    rows: Sequence[OfferRow],
-    regions: Mapping[tuple[str, str], str | None],
-    fx: Mapping[str, Decimal],
-) -> OfferTable:
-    """Turn rows into a sorted, indexed :class:`OfferTable`."""
-    ordered = sorted(
+def _order(rows: Sequence[OfferRow]) -> list[OfferRow]:
+    return sorted(
         rows,
         key=lambda r: (
             r.accelerator,
@@ -113,22 +125,31 @@ def build_table(
             r.spot_price,
         ),
     )
-    accelerators = sorted({r.accelerator for r in ordered})
-    accel_pos = {a: i for i, a in enumerate(accelerators)}
-    class_keys = sorted({(r.provider, r.region) for r in ordered})
-    class_pos = {k: i for i, k in enumerate(class_keys)}
+
+
+def _classes(
+    ordered: Sequence[OfferRow], regions: Mapping[tuple[str, str], str | None]
+) -> list[OfferClass]:
+    """One class per (provider, region): the country the source states, else the table's."""
     stated = {(r.provider, r.region): r.country for r in ordered if r.country}
-    classes = [
+    return [
         OfferClass(provider=p, region=reg, country=stated.get((p, reg)) or regions.get((p, reg)))
-        for p, reg in class_keys
+        for p, reg in sorted({(r.provider, r.region) for r in ordered})
     ]
-    strings = sorted({s for r in ordered for s in (r.zone, r.instance_type, r.currency, r.source)})
+
+
+def _columns(
+    ordered: Sequence[OfferRow],
+    classes: Sequence[OfferClass],
+    accelerators: Sequence[str],
+    strings: Sequence[str],
+    fx: Mapping[str, Decimal],
+) -> dict[str, list[Any]]:
+    accel_pos = {a: i for i, a in enumerate(accelerators)}
+    class_pos = {(c.provider, c.region): i for i, c in enumerate(classes)}
     string_pos = {s: i for i, s in enumerate(strings)}
-    for currency in {r.currency for r in ordered}:
-        if currency not in fx:
-            raise CatalogError(f"no exchange rate for {currency}: add it to fx.yaml")
     nan = float("nan")
-    cols: dict[str, list[Any]] = {
+    return {
         "class_idx": [class_pos[(r.provider, r.region)] for r in ordered],
         "zone_idx": [string_pos[r.zone] for r in ordered],
         "instance_idx": [string_pos[r.instance_type] for r in ordered],
@@ -144,6 +165,22 @@ def build_table(
         "currency_idx": [string_pos[r.currency] for r in ordered],
         "source_idx": [string_pos[r.source] for r in ordered],
     }
+
+
+def build_table(
+    rows: Sequence[OfferRow],
+    regions: Mapping[tuple[str, str], str | None],
+    fx: Mapping[str, Decimal],
+) -> OfferTable:
+    """Turn rows into a sorted, indexed :class:`OfferTable`."""
+    ordered = _order(rows)
+    for currency in sorted({r.currency for r in ordered}):
+        if currency not in fx:
+            raise CatalogError(f"no exchange rate for {currency}: add it to fx.yaml")
+    accelerators = sorted({r.accelerator for r in ordered})
+    classes = _classes(ordered, regions)
+    strings = sorted({s for r in ordered for s in (r.zone, r.instance_type, r.currency, r.source)})
+    cols = _columns(ordered, classes, accelerators, strings, fx)
     arrays: dict[str, np.ndarray] = {
         name: np.asarray(cols[name], dtype=dtype) for name, dtype in COLUMNS.items()
     }

@@ -10,8 +10,14 @@ every row is kept or dropped for a stated reason, counted in the
   host; TPU VMs carry their whole price in the accelerator row.
 - Vast's region is free text ``"City/State, CC, Continent"``; the country is the
   two-letter code, the continent ("EU" there means Europe, not the Union) is ignored.
-- Empty regions (some Seeweb rows) and placeholder regions (Hyperbolic's
-  ``default``) are kept: their country is unknown, so they fail every country rule.
+- A row with an empty region (16 Seeweb rows, among them its only L4 and H100
+  offers) is dropped and counted: nothing in the source says where it runs, so
+  it could not be launched anywhere nor checked against a country rule.
+  Placeholder regions (Hyperbolic's ``default``) are kept: their country is
+  unknown, so they fail every country rule.
+- GPU memory is per accelerator in whole GiB, rounded to the nearest: drivers
+  report a little less than the nominal size (81,559 MiB for an 80 GiB H100
+  PCIe), and the catalogs copy either figure.
 - A spot price of exactly zero (Vast) means "no interruptible price", not free.
 """
 
@@ -77,8 +83,19 @@ def _float(text: str | None) -> float | None:
         return None
 
 
+def whole_gib(mib: float) -> int:
+    """``mib`` rounded to the nearest whole GiB, in MiB (0 stays 0: unknown)."""
+    if mib <= 0:
+        return 0
+    return max(1, round(mib / 1024)) * 1024
+
+
 def _gpu_memory_mib(info: str, count: float) -> int:
-    """Per-accelerator memory from SkyPilot's dict-like ``GpuInfo`` string."""
+    """Per-accelerator memory from SkyPilot's dict-like ``GpuInfo`` string, in whole GiB."""
+    return whole_gib(_stated_memory_mib(info, count))
+
+
+def _stated_memory_mib(info: str, count: float) -> float:
     if not info.strip():
         return 0
     try:
@@ -93,10 +110,10 @@ def _gpu_memory_mib(info: str, count: float) -> int:
     if gpus and isinstance(gpus[0], dict):
         size = (gpus[0].get("MemoryInfo") or {}).get("SizeInMiB")
         if isinstance(size, int | float) and size > 0:
-            return int(size)
+            return float(size)
     total = data.get("TotalGpuMemoryInMiB")
     if isinstance(total, int | float) and total > 0 and count >= 1:
-        return int(total / count)
+        return float(total / count)
     return 0
 
 
@@ -111,14 +128,22 @@ def _prices(row: dict[str, str], where: str) -> tuple[int, int]:
     return price, spot
 
 
-def parse_skypilot(provider: str, path: Path, source: str) -> tuple[list[OfferRow], SourceReport]:
-    """Parse one SkyPilot ``vms.csv`` (any cloud but GCP, which needs :func:`parse_gcp`)."""
+def parse_skypilot(
+    provider: str, path: Path, source: str, currency: str = "USD"
+) -> tuple[list[OfferRow], SourceReport]:
+    """Parse one SkyPilot ``vms.csv`` (any cloud but GCP, which needs :func:`parse_gcp`).
+
+    ``currency`` is the one the file's prices are in: the provider's billing currency.
+    """
     report = SourceReport(source)
     rows: list[OfferRow] = []
     for n, raw in enumerate(_read_csv(path), start=2):
         price, spot = _prices(raw, f"{path}:{n}")
         if price == MISSING and spot == MISSING:
             report.dropped["no price at all"] += 1
+            continue
+        if not (raw.get("Region") or "").strip():
+            report.dropped["no region (location unknown)"] += 1
             continue
         accel = canonical_accelerator(raw.get("AcceleratorName") or "")
         count = _float(raw.get("AcceleratorCount")) or 0.0
@@ -141,7 +166,7 @@ def parse_skypilot(provider: str, path: Path, source: str) -> tuple[list[OfferRo
                 memory_gib=_float(raw.get("MemoryGiB")),
                 price=price,
                 spot_price=spot,
-                currency="USD",
+                currency=currency,
                 source=source,
                 country=country,
             )
@@ -278,7 +303,7 @@ def parse_extra(path: Path) -> tuple[list[OfferRow], SourceReport]:
                 instance_type=raw["instance_type"].strip(),
                 accelerator=canonical_accelerator(raw["accelerator"]),
                 accelerator_count=count,
-                gpu_memory_mib=int(memory_gib * 1024) if memory_gib else 0,
+                gpu_memory_mib=whole_gib(memory_gib * 1024) if memory_gib else 0,
                 vcpus=_float(raw["vcpus"]),
                 memory_gib=_float(raw["memory_gib"]),
                 price=price,

@@ -23,6 +23,7 @@ from archipel.cli._common import (
     split_list,
 )
 from archipel.cli._fleet import fleet_plan
+from archipel.cli._offers import OffersOption
 from archipel.cli._plan import plan
 from archipel.cli._refresh import catalog_refresh
 from archipel.core import CatalogSnapshot
@@ -110,14 +111,21 @@ def catalog(
     accelerators: ListAccelerators = False,
     limit: Limit = 30,
     as_json: JsonLines = False,
+    private_offers: OffersOption = None,
 ) -> None:
-    """List offers, cheapest first, filtered by accelerator, country and provider."""
+    """List offers, cheapest first, filtered by accelerator, country and provider.
+
+    Exit status: 0 when the listing ran (even if no offer matches), 2 on bad
+    input, including --providers naming only providers without offers.
+    """
     if ctx.invoked_subcommand is not None:
         return
+    from archipel.cli._offers import require_priced, with_offers
 
     def run() -> None:
-        snapshot = load_catalog()
+        snapshot = with_offers(load_catalog(), private_offers)
         check_provider_flags(snapshot, providers=_split(providers))
+        require_priced(snapshot, [_split(providers)])
         if accelerators:
             for name in snapshot.offers.accelerators:
                 if name:

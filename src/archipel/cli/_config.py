@@ -156,6 +156,7 @@ def load_fleet(path: Path, max_mb: float = MAX_FILE_MB) -> Any:
     if len(documents) != 1 or not isinstance(documents[0], Mapping):
         raise SpecError(str(path), ["a fleet file holds one mapping with horizon and workloads"])
     doc = dict(documents[0])
+    doc.pop("offers", None)  # private-offers files, read by the catalog side (cli/_offers.py)
     items = doc.get("workloads")
     if not isinstance(items, list):
         raise SpecError(str(path), ["workloads: must be a list of workload specs or {file: PATH}"])

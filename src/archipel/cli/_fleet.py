@@ -23,6 +23,7 @@ from archipel.cli._common import (
     load_policy,
 )
 from archipel.cli._config import MAX_FILE_MB
+from archipel.cli._offers import OffersOption
 
 FleetFile = Annotated[
     Path, typer.Argument(help="Fleet YAML: horizon, workloads, capacity, commitments, caps.")
@@ -50,16 +51,19 @@ def _solve(
     currency: str | None,
     max_file_size: float,
     quiet: bool,
+    offers: list[Path] | None,
     **solve: Any,
 ) -> tuple[Any, Any]:
     """The planner (its snapshot in the comparison currency) and the fleet plan it made."""
     from archipel.cli._config import load_fleet
+    from archipel.cli._offers import fleet_with_offers
     from archipel.cli._progress import progress
     from archipel.placement import Planner, plan_fleet
 
     spec = load_fleet(file, max_file_size)
+    base, spec = fleet_with_offers(load_catalog(), spec, offers, file, max_file_size)
     pol = load_policy(policy)
-    planner = Planner(in_comparison_currency(load_catalog(), currency, pol), pol)
+    planner = Planner(in_comparison_currency(base, currency, pol), pol)
     what = "HiGHS" if solve["solver"] == "milp" else "greedy"
     with progress(f"planning fleet {spec.name} ({what})", quiet=quiet, after=1.0):
         return planner, plan_fleet(planner, spec, **solve)
@@ -76,6 +80,7 @@ def fleet_plan(
     as_json: AsJson = False,
     timings: Timings = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
+    private_offers: OffersOption = None,
 ) -> None:
     """Place every workload at minimum cost (usage + commitment shortfall) under the fleet's rules.
 
@@ -93,6 +98,7 @@ def fleet_plan(
             currency=currency,
             max_file_size=max_file_size,
             quiet=as_json,
+            offers=private_offers,
             solver=solver,
             time_limit=time_limit,
             gap=gap,

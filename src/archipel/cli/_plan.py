@@ -27,9 +27,11 @@ from archipel.cli._common import (
     split_list,
 )
 from archipel.cli._config import MAX_FILE_MB, load_workloads
+from archipel.cli._offers import OffersOption
 from archipel.core import Constraints, InputError, Workload, parse_accelerator_spec
 
 if TYPE_CHECKING:
+    from archipel.core import CatalogSnapshot
     from archipel.placement import PlacementRequest, Plan, Planner
 
 WorkloadFile = Annotated[
@@ -180,11 +182,13 @@ class RequestFlags:
         return update
 
 
-def _planner(policy: Path | None, currency: str | None, flags: RequestFlags) -> Planner:
+def _planner(
+    policy: Path | None, currency: str | None, flags: RequestFlags, base: CatalogSnapshot
+) -> Planner:
     from archipel.placement import Planner
 
     pol = load_policy(policy)
-    snapshot = in_comparison_currency(load_catalog(), currency, pol)
+    snapshot = in_comparison_currency(base, currency, pol)
     check_provider_flags(snapshot, providers=flags.providers, exclude_providers=flags.exclude)
     return Planner(snapshot, pol)
 
@@ -247,6 +251,7 @@ def plan(
     explain: Explain = None,
     as_json: AsJson = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
+    private_offers: OffersOption = None,
 ) -> None:
     """Rank feasible placements by cost and explain every rejection.
 
@@ -266,8 +271,12 @@ def plan(
     )
 
     def run() -> int:
+        from archipel.cli._offers import require_priced, with_offers, workload_allow_lists
+
         workloads = flags.workloads(file, max_file_size)
-        planner = _planner(policy, currency, flags)
+        base = with_offers(load_catalog(), private_offers, file, max_file_size)
+        planner = _planner(policy, currency, flags, base)
+        require_priced(planner.snapshot, workload_allow_lists(workloads))
         requests = _requests(planner, workloads)
         if explain:
             return _explain(planner, requests, explain, as_json)

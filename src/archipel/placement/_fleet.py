@@ -19,6 +19,7 @@ from archipel.placement._engine import Planner
 from archipel.placement._fleet_check import check
 from archipel.placement._fleet_greedy import greedy
 from archipel.placement._fleet_model import (
+    Account,
     Assignment,
     Candidates,
     FleetPlan,
@@ -52,7 +53,13 @@ def plan_fleet(
         return _unplaceable(spec, snapshot, solver, unplaceable, dues)
     if solver == "greedy":
         return _greedy_plan(spec, snapshot, cands, dues)
-    return _milp_plan(spec, snapshot, cands, dues, time_limit, gap, seed)
+    from archipel.placement._fleet_milp import solve as solve_milp  # highspy: only when used
+
+    result = solve_milp(spec, snapshot, cands, dues, time_limit, gap, seed)
+    if result.assignments is None:
+        return _no_plan(spec, snapshot, dues, result.report, result.diagnosis)
+    ordered = _in_spec_order(spec, result.assignments)
+    return _placed(spec, snapshot, ordered, account(ordered, dues), result.report)
 
 
 def _unplaceable(
@@ -87,12 +94,12 @@ def _no_plan(
 ) -> FleetPlan:
     """An infeasible fleet: nothing placed, every commitment all shortfall."""
     return FleetPlan(
-        spec.name,
-        False,
-        (),
-        account((), dues),
-        snapshot.comparison_currency,
-        report,
+        name=spec.name,
+        feasible=False,
+        assignments=(),
+        account=account((), dues),
+        currency=snapshot.comparison_currency,
+        solver=report,
         diagnosis=diagnosis,
         unplaceable=unplaceable,
     )
@@ -111,6 +118,18 @@ def _greedy_plan(
     report = SolverReport(
         "greedy", "heuristic", acc.total, None, None, 0, 0, 0, time.perf_counter() - started
     )
+    return _placed(spec, snapshot, assignments, acc, report, violations)
+
+
+def _placed(
+    spec: FleetSpec,
+    snapshot: CatalogSnapshot,
+    assignments: Sequence[Assignment],
+    acc: Account,
+    report: SolverReport,
+    violations: tuple[Violation, ...] = (),
+) -> FleetPlan:
+    """A plan that places every unit: feasible unless it breaks a rule."""
     return FleetPlan(
         spec.name,
         not violations,
@@ -120,25 +139,6 @@ def _greedy_plan(
         report,
         violations=violations,
     )
-
-
-def _milp_plan(
-    spec: FleetSpec,
-    snapshot: CatalogSnapshot,
-    cands: Sequence[Candidates],
-    dues: Mapping[str, Decimal],
-    time_limit: float,
-    gap: float,
-    seed: int,
-) -> FleetPlan:
-    from archipel.placement._fleet_milp import solve as solve_milp  # highspy: only when used
-
-    result = solve_milp(spec, snapshot, cands, dues, time_limit, gap, seed)
-    if result.assignments is None:
-        return _no_plan(spec, snapshot, dues, result.report, result.diagnosis)
-    ordered = _in_spec_order(spec, result.assignments)
-    currency = snapshot.comparison_currency
-    return FleetPlan(spec.name, True, ordered, account(ordered, dues), currency, result.report)
 
 
 def _in_spec_order(spec: FleetSpec, assignments: Sequence[Assignment]) -> tuple[Assignment, ...]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from archipel.backends import AttemptState, LaunchRequest, SlurmBackend
-from archipel.backends._slurm import _first_host, _parse_wait_status
+from archipel.backends._slurm_parse import _first_host, _parse_wait_status
 
 from .contract import (
     BackendContract,

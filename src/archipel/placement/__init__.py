@@ -25,7 +25,9 @@ from archipel.placement._filters import (
     PolicyFilter,
     ProviderFilter,
 )
-from archipel.placement._fleet import check, greedy, plan_fleet
+from archipel.placement._fleet import plan_fleet
+from archipel.placement._fleet_check import check
+from archipel.placement._fleet_greedy import greedy
 from archipel.placement._fleet_model import (
     Account,
     Assignment,

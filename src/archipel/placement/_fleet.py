@@ -1,25 +1,28 @@
 """Plan a whole fleet: candidates from the engine, then the MILP or the greedy baseline.
 
 ``plan_fleet`` is the entry point. Both solvers share the candidates and the
-exact account; ``check`` measures any assignment against the fleet's rules,
-which is how the greedy baseline's violations are shown.
+exact account (:mod:`archipel.placement._fleet_model`); the MILP is in
+:mod:`archipel.placement._fleet_milp`, the greedy baseline in
+:mod:`archipel.placement._fleet_greedy`, and :func:`archipel.placement.check`
+(:mod:`archipel.placement._fleet_check`) shows the rules greedy breaks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Literal
 
-from archipel.core import CatalogSnapshot, FleetSpec, resolve_accelerator
+from archipel.core import CatalogSnapshot, FleetSpec
 from archipel.placement._engine import Planner
+from archipel.placement._fleet_check import check
+from archipel.placement._fleet_greedy import greedy
 from archipel.placement._fleet_model import (
+    Account,
     Assignment,
     Candidates,
     FleetPlan,
-    Option,
     SolverReport,
     Violation,
     ViolationFamily,
@@ -46,228 +49,98 @@ def plan_fleet(
     dues = commitment_dues(spec, snapshot)
     cands = candidates(planner, spec)
     unplaceable = tuple(c for c in cands if not c.options)
-    currency = snapshot.comparison_currency
     if unplaceable:
-        report = SolverReport(solver, "infeasible", None, None, None, 0, 0, 0, 0.0)
-        diagnosis = tuple(
-            Violation(
-                ViolationFamily.UNPLACED,
-                c.workload.name,
-                Decimal(c.units),
-                f"{c.workload.name}: no offer satisfies its hardware, data class "
-                f"`{c.workload.data.class_}` and constraints",
-            )
-            for c in unplaceable
-        )
-        return FleetPlan(
-            spec.name,
-            False,
-            (),
-            account((), dues),
-            currency,
-            report,
-            diagnosis=diagnosis,
-            unplaceable=unplaceable,
-        )
+        return _unplaceable(spec, snapshot, solver, unplaceable, dues)
     if solver == "greedy":
-        started = time.perf_counter()
-        assignments, unplaced = greedy(spec, snapshot, cands)
-        violations = tuple(unplaced) + tuple(check(spec, snapshot, cands, assignments))
-        acc = account(assignments, dues)
-        report = SolverReport(
-            "greedy", "heuristic", acc.total, None, None, 0, 0, 0, time.perf_counter() - started
-        )
-        return FleetPlan(
-            spec.name,
-            not violations,
-            tuple(assignments),
-            acc,
-            currency,
-            report,
-            violations=violations,
-        )
+        return _greedy_plan(spec, snapshot, cands, dues)
     from archipel.placement._fleet_milp import solve as solve_milp  # highspy: only when used
 
     result = solve_milp(spec, snapshot, cands, dues, time_limit, gap, seed)
     if result.assignments is None:
-        return FleetPlan(
-            spec.name,
-            False,
-            (),
-            account((), dues),
-            currency,
-            result.report,
-            diagnosis=result.diagnosis,
-        )
+        return _no_plan(spec, snapshot, dues, result.report, result.diagnosis)
     ordered = _in_spec_order(spec, result.assignments)
-    return FleetPlan(spec.name, True, ordered, account(ordered, dues), currency, result.report)
+    return _placed(spec, snapshot, ordered, account(ordered, dues), result.report)
+
+
+def _unplaceable(
+    spec: FleetSpec,
+    snapshot: CatalogSnapshot,
+    solver: Solver,
+    unplaceable: tuple[Candidates, ...],
+    dues: Mapping[str, Decimal],
+) -> FleetPlan:
+    """No plan: workloads that no offer can host, each with what rejected its offers."""
+    report = SolverReport(solver, "infeasible", None, None, None, 0, 0, 0, 0.0)
+    diagnosis = tuple(
+        Violation(
+            ViolationFamily.UNPLACED,
+            c.workload.name,
+            Decimal(c.units),
+            f"{c.workload.name}: no offer satisfies its hardware, data class "
+            f"`{c.workload.data.class_}` and constraints",
+        )
+        for c in unplaceable
+    )
+    return _no_plan(spec, snapshot, dues, report, diagnosis, unplaceable)
+
+
+def _no_plan(
+    spec: FleetSpec,
+    snapshot: CatalogSnapshot,
+    dues: Mapping[str, Decimal],
+    report: SolverReport,
+    diagnosis: tuple[Violation, ...],
+    unplaceable: tuple[Candidates, ...] = (),
+) -> FleetPlan:
+    """An infeasible fleet: nothing placed, every commitment all shortfall."""
+    return FleetPlan(
+        name=spec.name,
+        feasible=False,
+        assignments=(),
+        account=account((), dues),
+        currency=snapshot.comparison_currency,
+        solver=report,
+        diagnosis=diagnosis,
+        unplaceable=unplaceable,
+    )
+
+
+def _greedy_plan(
+    spec: FleetSpec,
+    snapshot: CatalogSnapshot,
+    cands: Sequence[Candidates],
+    dues: Mapping[str, Decimal],
+) -> FleetPlan:
+    started = time.perf_counter()
+    assignments, unplaced = greedy(spec, snapshot, cands)
+    violations = tuple(unplaced) + tuple(check(spec, snapshot, cands, assignments))
+    acc = account(assignments, dues)
+    report = SolverReport(
+        "greedy", "heuristic", acc.total, None, None, 0, 0, 0, time.perf_counter() - started
+    )
+    return _placed(spec, snapshot, assignments, acc, report, violations)
+
+
+def _placed(
+    spec: FleetSpec,
+    snapshot: CatalogSnapshot,
+    assignments: Sequence[Assignment],
+    acc: Account,
+    report: SolverReport,
+    violations: tuple[Violation, ...] = (),
+) -> FleetPlan:
+    """A plan that places every unit: feasible unless it breaks a rule."""
+    return FleetPlan(
+        spec.name,
+        not violations,
+        tuple(assignments),
+        acc,
+        snapshot.comparison_currency,
+        report,
+        violations=violations,
+    )
 
 
 def _in_spec_order(spec: FleetSpec, assignments: Sequence[Assignment]) -> tuple[Assignment, ...]:
     position = {w.name: i for i, w in enumerate(spec.workloads)}
     return tuple(sorted(assignments, key=lambda a: (position[a.workload], a.option.placement.rank)))
-
-
-def greedy(
-    spec: FleetSpec, snapshot: CatalogSnapshot, cands: Sequence[Candidates]
-) -> tuple[list[Assignment], list[Violation]]:
-    """Cheapest first, one unit at a time, respecting capacity and per-service spread.
-
-    Biggest workloads (GPU-hours) go first. Commitments and fleet-wide
-    concentration caps are ignored, as a spreadsheet would: :func:`check`
-    and the account show what that costs.
-    """
-    remaining = {name: cap for name, cap, _ in _limits(spec, snapshot)}
-    limits = _limits(spec, snapshot)
-    order = sorted(
-        range(len(cands)),
-        key=lambda i: -(cands[i].options[0].gpu_hours * cands[i].units),
-    )
-    placed: dict[tuple[int, int], int] = defaultdict(int)
-    unplaced: list[Violation] = []
-    for wi in order:
-        c = cands[wi]
-        rule = spec.spread_of(c.workload)
-        cap = rule.provider_cap(c.units)
-        per_provider: dict[str, int] = defaultdict(int)
-        for _ in range(c.units):
-            used = {p for p, n in per_provider.items() if n}
-            need_new = c.units > 1 and len(used) < rule.min_providers
-            choice = None
-            for oi, o in enumerate(c.options):
-                if per_provider[o.provider] >= cap or (need_new and o.provider in used):
-                    continue
-                if all(remaining[name] >= o.gpus for name, _, match in limits if match(o)):
-                    choice = oi
-                    break
-            if choice is None:
-                unplaced.append(
-                    Violation(
-                        ViolationFamily.UNPLACED,
-                        c.workload.name,
-                        Decimal(1),
-                        f"{c.workload.name}: greedy found no pool with capacity left for one unit",
-                    )
-                )
-                continue
-            o = c.options[choice]
-            placed[(wi, choice)] += 1
-            per_provider[o.provider] += 1
-            for name, _, match in limits:
-                if match(o):
-                    remaining[name] -= o.gpus
-    assignments = [
-        Assignment(cands[wi].workload.name, cands[wi].options[oi], n)
-        for (wi, oi), n in sorted(placed.items())
-    ]
-    return assignments, unplaced
-
-
-_Limit = tuple[str, int, Callable[[Option], bool]]
-
-
-def _limits(spec: FleetSpec, snapshot: CatalogSnapshot) -> list[_Limit]:
-    known = [a for a in snapshot.offers.accelerators if a]
-    out: list[_Limit] = []
-    for limit in spec.capacity:
-        model = resolve_accelerator(limit.accelerator, known)
-        name = f"{model} at {limit.provider}" + (f"/{limit.region}" if limit.region else "")
-
-        def match(
-            o: Option, p: str = limit.provider, r: str | None = limit.region, m: str = model
-        ) -> bool:
-            return o.provider == p and o.accelerator == m and (r is None or o.region == r)
-
-        out.append((name, limit.gpus, match))
-    return out
-
-
-def check(
-    spec: FleetSpec,
-    snapshot: CatalogSnapshot,
-    cands: Sequence[Candidates],
-    assignments: Sequence[Assignment],
-) -> list[Violation]:
-    """Every capacity, spread and concentration rule that ``assignments`` breaks."""
-    out: list[Violation] = []
-    for name, cap, match in _limits(spec, snapshot):
-        used = sum(a.option.gpus * a.units for a in assignments if match(a.option))
-        if used > cap:
-            out.append(
-                Violation(
-                    ViolationFamily.CAPACITY,
-                    name,
-                    Decimal(used - cap),
-                    f"{name}: {used} GPUs placed, capacity {cap}",
-                )
-            )
-    by_workload: dict[str, list[Assignment]] = defaultdict(list)
-    for a in assignments:
-        by_workload[a.workload].append(a)
-    for c in cands:
-        if c.units < 2:
-            continue
-        rule = spec.spread_of(c.workload)
-        mine = by_workload[c.workload.name]
-        counts: dict[str, int] = defaultdict(int)
-        for a in mine:
-            counts[a.option.provider] += a.units
-        countries = {a.option.country for a in mine if a.option.country}
-        cap = rule.provider_cap(c.units)
-        if len(counts) < rule.min_providers:
-            out.append(
-                Violation(
-                    ViolationFamily.SPREAD,
-                    f"{c.workload.name}: providers",
-                    Decimal(rule.min_providers - len(counts)),
-                    f"{c.workload.name}: replicas on {len(counts)} providers, "
-                    f"rule wants {rule.min_providers}",
-                )
-            )
-        if rule.min_countries > 1 and len(countries) < rule.min_countries:
-            out.append(
-                Violation(
-                    ViolationFamily.SPREAD,
-                    f"{c.workload.name}: countries",
-                    Decimal(rule.min_countries - len(countries)),
-                    f"{c.workload.name}: replicas in {len(countries)} countries, "
-                    f"rule wants {rule.min_countries}",
-                )
-            )
-        for p, n in sorted(counts.items()):
-            if n > cap:
-                out.append(
-                    Violation(
-                        ViolationFamily.SPREAD,
-                        f"{c.workload.name}: {p}",
-                        Decimal(n - cap),
-                        f"{c.workload.name}: {n} of {c.units} replicas at {p}, "
-                        f"above the share cap ({cap})",
-                    )
-                )
-    if spec.concentration is not None:
-        conc = spec.concentration
-        weights: Mapping[str, Decimal] = _measure(assignments, conc.measure)
-        total = sum(weights.values(), Decimal(0))
-        for p, v in sorted(weights.items()):
-            share = v / total if total else Decimal(0)
-            limit = Decimal(str(conc.share_for(p)))
-            if share > limit + Decimal("1e-9"):
-                out.append(
-                    Violation(
-                        ViolationFamily.CONCENTRATION,
-                        p,
-                        share - limit,
-                        f"{p} holds {share:.1%} of the fleet's {conc.measure}, "
-                        f"above the cap of {limit:.0%}",
-                    )
-                )
-    return out
-
-
-def _measure(assignments: Sequence[Assignment], measure: str) -> dict[str, Decimal]:
-    out: dict[str, Decimal] = defaultdict(lambda: Decimal(0))
-    for a in assignments:
-        unit = a.option.gpu_hours if measure == "gpu_hours" else a.option.cost
-        out[a.option.provider] += unit * a.units
-    return dict(out)

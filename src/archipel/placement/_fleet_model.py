@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
-from archipel.core import CatalogSnapshot, FleetSpec, Workload
+from archipel.core import CatalogSnapshot, FleetSpec, Workload, resolve_accelerator
 from archipel.placement._engine import Placement, Planner, RejectionCount
 from archipel.placement._request import PlacementRequest
 
@@ -158,6 +158,47 @@ class Account:
     @property
     def total(self) -> Decimal:
         return self.usage + self.shortfall
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityLimit:
+    """A fleet's capacity limit, its accelerator resolved against the catalog."""
+
+    provider: str
+    region: str | None
+    accelerator: str  # the catalog's model name
+    gpus: int
+
+    @property
+    def where(self) -> str:
+        return self.provider + (f"/{self.region}" if self.region else "")
+
+    @property
+    def name(self) -> str:
+        """How plans and diagnoses name the limit: ``H100 at ovhcloud/GRA11``."""
+        return f"{self.accelerator} at {self.where}"
+
+    def covers(self, o: Option) -> bool:
+        """Whether the limit counts the GPUs placed on pool ``o``."""
+        return (
+            o.provider == self.provider
+            and o.accelerator == self.accelerator
+            and (self.region is None or o.region == self.region)
+        )
+
+
+def capacity_limits(spec: FleetSpec, snapshot: CatalogSnapshot) -> list[CapacityLimit]:
+    """The fleet's capacity limits, in the order the spec gives them."""
+    known = [a for a in snapshot.offers.accelerators if a]
+    return [
+        CapacityLimit(
+            limit.provider,
+            limit.region,
+            resolve_accelerator(limit.accelerator, known),
+            limit.gpus,
+        )
+        for limit in spec.capacity
+    ]
 
 
 def check_names(spec: FleetSpec, snapshot: CatalogSnapshot) -> None:

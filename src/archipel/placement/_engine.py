@@ -118,10 +118,15 @@ class Ranking:
     """
 
     rows: IntArray
-    scores: Scores  # aligned with ``rows``
+    scores: Scores  # in the order the rows were scored, before ranking
+    order: IntArray  # ``rows[i]`` was the ``order[i]``-th row scored
     spot: IntArray  # 1 where the row's placement runs on spot
     keys: IntArray
     firsts: IntArray
+
+    def breakdown(self, i: int) -> ScoreBreakdown:
+        """The score breakdown of the row at position ``i``."""
+        return self.scores.breakdown(int(self.order[i]))
 
     def rank(self, i: int) -> int:
         """The placement rank (from 1) of the row at position ``i``."""
@@ -155,6 +160,11 @@ class Planner:
         self.prefilter = find_prefilter(self.filters)
         self.scores = tuple(scores)
         self._verdicts: dict[str, list[tuple[Rejection, ...]]] = {}
+        c = snapshot.offers.col
+        # per row, its site and instance type as one number: half a placement's key
+        self._site_instance: IntArray = c("class_idx").astype(np.int64) * len(
+            snapshot.offers.strings
+        ) + c("instance_idx")
 
     def __repr__(self) -> str:
         return f"Planner({self.snapshot!r}, policy={self.policy.name!r})"
@@ -207,13 +217,11 @@ class Planner:
         spot = self._spot(ctx, ranked)
         keys = self._placement_keys(ranked, spot)
         firsts = np.sort(np.unique(keys, return_index=True)[1])
-        return Ranking(ranked, scored.take(order), spot, keys, firsts)
+        return Ranking(ranked, scored, order, spot, keys, firsts)
 
     def _placement_keys(self, rows: IntArray, spot: IntArray) -> IntArray:
         """What makes rows one placement: class, instance type, market (not the zone)."""
-        c = self.snapshot.offers.col
-        site: IntArray = c("class_idx")[rows].astype(np.int64) * len(self.snapshot.offers.strings)
-        keys: IntArray = (site + c("instance_idx")[rows]) * 2 + spot
+        keys: IntArray = self._site_instance[rows] * 2 + spot
         return keys
 
     def _spot(self, ctx: FilterContext, rows: IntArray) -> IntArray:
@@ -274,7 +282,7 @@ class Planner:
         """The best ``top`` placements, the first ``TOP_K_SCORES`` with their breakdown."""
         out = []
         for i, pos in enumerate(ranking.firsts[:top].tolist()):
-            breakdown = ranking.scores.breakdown(pos) if i < TOP_K_SCORES else None
+            breakdown = ranking.breakdown(pos) if i < TOP_K_SCORES else None
             row, spot = int(ranking.rows[pos]), bool(ranking.spot[pos])
             out.append(self._placement(ctx, row, spot, i + 1, breakdown))
         return tuple(out)
@@ -323,7 +331,7 @@ class Planner:
         winner = None
         if len(ranking.rows):
             row, spot = int(ranking.rows[0]), bool(ranking.spot[0])
-            winner = self._placement(ctx, row, spot, 1, ranking.scores.breakdown(0))
+            winner = self._placement(ctx, row, spot, 1, ranking.breakdown(0))
         return [
             self._verdict(ctx, row, tuple(reasons.of.get(row, ())), ranking, position, winner)
             for row in rows.tolist()
@@ -341,7 +349,7 @@ class Planner:
         placement = None
         if not failures:
             i = position[row]
-            spot, breakdown = bool(ranking.spot[i]), ranking.scores.breakdown(i)
+            spot, breakdown = bool(ranking.spot[i]), ranking.breakdown(i)
             placement = self._placement(ctx, row, spot, ranking.rank(i), breakdown)
         return OfferVerdict(
             offer=self.snapshot.offers.offer(row),

@@ -120,18 +120,14 @@ class CountryFilter:
         for code in wanted:
             group = ctx.snapshot.jurisdictions.group(code)
             allowed |= group if group is not None else {code}
-        per_class = [self._verdict(ctx, c, allowed) for c in ctx.classes]
+        per_class = [() if c.country in allowed else self._rejected(ctx, c) for c in ctx.classes]
         return _class_result(ctx, rows, per_class)
 
-    def _verdict(
-        self, ctx: FilterContext, site: OfferClass, allowed: set[str]
-    ) -> tuple[Rejection, ...]:
+    def _rejected(self, ctx: FilterContext, site: OfferClass) -> tuple[Rejection, ...]:
         wanted = ctx.request.countries
         where, label = f"{site.provider}/{site.region or '-'}", ",".join(wanted)
         if site.country is None:
             message = f"{where}: country unknown; the request wants {label}"
-        elif site.country in allowed:
-            return ()
         else:
             hint = ""
             if "EU" in wanted and site.country in ctx.snapshot.jurisdictions.eea_non_eu:
@@ -149,20 +145,23 @@ class ProviderFilter:
         only, excluded = set(ctx.request.providers), set(ctx.request.exclude_providers)
         if not only and not excluded:
             return FilterResult(keep=np.ones(rows.shape, dtype=np.bool_), class_rejections=())
-        per_class = [self._verdict(c, only, excluded) for c in ctx.classes]
+        per_class = [
+            self._rejected(c, only, excluded)
+            if c.provider in excluded or (only and c.provider not in only)
+            else ()
+            for c in ctx.classes
+        ]
         return _class_result(ctx, rows, per_class)
 
-    def _verdict(
+    def _rejected(
         self, site: OfferClass, only: set[str], excluded: set[str]
     ) -> tuple[Rejection, ...]:
         where = f"{site.provider}/{site.region or '-'}"
         if site.provider in excluded:
             message = f"{where}: provider {site.provider} excluded by the request"
             return (Rejection(Reason.USER_EXCLUDED, self.name, message),)
-        if only and site.provider not in only:
-            message = f"{where}: the request allows only {', '.join(sorted(only))}"
-            return (Rejection(Reason.USER_PROVIDER, self.name, message),)
-        return ()
+        message = f"{where}: the request allows only {', '.join(sorted(only))}"
+        return (Rejection(Reason.USER_PROVIDER, self.name, message),)
 
 
 class BudgetFilter:

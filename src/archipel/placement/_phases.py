@@ -168,6 +168,8 @@ def find_prefilter(plugins: Sequence[FilterPlugin]) -> PreFilterPlugin | None:
 
 def first_outside(candidates: IntArray) -> int:
     """The first row of the table not among ``candidates`` (sorted, distinct)."""
+    if not len(candidates) or candidates[0] != 0:
+        return 0
     gaps = np.nonzero(candidates != np.arange(len(candidates)))[0]
     return int(gaps[0]) if len(gaps) else len(candidates)
 
@@ -220,19 +222,13 @@ class Scores:
     per_plugin: tuple[FloatArray, ...]
     total: FloatArray
 
-    def take(self, positions: IntArray) -> Scores:
-        """These scores for the rows at ``positions`` (reordered, as ranked)."""
-        return Scores(
-            self.plugins, tuple(s[positions] for s in self.per_plugin), self.total[positions]
-        )
-
     def breakdown(self, i: int) -> ScoreBreakdown:
         """The breakdown of the ``i``-th scored row."""
-        parts = tuple(
-            PluginScore(p.name, float(s[i]), p.weight)
+        parts = [
+            PluginScore(p.name, s.item(i), p.weight)
             for p, s in zip(self.plugins, self.per_plugin, strict=True)
-        )
-        return ScoreBreakdown(float(self.total[i]), parts)
+        ]
+        return ScoreBreakdown(self.total.item(i), tuple(parts))
 
 
 def check_weights(plugins: Sequence[ScorePlugin]) -> None:
@@ -256,6 +252,8 @@ def valid_weight(value: object, plugin: str) -> int:
 def run_scores(ctx: FilterContext, rows: IntArray, plugins: Sequence[ScorePlugin]) -> Scores:
     """The score phase: every plugin on every row, checked, then the weighted mean."""
     per_plugin = tuple(_checked(p, p.score(ctx, rows), len(rows)) for p in plugins)
+    if len(plugins) == 1:  # the mean of one score is that score, exactly
+        return Scores(tuple(plugins), per_plugin, per_plugin[0])
     weighted = per_plugin[0] * plugins[0].weight
     for p, s in zip(plugins[1:], per_plugin[1:], strict=True):
         weighted += s * p.weight

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from archipel.catalog import load_snapshot
 from archipel.cli import app
 from archipel.cli._output import solver_status
-from archipel.cli._render import solver_line
-from archipel.placement import SolverReport
+from archipel.cli._render import render_explain, solver_line
+from archipel.placement import OfferVerdict, PluginScore, ScoreBreakdown, SolverReport
 
 runner = CliRunner()
 DEFAULT_POLICY = Path(__file__).resolve().parents[2] / "src/archipel/policy/default_policy.yaml"
@@ -111,6 +114,89 @@ def test_explain_rank_is_the_rank_in_the_plan() -> None:
     )
     assert code == 0
     assert {v["rank"] for v in json.loads(out)} == set(ranks) and len(ranks) == 1
+
+
+def test_explain_gives_the_score_breakdown_of_the_offer_and_of_the_winner() -> None:
+    key = "aws/us-east-1/p5.48xlarge"
+    code, out, _ = run("plan", "--gpus", "H100:8", "--explain", key, "--json")
+    assert code == 0
+    verdict = json.loads(out)[0]
+    # price is the only score: 100 x the winner's total / this offer's, from the exact totals
+    ratio = Decimal(verdict["winner_total"]) / Decimal(verdict["comparison_total"]) * 100
+    price = float(round(ratio, 3))
+    assert verdict["score"] == {
+        "total": price,
+        "plugins": [{"plugin": "price", "score": price, "weight": 1}],
+    }
+    assert verdict["winner_score"] == {
+        "total": 100.0,
+        "plugins": [{"plugin": "price", "score": 100.0, "weight": 1}],
+    }
+    code, text, _ = run("plan", "--gpus", "H100:8", "--explain", key)
+    assert f"  score {price:g} of 100: price {price:g} (weight 1)\n" in text
+    assert "  the winner's score 100 of 100: price 100 (weight 1)\n" in text
+
+
+def _verdict(rank: int, total: str, best: str, *parts: tuple[str, float, int]) -> OfferVerdict:
+    """A feasible verdict on a shipped offer, scored by hand: the total is the weighted mean."""
+    weights = sum(w for _, _, w in parts)
+    breakdown = ScoreBreakdown(
+        sum(s * w for _, s, w in parts) / weights, tuple(PluginScore(*p) for p in parts)
+    )
+    winner = ScoreBreakdown(
+        90.0, (PluginScore("price", 80.0, 1), PluginScore("commitment", 100.0, 1))
+    )
+    return OfferVerdict(
+        offer=load_snapshot().offers.offer(0),
+        rejections=(),
+        rank=rank,
+        total_cost=Decimal(total),
+        best_total=Decimal(best),
+        comparison_total=Decimal(total),
+        scores=breakdown,
+        winner_scores=winner,
+    )
+
+
+STANDINGS = [
+    # name, verdict, what its first line says after the offer's name, its score line
+    ("price alone, first: the cheapest",
+     _verdict(1, "12", "12", ("price", 100.0, 1)),
+     ": feasible and the cheapest (12.00 USD).", "score 100 of 100: price 100 (weight 1)"),
+    ("price alone, tied on price: the cheapest too",
+     _verdict(2, "12", "12", ("price", 100.0, 1)),
+     ": feasible and the cheapest (12.00 USD).", "score 100 of 100: price 100 (weight 1)"),
+    ("price alone, second: how much more",
+     _verdict(2, "15", "12", ("price", 80.0, 1)),
+     ": feasible, ranks #2: costs 15.00 USD, 3.00 USD more than the winner.",
+     "score 80 of 100: price 80 (weight 1)"),
+    ("with a commitment, first: not said to be the cheapest",
+     _verdict(1, "15", "15", ("price", 80.0, 1), ("commitment", 100.0, 1)),
+     ": feasible and ranks first: costs 15.00 USD.",
+     "score 90 of 100: price 80 (weight 1), commitment 100 (weight 1)"),
+    ("with a commitment, second and cheaper: how much less",
+     _verdict(2, "12", "15", ("price", 100.0, 3), ("commitment", 0.0, 1)),
+     ": feasible, ranks #2: costs 12.00 USD, 3.00 USD less than the winner.",
+     "score 75 of 100: price 100 (weight 3), commitment 0 (weight 1)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "verdict", "standing", "score"), STANDINGS, ids=[c[0] for c in STANDINGS]
+)
+def test_explain_says_where_a_feasible_offer_stands(
+    name: str, verdict: OfferVerdict, standing: str, score: str
+) -> None:
+    out = io.StringIO()
+    render_explain(Console(file=out, width=300, color_system=None), [verdict], "USD")
+    lines = out.getvalue().splitlines()
+    assert (
+        lines[0]
+        == verdict.offer.key + f" (zone {verdict.offer.zone})" * bool(verdict.offer.zone) + standing
+    )
+    assert lines[1] == f"  {score}"
+    winner = "  the winner's score 90 of 100: price 80 (weight 1), commitment 100 (weight 1)"
+    assert lines[2:] == ([] if verdict.rank == 1 else [winner])
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from archipel.core import CatalogSnapshot, Offer
-from archipel.placement import OfferVerdict
+from archipel.placement import OfferVerdict, ScoreBreakdown
 
 
 def _money(value: Decimal) -> str:
@@ -108,6 +108,8 @@ def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[di
             "comparison_total": None if v.comparison_total is None else _money(v.comparison_total),
             "winner_total": None if v.best_total is None else _money(v.best_total),
             "comparison_currency": currency,
+            "score": score_document(v.scores),
+            "winner_score": score_document(v.winner_scores),
             "rejections": [
                 {
                     "reason": r.reason.value,
@@ -120,6 +122,19 @@ def explain_document(verdicts: Sequence[OfferVerdict], currency: str) -> list[di
         }
         for v in verdicts
     ]
+
+
+def score_document(breakdown: ScoreBreakdown | None) -> dict[str, Any] | None:
+    """A score breakdown as JSON: the total and each plugin's part, to three decimals."""
+    if breakdown is None:
+        return None
+    return {
+        "total": round(breakdown.total, 3),
+        "plugins": [
+            {"plugin": p.plugin, "score": round(p.score, 3), "weight": p.weight}
+            for p in breakdown.plugins
+        ],
+    }
 
 
 def solver_status(report: Any) -> str:

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from archipel.cli._output import FleetCents, _money, fleet_cents, solver_status
 from archipel.core import CatalogSnapshot, Offer
-from archipel.placement import OfferVerdict, Plan
+from archipel.placement import OfferVerdict, Plan, PriceScore, ScoreBreakdown
 
 
 def _price(value: Decimal) -> str:
@@ -162,6 +162,7 @@ def _zone_groups(verdicts: Sequence[OfferVerdict]) -> list[tuple[OfferVerdict, l
             v.offer.key,
             v.rank,
             v.comparison_total,
+            v.scores,
             tuple((r.plugin, r.reason, r.message) for r in v.rejections),
         )
         group = groups.setdefault(key, (v, []))
@@ -171,27 +172,22 @@ def _zone_groups(verdicts: Sequence[OfferVerdict]) -> list[tuple[OfferVerdict, l
 
 
 def render_explain(console: Console, verdicts: Sequence[OfferVerdict], currency: str) -> None:
-    """One line per offer and outcome; zones with the same outcome share the line."""
+    """One line per offer and outcome; zones with the same outcome share the line.
+
+    A feasible offer's line gives its standing, then its score breakdown and,
+    below the top rank, the winner's.
+    """
     for v, zones in _zone_groups(verdicts):
         o = v.offer
         head = f"{o.key}" + (
             f" (zone{'s' if len(zones) > 1 else ''} {', '.join(zones)})" if zones else ""
         )
         if not v.rejections:
-            assert v.comparison_total is not None
-            assert v.best_total is not None
-            gap = v.comparison_total - v.best_total
-            if v.rank == 1 or gap <= 0:
-                console.print(
-                    f"[green]{head}[/]: feasible and the cheapest "
-                    f"({_money(v.comparison_total)} {currency})."
-                )
-            else:
-                console.print(
-                    f"[yellow]{head}[/]: feasible, ranks #{v.rank}: costs "
-                    f"{_money(v.comparison_total.quantize(Decimal('0.01')))} {currency}, "
-                    f"{_money(gap.quantize(Decimal('0.01')))} {currency} more than the winner."
-                )
+            console.print(_standing(v, head, currency))
+            console.print(f"  [dim]{_score_line('score', v.scores)}[/]")
+            if v.rank != 1:
+                winner = _score_line("the winner's score", v.winner_scores)
+                console.print(f"  [dim]{winner}[/]")
             continue
         console.print(f"[red]{head}[/]: rejected")
         for r in v.rejections:
@@ -200,6 +196,39 @@ def render_explain(console: Console, verdicts: Sequence[OfferVerdict], currency:
                 f"  - {escape(f'[{r.plugin}]')} {escape(r.message)} "
                 f"[dim]({r.reason.value}; {kind})[/]"
             )
+
+
+def _standing(v: OfferVerdict, head: str, currency: str) -> str:
+    """Where a feasible offer ranks and what it costs next to the winner."""
+    assert v.comparison_total is not None
+    assert v.best_total is not None
+    assert v.scores is not None
+    gap = v.comparison_total - v.best_total
+    by_price = [p.plugin for p in v.scores.plugins] == [PriceScore.name]
+    if by_price and (v.rank == 1 or gap <= 0):  # ranked on price alone: first is cheapest
+        cost = f"{_money(v.comparison_total)} {currency}"
+        return f"[green]{head}[/]: feasible and the cheapest ({cost})."
+    total = _money(v.comparison_total.quantize(Decimal("0.01")))
+    if v.rank == 1:
+        return f"[green]{head}[/]: feasible and ranks first: costs {total} {currency}."
+    more = "more" if gap >= 0 else "less"
+    return (
+        f"[yellow]{head}[/]: feasible, ranks #{v.rank}: costs {total} {currency}, "
+        f"{_money(abs(gap).quantize(Decimal('0.01')))} {currency} {more} than the winner."
+    )
+
+
+def _score_line(label: str, breakdown: ScoreBreakdown | None) -> str:
+    """``score 75 of 100: price 75 (weight 1)``: the total, then each plugin's part."""
+    assert breakdown is not None
+    parts = ", ".join(
+        f"{p.plugin} {_score(p.score)} (weight {p.weight})" for p in breakdown.plugins
+    )
+    return f"{label} {_score(breakdown.total)} of 100: {parts}"
+
+
+def _score(value: float) -> str:
+    return f"{round(value, 3):g}"
 
 
 def render_offers(

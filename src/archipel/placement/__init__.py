@@ -1,25 +1,15 @@
 """The placement engine: decide where a workload runs, and explain every rejection.
 
 A pure function of an immutable catalog snapshot and a policy: the same
-inputs give the same plan. See ``docs/placement.md`` for the phases.
+inputs give the same plan. See ``docs/architecture.md`` for the phases
+(prefilter, filter, score, rank) and their plugin interfaces.
 """
 
-from archipel.placement._engine import (
-    OfferRejection,
-    OfferVerdict,
-    Placement,
-    Plan,
-    Planner,
-    PlanTrace,
-    RejectionCount,
-)
+from archipel.placement._engine import OfferVerdict, Placement, Plan, Planner
 from archipel.placement._filters import (
     DEFAULT_FILTERS,
     BudgetFilter,
     CountryFilter,
-    FilterContext,
-    FilterPlugin,
-    FilterResult,
     HardwareFilter,
     MarketFilter,
     PolicyFilter,
@@ -42,21 +32,40 @@ from archipel.placement._fleet_model import (
     candidates,
     commitment_dues,
 )
+from archipel.placement._phases import (
+    MAX_SCORE,
+    FilterContext,
+    FilterObserver,
+    FilterPlugin,
+    FilterResult,
+    PluginScore,
+    PreFilterPlugin,
+    ScoreBreakdown,
+    ScorePlugin,
+    run_filters,
+    run_scores,
+)
 from archipel.placement._request import PlacementRequest
+from archipel.placement._scores import DEFAULT_SCORES, CommitmentScore, PriceScore
 from archipel.placement._sites import SiteStateFilter, site_filters
+from archipel.placement._trace import OfferRejection, PlanTrace, RejectionCount
 
 __all__ = [
     "Account",
     "Assignment",
     "BudgetFilter",
     "Candidates",
+    "CommitmentScore",
     "CountryFilter",
     "DEFAULT_FILTERS",
+    "DEFAULT_SCORES",
     "FilterContext",
+    "FilterObserver",
     "FilterPlugin",
     "FilterResult",
     "FleetPlan",
     "HardwareFilter",
+    "MAX_SCORE",
     "MarketFilter",
     "OfferRejection",
     "OfferVerdict",
@@ -66,10 +75,15 @@ __all__ = [
     "Plan",
     "PlanTrace",
     "Planner",
+    "PluginScore",
     "PolicyFilter",
+    "PreFilterPlugin",
+    "PriceScore",
     "ProviderAccount",
     "ProviderFilter",
     "RejectionCount",
+    "ScoreBreakdown",
+    "ScorePlugin",
     "SiteStateFilter",
     "SolverReport",
     "Violation",
@@ -80,5 +94,7 @@ __all__ = [
     "commitment_dues",
     "greedy",
     "plan_fleet",
+    "run_filters",
+    "run_scores",
     "site_filters",
 ]

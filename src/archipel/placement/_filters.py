@@ -1,9 +1,11 @@
 """Filter plugins: each says yes or no for every candidate offer, with a reason.
 
 Filters are vectorised: they see the candidate rows of the offer table as an
-index array and answer a boolean mask. *Row* filters give one reason for all
-the rows they reject; *class* filters answer per equivalence class
-(provider, region), evaluated once per class and broadcast to its offers.
+index array and answer a boolean mask (the interface is in ``_phases``).
+*Row* filters give one reason for each row they reject; *class* filters
+answer per equivalence class (provider, region), evaluated once per class and
+broadcast to its offers, with every reason the class fails (policy: every
+rule), the first being the one it is counted under.
 
 Order matters only for counting (an offer is counted under the first filter
 that rejects it, as a scheduler's filter chain does); ``explain`` runs every
@@ -12,73 +14,33 @@ filter on one offer and reports all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 
 from archipel.core import MISSING, CatalogSnapshot, OfferClass, Reason, Rejection
-from archipel.core._offers import BoolArray, IntArray
-from archipel.placement._request import PlacementRequest
+from archipel.core._offers import IntArray
+from archipel.placement._phases import FilterContext, FilterPlugin, FilterResult
 from archipel.policy import DataClass, evaluate_classes
 
 
-@dataclass(frozen=True, slots=True)
-class FilterContext:
-    """What a filter may look at: the snapshot, the request, and derived prices."""
+class HardwareFilter:
+    """The offer has the requested accelerator model and count per node.
 
-    snapshot: CatalogSnapshot
-    request: PlacementRequest
-    data_class: DataClass
-    policy_verdicts: Sequence[tuple[Rejection, ...]]  # per class, every failing rule
-    hourly_cmp: IntArray  # per row: price per hour of the whole placement, comparison currency
-
-    @property
-    def classes(self) -> Sequence[OfferClass]:
-        return self.snapshot.offers.classes
-
-    def where(self, row: int) -> str:
-        offer_class = self.classes[int(self.snapshot.offers.col("class_idx")[row])]
-        instance = self.snapshot.offers.strings[int(self.snapshot.offers.col("instance_idx")[row])]
-        return f"{offer_class.provider}/{offer_class.region or '-'}/{instance}"
-
-
-@dataclass(frozen=True, slots=True)
-class FilterResult:
-    """``keep`` for each candidate row, and how to explain the others.
-
-    Exactly one of ``rejection`` (row filters) and ``class_rejections`` (class
-    filters: per class, the rejection or ``None``) is set.
+    Also the prefilter: the table is sorted by accelerator model, so the
+    candidates are the slices of the requested models, and every offer of
+    another model is counted here without being looked at one by one.
     """
 
-    keep: BoolArray
-    rejection: Callable[[int], Rejection] | None = None
-    class_rejections: Sequence[Rejection | None] | None = None
-
-    def why(self, ctx: FilterContext, row: int) -> Rejection:
-        """The rejection of one row that this filter turned down."""
-        if self.rejection is not None:
-            return self.rejection(row)
-        assert self.class_rejections is not None
-        found = self.class_rejections[int(ctx.snapshot.offers.col("class_idx")[row])]
-        assert found is not None, "why() called for a row the filter kept"
-        return found
-
-
-class FilterPlugin(Protocol):
-    """A filter phase; ``name`` is stable and appears in every rejection."""
-
-    @property
-    def name(self) -> str: ...
-
-    def filter(self, ctx: FilterContext, rows: IntArray) -> FilterResult: ...
-
-
-class HardwareFilter:
-    """The offer has the requested accelerator model and count per node."""
-
     name = "hardware"
+
+    def candidates(self, ctx: FilterContext) -> IntArray:
+        """The rows of the requested accelerator models, sorted."""
+        offers = ctx.snapshot.offers
+        models = sorted({a.model for a in ctx.request.accelerators})
+        slices = [offers.accelerator_slice(m) for m in models]
+        parts = [np.arange(s.start, s.stop, dtype=np.int64) for s in slices]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
 
     def filter(self, ctx: FilterContext, rows: IntArray) -> FilterResult:
         offers = ctx.snapshot.offers
@@ -122,21 +84,24 @@ class MarketFilter:
 
 
 def _class_result(
-    ctx: FilterContext, rows: IntArray, per_class: Sequence[Rejection | None]
+    ctx: FilterContext, rows: IntArray, per_class: Sequence[tuple[Rejection, ...]]
 ) -> FilterResult:
-    ok = np.fromiter((r is None for r in per_class), dtype=np.bool_, count=len(per_class))
+    ok = np.fromiter((not r for r in per_class), dtype=np.bool_, count=len(per_class))
     keep = ok[ctx.snapshot.offers.col("class_idx")[rows]]
     return FilterResult(keep=keep, class_rejections=per_class)
 
 
 class PolicyFilter:
-    """The request's data class allows the provider and the site (policy rules)."""
+    """The request's data class allows the provider and the site (policy rules).
+
+    A class is rejected with every rule it fails, in policy order; each
+    rejection names its rule as its plugin.
+    """
 
     name = "policy"
 
     def filter(self, ctx: FilterContext, rows: IntArray) -> FilterResult:
-        first = [v[0] if v else None for v in ctx.policy_verdicts]
-        return _class_result(ctx, rows, first)
+        return _class_result(ctx, rows, ctx.policy_verdicts)
 
 
 class CountryFilter:
@@ -155,32 +120,20 @@ class CountryFilter:
         for code in wanted:
             group = ctx.snapshot.jurisdictions.group(code)
             allowed |= group if group is not None else {code}
-        label = ",".join(wanted)
-        per_class: list[Rejection | None] = []
-        for c in ctx.classes:
-            where = f"{c.provider}/{c.region or '-'}"
-            if c.country is None:
-                per_class.append(
-                    Rejection(
-                        Reason.USER_COUNTRY,
-                        self.name,
-                        f"{where}: country unknown; the request wants {label}",
-                    )
-                )
-            elif c.country not in allowed:
-                hint = ""
-                if "EU" in wanted and c.country in ctx.snapshot.jurisdictions.eea_non_eu:
-                    hint = " (EU is the 27 member states; write EEA to include IS, LI and NO)"
-                per_class.append(
-                    Rejection(
-                        Reason.USER_COUNTRY,
-                        self.name,
-                        f"{where} is in {c.country}; the request wants {label}{hint}",
-                    )
-                )
-            else:
-                per_class.append(None)
+        per_class = [() if c.country in allowed else self._rejected(ctx, c) for c in ctx.classes]
         return _class_result(ctx, rows, per_class)
+
+    def _rejected(self, ctx: FilterContext, site: OfferClass) -> tuple[Rejection, ...]:
+        wanted = ctx.request.countries
+        where, label = f"{site.provider}/{site.region or '-'}", ",".join(wanted)
+        if site.country is None:
+            message = f"{where}: country unknown; the request wants {label}"
+        else:
+            hint = ""
+            if "EU" in wanted and site.country in ctx.snapshot.jurisdictions.eea_non_eu:
+                hint = " (EU is the 27 member states; write EEA to include IS, LI and NO)"
+            message = f"{where} is in {site.country}; the request wants {label}{hint}"
+        return (Rejection(Reason.USER_COUNTRY, self.name, message),)
 
 
 class ProviderFilter:
@@ -192,28 +145,23 @@ class ProviderFilter:
         only, excluded = set(ctx.request.providers), set(ctx.request.exclude_providers)
         if not only and not excluded:
             return FilterResult(keep=np.ones(rows.shape, dtype=np.bool_), class_rejections=())
-        per_class: list[Rejection | None] = []
-        for c in ctx.classes:
-            where = f"{c.provider}/{c.region or '-'}"
-            if c.provider in excluded:
-                per_class.append(
-                    Rejection(
-                        Reason.USER_EXCLUDED,
-                        self.name,
-                        f"{where}: provider {c.provider} excluded by the request",
-                    )
-                )
-            elif only and c.provider not in only:
-                per_class.append(
-                    Rejection(
-                        Reason.USER_PROVIDER,
-                        self.name,
-                        f"{where}: the request allows only {', '.join(sorted(only))}",
-                    )
-                )
-            else:
-                per_class.append(None)
+        per_class = [
+            self._rejected(c, only, excluded)
+            if c.provider in excluded or (only and c.provider not in only)
+            else ()
+            for c in ctx.classes
+        ]
         return _class_result(ctx, rows, per_class)
+
+    def _rejected(
+        self, site: OfferClass, only: set[str], excluded: set[str]
+    ) -> tuple[Rejection, ...]:
+        where = f"{site.provider}/{site.region or '-'}"
+        if site.provider in excluded:
+            message = f"{where}: provider {site.provider} excluded by the request"
+            return (Rejection(Reason.USER_EXCLUDED, self.name, message),)
+        message = f"{where}: the request allows only {', '.join(sorted(only))}"
+        return (Rejection(Reason.USER_PROVIDER, self.name, message),)
 
 
 class BudgetFilter:

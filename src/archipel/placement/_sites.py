@@ -17,7 +17,7 @@ import numpy as np
 
 from archipel.core import Reason, Rejection
 from archipel.core._offers import IntArray
-from archipel.placement._filters import FilterContext, FilterResult
+from archipel.placement._phases import FilterContext, FilterResult
 
 
 class SiteStateFilter:

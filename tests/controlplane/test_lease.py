@@ -10,44 +10,20 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.profiles import in_ci
 
 from archipel.controlplane import Store
 from archipel.controlplane._lease import ReconcileLease
 
-from .conftest import PG_URL
-
 
 @pytest.fixture
-def database() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    name = f"archipel_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if in_ci():
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
-    try:
-        yield f"{PG_URL}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def engines(database: str) -> Iterator[list[sa.Engine]]:
+def engines(postgres_database: str) -> Iterator[list[sa.Engine]]:
     """Three engines on the database: three control planes' connection pools."""
-    made = [sa.create_engine(database) for _ in range(3)]
+    made = [sa.create_engine(postgres_database) for _ in range(3)]
     yield made
     for engine in made:
         engine.dispose()
@@ -63,17 +39,19 @@ def leases(engines: list[sa.Engine]) -> Iterator[list[ReconcileLease]]:
 
 
 def test_replicas_started_together_migrate_the_database_one_after_the_other(
-    database: str,
+    postgres_database: str,
 ) -> None:
     """Four servers starting at once on an empty database: every one starts."""
     code = "import sys; from archipel.controlplane import Store; Store(sys.argv[1]).migrate()"
     starts = [
-        subprocess.Popen([sys.executable, "-c", code, database], stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", code, postgres_database], stderr=subprocess.PIPE, text=True
+        )
         for _ in range(4)
     ]
     errors = [p.communicate(timeout=120)[1] for p in starts]
     assert [p.returncode for p in starts] == [0, 0, 0, 0], errors
-    engine = sa.create_engine(database)
+    engine = sa.create_engine(postgres_database)
     with engine.connect() as c:
         tables = set(sa.inspect(c).get_table_names())
         versions = c.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
@@ -131,11 +109,13 @@ time.sleep(600)
 """
 
 
-def test_a_killed_holder_hands_the_lease_over(database: str, leases: list[ReconcileLease]) -> None:
+def test_a_killed_holder_hands_the_lease_over(
+    postgres_database: str, leases: list[ReconcileLease]
+) -> None:
     """``kill -9`` of the reconciling server: its session ends with it, and the next
     replica that asks holds the lease."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD, database], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLD, postgres_database], stdout=subprocess.PIPE, text=True
     )
     try:
         assert holder.stdout is not None

@@ -146,3 +146,15 @@ def test_on_sqlite_the_single_server_always_holds_the_lease(tmp_path: Path) -> N
         assert one.held()
     finally:
         store.close()
+
+
+def test_a_replica_that_cannot_reach_the_database_does_not_reconcile() -> None:
+    unreachable = sa.create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:1/none", connect_args={"connect_timeout": 2}
+    )
+    try:
+        lease = ReconcileLease(unreachable)
+        assert not lease.held()
+        assert not lease.held()
+    finally:
+        unreachable.dispose()

@@ -63,7 +63,7 @@ class ReconcileLease:
         self.key = key
         self._shared = engine.dialect.name == "postgresql"
         self._connection: Connection | None = None
-        self._said_waiting = False  # "another replica reconciles" is logged once per wait
+        self._said: str | None = None  # why it was not held, logged once until that changes
 
     def held(self) -> bool:
         """Whether this process may reconcile now (taking the lease if it is free)."""
@@ -83,22 +83,29 @@ class ReconcileLease:
     def _take(self) -> bool:
         try:
             connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        except DBAPIError:
-            return False  # the database is unreachable: no round could run anyway
+        except DBAPIError as exc:  # no round could run anyway; say so once per outage
+            return self._not_held(f"cannot reach the database for the reconciler lease: {exc.orig}")
         try:
             for statement in _KEEPALIVES:
                 connection.execute(text(statement))
             taken = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
             if taken.scalar_one():
-                self._connection, self._said_waiting = connection, False
+                self._connection, self._said = connection, None
                 log.info("this control plane holds the reconciler lease: it reconciles")
                 return True
-        except DBAPIError:
-            log.warning("could not ask for the reconciler lease", exc_info=True)
+        except DBAPIError as exc:
+            connection.close()
+            return self._not_held(f"could not ask for the reconciler lease: {exc.orig}")
         connection.close()
-        if not self._said_waiting:
-            log.info("another control plane reconciles; this one serves the API until it stops")
-            self._said_waiting = True
+        return self._not_held(
+            "another control plane reconciles; this one serves the API until it stops"
+        )
+
+    def _not_held(self, why: str) -> bool:
+        """Log why the lease is not held, once until the reason changes; False."""
+        if self._said != why:
+            log.info("%s", why)
+            self._said = why
         return False
 
     @staticmethod

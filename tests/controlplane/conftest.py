@@ -189,3 +189,25 @@ def server(tmp_path: Path) -> Iterator[Any]:
         folder = s.home / "sites" / site
         if folder.exists():
             LocalBackend(site, folder).kill_all()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database (not migrated), dropped afterwards."""
+    import sqlalchemy as sa
+
+    name = f"archipel_test_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        if in_ci():
+            raise
+        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
+    try:
+        yield f"{PG_URL}/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

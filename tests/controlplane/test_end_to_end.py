@@ -55,6 +55,7 @@ class Server:
                     str(self.port),
                     "--interval",
                     "0.2",
+                    *(["--db", self.db] if self.db else []),
                 ],
                 cwd=ROOT,
                 env=env,

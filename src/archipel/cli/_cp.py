@@ -189,6 +189,7 @@ def server(
     from archipel.controlplane import Reconciler, SitePlacer, Store, build_sites, parse_sites
     from archipel.controlplane._api import create_app
     from archipel.controlplane._http import Limits, header_timeout_protocol
+    from archipel.controlplane._lease import ReconcileLease
     from archipel.controlplane._quotas import Quotas
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -217,8 +218,13 @@ def server(
         if _private_file(token_path):
             typer.echo(f"an admin token for tenant `default` is in {token_path}")
         else:
-            _write_private(token_path, store.create_token("default", "admin") + "\n")
-            typer.echo(f"an admin token for tenant `default` was written to {token_path}")
+            token = store.create_token("default", "admin")
+            try:
+                _write_private(token_path, token + "\n")
+                typer.echo(f"an admin token for tenant `default` was written to {token_path}")
+            except FileExistsError:  # a replica sharing this data directory wrote it first
+                store.revoke_token(token.split("_")[1])
+                typer.echo(f"an admin token for tenant `default` is in {token_path}")
         limits = Limits(
             max_body_bytes=max_body,
             body_seconds=body_timeout,
@@ -232,11 +238,16 @@ def server(
     listener = bind_or_exit(host, port)
     store, reconciler, app = _guard(setup)
     stop = threading.Event()
+    # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
+    lease = ReconcileLease(store.engine)
 
     def loop() -> None:
         log = logging.getLogger("archipel.reconciler")
         while not stop.is_set():
             try:
+                if not lease.held():
+                    stop.wait(interval)
+                    continue
                 report = reconciler.step()
                 if report.transitions or report.conflicts:
                     log.info(
@@ -269,6 +280,7 @@ def server(
     finally:
         stop.set()
         worker.join(timeout=5)
+        lease.release()
         store.close()
 
 

@@ -5,7 +5,7 @@ backends, a reconciler that observes, adopts and acts, and an HTTP API.
 """
 
 from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
-from archipel.controlplane._reconcile import Reconciler, StepReport
+from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._records import (
     AttemptUpdate,
     AttemptView,
@@ -14,6 +14,7 @@ from archipel.controlplane._records import (
     Principal,
     RunView,
 )
+from archipel.controlplane._round import StepReport
 from archipel.controlplane._sites import (
     BACKEND_FACTORIES,
     Site,

@@ -48,25 +48,31 @@ def gpus_per_slot(accelerators: str) -> float:
     return 0.0 if offered.model.strip().lower() == "cpu" else offered.count
 
 
+class Capacity:
+    """What the declared sites hold: per site, what one slot counts for (slots, GPUs)."""
+
+    def __init__(self, sites: Mapping[str, Site]) -> None:
+        self.slot = {n: (1.0, gpus_per_slot(s.spec.accelerators)) for n, s in sites.items()}
+        self.total = (
+            float(sum(s.spec.slots for s in sites.values())),
+            sum(s.spec.slots * self.slot[n][1] for n, s in sites.items()),
+        )
+
+    def shares(self) -> Shares:
+        """The tenants' shares of this capacity, none held yet (one per round)."""
+        return Shares(self)
+
+
 class Shares:
     """The tenants' dominant shares of the declared sites, as runs are counted in."""
 
-    def __init__(self, sites: Mapping[str, Site]) -> None:
-        # what one slot holds, per site: (slots, GPUs)
-        self._slot = {n: (1.0, gpus_per_slot(s.spec.accelerators)) for n, s in sites.items()}
-        self._total = (
-            float(sum(s.spec.slots for s in sites.values())),
-            sum(s.spec.slots * self._slot[n][1] for n, s in sites.items()),
-        )
+    def __init__(self, capacity: Capacity) -> None:
+        self._capacity = capacity
         self._held: dict[str, list[float]] = {}  # tenant -> [slots, GPUs]
-
-    def clear(self) -> None:
-        """Forget every run counted so far (a new round counts again)."""
-        self._held.clear()
 
     def hold(self, run: RunView) -> None:
         """Count ``run``'s slot (and the GPUs of its site's slot) against its tenant."""
-        slots, gpus = self._slot.get(run.site or "", (1.0, 0.0))
+        slots, gpus = self._capacity.slot.get(run.site or "", (1.0, 0.0))
         held = self._held.setdefault(run.tenant, [0.0, 0.0])
         held[0] += slots
         held[1] += gpus
@@ -74,7 +80,7 @@ class Shares:
     def of(self, tenant: str) -> float:
         """The tenant's dominant share: the larger of its shares of the slots and the GPUs."""
         slots, gpus = self._held.get(tenant, (0.0, 0.0))
-        total_slots, total_gpus = self._total
+        total_slots, total_gpus = self._capacity.total
         return max(
             slots / total_slots if total_slots else 0.0,
             gpus / total_gpus if total_gpus else 0.0,

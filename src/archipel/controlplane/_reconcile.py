@@ -55,7 +55,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from archipel.backends import AttemptState, SiteHealth
-from archipel.controlplane._fairness import Shares, in_turns
+from archipel.controlplane._fairness import Capacity, Shares, in_turns
 from archipel.controlplane._launch import Launcher, free_port
 from archipel.controlplane._observe import Observer
 from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
@@ -105,7 +105,7 @@ class Reconciler:
         self.max_runs_per_round = max_runs_per_round
         self.launcher = Launcher(store, self.sites, self.checkpoint_root, self.workdirs, pick_port)
         self.observer = Observer(store, self.sites, self.launcher)
-        self._shares = Shares(self.sites)
+        self._capacity = Capacity(self.sites)
 
     # -- the loop ----------------------------------------------------------------
 
@@ -148,17 +148,17 @@ class Reconciler:
         active = self.store.runs(states=_ACTIVE, limit=1_000_000)
         self.observer.observe(rnd, active)
         rnd.report.unhealthy_sites = sorted(n for n, h in rnd.health.items() if not h.healthy)
-        self._shares.clear()
+        shares = self._capacity.shares()
         for run in active:
             latest = rnd.after.get(run.id, run)
             if latest.state.active and latest.site:
                 rnd.busy[latest.site] += 1
-                self._shares.hold(latest)
-        self._act_fairly(rnd)
+                shares.hold(latest)
+        self._act_fairly(rnd, shares)
         rnd.report.seconds = time.perf_counter() - started
         return rnd.report
 
-    def _act_fairly(self, rnd: Round) -> None:
+    def _act_fairly(self, rnd: Round, shares: Shares) -> None:
         """Act on at most ``max_runs_per_round`` waiting runs, in turns across tenants.
 
         Each tenant's queue is its oldest waiting runs (at most the bound); a turn
@@ -167,7 +167,7 @@ class Reconciler:
         gets one run per turn, like a tenant with one.
         """
         queues = self.store.queued(_TO_ACT, self.max_runs_per_round)
-        for run in in_turns(queues, self._shares.of, self.max_runs_per_round):
+        for run in in_turns(queues, shares.of, self.max_runs_per_round):
             rnd.report.acted += 1
             try:
                 self._act(rnd, run)
@@ -175,7 +175,7 @@ class Reconciler:
                 rnd.fault(run, "placing or launching it", exc)
             latest = rnd.after.get(run.id)
             if latest is not None and latest.state.active and latest.site:
-                self._shares.hold(latest)
+                shares.hold(latest)
 
     # -- act ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from archipel.backends import FakeBackend
 from archipel.controlplane import Store
-from archipel.controlplane._reconcile import in_turns
+from archipel.controlplane._fairness import in_turns
 from archipel.core import RunState, parse_workload
 
 from .conftest import SITES, MakeReconciler

@@ -21,8 +21,8 @@ import pytest
 from archipel.backends._files import unpack
 from archipel.cli._cp import pack_workdir
 from archipel.controlplane import parse_sites
-from archipel.controlplane._api import archive_problem
 from archipel.controlplane._placement import unoffered
+from archipel.controlplane._workdirs import archive_problem
 from archipel.core import parse_workload
 
 from .test_end_to_end import ARCHIPEL, ROOT, Server, wait_until

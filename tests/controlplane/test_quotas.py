@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from archipel.cli._cp import server
+from archipel.cli._server import server
 from archipel.controlplane import Reconciler, Store
 from archipel.controlplane._api import create_app
 from archipel.controlplane._quotas import ACTIVE_RUNS, GPUS, REPLICAS, Quotas, gpus_per_run

@@ -5,7 +5,16 @@ backends, a reconciler that observes, adopts and acts, and an HTTP API.
 """
 
 from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
-from archipel.controlplane._reconcile import Reconciler, StepReport
+from archipel.controlplane._reconcile import Reconciler
+from archipel.controlplane._records import (
+    AttemptUpdate,
+    AttemptView,
+    EventView,
+    NewAttempt,
+    Principal,
+    RunView,
+)
+from archipel.controlplane._round import StepReport
 from archipel.controlplane._sites import (
     BACKEND_FACTORIES,
     Site,
@@ -13,16 +22,8 @@ from archipel.controlplane._sites import (
     build_sites,
     parse_sites,
 )
-from archipel.controlplane._store import (
-    ROLES,
-    AttemptUpdate,
-    AttemptView,
-    EventView,
-    NewAttempt,
-    Principal,
-    RunView,
-    Store,
-)
+from archipel.controlplane._store import Store
+from archipel.controlplane._tokens import ROLES
 
 __all__ = [
     "AttemptUpdate",

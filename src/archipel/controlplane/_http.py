@@ -29,7 +29,7 @@ import h11
 from fastapi import HTTPException
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from archipel.controlplane._store import Principal
+from archipel.controlplane._records import Principal
 
 #: ASGI's three callables, loosely typed (the messages are plain dicts)
 Scope = dict[str, Any]

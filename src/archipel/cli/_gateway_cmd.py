@@ -1,0 +1,128 @@
+"""``archipel gateway``: reads the gateway's files and serves it (see docs/gateway.md)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from archipel.cli._cp import _default_token
+from archipel.cli._server import bind_or_exit
+
+if TYPE_CHECKING:
+    from archipel.gateway import GatewayConfig, RouteTable
+
+ConfigOpt = Annotated[
+    Path,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        help="Gateway YAML: listen address, tenants, models and their replicas, "
+        "and optionally a control plane to take more routes from (docs/gateway.md).",
+    ),
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        max=256,
+        help="Worker processes sharing the listen address, under one supervisor that "
+        "restarts them and forwards SIGHUP (docs/gateway.md#worker-processes).",
+    ),
+]
+
+
+class GatewayFiles:
+    """The gateway's configuration and policy files, read anew on every (re)load."""
+
+    def __init__(self, config: Path, policy: Path | None) -> None:
+        self.config = config
+        self.policy = policy
+
+    def read_text(self, path: str) -> str:
+        """A file the configuration names, relative to the configuration's folder."""
+        return (self.config.parent / path).read_text("utf-8")
+
+    def load(self) -> GatewayConfig:
+        from archipel.cli._config import read_yaml_documents
+        from archipel.core import InputError
+        from archipel.gateway import parse_gateway_config
+
+        docs = read_yaml_documents(self.config)
+        if len(docs) != 1:
+            raise InputError(f"{self.config}: a gateway config holds exactly one YAML document")
+        return parse_gateway_config(docs[0], str(self.config))
+
+    def build(self, cfg: GatewayConfig) -> RouteTable:
+        """The route table of ``cfg``; the policy and upstream keys are read again each
+        time: a reload or new routes from the control plane see the files and the
+        environment as they are now."""
+        from archipel.cli._app import _policy, _snapshot
+        from archipel.gateway import build_route_table, resolve_upstream_keys
+
+        keys = resolve_upstream_keys(cfg, os.environ, self.read_text)
+        return build_route_table(cfg, _policy(self.policy), _snapshot(), keys)
+
+    def current(self, cfg: GatewayConfig, table: RouteTable) -> tuple[GatewayConfig, RouteTable]:
+        """The files as they are now, for a worker that replaces one that died (the others
+        may have reloaded since); files that no longer load leave it on ``cfg`` and ``table``."""
+        import logging
+
+        from archipel.core import InputError
+
+        try:
+            fresh = self.load()
+            return fresh, self.build(fresh)
+        except InputError as exc:
+            logging.getLogger("archipel.gateway").error("reload failed in a new worker: %s", exc)
+            return cfg, table
+
+
+def gateway(config: ConfigOpt, policy: PolicyOpt = None, workers: WorkersOpt = 1) -> None:
+    """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
+    replicas its data class allows, with failover, spillover, rate limits and metering.
+
+    Send the process SIGHUP to reload --config and --policy without dropping a request.
+    Exit status 2 when the listen port is in use or the input is bad."""
+    import logging
+
+    from archipel.cli._app import _guard
+    from archipel.gateway import (
+        JsonlMeter,
+        WorkerSlot,
+        describe_routes,
+        resolve_control_plane_token,
+        serve,
+        serve_workers,
+    )
+
+    files = GatewayFiles(config, policy)
+    cfg = _guard(files.load)
+    table = _guard(lambda: files.build(cfg))
+    token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, files.read_text))
+    if token is None and cfg.control_plane is not None:
+        token = _default_token()  # as `archipel run` finds it
+    listener = bind_or_exit(cfg.listen.host, cfg.listen.port)
+    for line in describe_routes(table):
+        typer.echo(line, err=True)
+    typer.echo(f"archipel gateway on http://{cfg.listen.host}:{cfg.listen.port}", err=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    def run(slot: WorkerSlot | None) -> None:
+        now, routes = (
+            (cfg, table) if slot is None or not slot.replacement else files.current(cfg, table)
+        )
+        meter = JsonlMeter(config.parent / now.metering.path, now.metering.queue_size)
+        serve(now, routes, meter, files.load, files.build, token, listener, slot)
+
+    if workers == 1:
+        run(None)
+    else:
+        raise typer.Exit(serve_workers(workers, run, cfg.shutdown_timeout))

@@ -1,0 +1,376 @@
+"""``archipel server``: wires the control plane together and serves it.
+
+The command composes what :mod:`archipel.controlplane` provides (store, sites,
+placer, reconciler, HTTP API), then runs the reconciler's loop
+(:meth:`Reconciler.run_forever`) in a thread beside the HTTP server, and stops
+both on the way out.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from archipel.cli._cp import MAX_WORKDIR_BYTES, _fail, _token_file, _warn
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from archipel.controlplane import Reconciler, SiteSpec, Store
+
+#: how long the server waits, on its way out, for a reconcile round under way to end
+_STOP_SECONDS = 5.0
+
+_DEFAULT_SITES: dict[str, Any] = {
+    "sites": [
+        {
+            "name": "local",
+            "backend": "local",
+            "provider": "self",
+            "region": "localhost",
+            "accelerators": "cpu:1",
+            "slots": max(1, os.cpu_count() or 1),
+        }
+    ]
+}
+
+# -- the options (help texts as `archipel server --help` shows them) ------------
+
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLAlchemy URL (default: SQLite in the data directory), e.g. postgresql+psycopg://user@host/db.",
+    ),
+]
+SitesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--sites", metavar="FILE", help="Sites YAML (default: one local site on this machine)."
+    ),
+]
+PolicyOpt = Annotated[
+    Path | None,
+    typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+]
+HostOpt = Annotated[str, typer.Option("--host")]
+PortOpt = Annotated[int, typer.Option("--port")]
+IntervalOpt = Annotated[
+    float, typer.Option("--interval", help="Seconds between reconcile rounds.", min=0.05)
+]
+MaxBodyOpt = Annotated[
+    int,
+    typer.Option("--max-body", metavar="BYTES", help="Largest request body (413 over it).", min=1),
+]
+BodyTimeoutOpt = Annotated[
+    float,
+    typer.Option("--body-timeout", help="Seconds for a request body to arrive (408).", min=0.01),
+]
+HeaderTimeoutOpt = Annotated[
+    float,
+    typer.Option("--header-timeout", help="Seconds for request headers to arrive.", min=0.01),
+]
+KeepAliveOpt = Annotated[
+    int, typer.Option("--keep-alive", help="Seconds an idle connection is kept.", min=1)
+]
+TokenCacheOpt = Annotated[
+    float,
+    typer.Option(
+        "--token-cache",
+        help="Seconds a verified token is remembered: a revoked token stops working "
+        "within this time (0: at once, one database read per request).",
+        min=0,
+    ),
+]
+MaxRunsOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-runs-per-round",
+        help="Waiting runs one reconcile round places or re-checks at most, in turns "
+        "across tenants.",
+        min=1,
+    ),
+]
+MaxActiveOpt = Annotated[
+    int,
+    typer.Option("--max-active-runs", help="Unfinished runs one tenant may have at once.", min=1),
+]
+MaxReplicasOpt = Annotated[
+    int, typer.Option("--max-replicas", help="Replicas in one submission at most.", min=1)
+]
+MaxGpusOpt = Annotated[
+    int,
+    typer.Option("--max-gpus", help="GPUs one tenant's unfinished runs may ask for in all.", min=1),
+]
+MaxWorkdirOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-workdir",
+        metavar="BYTES",
+        help="Largest workdir archive a run may upload (413 over it).",
+        min=1,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What ``archipel server`` was asked for (its options)."""
+
+    db: str | None
+    sites: Path | None
+    policy: Path | None
+    host: str
+    port: int
+    interval: float
+    max_body: int
+    body_timeout: float
+    header_timeout: float
+    keep_alive: int
+    token_cache: float
+    max_runs_per_round: int
+    max_active_runs: int
+    max_replicas: int
+    max_gpus: int
+    max_workdir: int
+
+
+def server(
+    db: DbOpt = None,
+    sites: SitesOpt = None,
+    policy: PolicyOpt = None,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8470,
+    interval: IntervalOpt = 1.0,
+    max_body: MaxBodyOpt = 1 << 20,
+    body_timeout: BodyTimeoutOpt = 10.0,
+    header_timeout: HeaderTimeoutOpt = 10.0,
+    keep_alive: KeepAliveOpt = 5,
+    token_cache: TokenCacheOpt = 5.0,
+    max_runs_per_round: MaxRunsOpt = 100,
+    max_active_runs: MaxActiveOpt = 1000,
+    max_replicas: MaxReplicasOpt = 64,
+    max_gpus: MaxGpusOpt = 512,
+    max_workdir: MaxWorkdirOpt = MAX_WORKDIR_BYTES,
+) -> None:
+    """Run the control plane: the HTTP API and the reconciler that runs your workloads.
+
+    Exit status 2 when the port is in use or the input is bad."""
+    settings = Settings(**locals())  # first: the options, and nothing else, are local yet
+    import logging
+
+    from archipel.cli._app import _guard
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # what the server creates (state, attempt folders, checkpoints, logs) is its own
+    # unless it hands it over: a site's run_as user gets only its attempts' folders
+    os.umask(0o077)
+    from archipel.controlplane._lease import ReconcileLease
+
+    listener = bind_or_exit(host, port)
+    store, reconciler, app = _guard(lambda: _build(settings))
+    # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
+    lease = ReconcileLease(store.engine)
+    try:
+        with reconciling(reconciler, interval, lease.held):  # stopped before the store closes
+            _serve(app, listener, settings, store.url)
+    finally:
+        lease.release()
+        store.close()
+
+
+def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
+    """The store (migrated), the sites, the reconciler and the HTTP API, ready to serve."""
+    from archipel.cli._app import _policy, _snapshot
+    from archipel.cli._config import data_dir
+    from archipel.controlplane import Reconciler, SitePlacer, build_sites
+    from archipel.controlplane._api import create_app
+    from archipel.controlplane._http import Limits
+    from archipel.controlplane._quotas import Quotas
+
+    home = data_dir()
+    specs = _site_specs(settings.sites, home)
+    store = _open_store(settings, home)
+    built = build_sites(specs, home)
+    placer = SitePlacer(specs, _snapshot(), _policy(settings.policy))
+    reconciler = Reconciler(
+        store,
+        built,
+        placer,
+        home / "checkpoints",
+        max_runs_per_round=settings.max_runs_per_round,
+    )
+    _admin_token(store)
+    limits = Limits(
+        max_body_bytes=settings.max_body,
+        body_seconds=settings.body_timeout,
+        header_seconds=settings.header_timeout,
+        keep_alive_seconds=settings.keep_alive,
+        max_workdir_bytes=settings.max_workdir,
+    )
+    quotas = Quotas(
+        active_runs=settings.max_active_runs,
+        replicas=settings.max_replicas,
+        gpus=settings.max_gpus,
+    )
+    return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
+
+
+def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:
+    """The declared sites, and the server's private folders made ready for them."""
+    from archipel.cli._config import read_yaml_documents
+    from archipel.controlplane import parse_sites
+
+    doc = read_yaml_documents(sites)[0] if sites else _DEFAULT_SITES
+    specs = parse_sites(doc, str(sites or "default sites"))
+    # run_as users pass through these folders to their own (0711: no listing)
+    mode = 0o711 if any(s.run_as for s in specs) else 0o700
+    for folder in (home, home / "sites", home / "checkpoints"):
+        _private_folder(folder, mode)
+    return specs
+
+
+def _open_store(settings: Settings, home: Path) -> Store:
+    from archipel.controlplane import Store
+
+    store = Store(settings.db or f"sqlite:///{home / 'state.db'}")
+    store.token_cache_seconds = settings.token_cache
+    store.migrate()
+    return store
+
+
+def _admin_token(store: Store) -> None:
+    """Write an admin token for tenant ``default`` on first start; say where it is."""
+    token_path = _token_file()
+    if _private_file(token_path):
+        typer.echo(f"an admin token for tenant `default` is in {token_path}")
+        return
+    token = store.create_token("default", "admin")
+    try:
+        _write_private(token_path, token + "\n")
+        typer.echo(f"an admin token for tenant `default` was written to {token_path}")
+    except FileExistsError:  # a replica sharing this data directory wrote it first
+        store.revoke_token(token.split("_")[1])
+        typer.echo(f"an admin token for tenant `default` is in {token_path}")
+
+
+@contextmanager
+def reconciling(
+    reconciler: Reconciler, interval: float, may_reconcile: Callable[[], bool] | None = None
+) -> Iterator[threading.Thread]:
+    """The reconciler's loop in a thread while the block runs; stopped when it ends.
+
+    On the way out the round under way, if any, is given a few seconds to end.
+    """
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=reconciler.run_forever,
+        args=(stop, interval, may_reconcile),
+        name="reconciler",
+        daemon=True,
+    )
+    worker.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        worker.join(timeout=_STOP_SECONDS)
+
+
+def _serve(app: FastAPI, listener: Any, settings: Settings, url: str) -> None:
+    """Serve the API on ``listener`` until the process is told to stop."""
+    import uvicorn
+
+    from archipel.controlplane._http import header_timeout_protocol
+
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        http=header_timeout_protocol(settings.header_timeout),
+        timeout_keep_alive=settings.keep_alive,
+    )
+    typer.echo(
+        f"archipel control plane on http://{settings.host}:{settings.port} "
+        f"(state: {url.split('@')[-1]})"
+    )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def bind_or_exit(host: str, port: int) -> Any:
+    """A socket listening on ``host:port``; one line on stderr and exit 2 when it cannot be.
+
+    Binding comes first, so that "listening" is printed only once it is true.
+    """
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        _fail(f"cannot listen on {host}: {exc.strerror or exc}; check --host")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            _fail(f"port {port} on {host} is in use; pick another with --port")
+        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port")
+    sock.set_inheritable(True)
+    return sock
+
+
+def _private_folder(folder: Path, mode: int) -> None:
+    """Create ``folder`` with ``mode``; tighten one others could read, with a warning.
+
+    A folder others share (sticky, as ``/tmp``) or own is refused rather than changed.
+    """
+    from archipel.core import InputError
+
+    folder.mkdir(parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_mode & 0o1000 or info.st_uid != os.geteuid():
+        raise InputError(
+            f"the data directory {folder} is shared with other users or theirs; give the "
+            "server a folder of its own (ARCHIPEL_DATA_DIR)"
+        )
+    current = info.st_mode & 0o777
+    if current == mode:
+        return
+    folder.chmod(mode)
+    if current & ~mode & 0o077:
+        _warn(f"{folder} was open to others (mode {current:o}); it is now {mode:o}")
+
+
+def _private_file(path: Path) -> bool:
+    """Whether ``path`` exists; if others could read it, make it 0600 and say so."""
+    try:
+        current = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return False
+    if current & 0o077:
+        path.chmod(0o600)
+        _warn(
+            f"{path} was readable by others (mode {current:o}); it is now 600. Whoever "
+            "could read it may hold the token in it: revoke it (`archipel token revoke ID`) "
+            "and delete the file to get a new one"
+        )
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a new file that only this user can read, from its first byte."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)

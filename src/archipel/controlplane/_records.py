@@ -1,0 +1,159 @@
+"""What the state store hands out and takes in: frozen records, never live ORM rows.
+
+The store's callers (the reconciler, the API, the submission use case) see runs,
+attempts and history entries as these values; only :mod:`archipel.controlplane._store`
+and its helpers touch the tables of :mod:`archipel.controlplane._models`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from archipel.backends import AttemptState
+from archipel.controlplane._models import AttemptRow, EventRow, RunRow
+from archipel.core import RunState, Workload
+
+
+def now() -> datetime:
+    """The time as the store keeps it: naive, in UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptUpdate:
+    """One observation of an attempt to record; ``None`` keeps what was recorded."""
+
+    attempt_id: str
+    state: AttemptState
+    backend_id: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAttempt:
+    """An attempt to record with a run's launch: its id, its number (1, 2, ...) and site.
+
+    The number is carried here, and stored, rather than read back out of the id.
+    """
+
+    id: str
+    number: int
+    site: str
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a tenant and a role."""
+
+    tenant: str
+    role: str
+    token_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A run as read from the store."""
+
+    id: str
+    tenant: str
+    name: str
+    spec: str  # the workload as JSON; parsed on demand by :attr:`workload`
+    state: RunState
+    version: int
+    restarts: int
+    max_restarts: int
+    blocked_sites: tuple[str, ...]
+    site: str | None
+    attempt_id: str | None
+    message: str | None
+    created_at: datetime
+    updated_at: datetime
+    group_id: str | None = None  # the replicas of one service share it
+    service_key: str | None = field(default=None, repr=False)  # a service's credential
+
+    @property
+    def workload(self) -> Workload:
+        """The submitted workload (validated when it was submitted)."""
+        return Workload.model_validate_json(self.spec)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView:
+    """One attempt; ``port`` and ``host`` say where a service's attempt listens."""
+
+    id: str
+    run_id: str
+    number: int
+    site: str
+    backend_id: str | None
+    state: AttemptState
+    exit_code: int | None
+    reason: str | None
+    created_at: datetime
+    updated_at: datetime
+    port: int | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: int
+    run_id: str
+    at: datetime
+    from_state: str | None
+    to_state: str
+    event: str
+    detail: str | None
+
+
+def run_view(row: RunRow) -> RunView:
+    return RunView(
+        id=row.id,
+        tenant=row.tenant,
+        name=row.name,
+        spec=row.spec,
+        state=RunState(row.state),
+        version=row.version,
+        restarts=row.restarts,
+        max_restarts=row.max_restarts,
+        blocked_sites=tuple(json.loads(row.blocked_sites)),
+        site=row.site,
+        attempt_id=row.attempt_id,
+        message=row.message,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        group_id=row.group_id,
+        service_key=row.service_key,
+    )
+
+
+#: attempt states recorded by earlier versions, read as today's
+_LEGACY_ATTEMPT_STATES = {"launched": AttemptState.PENDING}
+
+
+def attempt_view(row: AttemptRow) -> AttemptView:
+    state = _LEGACY_ATTEMPT_STATES.get(row.state) or AttemptState(row.state)
+    return AttemptView(
+        row.id,
+        row.run_id,
+        row.number,
+        row.site,
+        row.backend_id,
+        state,
+        row.exit_code,
+        row.reason,
+        row.created_at,
+        row.updated_at,
+        row.port,
+        row.host,
+    )
+
+
+def event_view(row: EventRow) -> EventView:
+    return EventView(
+        row.id, row.run_id, row.at, row.from_state, row.to_state, row.event, row.detail
+    )

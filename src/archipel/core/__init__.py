@@ -29,10 +29,12 @@ from archipel.core._fleet import (
 )
 from archipel.core._money import (
     MAX_AMOUNT,
+    MAX_COMMITMENT,
     MISSING,
     NANO,
     RATE_DECIMALS,
     Amount,
+    CommitmentAmount,
     Money,
     PositiveAmount,
     convert_nano,
@@ -69,6 +71,7 @@ __all__ = [
     "CatalogSnapshot",
     "CloudActExposure",
     "Commitment",
+    "CommitmentAmount",
     "Concentration",
     "Constraints",
     "DataSpec",
@@ -77,6 +80,7 @@ __all__ = [
     "InputError",
     "Jurisdictions",
     "MAX_AMOUNT",
+    "MAX_COMMITMENT",
     "MISSING",
     "Money",
     "NANO",

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 
 from archipel.core._edge import StrictModel, validate
 from archipel.core._errors import SpecError
-from archipel.core._money import Amount, PositiveAmount
+from archipel.core._money import CommitmentAmount, PositiveCommitmentAmount
 from archipel.core._workload import Spread, Workload
 
 
@@ -52,10 +52,10 @@ class Commitment(StrictModel):
     """
 
     provider: Annotated[str, Field(min_length=1)]
-    amount: PositiveAmount
+    amount: PositiveCommitmentAmount
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     period: Period
-    spent: Amount = Decimal(0)
+    spent: CommitmentAmount = Decimal(0)
 
     def due_in(self, horizon: Period) -> Decimal:
         """The share of the remaining commitment that falls due within ``horizon``."""

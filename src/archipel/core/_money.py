@@ -27,6 +27,10 @@ MISSING = -1  # sentinel for "no price" in nano-unit arrays
 #: commitment): a sane bound that keeps every amount and its sums far inside the int64
 #: nano-unit columns, which end near 9.2e9 units
 MAX_AMOUNT = 1_000_000_000
+#: the most a commitment may be. Committed-spend contracts run to hundreds of billions
+#: (one buyer's multi-year contracts: $38B, $250B, $300B); they are kept and summed as
+#: Decimals, never in the int64 nano-unit columns, so this is a sanity bound only
+MAX_COMMITMENT = 10**13
 _INT64 = 2**63 - 1
 #: digits a double keeps exactly through text: a plain JSON or YAML number with more is
 #: no longer the number that was written
@@ -129,12 +133,39 @@ Amount = Annotated[
     BeforeValidator(decimal_of),
     AfterValidator(_nano_exact),
 ]
-#: an :data:`Amount` above zero (a price cap, a commitment)
+#: an :data:`Amount` above zero (a price cap)
 PositiveAmount = Annotated[
     Decimal,
     Field(gt=0, le=MAX_AMOUNT, allow_inf_nan=False),
     BeforeValidator(decimal_of),
     AfterValidator(_nano_exact),
+]
+
+
+def _nine_decimals(value: Decimal) -> Decimal:
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -9:
+        raise ValueError(
+            f"{value:f} has more than 9 decimals, finer than the nano-unit (1e-9) that "
+            "amounts are kept in: round it to at most 9 decimals"
+        )
+    return value
+
+
+#: a commitment's size, or what was spent of it: like an :data:`Amount` (exact, at most
+#: nine decimals, a plain number read as written) up to :data:`MAX_COMMITMENT`
+CommitmentAmount = Annotated[
+    Decimal,
+    Field(ge=0, le=MAX_COMMITMENT, allow_inf_nan=False),
+    BeforeValidator(decimal_of),
+    AfterValidator(_nine_decimals),
+]
+#: a :data:`CommitmentAmount` above zero (the size of a commitment)
+PositiveCommitmentAmount = Annotated[
+    Decimal,
+    Field(gt=0, le=MAX_COMMITMENT, allow_inf_nan=False),
+    BeforeValidator(decimal_of),
+    AfterValidator(_nine_decimals),
 ]
 
 

@@ -47,8 +47,10 @@ class PriceScore:
         cheapest = int(price.min())
         if cheapest == 0:
             return np.where(price == 0, MAX_SCORE, 0.0)
-        # one rounding, as exact as the ratio allows: cheapest * 100 is exact below 2**53
-        scores: FloatArray = (cheapest * MAX_SCORE) / price
+        # one rounding, as exact as the ratio allows: cheapest * 100 is exact below 2**53.
+        # Above it (prices near the int64 nano-unit bound) numerator and denominator round
+        # apart, and the cheapest row could score a hair over 100: it scores 100.
+        scores: FloatArray = np.minimum((cheapest * MAX_SCORE) / price, MAX_SCORE)
         return scores
 
 

@@ -184,6 +184,16 @@ def build_table(
     arrays: dict[str, np.ndarray] = {
         name: np.asarray(cols[name], dtype=dtype) for name, dtype in COLUMNS.items()
     }
+    return offer_table(arrays, classes, accelerators, strings)
+
+
+def offer_table(
+    arrays: dict[str, np.ndarray],
+    classes: Sequence[OfferClass],
+    accelerators: Sequence[str],
+    strings: Sequence[str],
+) -> OfferTable:
+    """A table of columns already sorted by accelerator, with the start of each one's slice."""
     starts = np.searchsorted(arrays["accel_idx"], np.arange(len(accelerators) + 1)).astype(np.int64)
     return OfferTable(
         columns=arrays,

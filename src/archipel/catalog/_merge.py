@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from archipel.catalog._build import build_table
+from archipel.catalog._build import build_table, offer_table
 from archipel.catalog._private import PrivateOffers
 from archipel.core import COLUMNS, CatalogSnapshot, InputError, OfferClass, OfferTable
 
@@ -73,14 +73,7 @@ def concat_tables(a: OfferTable, b: OfferTable) -> OfferTable:
         )
     )
     arrays = {name: np.ascontiguousarray(col[order]) for name, col in cols.items()}
-    starts = np.searchsorted(arrays["accel_idx"], np.arange(len(accelerators) + 1)).astype(np.int64)
-    return OfferTable(
-        columns=arrays,
-        classes=tuple(classes),
-        accelerators=tuple(accelerators),
-        strings=tuple(strings),
-        accel_start=starts,
-    )
+    return offer_table(arrays, classes, accelerators, strings)
 
 
 def with_private_offers(

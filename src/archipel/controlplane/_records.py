@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from archipel.backends import AttemptState
+from archipel.backends import AttemptState, Observation
 from archipel.controlplane._models import AttemptRow, EventRow, RunRow
 from archipel.core import RunState, Workload
 
@@ -21,16 +21,9 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptUpdate:
-    """One observation of an attempt to record; ``None`` keeps what was recorded."""
-
-    attempt_id: str
-    state: AttemptState
-    backend_id: str | None = None
-    exit_code: int | None = None
-    reason: str | None = None
-    host: str | None = None
+#: one observation of an attempt to record (``None`` keeps what was recorded): what the
+#: store records of an attempt is what a backend observes of it, field for field
+AttemptUpdate = Observation
 
 
 @dataclass(frozen=True, slots=True)

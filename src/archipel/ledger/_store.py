@@ -1,0 +1,192 @@
+"""The ledger's store: entries in SQL tables on any SQLAlchemy URL, appended, never edited.
+
+SQLite (a file) by default, PostgreSQL for a deployment; the URL may be the
+control plane's own database, so that one deployment has one ledger: the
+ledger's migration chain keeps its own version table
+(``archipel_ledger_version``) and touches no other table.
+
+:meth:`Ledger.add` takes a batch of entries and sorts each into one of three:
+*new* (its key was never seen), *correction* (its key was seen with other
+content: the new row supersedes the current one), *duplicate* (this very
+record is already there: nothing is written). Adding the same entries again,
+in any order and in any batches, writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from archipel.ledger._entry import Entry, micros_of, split_fixed
+from archipel.ledger._tables import entries
+
+#: keys looked up in one query (SQLite allows 32,766 parameters)
+LOOKUP = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """What one :meth:`Ledger.add` did."""
+
+    new: int = 0
+    corrections: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: Added) -> Added:
+        return Added(
+            self.new + other.new,
+            self.corrections + other.corrections,
+            self.duplicates + other.duplicates,
+        )
+
+
+class Ledger:
+    """The entries table on one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        kwargs: dict[str, Any] = {}
+        self._sqlite = make_url(url).get_backend_name() == "sqlite"
+        if self._sqlite:
+            kwargs["connect_args"] = {"timeout": 30}
+            _private_file(make_url(url).database)
+        self.engine: Engine = create_engine(url, **kwargs)
+        if self._sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def migrate(self) -> None:
+        """Bring the ledger's tables up to date (Alembic ``upgrade head``); safe every time."""
+        config = Config()
+        folder = resources.files("archipel.ledger") / "migrations"
+        config.set_main_option("script_location", str(folder))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction: everything added in it is kept together, or nothing is."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    def add(self, connection: Connection, batch: Sequence[Entry]) -> Added:
+        """Append ``batch``: new entries and corrections are written, duplicates are not."""
+        done = Added()
+        for start in range(0, len(batch), LOOKUP):
+            done += _Batch(connection, self._insert()).add(batch[start : start + LOOKUP])
+        return done
+
+    def _insert(self) -> Any:
+        dialect = sqlite if self._sqlite else postgresql
+        # a record a concurrent ingest wrote first is the same record: not an error
+        return dialect.insert(entries).on_conflict_do_nothing()
+
+
+class _Batch:
+    """Sorts one batch against what the table holds, then writes it in one statement."""
+
+    def __init__(self, connection: Connection, insert: Any) -> None:
+        self.connection = connection
+        self.insert = insert
+        self.seen: dict[tuple[str, str], tuple[int | None, set[str]]] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.pending: dict[tuple[str, str], str] = {}
+
+    def add(self, batch: Sequence[Entry]) -> Added:
+        self._look_up((e.source, e.key) for e in batch)
+        new = corrections = duplicates = 0
+        for entry in batch:
+            identity, digest = (entry.source, entry.key), entry.digest
+            if identity in self.pending and self.pending[identity] != digest:
+                self._flush()  # a correction of an entry of this very batch: it needs its id
+            current, digests = self.seen.get(identity, (None, set()))
+            if digest in digests or self.pending.get(identity) == digest:
+                duplicates += 1
+                continue
+            if current is None:
+                new += 1
+            else:
+                corrections += 1
+            self.pending[identity] = digest
+            self.rows.append(_row(entry, digest, current))
+        self._flush(look_again=False)
+        return Added(new, corrections, duplicates)
+
+    def _look_up(self, identities: Iterable[tuple[str, str]]) -> None:
+        by_source: dict[str, set[str]] = {}
+        for source, key in identities:
+            by_source.setdefault(source, set()).add(key)
+        c = entries.c
+        for source, keys in by_source.items():
+            query = select(c.key, c.digest, c.id).where(c.source == source, c.key.in_(keys))
+            for key, digest, row_id in self.connection.execute(query):
+                current, digests = self.seen.get((source, key), (None, set()))
+                digests.add(digest)
+                self.seen[(source, key)] = (max(row_id, current or 0), digests)
+
+    def _flush(self, *, look_again: bool = True) -> None:
+        """Write the rows so far; then learn their ids, which later corrections point at."""
+        if self.rows:
+            self.connection.execute(self.insert, self.rows)
+        written = list(self.pending)
+        self.rows = []
+        self.pending = {}
+        if look_again:
+            self._look_up(written)
+
+
+def _row(entry: Entry, digest: str, supersedes: int | None) -> dict[str, Any]:
+    gpu_micro, gpu_femto = split_fixed(entry.gpu_hours)
+    cost_micro, cost_femto = (0, 0) if entry.cost is None else split_fixed(entry.cost.amount)
+    return {
+        "source": entry.source,
+        "key": entry.key,
+        "digest": digest,
+        "supersedes": supersedes,
+        "start_us": micros_of(entry.start),
+        "end_us": micros_of(entry.end),
+        "tenant": entry.tenant,
+        "workload": entry.workload,
+        "model": entry.model,
+        "provider": entry.provider,
+        "region": entry.region,
+        "country": entry.country,
+        "data_class": entry.data_class,
+        "status": entry.status,
+        "gpu_hours_micro": gpu_micro,
+        "gpu_hours_femto": gpu_femto,
+        "input_tokens": entry.input_tokens,
+        "output_tokens": entry.output_tokens,
+        "cost_micro": cost_micro,
+        "cost_femto": cost_femto,
+        "currency": None if entry.cost is None else entry.cost.currency,
+    }
+
+
+def _private_file(database: str | None) -> None:
+    """Create a SQLite file 0600 before SQLite does: what was spent, by whom, is private."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    try:
+        os.close(os.open(database, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    except OSError:  # no such folder, no right to it: SQLite says so when it connects
+        return
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

@@ -23,10 +23,20 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    create_engine,
+    event,
+    exists,
+    make_url,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from archipel.ledger._entry import Entry, micros_of, split_fixed
+from archipel.core import Money
+from archipel.ledger._entry import Entry, join_fixed, micros_of, moment_of, split_fixed
 from archipel.ledger._tables import entries
 
 #: keys looked up in one query (SQLite allows 32,766 parameters)
@@ -87,6 +97,13 @@ class Ledger:
         for start in range(0, len(batch), LOOKUP):
             done += _Batch(connection, self._insert()).add(batch[start : start + LOOKUP])
         return done
+
+    def current(self) -> Iterator[Entry]:
+        """The entries no correction supersedes, in the order they were added."""
+        query = select(entries).where(current()).order_by(entries.c.id)
+        with self.engine.connect() as connection:
+            for row in connection.execute(query).mappings():
+                yield _entry(row)
 
     def _insert(self) -> Any:
         dialect = sqlite if self._sqlite else postgresql
@@ -173,6 +190,35 @@ def _row(entry: Entry, digest: str, supersedes: int | None) -> dict[str, Any]:
         "cost_femto": cost_femto,
         "currency": None if entry.cost is None else entry.cost.currency,
     }
+
+
+def current() -> ColumnElement[bool]:
+    """True for entries that no correction supersedes."""
+    later = entries.alias("later")
+    return ~exists().where(later.c.supersedes == entries.c.id)
+
+
+def _entry(row: Any) -> Entry:
+    currency = row["currency"]
+    cost = join_fixed(row["cost_micro"], row["cost_femto"])
+    return Entry(
+        source=row["source"],
+        key=row["key"],
+        start=moment_of(row["start_us"]),
+        end=moment_of(row["end_us"]),
+        tenant=row["tenant"],
+        cost=None if currency is None else Money(cost, currency),
+        workload=row["workload"],
+        model=row["model"],
+        provider=row["provider"],
+        region=row["region"],
+        country=row["country"],
+        data_class=row["data_class"],
+        status=row["status"],
+        gpu_hours=join_fixed(row["gpu_hours_micro"], row["gpu_hours_femto"]),
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+    )
 
 
 def _private_file(database: str | None) -> None:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import func, select
 
 from archipel.core import InputError, Money
 from archipel.ledger._entry import Dimension, join_fixed
-from archipel.ledger._store import Ledger
+from archipel.ledger._store import Ledger, current
 from archipel.ledger._tables import entries
 
 _NANO = Decimal(1).scaleb(-9)
@@ -44,12 +44,6 @@ class Converted:
     group: str | None
     cost: Money
     parts: tuple[Total, ...]
-
-
-def current() -> ColumnElement[bool]:
-    """True for entries that no correction supersedes."""
-    later = entries.alias("later")
-    return ~exists().where(later.c.supersedes == entries.c.id)
 
 
 def totals(ledger: Ledger, by: Dimension) -> list[Total]:

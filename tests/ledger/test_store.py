@@ -1,0 +1,48 @@
+"""The ledger's tables beside the control plane's: one database, two migration chains."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from archipel.controlplane import Store
+from archipel.ledger import Ledger, ingest_usage
+
+from .conftest import COUNTRIES, postgres_url, usage, write_usage
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        yield from postgres_url()
+
+
+def test_the_ledger_and_the_control_plane_share_one_database(url: str, tmp_path: Path) -> None:
+    store = Store(url)
+    store.migrate()
+    ledger = Ledger(url)
+    ledger.migrate()
+    ledger.migrate()  # every ingest migrates: the second time is a no-op
+    store.migrate()  # and the control plane's chain is not confused by the ledger's
+    ingest_usage(ledger, write_usage(tmp_path / "u.jsonl", usage("r1")), COUNTRIES)
+    store.create_token("acme", "admin")
+    with ledger.engine.connect() as c:
+        ledger_version = c.execute(sa.text("SELECT version_num FROM archipel_ledger_version"))
+        control_version = c.execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert [r[0] for r in ledger_version] == ["l0001"]
+        assert [r[0] for r in control_version] != ["l0001"]
+    assert [e.key for e in ledger.current()] == ["r1"]
+    ledger.close()
+    store.close()
+
+
+def test_a_new_sqlite_ledger_file_is_private(tmp_path: Path) -> None:
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    ledger.close()
+    assert (tmp_path / "ledger.db").stat().st_mode & 0o077 == 0

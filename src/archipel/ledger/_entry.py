@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 
 from archipel.core import Money
@@ -31,6 +31,8 @@ FEMTO = 10**15
 _MICRO_IN_FEMTO = 10**9
 _SCALE = Decimal(1).scaleb(-15)
 DECIMALS = 15
+#: a context wide enough that scaling any amount by 1e15 is exact
+_WIDE = Context(prec=60)
 
 
 class Dimension(StrEnum):
@@ -81,26 +83,70 @@ class Entry:
 
     @property
     def digest(self) -> str:
-        """A fingerprint of everything but the identity: equal digests, the same record."""
-        parts = (
-            self.source,
-            self.key,
-            micros_of(self.start),
-            micros_of(self.end),
-            self.tenant,
-            self.workload,
-            self.model,
-            self.provider,
-            self.region,
-            self.country,
-            self.data_class,
-            self.status,
-            split_fixed(self.gpu_hours),
-            self.input_tokens,
-            self.output_tokens,
-            None if self.cost is None else (split_fixed(self.cost.amount), self.cost.currency),
-        )
-        return hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
+        """A fingerprint of the whole record: equal digests, the same record."""
+        return digest_of(columns(self))
+
+
+#: the columns of the entries table that :func:`columns` fills, in its order
+COLUMNS = (
+    "source",
+    "key",
+    "start_us",
+    "end_us",
+    "tenant",
+    "workload",
+    "model",
+    "provider",
+    "region",
+    "country",
+    "data_class",
+    "status",
+    "gpu_hours_micro",
+    "gpu_hours_femto",
+    "input_tokens",
+    "output_tokens",
+    "cost_micro",
+    "cost_femto",
+    "currency",
+)
+
+Columns = tuple[
+    str, str, int, int, str, str | None, str | None, str | None, str | None, str | None,
+    str | None, int | None, int, int, int, int, int, int, str | None,
+]  # fmt: skip
+
+
+def columns(entry: Entry) -> Columns:
+    """The entry as the values of :data:`COLUMNS`: integers for times, money and quantities."""
+    gpu_micro, gpu_femto = split_fixed(entry.gpu_hours)
+    cost = entry.cost
+    cost_micro, cost_femto = (0, 0) if cost is None else split_fixed(cost.amount)
+    return (
+        entry.source,
+        entry.key,
+        micros_of(entry.start),
+        micros_of(entry.end),
+        entry.tenant,
+        entry.workload,
+        entry.model,
+        entry.provider,
+        entry.region,
+        entry.country,
+        entry.data_class,
+        entry.status,
+        gpu_micro,
+        gpu_femto,
+        entry.input_tokens,
+        entry.output_tokens,
+        cost_micro,
+        cost_femto,
+        None if cost is None else cost.currency,
+    )
+
+
+def digest_of(values: Columns) -> str:
+    """The fingerprint of an entry's column values (what makes two records the same)."""
+    return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
 
 
 def split_fixed(value: Decimal) -> tuple[int, int]:
@@ -110,18 +156,14 @@ def split_fixed(value: Decimal) -> tuple[int, int]:
     them still fits a 64-bit integer; the first is floored (negative values
     keep a non-negative remainder).
     """
-    exponent = value.as_tuple().exponent
-    if not isinstance(exponent, int):
+    if not value.is_finite():
         raise ValueError(f"{value} is not a finite number")
-    if exponent < -DECIMALS:
-        normal = value.normalize()
-        exponent = normal.as_tuple().exponent
-        assert isinstance(exponent, int)
-        if exponent < -DECIMALS:
-            raise ValueError(f"{value:f} has more than {DECIMALS} decimals")
-    with localcontext() as ctx:
-        ctx.prec = 60
-        femto = int(value.scaleb(DECIMALS))
+    if not value:
+        return 0, 0
+    scaled = value.scaleb(DECIMALS, _WIDE)
+    femto = int(scaled)
+    if femto != scaled:
+        raise ValueError(f"{value:f} has more than {DECIMALS} decimals")
     return divmod(femto, _MICRO_IN_FEMTO)
 
 

@@ -123,10 +123,14 @@ def usage_entry(doc: Mapping[str, Any], countries: Countries) -> Entry:
     )
 
 
+_MISSING = object()
+
+
 def _field(doc: Mapping[str, Any], key: str) -> Any:
-    if key not in doc:
+    value = doc.get(key, _MISSING)
+    if value is _MISSING:
         raise _FieldError(f"{key}: missing (every usage record has it)")
-    return doc[key]
+    return value
 
 
 def _text(doc: Mapping[str, Any], key: str, limit: int) -> str:
@@ -161,6 +165,12 @@ def _count(doc: Mapping[str, Any], key: str) -> int:
     return value
 
 
+def _finer(amount: Decimal) -> bool:
+    """More than 15 decimals once trailing zeros are dropped."""
+    exponent = amount.normalize().as_tuple().exponent
+    return isinstance(exponent, int) and exponent < -DECIMALS
+
+
 def _cost(doc: Mapping[str, Any]) -> Money | None:
     text, currency = _field(doc, "cost"), _field(doc, "currency")
     if not isinstance(text, str):
@@ -173,8 +183,8 @@ def _cost(doc: Mapping[str, Any]) -> Money | None:
         raise _FieldError(
             f"cost: expected a finite amount from 0 to {MAX_AMOUNT:,}, got {text!r:.60}"
         )
-    exponent = amount.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -DECIMALS:
+    exponent = amount.as_tuple().exponent  # written with at most 15 decimals: the usual case
+    if isinstance(exponent, int) and exponent < -DECIMALS and _finer(amount):
         raise _FieldError(f"cost: {text!r:.60} has more than {DECIMALS} decimals")
     if currency == "":
         if amount:

@@ -46,3 +46,17 @@ def test_a_new_sqlite_ledger_file_is_private(tmp_path: Path) -> None:
     ledger.migrate()
     ledger.close()
     assert (tmp_path / "ledger.db").stat().st_mode & 0o077 == 0
+
+
+def test_the_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Path) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from archipel.ledger._tables import VERSION_TABLE, metadata
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    ledger.migrate()
+    with ledger.engine.connect() as c:
+        context = MigrationContext.configure(c, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(context, metadata) == []
+    ledger.close()

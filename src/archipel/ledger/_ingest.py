@@ -1,9 +1,12 @@
 """Ingesting a usage file: read, sort into new / correction / duplicate, write, report.
 
-One file is one transaction. A malformed line is reported with its file and
-line number and skipped, and every good line is kept: a gateway stopped
-mid-write leaves a cut last line, and the rest of its day must still count.
-With ``strict``, the first malformed line refuses the whole file and nothing
+Each chunk of lines (10,000) is one transaction, so that a control plane
+sharing a SQLite file with the ledger waits at most for one chunk, never for a
+whole file; a stopped ingest leaves whole chunks, and ingesting the file again
+adds the rest. A malformed line is reported with its file and line number and
+skipped, and every good line is kept: a gateway stopped mid-write leaves a cut
+last line, and the rest of its day must still count. With ``strict``, the
+whole file is checked first and its first malformed line refuses it: nothing
 is written. Either way, ingesting the file again once it is fixed adds exactly
 the lines that were missing, since everything else is already there.
 """
@@ -49,21 +52,25 @@ def ingest_usage(
     """Add the gateway usage log at ``path`` to ``ledger``; ``on_progress(bytes read)``."""
     if not path.is_file():
         raise InputError(f"--usage {path}: no such file (the gateway's metering.path)")
+    if strict:
+        _check(path, countries)
     added = Added()
     problems: list[UsageProblem] = []
     lines = 0
-    with ledger.transaction() as connection:
-        for chunk, done in read_usage(path, countries):
-            good: list[Entry] = []
-            for item in chunk:
-                if isinstance(item, Entry):
-                    good.append(item)
-                elif strict:
-                    raise MalformedUsageError(item)
-                else:
-                    problems.append(item)
-            lines += len(chunk)
+    for chunk, done in read_usage(path, countries):
+        good = [item for item in chunk if isinstance(item, Entry)]
+        problems += [item for item in chunk if isinstance(item, UsageProblem)]
+        lines += len(chunk)
+        with ledger.transaction() as connection:
             added += ledger.add(connection, good)
-            if on_progress is not None:
-                on_progress(done)
+        if on_progress is not None:
+            on_progress(done)
     return IngestReport(str(path), lines, added, tuple(problems))
+
+
+def _check(path: Path, countries: Countries) -> None:
+    """Raise :class:`MalformedUsageError` at the file's first malformed line."""
+    for chunk, _ in read_usage(path, countries):
+        for item in chunk:
+            if isinstance(item, UsageProblem):
+                raise MalformedUsageError(item)

@@ -129,8 +129,9 @@ def ingest_document(report: IngestReport) -> dict[str, Any]:
 
 def _print_ingest(report: IngestReport) -> None:
     a = report.added
+    corrections = "correction" if a.corrections == 1 else "corrections"
     typer.echo(
-        f"{report.path}: {report.lines:,} lines: {a.new:,} new, {a.corrections:,} corrections, "
+        f"{report.path}: {report.lines:,} lines: {a.new:,} new, {a.corrections:,} {corrections}, "
         f"{a.duplicates:,} already in the ledger, {len(report.problems):,} malformed"
     )
     for problem in report.problems[:SHOWN_PROBLEMS]:

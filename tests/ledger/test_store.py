@@ -60,3 +60,47 @@ def test_the_migrations_build_exactly_the_tables_the_code_declares(tmp_path: Pat
         context = MigrationContext.configure(c, opts={"version_table": VERSION_TABLE})
         assert compare_metadata(context, metadata) == []
     ledger.close()
+
+
+MIGRATE_ON_CUE = """
+import sys
+from archipel.ledger import Ledger
+ledger = Ledger(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+ledger.migrate()
+"""
+
+
+def test_ledgers_started_together_on_a_fresh_postgres_database_all_migrate() -> None:
+    import subprocess
+    import sys
+
+    # processes, as separate ingests are (Alembic's command API is not thread-safe), each
+    # imported and waiting, then all told to migrate at once
+    for url in postgres_url():
+        runs = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE_ON_CUE, url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        for run in runs:
+            assert run.stdout is not None and run.stdout.readline() == "ready\n"
+        for run in runs:
+            assert run.stdin is not None
+            run.stdin.write("go\n")
+            run.stdin.flush()
+        errors = [run.communicate(timeout=120)[1] for run in runs]
+        assert [(run.returncode, err[-300:]) for run, err in zip(runs, errors, strict=True)] == [
+            (0, "")
+        ] * len(runs)
+        ledger = Ledger(url)
+        with ledger.engine.connect() as c:
+            versions = c.execute(sa.text("SELECT version_num FROM archipel_ledger_version"))
+            assert [r[0] for r in versions] == ["l0001"]
+        ledger.close()

@@ -73,6 +73,7 @@ CASES: list[tuple[str, list[list[Any]], list[tuple[int, int, int, int]], dict[st
 ]
 
 
+@pytest.mark.parametrize("lookup", [5_000, 1], ids=["one look-up", "a look-up per key"])
 @pytest.mark.parametrize(
     ("files", "reports", "costs"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
@@ -82,7 +83,9 @@ def test_ingest(
     files: list[list[Any]],
     reports: list[tuple[int, int, int, int]],
     costs: dict[str, str],
+    lookup: int,
 ) -> None:
+    ledger = Ledger(ledger.url, lookup=lookup)
     for n, (lines, expected) in enumerate(zip(files, reports, strict=True)):
         path = write_usage(tmp_path / f"usage-{n}.jsonl", *lines)
         report = ingest_usage(ledger, path, COUNTRIES)
@@ -93,6 +96,7 @@ def test_ingest(
     assert {k: e.cost.amount for k, e in current.items() if e.cost} == {
         k: Decimal(v) for k, v in costs.items()
     }
+    ledger.close()
 
 
 def test_a_correction_keeps_the_entry_it_supersedes(ledger: Ledger, tmp_path: Path) -> None:

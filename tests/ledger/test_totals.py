@@ -37,9 +37,10 @@ def _entry(n: int, amount: Decimal, currency: str) -> Entry:
     costs=st.lists(st.tuples(amounts, st.sampled_from(["EUR", "USD"])), min_size=1, max_size=40),
     order=st.randoms(use_true_random=False),
     cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=6),
+    lookup=st.integers(min_value=1, max_value=50),
 )
 def test_sums_are_exact_in_any_order_and_any_batching(
-    costs: list[tuple[Decimal, str]], order: object, cuts: list[int]
+    costs: list[tuple[Decimal, str]], order: object, cuts: list[int], lookup: int
 ) -> None:
     batch = [_entry(n, amount, currency) for n, (amount, currency) in enumerate(costs)]
     order.shuffle(batch)  # type: ignore[attr-defined]
@@ -49,7 +50,8 @@ def test_sums_are_exact_in_any_order_and_any_batching(
         for amount, currency in costs:
             expected[currency] = expected.get(currency, Decimal(0)) + amount
     with tempfile.TemporaryDirectory() as folder:
-        ledger = Ledger(f"sqlite:///{Path(folder) / 'l.db'}")
+        # ``lookup``: keys per look-up query, so that a batch is also cut inside ``add``
+        ledger = Ledger(f"sqlite:///{Path(folder) / 'l.db'}", lookup=lookup)
         ledger.migrate()
         edges = sorted({0, len(batch), *(c for c in cuts if c < len(batch))})
         with ledger.transaction() as connection:

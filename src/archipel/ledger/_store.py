@@ -61,8 +61,10 @@ class Added:
 class Ledger:
     """The entries table on one database URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, lookup: int = LOOKUP) -> None:
+        """``lookup``: how many keys one query looks up when entries are added."""
         self.url = url
+        self.lookup = lookup
         kwargs: dict[str, Any] = {}
         self._sqlite = make_url(url).get_backend_name() == "sqlite"
         if self._sqlite:
@@ -94,8 +96,8 @@ class Ledger:
         """Append ``batch``: new entries and corrections are written, duplicates are not."""
         done = Added()
         insert = _insert_sql(connection.dialect.paramstyle)
-        for start in range(0, len(batch), LOOKUP):
-            done += _Batch(connection, insert).add(batch[start : start + LOOKUP])
+        for start in range(0, len(batch), self.lookup):
+            done += _Batch(connection, insert).add(batch[start : start + self.lookup])
         return done
 
     def current(self) -> Iterator[Entry]:

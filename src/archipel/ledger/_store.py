@@ -109,7 +109,7 @@ class Ledger:
 
 
 class _Batch:
-    """Sorts one batch against what the table holds, then writes it in one statement."""
+    """Sorts one batch against what the table holds, then writes its new rows at once."""
 
     def __init__(self, connection: Connection, insert: str) -> None:
         self.connection = connection
@@ -154,8 +154,8 @@ class _Batch:
     def _flush(self, *, look_again: bool = True) -> None:
         """Write the rows so far; then learn their ids, which later corrections point at."""
         if self.rows:
-            # tuples straight to the driver's executemany: the per-row cost of binding
-            # parameters by name is most of an ingest's time otherwise
+            # tuples straight to the driver's executemany: binding parameters by name
+            # cost more per row than the insert itself
             self.connection.exec_driver_sql(self.insert, self.rows)
         written = list(self.pending)
         self.rows = []

@@ -17,6 +17,7 @@ PACKAGES = [
     "archipel.backends",
     "archipel.controlplane",
     "archipel.gateway",
+    "archipel.ledger",
 ]
 
 

@@ -261,3 +261,12 @@ def _register_control_plane() -> None:
 
 
 _register_control_plane()
+
+
+def _register_ledger() -> None:
+    from archipel.cli._ledger import register
+
+    register(app)
+
+
+_register_ledger()

@@ -1,0 +1,34 @@
+"""What it cost: an append-only ledger of priced usage, with chargeback.
+
+Entries come in from sources, idempotently (the gateway's usage log today:
+:func:`read_usage`), and are kept in SQL tables with their own migration
+chain (:class:`Ledger`); :func:`totals` sums the current ones per tenant,
+provider, model, data class or country, exactly, and :func:`converted` puts
+each group in one currency. Money is a ``Decimal`` from the source line to the
+total: see docs/ledger.md.
+"""
+
+from archipel.ledger._entry import Dimension, Entry, join_fixed, split_fixed
+from archipel.ledger._ingest import IngestReport, MalformedUsageError, ingest_usage
+from archipel.ledger._store import Added, Ledger
+from archipel.ledger._totals import Converted, Total, converted, totals
+from archipel.ledger._usage import UsageProblem, read_usage, usage_entry
+
+__all__ = [
+    "Added",
+    "Converted",
+    "Dimension",
+    "Entry",
+    "IngestReport",
+    "Ledger",
+    "MalformedUsageError",
+    "Total",
+    "UsageProblem",
+    "converted",
+    "ingest_usage",
+    "join_fixed",
+    "read_usage",
+    "split_fixed",
+    "totals",
+    "usage_entry",
+]

@@ -174,8 +174,9 @@ def server(
     os.umask(0o077)
     from archipel.controlplane._lease import ReconcileLease
 
-    listener = bind_or_exit(host, port)
+    listener = bind_or_exit(host, port, listen=False)
     store, reconciler, app = _guard(lambda: _build(settings))
+    listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
     try:
@@ -303,10 +304,17 @@ def _serve(app: FastAPI, listener: Any, settings: Settings, url: str) -> None:
     uvicorn.Server(config).run(sockets=[listener])
 
 
-def bind_or_exit(host: str, port: int) -> Any:
-    """A socket listening on ``host:port``; one line on stderr and exit 2 when it cannot be.
+_BACKLOG = 2048
 
-    Binding comes first, so that "listening" is printed only once it is true.
+
+def bind_or_exit(host: str, port: int, listen: bool = True) -> Any:
+    """A socket bound to ``host:port`` (and listening, unless ``listen`` is false); one line
+    on stderr and exit 2 when it cannot be.
+
+    Binding comes first, so that a port in use is said at once and "listening" is
+    printed only once it is true. A caller with more to set up before it can answer
+    binds without listening, and listens when ready: until then a client is refused
+    rather than queued in front of a server that is not there yet.
     """
     import socket
 
@@ -319,7 +327,8 @@ def bind_or_exit(host: str, port: int) -> Any:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
-        sock.listen(2048)
+        if listen:
+            sock.listen(_BACKLOG)
     except OSError as exc:
         sock.close()
         import errno

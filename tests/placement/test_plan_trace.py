@@ -191,3 +191,25 @@ def test_a_pool_must_pass_every_filter_even_when_one_offer_is_left(tiny: Planner
     assert tiny.options(_request(spot=False, gpus="L4:8", countries=("FR",))) == []
     (only,) = tiny.options(_request(spot=False, gpus="L4:8"))
     assert _key(only) == "gcp/europe-west6/i-6"
+
+
+def test_an_itemised_plan_names_a_site_filter_by_site(tiny: Planner) -> None:
+    """gcp excluded: its L4:1 offer by the provider filter, the other two by hardware first."""
+    plan = tiny.plan(_request(spot=True, exclude_providers=("gcp",)), itemise=True)
+    assert [(_key(i.offer), i.rejection.plugin, i.rejection.message) for i in plan.itemised] == [
+        (
+            "gcp/europe-west6/i-7",
+            "hardware",
+            "gcp/europe-west6/i-7 has 8x H100; the request needs L4:1",
+        ),
+        (
+            "gcp/europe-west6/i-5",
+            "providers",
+            "gcp/europe-west6: provider gcp excluded by the request",
+        ),
+        (
+            "gcp/europe-west6/i-6",
+            "hardware",
+            "gcp/europe-west6/i-6 has 8x L4; the request needs L4:1",
+        ),
+    ]

@@ -200,11 +200,21 @@ def test_every_provider_row_of_an_account(planner: Planner) -> None:
     assert (result.usage, result.shortfall, result.total) == (100, 100, 200)
 
 
+def test_assignments_at_one_provider_add_up(planner: Planner) -> None:
+    """aws: 2 units of one workload and 1 of another, 10 GPU-h and cost 30 each."""
+    aws = _option(planner, "aws", Decimal(30))
+    result = account([Assignment("a", aws, 2), Assignment("b", aws, 1)], {})
+    (row,) = result.providers
+    assert (row.usage, row.gpu_hours, row.gpu_hours_share, row.spend_share) == (90, 30, 1, 1)
+    assert (result.usage, result.total) == (90, 90)
+
+
 def test_an_empty_assignment_owes_every_commitment_and_has_no_shares() -> None:
     result = account([], {"aws": Decimal(5)})
     (aws,) = result.providers
     assert (aws.usage, aws.gpu_hours, aws.gpu_hours_share, aws.spend_share) == (0, 0, 0, 0)
     assert (aws.burned, aws.shortfall, result.total) == (0, 5, 5)
+    assert type(result.usage) is Decimal  # money is never an int or a float, even nothing
 
 
 def test_a_request_from_a_workload_carries_every_field() -> None:

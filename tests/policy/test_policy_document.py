@@ -130,3 +130,19 @@ def test_a_policy_may_name_the_currency_plans_are_compared_in(
 def test_a_policy_currency_is_an_iso_code(value: str) -> None:
     with pytest.raises(PolicyError, match="currency: String should match pattern"):
         load_policy_text(f"currency: '{value}'\ndata_classes: {{public: {{}}}}\n")
+
+
+def test_an_exact_name_wins_over_one_that_differs_only_in_case() -> None:
+    policy = load_policy_text("name: p\ndata_classes:\n  pii: {}\n  PII: {}\n")
+    assert (policy.data_class("pii").name, policy.data_class("PII").name) == ("pii", "PII")
+
+
+def test_at_most_three_close_names_are_suggested() -> None:
+    policy = load_policy_text(
+        "name: p\ndata_classes: {health-a: {}, health-b: {}, health-c: {}, health-d: {}}\n"
+    )
+    with pytest.raises(PolicyError) as err:
+        policy.data_class("health")
+    hint = str(err.value).split("; did you mean ")[1].split("? (known data classes: ")[0]
+    named = hint.split(", ")
+    assert len(named) == 3 and set(named) < {"health-a", "health-b", "health-c", "health-d"}

@@ -184,6 +184,18 @@ CASES = [
             "CLOUD Act; policy `c` allows only providers not exposed to the US CLOUD Act",
         ),
     ),
+    Case(
+        "cloud act: not exposed, when the rule wants exposed providers",
+        "{cloud_act_exposure: ['yes', via-parent]}",
+        GOOD,
+        _site("FR"),
+        Rejection(
+            Reason.CLOUD_ACT,
+            "cloud_act_exposure",
+            "good/r1 rejected: good is not exposed to the US CLOUD Act; policy `c` allows "
+            "only providers whose US CLOUD Act exposure is yes or via-parent",
+        ),
+    ),
     Case("site in a group", "{site_in: [eea]}", GOOD, _site("NO"), None),
     Case("site in a listed country", "{site_in: [eu, CH]}", GOOD, _site("CH"), None),
     Case("site in lower-case country", "{site_in: [ch]}", GOOD, _site("CH"), None),

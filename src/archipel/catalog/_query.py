@@ -49,10 +49,7 @@ def select_offers(
     elif accelerators_only and "" in offers.accelerators:
         mask &= accel != list(offers.accelerators).index("")
     if countries:
-        allowed: set[str] = set()
-        for code in countries:
-            group = snapshot.jurisdictions.group(code)
-            allowed |= group if group is not None else {code.upper()}
+        allowed = snapshot.jurisdictions.countries(countries)
         ok = np.fromiter((c.country in allowed for c in offers.classes), dtype=np.bool_)
         mask &= ok[offers.col("class_idx")]
     if providers:

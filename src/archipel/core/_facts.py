@@ -6,7 +6,7 @@ fact never satisfies a rule: the policy engine treats ``None`` as "no".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -84,6 +84,15 @@ class Jurisdictions:
             "adequacy_partial": self.adequacy_partial,
         }
         return groups.get(name.lower())
+
+    def countries(self, places: Iterable[str]) -> frozenset[str]:
+        """The countries of ``places``: each a group name (see :meth:`group`) or a country
+        code (either case). The one expansion every country rule and filter uses."""
+        out: set[str] = set()
+        for place in places:
+            group = self.group(place)
+            out |= group if group is not None else {place.upper()}
+        return frozenset(out)
 
 
 #: The country groups a request may name (``--countries``, ``constraints.countries``),

@@ -116,10 +116,7 @@ class CountryFilter:
         wanted = ctx.request.countries
         if not wanted:
             return FilterResult(keep=np.ones(rows.shape, dtype=np.bool_), class_rejections=())
-        allowed: set[str] = set()
-        for code in wanted:
-            group = ctx.snapshot.jurisdictions.group(code)
-            allowed |= group if group is not None else {code}
+        allowed = ctx.snapshot.jurisdictions.countries(wanted)
         per_class = [() if c.country in allowed else self._rejected(ctx, c) for c in ctx.classes]
         return _class_result(ctx, rows, per_class)
 

@@ -212,11 +212,7 @@ class SiteIn:
         return f"the site is in {place_words(self.places)}"
 
     def countries(self, law: Jurisdictions) -> frozenset[str]:
-        out: set[str] = set()
-        for place in self.places:
-            group = law.group(place)
-            out |= group if group is not None else {place.upper()}
-        return frozenset(out)
+        return law.countries(self.places)
 
     def check(
         self, provider: ProviderFacts, site: OfferClass, law: Jurisdictions

@@ -8,7 +8,7 @@ HTTP. Its checks, in this order (the first that fails is the answer):
 2. ``replicas`` applies to inference services only, and the replicas' names
    (``<name>-1`` .. ``<name>-N``) must fit the name column;
 3. a workdir named by its hash (``run.workdir_sha256``) must have been uploaded
-   by this tenant;
+   by this tenant (naming it restarts its retention time, see ``_workdirs``);
 4. the tenant's quotas (:mod:`archipel.controlplane._quotas`): refused for good
    or for now;
 5. some declared site must fit the workload under its data class (one engine
@@ -140,7 +140,7 @@ def _check_workdir(workload: Workload, tenant: str, workdirs: Workdirs | None) -
             ]
         )
     sha256 = workload.run.workdir_sha256
-    if sha256 is not None and (workdirs is None or not workdirs.has(tenant, sha256)):
+    if sha256 is not None and (workdirs is None or not workdirs.claim(tenant, sha256)):
         raise InvalidSubmissionError(
             [
                 "run.workdir_sha256: no workdir with this SHA-256 was uploaded by this "

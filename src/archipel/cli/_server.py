@@ -120,6 +120,8 @@ MaxWorkdirOpt = Annotated[
     ),
 ]
 
+#: the longest a workdir retention option may ask for: a century, in hours
+MAX_HOURS = 100 * 365 * 24
 WorkdirGraceOpt = Annotated[
     float,
     typer.Option(
@@ -127,6 +129,7 @@ WorkdirGraceOpt = Annotated[
         metavar="HOURS",
         help="Keep a workdir archive this long after the last run naming it ended.",
         min=0,
+        max=MAX_HOURS,
     ),
 ]
 WorkdirTtlOpt = Annotated[
@@ -136,6 +139,7 @@ WorkdirTtlOpt = Annotated[
         metavar="HOURS",
         help="Keep a workdir archive no run names this long after its upload (or last use).",
         min=0,
+        max=MAX_HOURS,
     ),
 ]
 

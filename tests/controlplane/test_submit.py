@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from archipel.controlplane import Principal, SitePlacer, Store
+from archipel.controlplane import Principal, SitePlacer, SiteSpec, Store
 from archipel.controlplane._quotas import Quotas
 from archipel.controlplane._submit import (
     InvalidSubmissionError,
@@ -181,26 +181,6 @@ def test_a_valid_submission_is_recorded_as_pending_runs_of_the_tenant(
             "resources: 24 GPUs asked, and a tenant may hold at most 16",
             id="quota: more GPUs than a tenant may ever hold",
         ),
-        pytest.param(
-            spec(TRAIN, resources={"accelerators": "H100:1"}),
-            NoSiteError,
-            "no declared site can take it: no site offers H100; the sites offer: cpu:1 "
-            "(paris, frankfurt, virginia)",
-            id="no site: hardware no site offers",
-        ),
-        pytest.param(
-            spec(TRAIN, data={"class": "sovereign"}),
-            NoSiteError,
-            "no site can run this workload under data class `sovereign`",
-            id="no site: a data class no site may hold",
-        ),
-        pytest.param(
-            spec(SERVICE, replicas=3, spread={"min_countries": 3}),
-            NoSiteError,
-            "spread.min_countries: 3 countries asked, but the sites this workload may use "
-            "are in 2 (DE, FR)",
-            id="no site: a spread the allowed sites can never keep",
-        ),
     ],
 )
 def test_a_refused_submission_raises_its_error_and_records_nothing(
@@ -312,3 +292,96 @@ def test_the_first_failing_check_is_the_answer(
         submitting(document)
     assert type(refused.value) is error
     assert refused.value.problems[0].startswith(says)
+
+
+#: a GPU site in the US beside the CPU sites: personal data may not go there
+WITH_GPU = [
+    *SITES,
+    SiteSpec(
+        name="ohio",
+        backend="local",
+        provider="aws",
+        region="us-east-2",
+        country="US",
+        accelerators="H100:8",
+        slots=1,
+        price_per_hour=30,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("sites", "document", "problems"),
+    [
+        pytest.param(
+            SITES,
+            spec(TRAIN, resources={"accelerators": "H100:1"}),
+            ["no site offers H100; the sites offer: cpu:1 (paris, frankfurt, virginia)"],
+            id="an accelerator no site has: the hardware, not the data class",
+        ),
+        pytest.param(
+            SITES,
+            spec(TRAIN, resources={"accelerators": "cpu:64"}),
+            [
+                "no site has the hardware this workload asks for (cpu:64)",
+                "hardware: aws/us-east-1/virginia has 1x cpu; the request needs cpu:64",
+            ],
+            id="more of an offered accelerator than any site has",
+        ),
+        pytest.param(
+            SITES,
+            spec(TRAIN, resources={"accelerators": "cpu:64"}, data={"class": "sovereign"}),
+            [
+                "no site has the hardware this workload asks for (cpu:64)",
+                "hardware: aws/us-east-1/virginia has 1x cpu; the request needs cpu:64",
+            ],
+            id="missing hardware is named first, whatever the data class",
+        ),
+        pytest.param(
+            SITES,
+            spec(TRAIN, data={"class": "sovereign"}),
+            [
+                "no site may hold data class `sovereign`: the policy rules out every site",
+                "certification: ionos/de/fra rejected: SecNumCloud status of ionos is none; "
+                "policy `sovereign` requires qualified",
+                "country: aws/us-east-1 rejected: site in US; policy `sovereign` requires a "
+                "site in the EU/EEA",
+            ],
+            id="a data class the sites' providers and countries do not allow",
+        ),
+        pytest.param(
+            WITH_GPU,
+            spec(TRAIN, resources={"accelerators": "H100:8"}),
+            [
+                "no site with the hardware this workload asks for (H100:8) may hold data "
+                "class `personal`",
+                "hardware: aws/us-east-1/virginia has 1x cpu; the request needs H100:8",
+                "country: aws/us-east-2 rejected: site in US; policy `personal` requires a "
+                "site in the EU/EEA or a country with an EU adequacy decision",
+            ],
+            id="the only site with the hardware is ruled out by the data class",
+        ),
+        pytest.param(
+            SITES,
+            spec(SERVICE, replicas=3, spread={"min_countries": 3}),
+            [
+                "spread.min_countries: 3 countries asked, but the sites this workload may "
+                "use are in 2 (DE, FR)"
+            ],
+            id="a spread no set of allowed sites can meet",
+        ),
+    ],
+)
+def test_a_submission_no_site_can_run_names_what_is_missing(
+    store: Store,
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    sites: list[SiteSpec],
+    document: dict[str, Any],
+    problems: list[str],
+) -> None:
+    """The first line of the 422 says what is missing: hardware, the data class, or both."""
+    placer = SitePlacer(sites, snapshot, policy)
+    with pytest.raises(NoSiteError) as refused:
+        submit(store, placer, parse_workload(document), SUBMITTER, quotas=QUOTAS)
+    assert refused.value.problems == problems

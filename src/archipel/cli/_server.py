@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -119,6 +120,29 @@ MaxWorkdirOpt = Annotated[
     ),
 ]
 
+#: the longest a workdir retention option may ask for: a century, in hours
+MAX_HOURS = 100 * 365 * 24
+WorkdirGraceOpt = Annotated[
+    float,
+    typer.Option(
+        "--workdir-grace",
+        metavar="HOURS",
+        help="Keep a workdir archive this long after the last run naming it ended.",
+        min=0,
+        max=MAX_HOURS,
+    ),
+]
+WorkdirTtlOpt = Annotated[
+    float,
+    typer.Option(
+        "--workdir-ttl",
+        metavar="HOURS",
+        help="Keep a workdir archive no run names this long after its upload (or last use).",
+        min=0,
+        max=MAX_HOURS,
+    ),
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -140,6 +164,8 @@ class Settings:
     max_replicas: int
     max_gpus: int
     max_workdir: int
+    workdir_grace: float
+    workdir_ttl: float
 
 
 def server(
@@ -159,6 +185,8 @@ def server(
     max_replicas: MaxReplicasOpt = 64,
     max_gpus: MaxGpusOpt = 512,
     max_workdir: MaxWorkdirOpt = MAX_WORKDIR_BYTES,
+    workdir_grace: WorkdirGraceOpt = 24.0,
+    workdir_ttl: WorkdirTtlOpt = 24.0,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -195,6 +223,7 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
     from archipel.controlplane._api import create_app
     from archipel.controlplane._http import Limits
     from archipel.controlplane._quotas import Quotas
+    from archipel.controlplane._workdirs import Retention
 
     home = data_dir()
     specs = _site_specs(settings.sites, home)
@@ -207,6 +236,10 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         placer,
         home / "checkpoints",
         max_runs_per_round=settings.max_runs_per_round,
+        retention=Retention(
+            grace=timedelta(hours=settings.workdir_grace),
+            ttl=timedelta(hours=settings.workdir_ttl),
+        ),
     )
     _admin_token(store)
     limits = Limits(

@@ -14,7 +14,10 @@ to stop:
    attempt recorded *before* the backend is called, so a crash in between is
    healed by an idempotent relaunch: :mod:`archipel.controlplane._launch`),
    runs to recover are re-placed with the failed sites blocked until the
-   restart budget is spent.
+   restart budget is spent;
+4. **sweep**, every ``retention.every``: uploaded workdir archives that no
+   unfinished run names, and no run that ended within the grace period, are
+   removed (:class:`archipel.controlplane._workdirs.Retention`).
 
 The replicas of a service submitted with ``replicas: N`` are a group of runs:
 each is placed, recovered and cancelled on its own, but a run of a group only
@@ -52,6 +55,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 
 from archipel.backends import AttemptState, SiteHealth
@@ -59,12 +63,12 @@ from archipel.controlplane._fairness import Capacity, Shares, in_turns
 from archipel.controlplane._launch import Launcher, free_port
 from archipel.controlplane._observe import Observer
 from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
-from archipel.controlplane._records import AttemptUpdate, NewAttempt, RunView
+from archipel.controlplane._records import AttemptUpdate, NewAttempt, RunView, now
 from archipel.controlplane._round import Round, StepReport, error_text
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import Store
-from archipel.controlplane._workdirs import Workdirs
+from archipel.controlplane._workdirs import Retention, Workdirs
 from archipel.core import Reason, RunState
 
 log = logging.getLogger("archipel.reconciler")
@@ -93,6 +97,8 @@ class Reconciler:
         pick_port: Callable[[], int] = free_port,
         max_runs_per_round: int = MAX_RUNS_PER_ROUND,
         workdirs: Path | None = None,
+        retention: Retention | None = None,
+        clock: Callable[[], datetime] = now,
     ) -> None:
         if max_runs_per_round < 1:
             raise ValueError(f"max_runs_per_round must be at least 1, not {max_runs_per_round}")
@@ -102,6 +108,9 @@ class Reconciler:
         self.checkpoint_root = Path(checkpoint_root)
         # uploaded workdir archives, <tenant>/<sha256>.tar.gz (default: beside the checkpoints)
         self.workdirs = Workdirs(workdirs or self.checkpoint_root.parent / "workdirs")
+        self.retention = retention or Retention()
+        self.clock = clock  # naive UTC, as the store keeps times
+        self._swept: datetime | None = None  # when the workdirs were last swept
         self.max_runs_per_round = max_runs_per_round
         self.launcher = Launcher(store, self.sites, self.checkpoint_root, self.workdirs, pick_port)
         self.observer = Observer(store, self.sites, self.launcher)
@@ -164,6 +173,7 @@ class Reconciler:
                 rnd.busy[latest.site] += 1
                 shares.hold(latest)
         self._act_fairly(rnd, shares)
+        self._sweep_workdirs(rnd)
         rnd.report.seconds = time.perf_counter() - started
         return rnd.report
 
@@ -185,6 +195,23 @@ class Reconciler:
             latest = rnd.after.get(run.id)
             if latest is not None and latest.state.active and latest.site:
                 shares.hold(latest)
+
+    def _sweep_workdirs(self, rnd: Round) -> None:
+        """Every ``retention.every``, remove the workdir archives no run needs any more.
+
+        After the act phase: every run launched this round is recorded as launching
+        by then, so its archive is kept. A failing disk is logged, not the round's end.
+        """
+        at = self.clock()
+        if self._swept is not None and at - self._swept < self.retention.every:
+            return
+        self._swept = at
+        try:
+            removed = self.workdirs.sweep(at, self.retention, self.store.workdirs_named)
+        except OSError:
+            log.exception("sweeping the workdir archives failed; trying again later")
+            return
+        rnd.report.workdirs_removed = len(removed)
 
     # -- act ---------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ class StepReport:
     conflicts: int = 0
     acted: int = 0  # waiting runs handled in the act phase (at most max_runs_per_round)
     faults: int = 0  # runs failed because handling them raised
+    workdirs_removed: int = 0  # workdir archives the round's sweep removed
     seconds: float = 0.0
     unhealthy_sites: list[str] = field(default_factory=list)
 

@@ -182,6 +182,22 @@ class Store:
             )
             return [(spec, int(n)) for spec, n in s.execute(q)]
 
+    def workdirs_named(self, ended_since: datetime) -> set[tuple[str, str]]:
+        """(tenant, SHA-256) of every workdir named by a run not finished, or by one that
+        finished at or after ``ended_since`` (its last change is its end)."""
+        finished = [st.value for st in RunState if st.terminal]
+        q = select(RunRow.tenant, RunRow.spec).where(
+            RunRow.spec.contains('"workdir_sha256":"', autoescape=True),
+            or_(RunRow.state.not_in(finished), RunRow.updated_at >= ended_since),
+        )
+        out = set()
+        with self._session() as s:
+            for tenant, spec in s.execute(q):
+                sha256 = (json.loads(spec).get("run") or {}).get("workdir_sha256")
+                if sha256:
+                    out.add((tenant, sha256))
+        return out
+
     def count(self, states: Sequence[RunState] = (), tenant: str | None = None) -> int:
         with self._session() as s:
             q = select(func.count()).select_from(RunRow)

@@ -8,7 +8,7 @@ HTTP. Its checks, in this order (the first that fails is the answer):
 2. ``replicas`` applies to inference services only, and the replicas' names
    (``<name>-1`` .. ``<name>-N``) must fit the name column;
 3. a workdir named by its hash (``run.workdir_sha256``) must have been uploaded
-   by this tenant;
+   by this tenant (naming it restarts its retention time, see ``_workdirs``);
 4. the tenant's quotas (:mod:`archipel.controlplane._quotas`): refused for good
    or for now;
 5. some declared site must fit the workload under its data class (one engine
@@ -32,13 +32,13 @@ A refusal is an exception whose ``problems`` say what to change, one line each::
 
 from __future__ import annotations
 
-from archipel.controlplane._placement import SiteChoice, SitePlacer
+from archipel.controlplane._placement import SiteChoice, SitePlacer, unoffered
 from archipel.controlplane._quotas import QuotaRefusal, Quotas, check_quota
 from archipel.controlplane._records import Principal, RunView
 from archipel.controlplane._spread import Where, spread_problems
 from archipel.controlplane._store import Store
 from archipel.controlplane._workdirs import Workdirs
-from archipel.core import InputError, Workload, WorkloadKind
+from archipel.core import InputError, Reason, Workload, WorkloadKind
 
 #: a run's name column holds this many characters
 NAME_LENGTH = 200
@@ -140,7 +140,7 @@ def _check_workdir(workload: Workload, tenant: str, workdirs: Workdirs | None) -
             ]
         )
     sha256 = workload.run.workdir_sha256
-    if sha256 is not None and (workdirs is None or not workdirs.has(tenant, sha256)):
+    if sha256 is not None and (workdirs is None or not workdirs.claim(tenant, sha256)):
         raise InvalidSubmissionError(
             [
                 "run.workdir_sha256: no workdir with this SHA-256 was uploaded by this "
@@ -151,14 +151,12 @@ def _check_workdir(workload: Workload, tenant: str, workdirs: Workdirs | None) -
 
 def _check_sites(placer: SitePlacer, workload: Workload) -> None:
     """Some declared site fits the workload, and the fitting sites can spread its replicas."""
+    missing = unoffered(workload, list(placer.sites.values()))
+    if missing is not None:  # the hardware is the problem, not the data class
+        raise NoSiteError([missing])
     choice = placer.place(workload)
     if choice.site is None:  # no declared site will ever fit: say why now, not later
-        raise NoSiteError(
-            [
-                f"no site can run this workload under data class `{workload.data.class_}`",
-                *_why_not(choice),
-            ]
-        )
+        raise NoSiteError([headline(workload, choice), *_why_not(choice)])
     if workload.replicas == 1 or workload.spread is None:
         return
     fitting = placer.fitting(workload, list(placer.sites))
@@ -166,6 +164,27 @@ def _check_sites(placer: SitePlacer, workload: Workload) -> None:
     problems = spread_problems(workload.spread, workload.replicas, where)
     if problems:
         raise NoSiteError(problems)
+
+
+def headline(workload: Workload, choice: SiteChoice) -> str:
+    """The first line of a refusal when no site fits: what is missing, named for what it is.
+
+    Every site lacking the hardware: the hardware; every site ruled out by the
+    policy: the data class; the sites with the hardware all ruled out by the
+    policy: both; anything else (a restriction of the request itself): neither.
+    """
+    asked = " or ".join(str(a) for a in workload.resources.accelerators)
+    data = f"data class `{workload.data.class_}`"
+    reasons = {r.reason for r in choice.rejections}
+    if choice.invalid is not None or not reasons:
+        return f"no site can run this workload: {choice.explain()}"
+    if reasons == {Reason.HARDWARE}:
+        return f"no site has the hardware this workload asks for ({asked})"
+    if all(r.unresolvable for r in reasons):
+        return f"no site may hold {data}: the policy rules out every site"
+    if all(r.unresolvable or r is Reason.HARDWARE for r in reasons):
+        return f"no site with the hardware this workload asks for ({asked}) may hold {data}"
+    return "no site can run this workload as asked"
 
 
 def _why_not(choice: SiteChoice) -> list[str]:

@@ -88,6 +88,9 @@ COMMITMENT_CASES = [
     ("nothing left is no preference", {"aws": "0"}, "1", ["2", "1", "1"], [0, 0, 0]),
     ("a free row where something is left", {"aws": "1"}, "1", ["0", "0", "1"], [100, 0, 0]),
     ("one nano-unit left", {"aws": "0.000000001"}, "1", ["1", "1", "1"], [1e-7, 0, 0]),
+    # a computed remainder (a share of a commitment) may have more than nine decimals: it
+    # is rounded half-even to the nano-unit, 1.5 nano-units to 2, never refused
+    ("beyond nine decimals", {"aws": "0.0000000015"}, "1", ["1", "1", "1"], [2e-7, 0, 0]),
     ("an unknown provider changes nothing", {"nebius": "9"}, "1", ["1", "1", "1"], [0, 0, 0]),
 ]  # fmt: skip
 

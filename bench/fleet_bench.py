@@ -23,7 +23,7 @@ from typing import Any
 
 from archipel.catalog import load_snapshot
 from archipel.cli._config import load_fleet
-from archipel.cli._output import fleet_document
+from archipel.cli._documents import fleet_document
 from archipel.core import parse_fleet
 from archipel.placement import Planner, plan_fleet
 from archipel.placement._fleet_model import candidates
@@ -156,7 +156,10 @@ def main() -> None:
     for v in greedy.violations:
         print(f"  greedy violates [{v.family}] {v.message}")
 
-    docs = [json.dumps(fleet_document(plan_fleet(planner, spec, seed=0))) for _ in range(2)]
+    docs = [
+        json.dumps(fleet_document(plan_fleet(planner, spec, seed=0), planner.snapshot))
+        for _ in range(2)
+    ]
     print(f"\nsame inputs and seed, byte-identical JSON: {'yes' if docs[0] == docs[1] else 'NO'}")
 
 

@@ -136,6 +136,8 @@ def run_gateway(tree: Path, scratch: Path) -> Figures:
     env = {
         **os.environ,
         "PYTHONPATH": str(tree / "src"),
+        # the shared harness beside this checkout: an exported tree has no such neighbour
+        "HARNESS": os.environ.get("HARNESS", str(ROOT.parent / "shared" / "bench" / "gateway")),
         "TARGETS": "archipel",
         "REPS": "1",
         "DURATION": "8",
@@ -144,14 +146,17 @@ def run_gateway(tree: Path, scratch: Path) -> Figures:
         "MODES": "json",
         "OUT": str(out),
     }
-    subprocess.run(
+    done = subprocess.run(
         ["bash", "bench/gateway/run.sh"],
         cwd=tree,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
+        text=True,
         timeout=900,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench/gateway/run.sh exited {done.returncode}: {done.stderr[-800:]}")
     rows = [json.loads(line) for line in (out / "raw.jsonl").read_text().splitlines()]
     figs: Figures = {}
     for row in rows:
@@ -246,7 +251,13 @@ def measure(suites: list[Suite], trees: dict[str, Path], rounds: int, scratch: P
                 )
                 folder = scratch / f"{suite.name}-{side}-{r}"
                 folder.mkdir()
-                for name, value in suite.run(trees[side], folder).items():
+                try:
+                    figures = suite.run(trees[side], folder)
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    # one suite that cannot run does not lose the others' figures
+                    print(f"  {suite.name} failed on {side}: {exc}", file=sys.stderr, flush=True)
+                    continue
+                for name, value in figures.items():
                     results[suite.name][side].setdefault(name, []).append(value)
     return results
 

@@ -159,10 +159,11 @@ def run_gateway(tree: Path, scratch: Path) -> Figures:
         raise RuntimeError(f"bench/gateway/run.sh exited {done.returncode}: {done.stderr[-800:]}")
     rows = [json.loads(line) for line in (out / "raw.jsonl").read_text().splitlines()]
     figs: Figures = {}
-    for row in rows:
-        if row.get("name") == "archipel":
-            figs[f"gateway c={row['c']} req/s"] = row["rps"]
-            figs[f"gateway c={row['c']} p50"] = row["p50_ms"]
+    for row in rows:  # the harness's raw rows: target, conc, rps, p50_ms, gw_cpu_ms_per_req...
+        if row.get("target") == "archipel":
+            figs[f"gateway c={row['conc']} req/s"] = row["rps"]
+            figs[f"gateway c={row['conc']} p50"] = row["p50_ms"]
+            figs[f"gateway c={row['conc']} CPU per request"] = row["gw_cpu_ms_per_req"]
     return figs
 
 
@@ -200,8 +201,10 @@ SUITES = {
         (
             Figure("gateway c=1 req/s", "/s", False),
             Figure("gateway c=1 p50", "ms", True),
+            Figure("gateway c=1 CPU per request", "ms", True),
             Figure("gateway c=32 req/s", "/s", False),
             Figure("gateway c=32 p50", "ms", True),
+            Figure("gateway c=32 CPU per request", "ms", True),
         ),
         run_gateway,
     ),

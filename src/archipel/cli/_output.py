@@ -189,11 +189,17 @@ def fleet_cents(plan: Any) -> FleetCents:
         return FleetCents(None, None, None, (), (), ())
     total = acc.total.quantize(_CENT)
     usage, shortfall = apportion([acc.usage, acc.shortfall], total)
+    assignments = apportion([a.option.cost * a.units for a in plan.assignments], usage)
+    # a provider's usage is the sum of its assignments' cents, so that the assignments
+    # table and the providers table never show one amount a cent apart
+    by_provider: dict[str, Decimal] = {}
+    for a, cents in zip(plan.assignments, assignments, strict=True):
+        by_provider[a.option.provider] = by_provider.get(a.option.provider, Decimal(0)) + cents
     return FleetCents(
         total,
         usage,
         shortfall,
-        tuple(apportion([a.option.cost * a.units for a in plan.assignments], usage)),
-        tuple(apportion([p.usage for p in acc.providers], usage)),
+        tuple(assignments),
+        tuple(by_provider.get(p.provider, Decimal("0.00")) for p in acc.providers),
         tuple(apportion([p.shortfall for p in acc.providers], shortfall)),
     )

@@ -3,44 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.profiles import in_ci
+from tests.postgres import fresh_database
 
 from archipel.backends import Backend, FakeBackend, Observation, SlurmBackend
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
 from archipel.core import CatalogSnapshot
 from archipel.policy import Policy
 
-PG_URL = os.environ.get("ARCHIPEL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
-
 
 def _postgres_store() -> Iterator[Store]:
-    import sqlalchemy as sa
-
-    name = f"archipel_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if in_ci():
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
-    store = Store(f"{PG_URL}/{name}")
-    store.migrate()
-    try:
-        yield store
-    finally:
-        store.close()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    for url in fresh_database():
+        store = Store(url)
+        store.migrate()
+        try:
+            yield store
+        finally:
+            store.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -194,20 +177,4 @@ def server(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database (not migrated), dropped afterwards."""
-    import sqlalchemy as sa
-
-    name = f"archipel_test_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if in_ci():
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
-    try:
-        yield f"{PG_URL}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_database()

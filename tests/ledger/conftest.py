@@ -3,39 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.profiles import in_ci
+from tests.postgres import fresh_database
 
 from archipel.ledger import Ledger
-
-PG_URL = os.environ.get("ARCHIPEL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
 
 
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped after it."""
-    import sqlalchemy as sa
-
-    name = f"archipel_ledger_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(f"{PG_URL}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        if in_ci():
-            raise
-        pytest.skip(f"PostgreSQL is not reachable at {PG_URL}: {exc}")
-    try:
-        yield f"{PG_URL}/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    yield from fresh_database("archipel_ledger")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -9,6 +9,8 @@ BIN := $(VENV)/bin
 # To change one: edit pyproject.toml, run `make lock`, then `make test`, and
 # commit pyproject.toml and requirements.lock together (see README).
 LOCK := requirements.lock
+# `make mutants` alone: the mutation-testing extra, on top of the same pins
+MUTATION_LOCK := requirements-mutation.lock
 
 .PHONY: demo test check lint types contracts bench snapshot lock clean
 
@@ -50,13 +52,16 @@ lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see a
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --python-version 3.11 \
 		--universal --generate-hashes --custom-compile-command 'make lock' --quiet \
 		--output-file $(LOCK) $(LOCK_ARGS)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --extra mutation \
+		--python-version 3.11 --universal --generate-hashes --custom-compile-command 'make lock' \
+		--quiet --constraint $(LOCK) --output-file $(MUTATION_LOCK) $(LOCK_ARGS)
 
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources
 	$(BIN)/archipel catalog build
 
 .PHONY: mutants
 mutants: $(BIN)/.installed  ## mutation testing of policy/, placement/ and the fleet cost model (slow; not in CI)
-	$(BIN)/pip install --quiet -e '.[mutation]'
+	$(BIN)/pip install --quiet --require-hashes -r $(MUTATION_LOCK)
 	HYPOTHESIS_PROFILE=mutants $(BIN)/mutmut run --max-children 2
 	$(BIN)/mutmut results
 

@@ -26,7 +26,7 @@ from archipel.policy import Policy
 
 from .reference import feasible
 from .test_phases import offer, tiny
-from .test_tiny_catalogs import CLASSES, TinyCatalog, expected_order, offer_rows
+from .test_tiny_catalogs import CLASSES, WANTED, TinyCatalog, expected_order, offer_rows
 
 #: one L4 offer at each of three providers, in the table's order
 SITES = [
@@ -232,12 +232,7 @@ def test_a_placement_s_scores_are_its_breakdown_to_three_decimals(
 )
 @given(
     rows=offer_rows(),
-    wanted=st.lists(
-        st.tuples(st.sampled_from(["H100", "L4"]), st.sampled_from([1.0, 8.0])),
-        min_size=1,
-        max_size=3,
-        unique=True,
-    ),
+    wanted=WANTED,
     data_class=st.sampled_from(CLASSES),
     spot=st.booleans(),
     nodes=st.integers(1, 3),

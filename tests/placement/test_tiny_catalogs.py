@@ -131,6 +131,15 @@ def expected_order(found: list[Priced], top: int) -> list[tuple[object, ...]]:
     return out[:top]
 
 
+#: the accelerators a request asks for: one to three (model, count) alternatives
+WANTED = st.lists(
+    st.tuples(st.sampled_from(["H100", "L4"]), st.sampled_from([1.0, 8.0])),
+    min_size=1,
+    max_size=3,
+    unique=True,
+)
+
+
 @settings(
     max_examples=examples(200),
     deadline=None,
@@ -138,12 +147,7 @@ def expected_order(found: list[Priced], top: int) -> list[tuple[object, ...]]:
 )
 @given(
     rows=offer_rows(),
-    wanted=st.lists(
-        st.tuples(st.sampled_from(["H100", "L4"]), st.sampled_from([1.0, 8.0])),
-        min_size=1,
-        max_size=3,
-        unique=True,
-    ),
+    wanted=WANTED,
     data_class=st.sampled_from(CLASSES),
     countries=st.sampled_from(COUNTRY_CHOICES),
     spot=st.booleans(),

@@ -148,3 +148,22 @@ def test_one_process_admits_the_in_process_count_give_or_take_one_lease(
         delete_prefix(redis_client, name)
     size = min(lease, rpm)
     assert admitted_local - size <= admitted_leasing <= admitted_local + size
+
+
+def test_a_reload_that_removes_a_waiting_tenant_lets_its_request_through(prefix: str) -> None:
+    async def main() -> float:
+        async with open_leasing(prefix, {"t": Limits(requests_per_minute=1)}, lease=1) as lim:
+            assert await lim.admit("t", T0) == 0  # the one unit is spent: the next must ask
+            waiting = asyncio.ensure_future(lim.admit("t", T0))
+            await asyncio.sleep(0)  # it is waiting for Redis
+            lim.set_limits({})  # the tenant is gone from the configuration meanwhile
+            return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(main()) == 0  # admitted, as before the reload: it does not spin forever
+
+
+def test_a_lease_without_shared_limits_is_refused() -> None:
+    from archipel.gateway._config import RateLimits
+
+    with pytest.raises(ValueError, match="lease takes units from limits shared through Redis"):
+        RateLimits(backend="local", lease=10)

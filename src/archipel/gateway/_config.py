@@ -139,6 +139,15 @@ class RateLimits(StrictModel):
     lease_seconds: float = Field(1.0, gt=0, le=3600)  # unused leased units then go back
     sync_interval: float = Field(0.05, gt=0, le=60)  # how often token charges are sent
 
+    @model_validator(mode="after")
+    def _lease_needs_redis(self) -> RateLimits:
+        if self.lease and self.backend != "redis":
+            raise ValueError(
+                "lease takes units from limits shared through Redis: set backend: redis, "
+                "or remove lease"
+            )
+        return self
+
 
 class Take(StrictModel):
     """Whose published services the gateway takes, and which of its tenants they serve.

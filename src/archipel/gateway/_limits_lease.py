@@ -176,11 +176,19 @@ class LeasingLimiter(RedisLimiter):
     def set_limits(self, limits: Mapping[str, Limits], now: float = 0.0) -> None:
         """Take a reloaded configuration: a tenant whose limits changed gives its leased
         units back with its next call, and leases anew under the new limits."""
+        for tenant in [t for t in self._leases if t not in limits]:
+            del self._leases[tenant]  # its units refill in Redis; nothing more is sent for it
         for tenant, lease in self._leases.items():
             if limits.get(tenant) != self._limits.get(tenant):
                 lease.give_back += lease.units
                 lease.units = 0
         super().set_limits(limits, now)
+
+    def _lease(self, tenant: str) -> _Lease:
+        lease = self._leases.get(tenant)
+        if lease is None:
+            lease = self._leases[tenant] = _Lease()
+        return lease
 
     async def close(self) -> None:
         if self._syncing is not None:
@@ -194,7 +202,7 @@ class LeasingLimiter(RedisLimiter):
         if limits.requests_per_minute is None and limits.tokens_per_minute is None:
             return 0.0
         self._last_now = now
-        lease = self._leases.setdefault(tenant, _Lease())
+        lease = self._lease(tenant)
         lease.expire(now)
         wait = lease.token_wait(limits, now)
         if wait > 0:
@@ -207,6 +215,8 @@ class LeasingLimiter(RedisLimiter):
             if taken is None:  # Redis failed: this request is decided in process
                 self.fallbacks += 1
                 return await self._local.admit(tenant, self._clock())
+            if tenant not in self._limits:  # a reload removed the tenant while it waited:
+                return 0.0  # admitted before the reload, as a charge for it is ignored
             lease.expire(now)  # a call that started earlier may bring units already stale
             if lease.units == 0 and taken > 0:  # refused: nothing left to lease
                 return taken
@@ -221,7 +231,7 @@ class LeasingLimiter(RedisLimiter):
         if limits is None or limits.tokens_per_minute is None:
             return
         self._last_now = now
-        self._leases.setdefault(tenant, _Lease()).pending += tokens
+        self._lease(tenant).pending += tokens
         if self._syncing is None or self._syncing.done():
             self._syncing = asyncio.get_running_loop().create_task(self._sync_later())
 
@@ -267,8 +277,10 @@ class LeasingLimiter(RedisLimiter):
 
     async def _sync(self, tenant: str, want: int, now: float) -> float:
         """One call: send pending tokens and expired units, take ``want`` units."""
-        limits, lease = self._limits.get(tenant), self._leases[tenant]
-        if limits is None or self._sync_script is None:
+        if self._sync_script is None:
+            raise RuntimeError("LeasingLimiter.start() has not been awaited")
+        limits, lease = self._limits.get(tenant), self._leases.get(tenant)
+        if limits is None or lease is None:  # a reload removed the tenant
             return 0.0
         charge, back = lease.pending, lease.give_back
         lease.pending, lease.give_back = 0, 0

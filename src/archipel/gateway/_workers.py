@@ -49,10 +49,6 @@ class WorkerSlot:
     def socket(self, index: int) -> Path:
         return self.peers / f"worker-{index}.sock"
 
-    @property
-    def label(self) -> str:
-        return str(self.index)
-
 
 RunWorker = Callable[[WorkerSlot], None]
 

@@ -160,6 +160,16 @@ ERRORS = [
         id="placeholder region",
     ),
     pytest.param(
+        _edit("price: 16.80", "price: 16.80\n    spot_price: 0"),
+        "offers.yaml:2: offer spot_price: Input should be greater than 0",
+        id="a free spot price",
+    ),
+    pytest.param(
+        "offers:\n  - " + "[" * 5000 + "]" * 5000 + "\n",
+        "offers.yaml: nested too deeply to be a private-offers file",
+        id="nested too deeply",
+    ),
+    pytest.param(
         OFFER + OFFER.removeprefix("offers:\n"),
         "coreweave/US-EAST-04/gd-8xh100ib-i128 is listed twice",
         id="same offer twice",

@@ -86,6 +86,8 @@ MALFORMED: list[tuple[str, Any, str]] = [
     ("time as text", usage("x", ts="2025-12-01"), "ts: expected a number"),
     ("negative latency", usage("x", latency_ms=-3), "latency_ms: expected a finite number"),
     ("provider a number", usage("x", provider=3), "provider: expected text or null"),
+    ("time in milliseconds", usage("x", ts=1.7e12), "ts: expected seconds since 1970"),
+    ("started before 1970", usage("x", ts=1.0, latency_ms=5000), "latency_ms: the request would"),
 ]
 
 

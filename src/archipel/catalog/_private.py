@@ -43,7 +43,6 @@ from archipel.catalog._registry import provider_facts
 from archipel.catalog._sources import OfferRow, whole_gib
 from archipel.core import (
     MISSING,
-    Amount,
     CatalogSnapshot,
     InputError,
     PositiveAmount,
@@ -73,7 +72,8 @@ class PrivateOffer(BaseModel):
     vcpus: _Positive | None = None
     memory_gib: _Positive | None = None
     price: PositiveAmount
-    spot_price: Amount | None = None
+    # zero is no price, as in the public sources: a free spot offer would rank first
+    spot_price: PositiveAmount | None = None
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
     capacity: Annotated[int, Field(ge=1)] | None = None
     commitment: Annotated[str, Field(min_length=1, max_length=200)] | None = None
@@ -149,6 +149,8 @@ def _problem(exc: ValidationError) -> str:
 def _load(text: str, source: str) -> Mapping[str, Any]:
     try:
         doc = yaml.load(text, Loader=_LineLoader)  # a SafeLoader that keeps line numbers
+    except RecursionError:
+        raise InputError(f"{source}: nested too deeply to be a private-offers file") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark is not None else source

@@ -48,6 +48,10 @@ class UsageProblem:
         return f"{self.path}:{self.line}: {self.message}"
 
 
+#: 9999-12-31T23:59:59 UTC in microseconds since the epoch: the last moment a date holds
+_LAST_US = 253_402_300_799 * 1_000_000
+
+
 class _FieldError(ValueError):
     """What is wrong with one field of one line."""
 
@@ -101,6 +105,10 @@ def usage_entry(doc: Mapping[str, Any], countries: Countries) -> Entry:
     """One usage record as an entry; raises ``ValueError`` naming the field that is wrong."""
     end_us = round(_number(doc, "ts") * 1_000_000)
     start_us = end_us - round(_number(doc, "latency_ms") * 1_000)
+    if end_us > _LAST_US:  # a time in milliseconds, say: no date holds it
+        raise _FieldError(f"ts: expected seconds since 1970, got {doc['ts']!r}")
+    if start_us < 0:
+        raise _FieldError("latency_ms: the request would have started before 1970")
     provider = _name(doc, "provider", optional=True)
     region = _name(doc, "region", optional=True)
     country = None if provider is None or region is None else countries.get((provider, region))

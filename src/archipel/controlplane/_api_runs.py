@@ -8,6 +8,7 @@ submitting is :func:`archipel.controlplane._submit.submit`, cancelling is
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from archipel.controlplane._api_deps import Ctx, RunId, Who, Writer
 from archipel.controlplane._schemas import (
@@ -64,10 +65,12 @@ async def upload_workdir(
     with ``run.workdir_sha256`` naming it. Its attempts start in a copy of it. The body
     may be as large as the server's ``--max-workdir`` (64 MiB by default)."""
     body = await request.body()
-    problem = upload_problem(sha256, body)
+    # hashing, unpacking to check and writing up to --max-workdir bytes: off the event loop,
+    # which meanwhile serves everyone else's requests
+    problem = await run_in_threadpool(upload_problem, sha256, body)
     if problem is not None:
         raise HTTPException(422, [f"(document): {problem}"])
-    ctx.reconciler.workdirs.save(who.tenant, sha256, body)
+    await run_in_threadpool(ctx.reconciler.workdirs.save, who.tenant, sha256, body)
     return Response(status_code=204)
 
 

@@ -273,9 +273,7 @@ class Reconciler:
         """Record the chosen site's attempt and launch it; or wait, or fail, saying why."""
         if choice.waits:
             waiting = f"waiting for a site: {choice.explain()}"
-            back = rnd.move(run, RunState.PENDING, waiting)
-            if back is not None:
-                self.store.set_message(back, waiting)
+            rnd.move(run, RunState.PENDING, waiting)  # the move records the message too
             return
         if choice.site is None:
             why = choice.explain(without=(Reason.SITE_BLOCKED,))

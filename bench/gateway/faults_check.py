@@ -7,6 +7,7 @@ replicas answered according to the gateway's own usage records. The bench
 tenant's class (`health`) allows only fake-model/ovh-gra and fake-model/scw-par.
 """
 
+import argparse
 import collections
 import glob
 import json
@@ -24,7 +25,9 @@ def lines(path):
 
 
 def main():
-    out = sys.argv[1]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the result folder of a faults.sh run")
+    out = parser.parse_args().out
     print(
         "| run | C (US, out of class) requests | usage records | by replica | by status "
         "| records outside the class | max attempts |"

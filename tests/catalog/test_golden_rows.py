@@ -73,7 +73,7 @@ def test_the_scaleway_price_catalog_keeps_only_what_the_curated_file_lacks(
             if (o.region, o.instance_type, o.zone) == (*key, raw["AvailabilityZone"])
         ]
         if key in curated:
-            assert all(o.source.startswith("https://www.scaleway.com") for o in rows)
+            assert rows and all(o.source.startswith("https://www.scaleway.com") for o in rows)
         else:
             (offer,) = rows
             assert (offer.price_per_hour, offer.currency) == (Decimal(raw["Price"]), "EUR")

@@ -11,8 +11,11 @@ from archipel.controlplane import Store
 
 
 def test_migrating_logs_nothing_below_a_warning(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the alembic logger lives as long as the test process: an earlier migration (the
+    # ledger's, another store's) may have quieted it already; start from its default
+    monkeypatch.setattr(logging.getLogger("alembic"), "level", logging.NOTSET)
     caplog.set_level(logging.INFO)  # as `archipel server` configures logging
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
     try:

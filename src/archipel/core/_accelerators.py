@@ -143,6 +143,9 @@ def parse_accelerator_spec(spec: str) -> AcceleratorRequest:
     return AcceleratorRequest(model=match["model"], count=count)
 
 
+_FOLDED_FAMILIES = {_fold(k): v for k, v in _FAMILIES.items()}
+
+
 def resolve_accelerator(name: str, known: Iterable[str]) -> str:
     """Resolve a user-typed accelerator name against the catalog's canonical names.
 
@@ -159,8 +162,7 @@ def resolve_accelerator(name: str, known: Iterable[str]) -> str:
     hit = by_fold.get(_fold(name))
     if hit is not None:
         return hit
-    families = {_fold(k): v for k, v in _FAMILIES.items()}
-    carried = families.get(_fold(name))
+    carried = _FOLDED_FAMILIES.get(_fold(name))
     if carried is not None:
         hit = by_fold.get(_fold(carried))
         if hit is not None:

@@ -56,6 +56,14 @@ class Money:
         return f"{self.amount:,.2f} {self.currency}"
 
 
+def _finer_than_nano(amount: Decimal) -> ValueError:
+    """The refusal of an amount a person wrote with more decimals than are kept."""
+    return ValueError(
+        f"{amount:f} has more than 9 decimals, finer than the nano-unit (1e-9) that "
+        "amounts are kept in: round it to at most 9 decimals"
+    )
+
+
 def to_nano(amount: Decimal | int, *, round_half_even: bool = False) -> int:
     """``amount`` in integer nano-units: the one conversion, in exact integer arithmetic.
 
@@ -83,10 +91,7 @@ def to_nano(amount: Decimal | int, *, round_half_even: bool = False) -> int:
     if shift >= 0:
         nano = int(significant) * 10**shift
     elif not round_half_even:
-        raise ValueError(
-            f"{amount:f} has more than 9 decimals, finer than the nano-unit (1e-9) that "
-            "amounts are kept in: round it to at most 9 decimals"
-        )
+        raise _finer_than_nano(amount)
     elif -shift > len(significant):  # below a tenth of a nano-unit: rounds to zero
         nano = 0
     else:
@@ -145,10 +150,7 @@ PositiveAmount = Annotated[
 def _nine_decimals(value: Decimal) -> Decimal:
     exponent = value.normalize().as_tuple().exponent
     if isinstance(exponent, int) and exponent < -9:
-        raise ValueError(
-            f"{value:f} has more than 9 decimals, finer than the nano-unit (1e-9) that "
-            "amounts are kept in: round it to at most 9 decimals"
-        )
+        raise _finer_than_nano(value)
     return value
 
 

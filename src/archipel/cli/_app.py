@@ -10,9 +10,6 @@ from typing import Annotated
 import typer
 
 from archipel import __version__
-from archipel.cli._common import EXIT_FAULT as EXIT_FAULT
-from archipel.cli._common import EXIT_INFEASIBLE as EXIT_INFEASIBLE
-from archipel.cli._common import EXIT_INPUT as EXIT_INPUT
 from archipel.cli._common import (
     AsJson,
     check_provider_flags,
@@ -48,12 +45,6 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(fleet_app, name="fleet")
 app.command("plan")(plan)
 fleet_app.command("plan")(fleet_plan)
-
-# the names the control-plane and refresh commands import from here
-_guard = guard
-_policy = load_policy
-_snapshot = load_catalog
-_split = split_list
 
 CatalogGpus = Annotated[
     list[str] | None,
@@ -124,8 +115,8 @@ def catalog(
 
     def run() -> None:
         snapshot = with_offers(load_catalog(), private_offers)
-        check_provider_flags(snapshot, providers=_split(providers))
-        require_priced(snapshot, [_split(providers)])
+        check_provider_flags(snapshot, providers=split_list(providers))
+        require_priced(snapshot, [split_list(providers)])
         if accelerators:
             for name in snapshot.offers.accelerators:
                 if name:
@@ -133,13 +124,13 @@ def catalog(
             return
         _list_offers(
             snapshot,
-            (_split(gpus), _split(countries), _split(providers)),
+            (split_list(gpus), split_list(countries), split_list(providers)),
             limit,
             as_json,
             include_cpu,
         )
 
-    _guard(run)
+    guard(run)
 
 
 def _list_offers(
@@ -190,7 +181,7 @@ def catalog_build(
             )
         typer.echo(f"wrote {len(snapshot.offers):,} offers to {target}")
 
-    _guard(run)
+    guard(run)
 
 
 catalog_app.command("refresh")(catalog_refresh)
@@ -206,7 +197,7 @@ def policy_show(
     """Print each data class of a policy and the rules it applies, in plain words."""
 
     def run() -> None:
-        pol = _policy(policy)
+        pol = load_policy(policy)
         typer.echo(f"policy {pol.name}")
         for dc in pol.data_classes.values():
             typer.echo(f"\n{dc.name}: {dc.description}" if dc.description else f"\n{dc.name}")
@@ -215,7 +206,7 @@ def policy_show(
             for rule in dc.rules:
                 typer.echo(f"  - {rule.name}: {rule.describe()}")
 
-    _guard(run)
+    guard(run)
 
 
 @policy_app.command("check")
@@ -231,8 +222,8 @@ def policy_check(
     from archipel.cli._output import policy_document
 
     def run() -> None:
-        pol = _policy(file)
-        doc = policy_document(pol, _snapshot(), str(file))
+        pol = load_policy(file)
+        doc = policy_document(pol, load_catalog(), str(file))
         if as_json:
             typer.echo(json.dumps(doc, indent=2))
             return
@@ -240,7 +231,7 @@ def policy_check(
 
         render_policy_check(console(), doc)
 
-    _guard(run)
+    guard(run)
 
 
 def main() -> None:

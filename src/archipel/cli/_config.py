@@ -37,6 +37,11 @@ def data_dir() -> Path:
     return Path(user_data_dir("archipel", appauthor=False))
 
 
+def default_db_url() -> str:
+    """The database a server, its tokens and the ledger share when ``--db`` is not given."""
+    return f"sqlite:///{data_dir() / 'state.db'}"
+
+
 def refreshed_snapshot_path() -> Path:
     """Where ``archipel catalog refresh`` writes its snapshot."""
     return data_dir() / "catalog" / "snapshot.npz"

@@ -15,6 +15,8 @@ from typing import Annotated, Any
 
 import typer
 
+from archipel.cli._common import fail
+
 DEFAULT_SERVER = "http://127.0.0.1:8470"
 ENV_SERVER = "ARCHIPEL_SERVER"
 ENV_TOKEN = "ARCHIPEL_TOKEN"
@@ -32,11 +34,6 @@ def _warn(message: str) -> None:
     typer.echo(f"warning: {message}", err=True)
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _default_token() -> str | None:
     """``$ARCHIPEL_TOKEN``, else the admin token ``archipel server`` wrote on this machine."""
     path = _token_file()
@@ -49,7 +46,7 @@ def _client(server_url: str | None, token: str | None) -> Any:
     url = server_url or os.environ.get(ENV_SERVER) or DEFAULT_SERVER
     secret = token or _default_token()
     if not secret:
-        _fail(
+        fail(
             f"no API token: pass --token, set {ENV_TOKEN}, or start `archipel server` once "
             "on this machine (it writes an admin token)"
         )
@@ -62,7 +59,7 @@ def _call(client: Any, method: str, path: str, expect_json: bool = True, **kwarg
     try:
         r = client.request(method, path, **kwargs)
     except httpx.TransportError as exc:
-        _fail(
+        fail(
             f"cannot reach the control plane at {client.base_url}: {exc}. "
             "Start it with `archipel server`.",
             3,
@@ -75,7 +72,7 @@ def _call(client: Any, method: str, path: str, expect_json: bool = True, **kwarg
         )
         if isinstance(detail, list):
             detail = "\n  - " + "\n  - ".join(str(d) for d in detail)
-        _fail(f"{r.status_code}: {detail}", 2 if r.status_code < 500 else 3)
+        fail(f"{r.status_code}: {detail}", 2 if r.status_code < 500 else 3)
     return r.json() if expect_json else None
 
 
@@ -157,7 +154,7 @@ def _ship_workdir(client: Any, file: Path, workload: Any) -> Any:
     try:
         archive = pack_workdir(folder)
     except InputError as exc:
-        _fail(f"{file}: {exc}")
+        fail(f"{file}: {exc}")
     digest = hashlib.sha256(archive).hexdigest()
     _call(
         client,
@@ -197,8 +194,7 @@ def run(
     try:
         workloads = load_workloads(file)
     except Exception as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     client = _client(server_url, token)
     code = 0
     for w in workloads:
@@ -342,7 +338,7 @@ def cancel(
     if run_id.startswith("g-"):
         ids = [r["id"] for r in _call(client, "GET", "/v1/runs", params={"group": run_id})]
         if not ids:
-            _fail(f"no group {run_id!r} among your runs")
+            fail(f"no group {run_id!r} among your runs")
     for rid in ids:
         body = _call(client, "POST", f"/v1/runs/{rid}/cancel")
         typer.echo(f"{body['id']}  {body['name']}  {body['state']}")

@@ -64,11 +64,11 @@ class GatewayFiles:
         """The route table of ``cfg``; the policy and upstream keys are read again each
         time: a reload or new routes from the control plane see the files and the
         environment as they are now."""
-        from archipel.cli._app import _policy, _snapshot
+        from archipel.cli._common import load_catalog, load_policy
         from archipel.gateway import build_route_table, resolve_upstream_keys
 
         keys = resolve_upstream_keys(cfg, os.environ, self.read_text)
-        return build_route_table(cfg, _policy(self.policy), _snapshot(), keys)
+        return build_route_table(cfg, load_policy(self.policy), load_catalog(), keys)
 
     def current(self, cfg: GatewayConfig, table: RouteTable) -> tuple[GatewayConfig, RouteTable]:
         """The files as they are now, for a worker that replaces one that died (the others
@@ -93,7 +93,7 @@ def gateway(config: ConfigOpt, policy: PolicyOpt = None, workers: WorkersOpt = 1
     Exit status 2 when the listen port is in use or the input is bad."""
     import logging
 
-    from archipel.cli._app import _guard
+    from archipel.cli._common import guard
     from archipel.gateway import (
         JsonlMeter,
         WorkerSlot,
@@ -104,9 +104,9 @@ def gateway(config: ConfigOpt, policy: PolicyOpt = None, workers: WorkersOpt = 1
     )
 
     files = GatewayFiles(config, policy)
-    cfg = _guard(files.load)
-    table = _guard(lambda: files.build(cfg))
-    token = _guard(lambda: resolve_control_plane_token(cfg, os.environ, files.read_text))
+    cfg = guard(files.load)
+    table = guard(lambda: files.build(cfg))
+    token = guard(lambda: resolve_control_plane_token(cfg, os.environ, files.read_text))
     if token is None and cfg.control_plane is not None:
         token = _default_token()  # as `archipel run` finds it
     listener = bind_or_exit(cfg.listen.host, cfg.listen.port)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from archipel.cli._common import EXIT_INFEASIBLE, AsJson, console, exit_with, fail, guard
-from archipel.cli._config import data_dir
+from archipel.cli._config import data_dir, default_db_url
 
 if TYPE_CHECKING:
     from archipel.ledger import Converted, IngestReport, Ledger, Total
@@ -62,7 +62,7 @@ def open_ledger(db: str | None) -> Ledger:
     if db is None:
         home = data_dir()
         home.mkdir(parents=True, exist_ok=True)
-        db = f"sqlite:///{home / 'state.db'}"
+        db = default_db_url()
     ledger = Ledger(db)
     ledger.migrate()
     return ledger

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from archipel.cli._cp import MAX_WORKDIR_BYTES, _fail, _token_file, _warn
+from archipel.cli._common import fail
+from archipel.cli._cp import MAX_WORKDIR_BYTES, _token_file, _warn
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -194,7 +195,7 @@ def server(
     settings = Settings(**locals())  # first: the options, and nothing else, are local yet
     import logging
 
-    from archipel.cli._app import _guard
+    from archipel.cli._common import guard
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # what the server creates (state, attempt folders, checkpoints, logs) is its own
@@ -203,7 +204,7 @@ def server(
     from archipel.controlplane._lease import ReconcileLease
 
     listener = bind_or_exit(host, port, listen=False)
-    store, reconciler, app = _guard(lambda: _build(settings))
+    store, reconciler, app = guard(lambda: _build(settings))
     listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
@@ -217,7 +218,7 @@ def server(
 
 def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
     """The store (migrated), the sites, the reconciler and the HTTP API, ready to serve."""
-    from archipel.cli._app import _policy, _snapshot
+    from archipel.cli._common import load_catalog, load_policy
     from archipel.cli._config import data_dir
     from archipel.controlplane import Reconciler, SitePlacer, build_sites
     from archipel.controlplane._api import create_app
@@ -227,9 +228,9 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
 
     home = data_dir()
     specs = _site_specs(settings.sites, home)
-    store = _open_store(settings, home)
+    store = _open_store(settings)
     built = build_sites(specs, home)
-    placer = SitePlacer(specs, _snapshot(), _policy(settings.policy))
+    placer = SitePlacer(specs, load_catalog(), load_policy(settings.policy))
     reconciler = Reconciler(
         store,
         built,
@@ -271,10 +272,11 @@ def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:
     return specs
 
 
-def _open_store(settings: Settings, home: Path) -> Store:
+def _open_store(settings: Settings) -> Store:
+    from archipel.cli._config import default_db_url
     from archipel.controlplane import Store
 
-    store = Store(settings.db or f"sqlite:///{home / 'state.db'}")
+    store = Store(settings.db or default_db_url())
     store.token_cache_seconds = settings.token_cache
     store.migrate()
     return store
@@ -356,7 +358,7 @@ def bind_or_exit(host: str, port: int, listen: bool = True) -> Any:
         family, kind, proto, _, address = infos[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        _fail(f"cannot listen on {host}: {exc.strerror or exc}; check --host")
+        fail(f"cannot listen on {host}: {exc.strerror or exc}; check --host")
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
@@ -367,8 +369,8 @@ def bind_or_exit(host: str, port: int, listen: bool = True) -> Any:
         import errno
 
         if exc.errno == errno.EADDRINUSE:
-            _fail(f"port {port} on {host} is in use; pick another with --port")
-        _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port")
+            fail(f"port {port} on {host} is in use; pick another with --port")
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host and --port")
     sock.set_inheritable(True)
     return sock
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from archipel.cli._cp import _fail
+from archipel.cli._common import fail
 
 token_app = typer.Typer(
     help="Create and revoke API tokens (on the server's machine).", no_args_is_help=True
@@ -23,18 +23,18 @@ def token_create(
     ] = None,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    from archipel.cli._config import data_dir
+    from archipel.cli._config import default_db_url
     from archipel.controlplane import ROLES, Store
     from archipel.core import InputError
 
     if role not in ROLES:
-        _fail(f"--role must be one of {', '.join(ROLES)}")
-    store = Store(db or f"sqlite:///{data_dir() / 'state.db'}")
+        fail(f"--role must be one of {', '.join(ROLES)}")
+    store = Store(db or default_db_url())
     store.migrate()
     try:
         typer.echo(store.create_token(tenant, role))
     except InputError as exc:
-        _fail(f"--tenant: {exc}")
+        fail(f"--tenant: {exc}")
     finally:
         store.close()
 
@@ -45,15 +45,15 @@ def token_revoke(
     db: Annotated[str | None, typer.Option("--db", help="The server's database URL.")] = None,
 ) -> None:
     """Revoke a token; a running server refuses it within its --token-cache seconds (5)."""
-    from archipel.cli._config import data_dir
+    from archipel.cli._config import default_db_url
     from archipel.controlplane import Store
 
-    store = Store(db or f"sqlite:///{data_dir() / 'state.db'}")
+    store = Store(db or default_db_url())
     store.migrate()
     found = store.revoke_token(token_id)
     store.close()
     if not found:
-        _fail(f"no active token {token_id!r}")
+        fail(f"no active token {token_id!r}")
     typer.echo(
         f"revoked {token_id}: running servers refuse it within their --token-cache "
         "seconds (5 by default)"

@@ -63,18 +63,15 @@ def snapshot_path() -> Path:
     return SNAPSHOT_FILE
 
 
-def read_yaml_documents(path: Path, max_mb: float = MAX_FILE_MB) -> list[Any]:
-    """Every YAML document in a file, with errors that name the file and line.
-
-    A file above ``max_mb`` megabytes, or nested deeper than :data:`MAX_DEPTH`,
-    is refused with an :class:`InputError` before it costs minutes of parsing.
-    """
+def read_text(path: Path, max_mb: float = MAX_FILE_MB, kind: str = "file") -> str:
+    """A user's file as text, read no further than ``max_mb`` megabytes: a larger file,
+    a missing one or one that is not UTF-8 is one :class:`InputError` naming it."""
     limit = int(max_mb * 1_000_000)
     try:
         with path.open("rb") as f:
             data = f.read(limit + 1)
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{path}: no such {kind}") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
     if len(data) > limit:
@@ -83,9 +80,18 @@ def read_yaml_documents(path: Path, max_mb: float = MAX_FILE_MB) -> list[Any]:
             "if it is meant to be this big, raise the limit with --max-file-size MB"
         )
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: cannot read: {exc}") from None
+
+
+def read_yaml_documents(path: Path, max_mb: float = MAX_FILE_MB) -> list[Any]:
+    """Every YAML document in a file, with errors that name the file and line.
+
+    A file above ``max_mb`` megabytes, or nested deeper than :data:`MAX_DEPTH`,
+    is refused with an :class:`InputError` before it costs minutes of parsing.
+    """
+    text = read_text(path, max_mb)
     try:
         documents = [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:

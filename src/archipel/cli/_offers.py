@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from archipel.cli._config import MAX_FILE_MB, read_yaml_documents
+from archipel.cli._config import MAX_FILE_MB, read_text, read_yaml_documents
 from archipel.core import CapacityLimit, CatalogSnapshot, FleetSpec, InputError
 
 if TYPE_CHECKING:
@@ -72,22 +72,6 @@ def offer_files(
     return list(dict.fromkeys([*given, *_spec_offers(spec, max_mb)]))
 
 
-def _read(path: Path, max_mb: float) -> str:
-    limit = int(max_mb * 1_000_000)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such private-offers file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read: {exc}") from None
-    if len(data) > limit:
-        raise InputError(f"{path}: larger than {max_mb:g} MB; raise --max-file-size MB")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not UTF-8 text: {exc}") from None
-
-
 def _parsed(
     snapshot: CatalogSnapshot, flags: Sequence[Path] | None, spec: Path | None, max_mb: float
 ) -> list[PrivateOffers]:
@@ -97,7 +81,10 @@ def _parsed(
     from archipel.catalog import load_regions, parse_private_offers
 
     regions = load_regions()
-    return [parse_private_offers(_read(p, max_mb), str(p), snapshot, regions) for p in paths]
+    return [
+        parse_private_offers(read_text(p, max_mb, "private-offers file"), str(p), snapshot, regions)
+        for p in paths
+    ]
 
 
 def with_offers(

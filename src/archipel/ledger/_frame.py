@@ -1,0 +1,89 @@
+"""The entries as one DuckDB relation: what every reader of the ledger queries.
+
+Chargeback, commitments, forecasts, budgets, the FOCUS export and the report
+all read the ledger through a DuckDB connection holding a relation named
+``entries`` with the columns of :data:`ENTRY_SCHEMA`: the *current* entries
+(no correction supersedes them), wherever they are stored. Money and
+quantities are ``DECIMAL(38, 15)`` (exact: 23 digits before the point, the
+ledger's 15 after it), times are ``TIMESTAMP`` in UTC. A reader never sees
+how entries are stored, so the store can change without them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import duckdb
+
+from archipel.ledger._entry import Entry
+
+#: DuckDB's exact type for money and quantities (the ledger keeps 15 decimals)
+DECIMAL = "DECIMAL(38, 15)"
+
+#: the columns of the ``entries`` relation, in order, with their DuckDB types
+ENTRY_SCHEMA: tuple[tuple[str, str], ...] = (
+    ("source", "VARCHAR"),
+    ("key", "VARCHAR"),
+    ("start", "TIMESTAMP"),
+    ("end", "TIMESTAMP"),
+    ("tenant", "VARCHAR"),
+    ("project", "VARCHAR"),
+    ("workload", "VARCHAR"),
+    ("model", "VARCHAR"),
+    ("accelerator", "VARCHAR"),
+    ("provider", "VARCHAR"),
+    ("region", "VARCHAR"),
+    ("country", "VARCHAR"),
+    ("data_class", "VARCHAR"),
+    ("status", "INTEGER"),
+    ("gpu_hours", DECIMAL),
+    ("input_tokens", "BIGINT"),
+    ("output_tokens", "BIGINT"),
+    ("cost", DECIMAL),
+    ("currency", "VARCHAR"),
+)
+
+ENTRY_COLUMNS = tuple(name for name, _ in ENTRY_SCHEMA)
+
+
+def create_entries(connection: duckdb.DuckDBPyConnection, name: str = "entries") -> None:
+    """Create an empty table ``name`` with the columns of :data:`ENTRY_SCHEMA`."""
+    columns = ", ".join(f'"{column}" {kind}' for column, kind in ENTRY_SCHEMA)
+    connection.execute(f'CREATE TABLE "{name}" ({columns})')
+
+
+def entry_row(entry: Entry) -> tuple[Any, ...]:
+    """An entry as the values of :data:`ENTRY_COLUMNS` (times naive UTC, exact decimals)."""
+    cost = entry.cost
+    return (
+        entry.source,
+        entry.key,
+        entry.start.replace(tzinfo=None),
+        entry.end.replace(tzinfo=None),
+        entry.tenant,
+        getattr(entry, "project", None),
+        entry.workload,
+        entry.model,
+        getattr(entry, "accelerator", None),
+        entry.provider,
+        entry.region,
+        entry.country,
+        entry.data_class,
+        entry.status,
+        entry.gpu_hours,
+        entry.input_tokens,
+        entry.output_tokens,
+        None if cost is None else cost.amount,
+        None if cost is None else cost.currency,
+    )
+
+
+def insert_entries(
+    connection: duckdb.DuckDBPyConnection, entries: Iterable[Entry], name: str = "entries"
+) -> None:
+    """Append ``entries`` to the table ``name`` (made by :func:`create_entries`)."""
+    marks = ", ".join("?" for _ in ENTRY_SCHEMA)
+    rows = [entry_row(entry) for entry in entries]
+    if rows:
+        connection.executemany(f'INSERT INTO "{name}" VALUES ({marks})', rows)

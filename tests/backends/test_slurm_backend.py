@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from archipel.backends import AttemptState, LaunchRequest, SlurmBackend
-from archipel.backends._slurm_parse import _first_host, _parse_wait_status
+from archipel.backends._slurm_parse import Job, _first_host, _parse_wait_status, job_observation
 
 from .contract import (
     BackendContract,
@@ -247,7 +247,7 @@ def test_an_unreachable_controller_is_data_not_an_exception(
     result = backend.launch(LaunchRequest(a, ["true"]))
     assert not result.ok and result.retryable and "contact" in (result.error or "")
     obs = backend.observe([a])[a]
-    assert obs.state is AttemptState.UNKNOWN and "cannot query Slurm" in (obs.reason or "")
+    assert obs.state is AttemptState.UNOBSERVED and "cannot query Slurm" in (obs.reason or "")
     backend.cancel(a)  # no error
 
 
@@ -300,3 +300,19 @@ def test_the_first_node_of_a_node_list_is_the_host(nodelist: str, host: str | No
 
 def test_the_workdir_is_where_the_job_starts(harness: ShellHarness, tmp_path: Path) -> None:
     check_the_workdir_is_where_the_command_starts(harness, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        pytest.param("RUNNING", AttemptState.RUNNING, id="running"),
+        pytest.param("COMPLETED", AttemptState.SUCCEEDED, id="completed"),
+        pytest.param("PREEMPTED", AttemptState.PREEMPTED, id="preempted"),
+        pytest.param("NODE_FAIL", AttemptState.PREEMPTED, id="a lost node"),
+        # a state a newer Slurm invents says nothing about whether the job is gone
+        pytest.param("RESV_DEL_HOLD2", AttemptState.UNOBSERVED, id="an unknown state"),
+    ],
+)
+def test_slurm_job_states_map_to_attempt_states(state: str, expected: AttemptState) -> None:
+    job = Job(job_id="42", state=state, exit_code=0, signal=None, reason=None)
+    assert job_observation("a-1", job, "eu-fr/42").state is expected

@@ -92,6 +92,39 @@ def test_a_site_that_goes_down_moves_its_runs(
     assert any("partition drained" in (e.detail or "") for e in store.events(run.id))
 
 
+def test_an_attempt_its_healthy_site_cannot_observe_keeps_running_there(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    # a failed squeue says nothing about the job: launching it elsewhere would run it twice
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.step()
+    fakes["paris"].observe_failure = "cannot query Slurm: slurm_load_jobs error: timeout"
+    for _ in range(3):
+        reconciler.step()
+    kept = store.get(run.id)
+    assert kept is not None and kept.state is RunState.RUNNING and kept.site == "paris"
+    assert fakes["frankfurt"].launches == 0 and fakes["virginia"].launches == 0
+    fakes["paris"].observe_failure = None
+    fakes["paris"].finish(f"{run.id}-a1", 0)
+    reconciler.step()
+    assert states(store, run.id)[-2:] == ["running", "succeeded"]
+
+
+def test_an_attempt_on_a_site_that_is_down_and_cannot_be_observed_moves(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload())
+    reconciler.step()
+    reconciler.step()
+    fakes["paris"].observe_failure = "cannot query Slurm: unable to contact slurm controller"
+    fakes["paris"].set_health(False, "cannot query Slurm: unable to contact slurm controller")
+    reconciler.step()
+    moved = store.get(run.id)
+    assert moved is not None and moved.site == "frankfurt"
+    assert any("went down" in (e.detail or "") for e in store.events(run.id))
+
+
 def test_preemption_is_recovered_until_the_budget_is_spent(
     store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
 ) -> None:

@@ -60,6 +60,8 @@ class FakeBackend:
         self._lock = threading.Lock()
         self._health = SiteHealth(True)
         self.launch_failures: list[LaunchResult] = []  # consumed first, one per launch
+        # while set, observe() cannot ask the backend: every attempt is UNOBSERVED, this why
+        self.observe_failure: str | None = None
         self.launches = 0  # real starts (not idempotent repeats)
 
     @property
@@ -93,6 +95,9 @@ class FakeBackend:
 
     def observe(self, attempt_ids: Sequence[str]) -> dict[str, Observation]:
         with self._lock:
+            if self.observe_failure is not None:  # the backend cannot be asked
+                why = self.observe_failure
+                return {a: Observation(a, AttemptState.UNOBSERVED, reason=why) for a in attempt_ids}
             out = {}
             for attempt_id in attempt_ids:
                 job = self._jobs.get(attempt_id)

@@ -41,6 +41,9 @@ class AttemptState(StrEnum):
     PREEMPTED = "preempted"  # the backend took the resources back (spot, node lost, killed)
     CANCELLED = "cancelled"
     UNKNOWN = "unknown"  # the backend has no such attempt
+    # the backend could not be asked (its query failed), or answered with a state
+    # Archipel does not know: nothing can be concluded, not even that the attempt is gone
+    UNOBSERVED = "unobserved"
 
     @property
     def finished(self) -> bool:

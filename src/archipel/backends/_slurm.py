@@ -229,7 +229,7 @@ class SlurmBackend:
         jobs = self._squeue(list(attempt_ids))
         if isinstance(jobs, str):
             reason = f"cannot query Slurm: {jobs}"
-            return {a: Observation(a, AttemptState.UNKNOWN, reason=reason) for a in attempt_ids}
+            return {a: Observation(a, AttemptState.UNOBSERVED, reason=reason) for a in attempt_ids}
         missing = [a for a in attempt_ids if a not in jobs]
         jobs.update(self._sacct(missing))
         result: dict[str, Observation] = {}

@@ -163,7 +163,7 @@ def job_observation(attempt_id: str, job: Job, backend_id: str) -> Observation:
         return Observation(attempt_id, AttemptState.PREEMPTED, backend_id, None, why)
     return Observation(
         attempt_id,
-        AttemptState.UNKNOWN,
+        AttemptState.UNOBSERVED,
         backend_id,
         reason=f"unrecognised Slurm job state {state!r}",
     )

@@ -5,7 +5,9 @@ Every attempt the store believes is launching or running is observed, one
 succeeded, failed (recovering elsewhere), preempted, cancelled; an attempt
 on a site that went down is cancelled there and its run recovers elsewhere;
 an attempt recorded but unknown to its backend is launched again (a launch
-is idempotent by attempt id).
+is idempotent by attempt id). An attempt its backend could not observe (a
+failed ``squeue``) keeps its state: it may be running, and launching it
+elsewhere would run it twice; unless its site is down, as for a live one.
 
 A site whose ``health`` or ``observe`` raises is left alone for the round:
 its attempts keep their state until a later round sees them. Observations
@@ -88,6 +90,14 @@ class Observer:
             rnd.health[site_name] = SiteHealth(False, f"observe raised {error_text(exc)}")
             return
         rnd.report.observed += len(seen)
+        unobserved = [o for o in seen.values() if o.state is AttemptState.UNOBSERVED]
+        if unobserved:
+            log.warning(
+                "site %s: %d attempts could not be observed (%s); they keep their state",
+                site_name,
+                len(unobserved),
+                unobserved[0].reason,
+            )
         for run in runs:
             try:
                 assert run.attempt_id is not None
@@ -98,7 +108,8 @@ class Observer:
     def _note(self, attempt_id: str, obs: Observation) -> None:
         """Queue what was observed of an attempt, if it changed (one batch per round)."""
         seen = (obs.state, obs.exit_code, obs.host)
-        if obs.state is AttemptState.UNKNOWN or self._known.get(attempt_id) == seen:
+        unsaid = obs.state is AttemptState.UNKNOWN or obs.state is AttemptState.UNOBSERVED
+        if unsaid or self._known.get(attempt_id) == seen:
             return
         self._observed.append(
             AttemptUpdate(
@@ -112,7 +123,12 @@ class Observer:
         assert run.site is not None
         self._note(run.attempt_id, obs)
         state = obs.state
-        if state is AttemptState.RUNNING or state is AttemptState.PENDING:
+        if state is AttemptState.UNOBSERVED:
+            # The backend could not say (a failed squeue): the attempt may well be running,
+            # so it is not launched again elsewhere, unless its whole site is down.
+            if not health.healthy:
+                self._site_down(rnd, run, health.reason)
+        elif state is AttemptState.RUNNING or state is AttemptState.PENDING:
             if not health.healthy:  # the site went down under a live attempt: move it
                 self._site_down(rnd, run, health.reason)
             elif state is AttemptState.RUNNING and run.state is RunState.LAUNCHING:

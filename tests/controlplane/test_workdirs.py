@@ -225,3 +225,55 @@ def test_the_reconciler_sweeps_every_period_and_removes_after_the_grace(
         (5 * timedelta(minutes=1), 0, False),  # no sweep before `every`
         (5 * timedelta(minutes=1), 0, False),
     ]
+
+
+def _archive(seed: int, size: int) -> tuple[str, bytes]:
+    """A real .tar.gz of one incompressible file of ``size`` bytes, and its SHA-256."""
+    import hashlib
+    import io
+    import random
+    import tarfile
+
+    data = random.Random(seed).randbytes(size)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo("data.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    body = buffer.getvalue()
+    return hashlib.sha256(body).hexdigest(), body
+
+
+def test_a_tenant_cannot_keep_more_archive_bytes_than_its_quota(tmp_path: Path) -> None:
+    from archipel.controlplane._workdirs import WorkdirQuotaError
+
+    workdirs = Workdirs(tmp_path / "workdirs", quota=250)
+    workdirs.save("acme", "a" * 64, b"x" * 100)
+    workdirs.save("acme", "b" * 64, b"y" * 100)
+    with pytest.raises(WorkdirQuotaError, match="past 250 bytes \\(200 already kept\\)"):
+        workdirs.save("acme", "c" * 64, b"z" * 100)
+    assert not workdirs.has("acme", "c" * 64)
+    assert list((tmp_path / "workdirs" / "acme").glob("*.tmp")) == []  # nothing half-written
+    workdirs.save("acme", "a" * 64, b"x" * 100)  # the same archive again: kept, not counted twice
+    workdirs.save("other", "c" * 64, b"z" * 100)  # another tenant has its own quota
+    assert workdirs.used("acme") == 200 and workdirs.used("other") == 100
+
+
+def test_an_upload_past_the_quota_is_a_429_that_says_what_to_do(
+    store: Store, make_reconciler: MakeReconciler, tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from archipel.controlplane._api import create_app
+
+    reconciler = make_reconciler()
+    reconciler.workdirs = Workdirs(tmp_path / "quota-workdirs", quota=3000)
+    api = TestClient(create_app(store, reconciler))
+    headers = {"Authorization": f"Bearer {store.create_token('acme', 'submitter')}"}
+    first_sha, first = _archive(1, 2000)
+    second_sha, second = _archive(2, 2000)
+    assert api.put(f"/v1/workdirs/{first_sha}", content=first, headers=headers).status_code == 204
+    refused = api.put(f"/v1/workdirs/{second_sha}", content=second, headers=headers)
+    assert refused.status_code == 429
+    assert "--workdir-ttl" in refused.text and "past 3000 bytes" in refused.text
+    assert not reconciler.workdirs.has("acme", second_sha)

@@ -120,6 +120,15 @@ MaxWorkdirOpt = Annotated[
         min=1,
     ),
 ]
+MaxWorkdirTotalOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-workdir-total",
+        metavar="BYTES",
+        help="What one tenant's kept workdir archives may add up to (429 past it).",
+        min=1,
+    ),
+]
 
 #: the longest a workdir retention option may ask for: a century, in hours
 MAX_HOURS = 100 * 365 * 24
@@ -165,6 +174,7 @@ class Settings:
     max_replicas: int
     max_gpus: int
     max_workdir: int
+    max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
 
@@ -186,6 +196,7 @@ def server(
     max_replicas: MaxReplicasOpt = 64,
     max_gpus: MaxGpusOpt = 512,
     max_workdir: MaxWorkdirOpt = MAX_WORKDIR_BYTES,
+    max_workdir_total: MaxWorkdirTotalOpt = 1 << 30,
     workdir_grace: WorkdirGraceOpt = 24.0,
     workdir_ttl: WorkdirTtlOpt = 24.0,
 ) -> None:
@@ -241,6 +252,7 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
             grace=timedelta(hours=settings.workdir_grace),
             ttl=timedelta(hours=settings.workdir_ttl),
         ),
+        workdir_quota=settings.max_workdir_total,
     )
     _admin_token(store)
     limits = Limits(

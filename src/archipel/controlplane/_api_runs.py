@@ -18,15 +18,20 @@ from archipel.controlplane._schemas import (
     SLOW,
     ErrorOut,
     LogsOut,
+    Responses,
     RunOut,
     Submission,
     run_out,
 )
 from archipel.controlplane._submit import submit as submit_workload
-from archipel.controlplane._workdirs import upload_problem
+from archipel.controlplane._workdirs import WorkdirQuotaError, upload_problem
 from archipel.core import RunState
 
 router = APIRouter()
+
+QUOTA: Responses = {
+    429: {"model": ErrorOut, "description": "the tenant's quota is used up for now"}
+}
 
 #: how many times a cancel is tried again while the run keeps moving under it
 _CANCEL_TRIES = 5
@@ -40,7 +45,7 @@ _CANCEL_TRIES = 5
         **ERRORS,
         **FORBIDDEN,
         **SLOW,
-        429: {"model": ErrorOut, "description": "the tenant's quota is used up for now"},
+        **QUOTA,
     },
 )
 def submit(workload: Submission, who: Writer, ctx: Ctx) -> RunOut:
@@ -57,20 +62,28 @@ def submit(workload: Submission, who: Writer, ctx: Ctx) -> RunOut:
     return run_out(ctx.store, runs[0])
 
 
-@router.put("/v1/workdirs/{sha256}", status_code=204, responses={**ERRORS, **FORBIDDEN, **SLOW})
+@router.put(
+    "/v1/workdirs/{sha256}",
+    status_code=204,
+    responses={**ERRORS, **FORBIDDEN, **SLOW, **QUOTA},
+)
 async def upload_workdir(
     sha256: Annotated[str, Path(pattern=r"^[0-9a-f]{64}$")], request: Request, who: Writer, ctx: Ctx
 ) -> Response:
     """Upload a workdir: a ``.tar.gz`` whose SHA-256 is ``sha256``, then submit a run
     with ``run.workdir_sha256`` naming it. Its attempts start in a copy of it. The body
-    may be as large as the server's ``--max-workdir`` (64 MiB by default)."""
+    may be as large as the server's ``--max-workdir`` (64 MiB by default), and the
+    tenant's kept archives may take ``--max-workdir-total`` bytes (1 GiB; 429 past it)."""
     body = await request.body()
     # hashing, unpacking to check and writing up to --max-workdir bytes: off the event loop,
     # which meanwhile serves everyone else's requests
     problem = await run_in_threadpool(upload_problem, sha256, body)
     if problem is not None:
         raise HTTPException(422, [f"(document): {problem}"])
-    await run_in_threadpool(ctx.reconciler.workdirs.save, who.tenant, sha256, body)
+    try:
+        await run_in_threadpool(ctx.reconciler.workdirs.save, who.tenant, sha256, body)
+    except WorkdirQuotaError as exc:
+        raise HTTPException(429, [str(exc)]) from None
     return Response(status_code=204)
 
 

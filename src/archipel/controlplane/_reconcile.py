@@ -68,7 +68,7 @@ from archipel.controlplane._round import Round, StepReport, error_text
 from archipel.controlplane._sites import Site
 from archipel.controlplane._spread import Where, group_state, spread_exclusions
 from archipel.controlplane._store import Store
-from archipel.controlplane._workdirs import Retention, Workdirs
+from archipel.controlplane._workdirs import TENANT_BYTES, Retention, Workdirs
 from archipel.core import Reason, RunState
 
 log = logging.getLogger("archipel.reconciler")
@@ -98,6 +98,7 @@ class Reconciler:
         max_runs_per_round: int = MAX_RUNS_PER_ROUND,
         workdirs: Path | None = None,
         retention: Retention | None = None,
+        workdir_quota: int = TENANT_BYTES,
         clock: Callable[[], datetime] = now,
     ) -> None:
         if max_runs_per_round < 1:
@@ -107,7 +108,9 @@ class Reconciler:
         self.placer = placer
         self.checkpoint_root = Path(checkpoint_root)
         # uploaded workdir archives, <tenant>/<sha256>.tar.gz (default: beside the checkpoints)
-        self.workdirs = Workdirs(workdirs or self.checkpoint_root.parent / "workdirs")
+        self.workdirs = Workdirs(
+            workdirs or self.checkpoint_root.parent / "workdirs", workdir_quota
+        )
         self.retention = retention or Retention()
         self.clock = clock  # naive UTC, as the store keeps times
         self._swept: datetime | None = None  # when the workdirs were last swept

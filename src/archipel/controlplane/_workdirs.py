@@ -23,12 +23,14 @@ it meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
 import os
 import secrets
 import tarfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,11 +98,51 @@ def upload_problem(sha256: str, body: bytes) -> str | None:
     return archive_problem(body, 8 * max(1, len(body)) + (64 << 20))
 
 
-class Workdirs:
-    """The folder of uploaded workdir archives, one subfolder per tenant."""
+#: what one tenant's kept archives may add up to by default (``--max-workdir-total``)
+TENANT_BYTES = 1 << 30
 
-    def __init__(self, root: Path) -> None:
+
+class WorkdirQuotaError(Exception):
+    """An upload would take the tenant's kept archives past its quota (nothing written)."""
+
+    def __init__(self, used: int, size: int, quota: int) -> None:
+        super().__init__(
+            f"this archive ({size} bytes) would take the tenant's kept workdir archives "
+            f"past {quota} bytes ({used} already kept); archives no run needs any more "
+            "are removed by the server's retention (--workdir-ttl, --workdir-grace), so "
+            "retry later, or ask the operator for a larger --max-workdir-total"
+        )
+        self.used, self.size, self.quota = used, size, quota
+
+
+class Workdirs:
+    """The folder of uploaded workdir archives, one subfolder per tenant.
+
+    ``quota`` bounds the bytes one tenant's archives (and its uploads under way)
+    may take on the server's disk, so one tenant cannot fill it for all.
+    """
+
+    def __init__(self, root: Path, quota: int = TENANT_BYTES) -> None:
+        if quota < 1:
+            raise ValueError(f"the workdir quota must be at least 1 byte, not {quota}")
         self.root = Path(root)
+        self.quota = quota
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def _lock(self, tenant: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(tenant, threading.Lock())
+
+    def used(self, tenant: str) -> int:
+        """The bytes the tenant's kept archives and its uploads under way take."""
+        folder = self.root / tenant
+        total = 0
+        for pattern in ("*.tar.gz", "*.tmp"):
+            for path in folder.glob(pattern):
+                with contextlib.suppress(FileNotFoundError):  # removed by a sweep meanwhile
+                    total += path.stat().st_size
+        return total
 
     def path(self, tenant: str, sha256: str) -> Path:
         """Where the tenant's archive with this SHA-256 is kept (whether it is there or not)."""
@@ -112,12 +154,19 @@ class Workdirs:
 
     def save(self, tenant: str, sha256: str, body: bytes) -> None:
         """Keep ``body`` as the tenant's archive ``sha256``: written aside, then renamed, so
-        a reader never sees half an archive."""
+        a reader never sees half an archive. :class:`WorkdirQuotaError` when it would take
+        the tenant past its quota (an archive it already keeps is only claimed again)."""
         target = self.path(tenant, sha256)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
-        tmp.write_bytes(body)
-        tmp.replace(target)
+        with self._lock(tenant):  # two uploads at once cannot both squeeze under the quota
+            if self.claim(tenant, sha256):
+                return  # the same bytes, by their hash: kept already
+            used = self.used(tenant)
+            if used + len(body) > self.quota:
+                raise WorkdirQuotaError(used, len(body), self.quota)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_suffix(f".{secrets.token_hex(4)}.tmp")
+            tmp.write_bytes(body)
+            tmp.replace(target)
 
     def claim(self, tenant: str, sha256: str) -> bool:
         """Whether the tenant's archive ``sha256`` is there; if so, its time is now, so a

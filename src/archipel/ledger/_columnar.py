@@ -187,7 +187,7 @@ def _v(name: str) -> str:
 
 def _text(name: str) -> str:
     v = _v(name)
-    return f"(json_type({v}) = 'VARCHAR' AND octet_length({v} ->> '$') BETWEEN 1 AND 200)"
+    return f"(json_type({v}) = 'VARCHAR' AND strlen({v} ->> '$') BETWEEN 1 AND 200)"
 
 
 def _optional(name: str) -> str:
@@ -304,7 +304,7 @@ def _entries_select() -> str:
     t = lambda name: f"json_type(j, '$.{name}')"  # noqa: E731
 
     def text(name: str, required: bool) -> str:
-        present = f"{t(name)} = 'VARCHAR' AND octet_length({s(name)}) BETWEEN 1 AND 200"
+        present = f"{t(name)} = 'VARCHAR' AND strlen({s(name)}) BETWEEN 1 AND 200"
         if required:
             return f"({present})"
         return f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({present}))"
@@ -561,14 +561,14 @@ def ingest_columnar(
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    folder = store_folder(ledger, store)
+    folder = store_folder(ledger, store if store is not None else ledger.store)
     if folder is None:
         raise StoreError(
             "the ledger's database is not a SQLite file, so its Parquet partitions need a "
             "folder: give --store DIR (or set ARCHIPEL_LEDGER_DIR)"
         )
-    path = path.resolve()
     name = str(path)
+    path = path.resolve()
     with _locked(folder):
         _record_folder(ledger, folder)
         committed = committed_files(ledger, folder)
@@ -608,7 +608,7 @@ def ingest_columnar(
         finally:
             con.close()
         head = fingerprint(path, min(HEAD, reached)) if path.suffix != ".gz" else "0:"
-        _commit(ledger, folder, batch, written, name, path, head, reached, physical, added, problems)
+        _commit(ledger, folder, batch, written, path, head, reached, physical, added, problems)
     return ColumnarReport(name, lines, added, tuple(problems), batch, offset)
 
 
@@ -683,7 +683,6 @@ def _commit(
     folder: Path,
     batch: int,
     written: list[tuple[str, str, int]],
-    name: str,
     path: Path,
     head: str,
     reached: int,
@@ -697,7 +696,7 @@ def _commit(
             connection.execute(
                 insert(batches).values(
                     id=batch,
-                    path=name,
+                    path=str(path),
                     size=path.stat().st_size,
                     fingerprint=head,
                     offset=reached,

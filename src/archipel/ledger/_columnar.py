@@ -182,30 +182,35 @@ _SAFE_US = 2.5e17
 
 
 def _v(name: str) -> str:
-    return f"v[{_AT[name]}]"
+    """The field's text (a string unescaped, a number as written): one parse for all."""
+    return f"x[{_AT[name]}]"
+
+
+def _t(name: str) -> str:
+    """The field's JSON type (NULL when the key is missing)."""
+    return f"t[{_AT[name]}]"
 
 
 def _text(name: str) -> str:
-    v = _v(name)
-    return f"(json_type({v}) = 'VARCHAR' AND strlen({v} ->> '$') BETWEEN 1 AND 200)"
+    return f"({_t(name)} = 'VARCHAR' AND strlen({_v(name)}) BETWEEN 1 AND 200)"
 
 
 def _optional(name: str) -> str:
-    v = _v(name)
-    return f"(json_type({v}) = 'NULL' OR {_text(name)})"
+    return f"({_t(name)} = 'NULL' OR {_text(name)})"
 
 
 def _count(name: str, top: int = 2**63 - 1) -> str:
-    v = _v(name)
-    return f"(json_type({v}) = 'BIGINT' AND TRY_CAST({v} AS BIGINT) BETWEEN 0 AND {top})"
+    return (
+        f"({_t(name)} IN ('UBIGINT', 'BIGINT') "
+        f"AND TRY_CAST({_v(name)} AS BIGINT) BETWEEN 0 AND {top})"
+    )
 
 
 def _number(name: str, scale: float) -> str:
-    v = _v(name)
-    value = f"TRY_CAST({v} AS DOUBLE)"
+    value = f"TRY_CAST({_v(name)} AS DOUBLE)"
     scaled = f"({value} * {scale})"
     return (
-        f"(json_type({v}) IN ('BIGINT', 'DOUBLE') AND isfinite({value}) "
+        f"({_t(name)} IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite({value}) "
         f"AND {value} >= 0 AND {scaled} < {_SAFE_US} "
         f"AND {scaled} - floor({scaled}) <> 0.5)"
     )
@@ -213,7 +218,20 @@ def _number(name: str, scale: float) -> str:
 
 #: a line the SQL leaves to the Python reader: JSON DuckDB reads but the gateway's reader
 #: does not (trailing commas, NaN, huge exponents), or escapes it may read otherwise
-_UNUSUAL = r"(,\s*[}\]])|NaN|Infinity|[0-9][eE]|\\u"
+_UNUSUAL = r",\s*[}\]]|[0-9][eE]"
+_ODD = "contains(line, 'NaN') OR contains(line, 'Infinity') OR contains(line, '\\u')"
+
+#: the gateway's fields in the order it writes them (gateway/_metering.py): a line with
+#: exactly these keys has no key twice; any other line is checked for repeated keys
+GATEWAY_KEYS = (
+    "ts", "request_id", "tenant", "data_class", "model", "status", "replica", "provider",
+    "region", "input_tokens", "output_tokens", "tokens_counted", "latency_ms", "attempts",
+    "cost", "currency", "stream",
+)  # fmt: skip
+_UNIQUE_KEYS = (
+    "(json_keys(line) = [" + ", ".join(f"'{k}'" for k in GATEWAY_KEYS) + "] OR "
+    "len(json_keys(line)) = len(list_distinct(json_keys(line))))"
+)
 
 _USAGE_OK = " AND ".join(
     [
@@ -229,13 +247,12 @@ _USAGE_OK = " AND ".join(
         _count("status", 2**31 - 1),
         _count("input_tokens"),
         _count("output_tokens"),
-        f"json_type({_v('cost')}) = 'VARCHAR'",
-        f"regexp_full_match({_v('cost')} ->> '$', '[0-9]{{1,10}}(\\.[0-9]{{1,15}})?')",
-        f"TRY_CAST({_v('cost')} ->> '$' AS DECIMAL(38, 15)) <= 1000000000",
-        f"json_type({_v('currency')}) = 'VARCHAR'",
-        f"(regexp_full_match({_v('currency')} ->> '$', '[A-Z]{{3}}') OR "
-        f"(({_v('currency')} ->> '$') = '' AND "
-        f"TRY_CAST({_v('cost')} ->> '$' AS DECIMAL(38, 15)) = 0))",
+        f"{_t('cost')} = 'VARCHAR'",
+        f"regexp_full_match({_v('cost')}, '[0-9]{{1,10}}(\\.[0-9]{{1,15}})?')",
+        f"TRY_CAST({_v('cost')} AS DECIMAL(38, 15)) <= 1000000000",
+        f"{_t('currency')} = 'VARCHAR'",
+        f"(regexp_full_match({_v('currency')}, '[A-Z]{{3}}') OR "
+        f"({_v('currency')} = '' AND TRY_CAST({_v('cost')} AS DECIMAL(38, 15)) = 0))",
         "end_us - lat_us >= 0",
     ]
 )
@@ -245,37 +262,38 @@ def _usage_select() -> str:
     """Typed entry columns of the accepted lines of ``block``; ``ok`` false: the Python
     reader decides. Needs a table ``countries(provider, region, country)``."""
     paths = ", ".join(f"'$.{name}'" for name in _FIELDS)
-    s = lambda name: f"({_v(name)} ->> '$')"  # noqa: E731
+    s = _v
     cost = s("cost")
     currency = s("currency")
     return f"""
     WITH parsed AS (
         SELECT line_no, line,
-            json_valid(line) AND NOT regexp_matches(line, '{_UNUSUAL}') AS syntax
+            json_valid(line) AND NOT ({_ODD}) AND NOT regexp_matches(line, '{_UNUSUAL}')
+            AS syntax
         FROM block
-    ), fields AS (
+    ), fields AS MATERIALIZED (
         SELECT line_no, line, syntax,
-            CASE WHEN syntax AND json_type(line) = 'OBJECT'
-                 AND len(json_keys(line)) = len(list_distinct(json_keys(line)))
-            THEN json_extract(line, [{paths}]) END AS v
+            CASE WHEN syntax AND json_type(line) = 'OBJECT' AND {_UNIQUE_KEYS}
+            THEN json_type(line, [{paths}]) END AS t,
+            CASE WHEN t IS NOT NULL THEN json_extract_string(line, [{paths}]) END AS x
         FROM parsed
-    ), checked AS (
+    ), checked AS MATERIALIZED (
         SELECT *,
             TRY_CAST(round(TRY_CAST({_v('ts')} AS DOUBLE) * 1e6) AS BIGINT) AS end_us,
             TRY_CAST(round(TRY_CAST({_v('latency_ms')} AS DOUBLE) * 1e3) AS BIGINT) AS lat_us
-        FROM fields WHERE v IS NOT NULL
+        FROM fields WHERE t IS NOT NULL
     ), typed AS (
         SELECT line_no,
             {s('request_id')} AS key,
             make_timestamp(end_us - lat_us) AS start,
             make_timestamp(end_us) AS "end",
             {s('tenant')} AS tenant,
-            CASE WHEN json_type({_v('replica')}) = 'NULL' THEN NULL ELSE {s('replica')} END
+            CASE WHEN {_t('replica')} = 'NULL' THEN NULL ELSE {s('replica')} END
                 AS workload,
             {s('model')} AS model,
-            CASE WHEN json_type({_v('provider')}) = 'NULL' THEN NULL ELSE {s('provider')} END
+            CASE WHEN {_t('provider')} = 'NULL' THEN NULL ELSE {s('provider')} END
                 AS provider,
-            CASE WHEN json_type({_v('region')}) = 'NULL' THEN NULL ELSE {s('region')} END
+            CASE WHEN {_t('region')} = 'NULL' THEN NULL ELSE {s('region')} END
                 AS region,
             {s('data_class')} AS data_class,
             TRY_CAST({_v('status')} AS INTEGER) AS status,
@@ -317,7 +335,7 @@ def _entries_select() -> str:
 
     def count(name: str) -> str:
         return (
-            f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({t(name)} = 'BIGINT' AND "
+            f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({t(name)} IN ('UBIGINT', 'BIGINT') AND "
             f"TRY_CAST(j ->> '$.{name}' AS BIGINT) >= 0))"
         )
 
@@ -343,7 +361,7 @@ def _entries_select() -> str:
             text("data_class", False),
             f"({t('country')} IS NULL OR {t('country')} = 'NULL' OR ({t('country')} = 'VARCHAR' "
             f"AND regexp_full_match({s('country')}, '[A-Z]{{2}}')))",
-            f"({t('status')} IS NULL OR {t('status')} = 'NULL' OR ({t('status')} = 'BIGINT' AND "
+            f"({t('status')} IS NULL OR {t('status')} = 'NULL' OR ({t('status')} IN ('UBIGINT', 'BIGINT') AND "
             "TRY_CAST(j ->> '$.status' AS BIGINT) BETWEEN 0 AND 2147483647))",
             decimal("gpu_hours"),
             decimal("cost"),
@@ -361,9 +379,10 @@ def _entries_select() -> str:
         return f"CASE WHEN {t(name)} = 'VARCHAR' THEN {s(name)} END"
 
     return f"""
-    WITH parsed AS (
+    WITH parsed AS MATERIALIZED (
         SELECT line_no, line, CASE WHEN json_valid(line)
-            AND NOT regexp_matches(line, '{_UNUSUAL}') AND json_type(line) = 'OBJECT'
+            AND NOT ({_ODD}) AND NOT regexp_matches(line, '{_UNUSUAL}')
+            AND json_type(line) = 'OBJECT'
             AND len(json_keys(line)) = len(list_distinct(json_keys(line)))
             THEN line::JSON END AS j
         FROM block
@@ -483,7 +502,57 @@ def _blocks(path: Path, offset: int) -> Iterator[tuple[bytes, int, bool]]:
             yield data[:cut], done, False
 
 
-def _stage(
+_BLANK = "trim(line, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) <> ''"
+#: lines staged at a time from a file DuckDB read whole (the progress bar moves between)
+CHUNK = 1_000_000
+
+
+def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """Read ``path`` into the table ``lines`` (one row a line, in order); the number of
+    lines, or ``None`` when DuckDB's reading would not number them as the file does."""
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
+            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+            "header = false, auto_detect = false, compression = 'auto')",
+            [str(path)],
+        )
+    except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
+        return None
+    rows = con.execute("SELECT count(*) FROM lines").fetchone()
+    newlines, last = 0, b"\n"
+    opener: Callable[[Path, str], Any] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
+    with opener(path, "rb") as f:
+        while data := f.read(BLOCK):
+            newlines += data.count(b"\n") + data.count(b"\r")
+            last = data[-1:]
+    expected = newlines + (0 if last == b"\n" else 1)
+    return expected if rows is not None and rows[0] == expected else None
+
+
+def _stage_whole(
+    con: duckdb.DuckDBPyConnection,
+    total: int,
+    name: str,
+    fmt: Format,
+    countries: Countries,
+    on_chunk: Callable[[int], None],
+) -> tuple[int, list[UsageProblem]]:
+    lines, problems = 0, []
+    for start in range(0, total, CHUNK):
+        con.execute(
+            "CREATE OR REPLACE TEMP VIEW block AS SELECT rowid + 1 AS line_no, line FROM lines "
+            f"WHERE rowid >= {start} AND rowid < {start + CHUNK} AND line IS NOT NULL "
+            f"AND {_BLANK}"
+        )
+        read, found = _stage(con, name, fmt, countries)
+        lines += read
+        problems += found
+        on_chunk(min(start + CHUNK, total))
+    return lines, problems
+
+
+def _stage_block(
     con: duckdb.DuckDBPyConnection,
     block: bytes,
     first_line: int,
@@ -491,34 +560,48 @@ def _stage(
     fmt: Format,
     countries: Countries,
 ) -> tuple[int, list[UsageProblem]]:
-    """Parse ``block`` into the ``staged`` table; returns (non-blank lines, problems)."""
+    """Parse ``block`` (whole lines from ``first_line``) into ``staged``."""
     try:
         text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    rejected: list[tuple[int, bytes]]
-    if text is None:  # rare: bytes that are not UTF-8; the Python reader takes every line
+    except UnicodeDecodeError:  # rare: bytes that are not UTF-8; the Python reader decides
         rejected = [
             (first_line + i, raw) for i, raw in enumerate(block.split(b"\n")) if raw.strip()
         ]
-        lines = len(rejected)
-    else:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE block AS SELECT ?::BIGINT + i - 1 AS line_no, line "
-            "FROM (SELECT unnest(s) AS line, generate_subscripts(s, 1) AS i "
-            "FROM (SELECT string_split(?, chr(10)) AS s)) "
-            "WHERE trim(line, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) <> ''",
-            [first_line, text],
-        )
-        select = _usage_select() if fmt == "usage" else _entries_select()
-        con.execute(f"INSERT INTO staged {select}")
-        lines = con.execute("SELECT count(*) FROM block").fetchone()[0]  # type: ignore[index]
-        rejected = [
-            (n, line.encode())
-            for n, line in con.execute(
-                "SELECT line_no, line FROM block ANTI JOIN staged USING (line_no) ORDER BY line_no"
-            ).fetchall()
-        ]
+        return len(rejected), _decide(con, rejected, name, fmt, countries)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE block AS SELECT ?::BIGINT + i - 1 AS line_no, line "
+        "FROM (SELECT unnest(s) AS line, generate_subscripts(s, 1) AS i "
+        f"FROM (SELECT string_split(?, chr(10)) AS s)) WHERE {_BLANK}",
+        [first_line, text],
+    )
+    return _stage(con, name, fmt, countries)
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, name: str, fmt: Format, countries: Countries
+) -> tuple[int, list[UsageProblem]]:
+    """Parse the lines of ``block`` into ``staged``; returns (non-blank lines, problems)."""
+    select = _usage_select() if fmt == "usage" else _entries_select()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {select}")
+    con.execute("INSERT INTO staged SELECT * FROM accepted")
+    lines = con.execute("SELECT count(*) FROM block").fetchone()[0]  # type: ignore[index]
+    rejected = [
+        (n, line.encode())
+        for n, line in con.execute(
+            "SELECT line_no, line FROM block ANTI JOIN accepted USING (line_no) ORDER BY line_no"
+        ).fetchall()
+    ]
+    return int(lines), _decide(con, rejected, name, fmt, countries)
+
+
+def _decide(
+    con: duckdb.DuckDBPyConnection,
+    rejected: list[tuple[int, bytes]],
+    name: str,
+    fmt: Format,
+    countries: Countries,
+) -> list[UsageProblem]:
+    """The Python reader's verdict on the lines the SQL left to it: entries or problems."""
     problems: list[UsageProblem] = []
     rescued: list[tuple[Any, ...]] = []
     for number, raw in rejected:
@@ -533,7 +616,7 @@ def _stage(
     if rescued:
         marks = ", ".join("?" for _ in range(len(ENTRY_COLUMNS) + 1))
         con.executemany(f"INSERT INTO staged VALUES ({marks})", rescued)
-    return lines, problems
+    return problems
 
 
 def _digest() -> str:
@@ -576,7 +659,8 @@ def ingest_columnar(
         offset, lines_before = (0, 0) if whole else _resume(ledger, path)
         con = duckdb.connect()
         try:
-            con.execute("SET preserve_insertion_order = false")
+            con.execute("SET enable_progress_bar = false")
+            con.execute("SET preserve_insertion_order = true")  # rowid: the line's order
             columns = ", ".join(f'"{n}" {kind}' for n, kind in ENTRY_SCHEMA)
             con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns})")
             con.execute("CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)")
@@ -590,8 +674,19 @@ def ingest_columnar(
             line_no = lines_before + 1
             reached = offset
             physical = lines_before
-            for block, done, last in _blocks(path, offset):
-                read, found = _stage(con, block, line_no, name, fmt, countries)
+            total = _read_whole(con, path) if offset == 0 else None
+            if total is not None:
+                size = path.stat().st_size
+
+                def chunk_done(rows: int) -> None:
+                    if on_progress is not None:
+                        on_progress(size * rows // max(total, 1))
+
+                lines, problems = _stage_whole(con, total, name, fmt, countries, chunk_done)
+                con.execute("DROP TABLE lines")
+                reached, physical = _complete_lines(path)
+            for block, done, last in [] if total is not None else _blocks(path, offset):
+                read, found = _stage_block(con, block, line_no, name, fmt, countries)
                 lines += read
                 problems += found
                 count = block.count(b"\n")
@@ -610,6 +705,25 @@ def ingest_columnar(
         head = fingerprint(path, min(HEAD, reached)) if path.suffix != ".gz" else "0:"
         _commit(ledger, folder, batch, written, path, head, reached, physical, added, problems)
     return ColumnarReport(name, lines, added, tuple(problems), batch, offset)
+
+
+def _complete_lines(path: Path) -> tuple[int, int]:
+    """(bytes, lines) of ``path`` up to the end of its last complete line."""
+    if path.suffix == ".gz":
+        return 0, 0
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(0, size - BLOCK))
+        tail = f.read()
+    cut = tail.rfind(b"\n") + 1
+    end = size - len(tail) + cut
+    lines = 0
+    with path.open("rb") as f:
+        remaining = end
+        while remaining > 0 and (data := f.read(min(BLOCK, remaining))):
+            lines += data.count(b"\n")
+            remaining -= len(data)
+    return end, lines
 
 
 def _next_batch(ledger: Ledger) -> int:

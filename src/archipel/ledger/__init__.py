@@ -8,27 +8,32 @@ each group in one currency. Money is a ``Decimal`` from the source line to the
 total: see docs/ledger.md.
 """
 
+from archipel.ledger._columnar import ColumnarReport, StoreError, ingest_columnar
 from archipel.ledger._entry import Dimension, Entry, join_fixed, split_fixed
 from archipel.ledger._ingest import IngestReport, MalformedUsageError, ingest_usage
 from archipel.ledger._store import Added, Ledger
-from archipel.ledger._totals import Converted, Total, converted, totals
+from archipel.ledger._totals import Converted, Total, converted, totals, totals_of
 from archipel.ledger._usage import UsageProblem, read_usage, usage_entry
 
 __all__ = [
     "Added",
+    "ColumnarReport",
     "Converted",
     "Dimension",
     "Entry",
     "IngestReport",
     "Ledger",
     "MalformedUsageError",
+    "StoreError",
     "Total",
     "UsageProblem",
     "converted",
+    "ingest_columnar",
     "ingest_usage",
     "join_fixed",
     "read_usage",
     "split_fixed",
     "totals",
+    "totals_of",
     "usage_entry",
 ]

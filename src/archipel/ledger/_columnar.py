@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import duckdb
 from sqlalchemy import func, insert, select
@@ -279,26 +279,26 @@ def _usage_select() -> str:
         FROM parsed
     ), checked AS MATERIALIZED (
         SELECT *,
-            TRY_CAST(round(TRY_CAST({_v('ts')} AS DOUBLE) * 1e6) AS BIGINT) AS end_us,
-            TRY_CAST(round(TRY_CAST({_v('latency_ms')} AS DOUBLE) * 1e3) AS BIGINT) AS lat_us
+            TRY_CAST(round(TRY_CAST({_v("ts")} AS DOUBLE) * 1e6) AS BIGINT) AS end_us,
+            TRY_CAST(round(TRY_CAST({_v("latency_ms")} AS DOUBLE) * 1e3) AS BIGINT) AS lat_us
         FROM fields WHERE t IS NOT NULL
     ), typed AS (
         SELECT line_no,
-            {s('request_id')} AS key,
+            {s("request_id")} AS key,
             make_timestamp(end_us - lat_us) AS start,
             make_timestamp(end_us) AS "end",
-            {s('tenant')} AS tenant,
-            CASE WHEN {_t('replica')} = 'NULL' THEN NULL ELSE {s('replica')} END
+            {s("tenant")} AS tenant,
+            CASE WHEN {_t("replica")} = 'NULL' THEN NULL ELSE {s("replica")} END
                 AS workload,
-            {s('model')} AS model,
-            CASE WHEN {_t('provider')} = 'NULL' THEN NULL ELSE {s('provider')} END
+            {s("model")} AS model,
+            CASE WHEN {_t("provider")} = 'NULL' THEN NULL ELSE {s("provider")} END
                 AS provider,
-            CASE WHEN {_t('region')} = 'NULL' THEN NULL ELSE {s('region')} END
+            CASE WHEN {_t("region")} = 'NULL' THEN NULL ELSE {s("region")} END
                 AS region,
-            {s('data_class')} AS data_class,
-            TRY_CAST({_v('status')} AS INTEGER) AS status,
-            TRY_CAST({_v('input_tokens')} AS BIGINT) AS input_tokens,
-            TRY_CAST({_v('output_tokens')} AS BIGINT) AS output_tokens,
+            {s("data_class")} AS data_class,
+            TRY_CAST({_v("status")} AS INTEGER) AS status,
+            TRY_CAST({_v("input_tokens")} AS BIGINT) AS input_tokens,
+            TRY_CAST({_v("output_tokens")} AS BIGINT) AS output_tokens,
             CASE WHEN {currency} = '' THEN NULL ELSE TRY_CAST({cost} AS {DECIMAL}) END AS cost,
             CASE WHEN {currency} = '' THEN NULL ELSE {currency} END AS currency
         FROM checked WHERE {_USAGE_OK}
@@ -318,8 +318,12 @@ def _usage_select() -> str:
 def _entries_select() -> str:
     """Typed columns of the accepted lines of an entries file (see LEDGER format in
     docs/ledger.md); anything else is reported by :func:`entries_problem`."""
-    s = lambda name: f"(j ->> '$.{name}')"  # noqa: E731
-    t = lambda name: f"json_type(j, '$.{name}')"  # noqa: E731
+
+    def s(name: str) -> str:
+        return f"(j ->> '$.{name}')"
+
+    def t(name: str) -> str:
+        return f"json_type(j, '$.{name}')"
 
     def text(name: str, required: bool) -> str:
         present = f"{t(name)} = 'VARCHAR' AND strlen({s(name)}) BETWEEN 1 AND 200"
@@ -361,7 +365,8 @@ def _entries_select() -> str:
             text("data_class", False),
             f"({t('country')} IS NULL OR {t('country')} = 'NULL' OR ({t('country')} = 'VARCHAR' "
             f"AND regexp_full_match({s('country')}, '[A-Z]{{2}}')))",
-            f"({t('status')} IS NULL OR {t('status')} = 'NULL' OR ({t('status')} IN ('UBIGINT', 'BIGINT') AND "
+            f"({t('status')} IS NULL OR {t('status')} = 'NULL' OR "
+            f"({t('status')} IN ('UBIGINT', 'BIGINT') AND "
             "TRY_CAST(j ->> '$.status' AS BIGINT) BETWEEN 0 AND 2147483647))",
             decimal("gpu_hours"),
             decimal("cost"),
@@ -388,19 +393,19 @@ def _entries_select() -> str:
         FROM block
     )
     SELECT line_no,
-        {s('source')} AS source, {s('key')} AS key, {utc('start')} AS start,
-        {utc('end')} AS "end", {s('tenant')} AS tenant, {nullable('project')} AS project,
-        {nullable('workload')} AS workload, {nullable('model')} AS model,
-        {nullable('accelerator')} AS accelerator, {nullable('provider')} AS provider,
-        {nullable('region')} AS region, {nullable('country')} AS country,
-        {nullable('data_class')} AS data_class,
+        {s("source")} AS source, {s("key")} AS key, {utc("start")} AS start,
+        {utc("end")} AS "end", {s("tenant")} AS tenant, {nullable("project")} AS project,
+        {nullable("workload")} AS workload, {nullable("model")} AS model,
+        {nullable("accelerator")} AS accelerator, {nullable("provider")} AS provider,
+        {nullable("region")} AS region, {nullable("country")} AS country,
+        {nullable("data_class")} AS data_class,
         TRY_CAST(j ->> '$.status' AS INTEGER) AS status,
-        coalesce(TRY_CAST({s('gpu_hours')} AS {DECIMAL}), 0) AS gpu_hours,
+        coalesce(TRY_CAST({s("gpu_hours")} AS {DECIMAL}), 0) AS gpu_hours,
         coalesce(TRY_CAST(j ->> '$.input_tokens' AS BIGINT), 0) AS input_tokens,
         coalesce(TRY_CAST(j ->> '$.output_tokens' AS BIGINT), 0) AS output_tokens,
-        TRY_CAST({s('cost')} AS {DECIMAL}) AS cost,
-        CASE WHEN {t('cost')} = 'VARCHAR' THEN {s('currency')} END AS currency
-    FROM parsed WHERE j IS NOT NULL AND {checks} AND {utc('end')} >= {utc('start')}
+        TRY_CAST({s("cost")} AS {DECIMAL}) AS cost,
+        CASE WHEN {t("cost")} = 'VARCHAR' THEN {s("currency")} END AS currency
+    FROM parsed WHERE j IS NOT NULL AND {checks} AND {utc("end")} >= {utc("start")}
     """
 
 
@@ -445,8 +450,10 @@ def entries_problem(raw: bytes) -> str:
             return f"{name}: expected a whole number of at least 0, got {value!r:.60}"
         if isinstance(value, int) and value < 0:
             return f"{name}: expected a whole number of at least 0, got {value!r:.60}"
-    return "not an entry: see the entries format in docs/ledger.md (a text too long, an end "
-    "before the start, a country not two capitals, an unusual number or escape)"
+    return (
+        "not an entry: see the entries format in docs/ledger.md (a text too long, an end "
+        "before the start, a country not two capitals, an unusual number or escape)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -478,10 +485,16 @@ def _resume(ledger: Ledger, path: Path) -> tuple[int, int]:
     return int(offset), int(lines)
 
 
+def _open(path: Path) -> IO[bytes]:
+    """``path`` for reading bytes, uncompressed if it is gzipped."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
 def _blocks(path: Path, offset: int) -> Iterator[tuple[bytes, int, bool]]:
     """Whole lines of ``path`` from ``offset``: (block, bytes read so far, last block)."""
-    opener: Callable[[Path], Any] = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:  # type: ignore[operator]
+    with _open(path) as f:
         if offset:
             f.seek(offset)
         done = offset
@@ -521,8 +534,7 @@ def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
         return None
     rows = con.execute("SELECT count(*) FROM lines").fetchone()
     newlines, last = 0, b"\n"
-    opener: Callable[[Path, str], Any] = gzip.open if path.suffix == ".gz" else open  # type: ignore[assignment]
-    with opener(path, "rb") as f:
+    with _open(path) as f:
         while data := f.read(BLOCK):
             newlines += data.count(b"\n") + data.count(b"\r")
             last = data[-1:]
@@ -541,7 +553,7 @@ def _stage_whole(
     lines, problems = 0, []
     for start in range(0, total, CHUNK):
         con.execute(
-            "CREATE OR REPLACE TEMP VIEW block AS SELECT rowid + 1 AS line_no, line FROM lines "
+            "CREATE OR REPLACE TEMP TABLE block AS SELECT rowid + 1 AS line_no, line FROM lines "
             f"WHERE rowid >= {start} AND rowid < {start + CHUNK} AND line IS NOT NULL "
             f"AND {_BLANK}"
         )
@@ -640,7 +652,6 @@ def ingest_columnar(
     ``whole``: read the file from its start even if an earlier ingest read part of it.
     """
     from archipel.ledger._ingest import MalformedUsageError
-    from archipel.ledger._store import Added
 
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -663,7 +674,9 @@ def ingest_columnar(
             con.execute("SET preserve_insertion_order = true")  # rowid: the line's order
             columns = ", ".join(f'"{n}" {kind}' for n, kind in ENTRY_SCHEMA)
             con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns})")
-            con.execute("CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)")
+            con.execute(
+                "CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)"
+            )
             if fmt == "usage" and countries:
                 con.executemany(
                     "INSERT INTO countries VALUES (?, ?, ?)",

@@ -225,3 +225,75 @@ def test_a_database_without_a_file_needs_a_folder(tmp_path: Path) -> None:
     ledger.migrate()
     with pytest.raises(InputError, match="--store DIR"):
         ingest_columnar(ledger, write_usage(tmp_path / "1.jsonl", usage("a")), COUNTRIES)
+
+
+# -- the native entries format ----------------------------------------------------------------
+
+RUN = {
+    "source": "runs",
+    "key": "pretrain-1/2026-01-03/aws",
+    "start": "2026-01-03T00:00:00Z",
+    "end": "2026-01-04T01:00:00+01:00",
+    "tenant": "research",
+    "project": "frontier",
+    "workload": "pretrain-1",
+    "model": None,
+    "accelerator": "H100",
+    "provider": "aws",
+    "region": "us-east-1",
+    "country": "US",
+    "data_class": "public",
+    "status": None,
+    "gpu_hours": "1536",
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cost": "6144.00",
+    "currency": "USD",
+}
+MINIMAL = {"source": "runs", "key": "k2", "start": "2026-01-03T00:00:00Z",
+           "end": "2026-01-03T00:00:00Z", "tenant": "lab"}  # fmt: skip
+
+# name, line, the problem's message (None: the line is an entry)
+ENTRY_LINES: list[tuple[str, dict[str, Any] | str, str | None]] = [
+    ("a full entry", RUN, None),
+    ("only the required fields", MINIMAL, None),
+    ("no tenant", {**MINIMAL, "tenant": None}, "tenant: missing (every entry has it)"),
+    ("a float cost", {**MINIMAL, "cost": 1.5, "currency": "USD"}, "cost: expected a decimal"),
+    ("a cost without currency", {**MINIMAL, "cost": "1.5"}, "currency: expected an ISO 4217"),
+    ("a time without zone", {**MINIMAL, "start": "2026-01-03T00:00:00"}, "start: expected an"),
+    ("a source with capitals", {**MINIMAL, "source": "Runs"}, "source: expected a lower-case"),
+    ("not JSON", "{", "not a JSON object (a line cut short or edited?)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"), [c[1:] for c in ENTRY_LINES], ids=[c[0] for c in ENTRY_LINES]
+)
+def test_entries_lines(tmp_path: Path, line: dict[str, Any] | str, message: str | None) -> None:
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "e.jsonl", line)
+    report = ingest_columnar(ledger, path, {}, fmt="entries")
+    if message is None:
+        assert (report.added.new, report.problems) == (1, ())
+    else:
+        assert report.added.new == 0
+        (problem,) = report.problems
+        assert str(problem).startswith(f"{path}:1: {message}")
+
+
+def test_an_entry_reads_back_as_written_and_gzip_is_read_too(tmp_path: Path) -> None:
+    import gzip
+    from datetime import datetime
+
+    ledger = _ledger(tmp_path, "l")
+    path = tmp_path / "e.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps(RUN) + "\n" + json.dumps({**RUN, "cost": "6000"}) + "\n")
+    report = ingest_columnar(ledger, path, {}, fmt="entries")
+    assert (report.added.new, report.added.corrections) == (1, 1)
+    (row,) = _current(ledger)
+    assert row == (
+        "runs", "pretrain-1/2026-01-03/aws", datetime(2026, 1, 3), datetime(2026, 1, 4),
+        "research", "frontier", "pretrain-1", None, "H100", "aws", "us-east-1", "US", "public",
+        None, Decimal(1536), 0, 0, Decimal(6000), "USD",
+    )  # fmt: skip

@@ -297,3 +297,25 @@ def test_an_entry_reads_back_as_written_and_gzip_is_read_too(tmp_path: Path) -> 
         "research", "frontier", "pretrain-1", None, "H100", "aws", "us-east-1", "US", "public",
         None, Decimal(1536), 0, 0, Decimal(6000), "USD",
     )  # fmt: skip
+
+
+# -- reading on from where the last ingest stopped --------------------------------------------
+
+
+def test_a_grown_file_is_read_on_and_a_rewritten_one_whole(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "u.jsonl", usage("a"), usage("b"))
+    first = ingest_columnar(ledger, path, COUNTRIES)
+    size = path.stat().st_size
+    with path.open("a") as f:
+        f.write(json.dumps(usage("c")) + "\n" + '{"cut')
+    grown = ingest_columnar(ledger, path, COUNTRIES)
+    # the cut last line is reported, and read again next time (it may be complete then)
+    assert (grown.start_offset, grown.lines, grown.added.new) == (size, 2, 1)
+    assert [p.line for p in grown.problems] == [4]
+    assert ingest_columnar(ledger, path, COUNTRIES).start_offset > size
+    write_usage(path, usage("d"), usage("a"))  # rotated: another file under the same name
+    rotated = ingest_columnar(ledger, path, COUNTRIES)
+    assert (rotated.start_offset, rotated.added.new, rotated.added.duplicates) == (0, 1, 1)
+    assert first.added.new == 2
+    assert [row[1] for row in _current(ledger)] == ["a", "b", "c", "d"]

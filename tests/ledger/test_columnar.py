@@ -319,3 +319,17 @@ def test_a_grown_file_is_read_on_and_a_rewritten_one_whole(tmp_path: Path) -> No
     assert (rotated.start_offset, rotated.added.new, rotated.added.duplicates) == (0, 1, 1)
     assert first.added.new == 2
     assert [row[1] for row in _current(ledger)] == ["a", "b", "c", "d"]
+
+
+def test_on_every_database_the_folder_is_recorded_and_found_again(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from archipel.ledger import Dimension, totals
+
+    ledger = Ledger(ledger.url, store=tmp_path / "parts")
+    ingest_columnar(ledger, write_usage(tmp_path / "u.jsonl", usage("a"), usage("b")), COUNTRIES)
+    ledger.close()
+    again = Ledger(ledger.url)  # no folder given: the recorded one
+    (total,) = totals(again, Dimension.tenant)
+    assert (total.group, total.cost, total.entries) == ("acme", Decimal("0.0002"), 2)
+    again.close()

@@ -26,7 +26,7 @@ def upgrade() -> None:
         sa.Column("id", _ID, primary_key=True),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("fingerprint", sa.String(64), nullable=False),
+        sa.Column("fingerprint", sa.String(80), nullable=False),
         sa.Column("offset", sa.BigInteger(), nullable=False),
         sa.Column("lines", sa.BigInteger(), nullable=False),
         sa.Column("new", sa.BigInteger(), nullable=False),

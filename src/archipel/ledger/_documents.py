@@ -1,0 +1,99 @@
+"""The burn-downs, budgets and alerts as JSON documents: one shape for the CLI and the API.
+
+Amounts are exact decimal strings (never JSON numbers), as everywhere else.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from archipel.ledger._alerts import Alert
+from archipel.ledger._budgets import BudgetStatus
+from archipel.ledger._commitments import Burn, Forecast
+
+
+def amount(value: Decimal) -> str:
+    """An amount as exact text, without trailing zeros or an exponent."""
+    text = format(value.normalize(), "f")
+    return text
+
+
+def ratio(value: Decimal) -> str:
+    """A share as text with four decimals (a display figure, not money)."""
+    return format(value.quantize(Decimal("0.0001")), "f")
+
+
+def forecast_document(f: Forecast, *, path: bool) -> dict[str, Any]:
+    mean, low, high = f.at_end
+    doc: dict[str, Any] = {
+        "level": f.level,
+        "method": f.method,
+        "at_end": {"mean": amount(mean), "low": amount(low), "high": amount(high)},
+    }
+    if path:
+        doc["months"] = [
+            {"month": m.isoformat(), "mean": amount(a), "low": amount(b), "high": amount(c)}
+            for m, a, b, c in zip(f.months, f.mean, f.low, f.high, strict=True)
+        ]
+    return doc
+
+
+def burn_document(b: Burn, *, path: bool = False) -> dict[str, Any]:
+    """One commitment's burn-down; ``path`` adds the month-by-month series."""
+    c = b.commitment
+    mean, low, high = b.at_end
+    doc: dict[str, Any] = {
+        "name": c.label,
+        "provider": c.provider,
+        "currency": b.currency,
+        "amount": amount(c.amount),
+        "period": {"start": c.period.start.isoformat(), "end": c.period.end.isoformat()},
+        "discount": amount(c.discount),
+        "today": b.today.isoformat(),
+        "spent": amount(b.to_date),
+        "burned": ratio(b.ratio),
+        "at_end": {"mean": amount(mean), "low": amount(low), "high": amount(high)},
+        "forecast": None if b.forecast is None else forecast_document(b.forecast, path=path),
+        "ramp": [
+            {
+                "year": y.year,
+                "start": y.period.start.isoformat(),
+                "end": y.period.end.isoformat(),
+                "minimum": None if y.minimum is None else amount(y.minimum),
+                "spent": amount(y.spent),
+                "expected": None if y.expected is None else amount(y.expected),
+                "status": y.status,
+            }
+            for y in b.ramp
+        ],
+    }
+    if path:
+        doc["months"] = [
+            {"month": m.isoformat(), "spent": amount(s)}
+            for m, s in zip(b.months, b.spent, strict=True)
+        ]
+    return doc
+
+
+def budget_document(s: BudgetStatus) -> dict[str, Any]:
+    b = s.budget
+    column, owner = b.owner
+    return {
+        "name": b.name,
+        column: owner,
+        "currency": b.currency,
+        "amount": amount(b.amount),
+        "period": b.period,
+        "start": s.period.start.isoformat(),
+        "end": s.period.end.isoformat(),
+        "today": s.today.isoformat(),
+        "spent": amount(s.spent),
+        "used": ratio(s.ratio),
+        "forecast": None if s.forecast is None else amount(s.forecast),
+        "alert_at": [amount(f) for f in b.alert_at],
+    }
+
+
+def alert_document(a: Alert) -> dict[str, str]:
+    return {"kind": a.kind, "subject": a.subject, "severity": a.severity, "message": a.message}

@@ -32,6 +32,7 @@ from archipel.core import SpecError
 
 if TYPE_CHECKING:
     import duckdb
+    from fastapi import FastAPI
 
     from archipel.core import FinOpsSpec
 
@@ -67,7 +68,7 @@ def load_finops(path: Path, max_mb: float = MAX_FILE_MB) -> FinOpsSpec:
     return parse_finops(documents[0], str(path))
 
 
-def entries_of(url: str | None) -> duckdb.DuckDBPyConnection:
+def entries_of(url: str | None, *, migrate: bool = True) -> duckdb.DuckDBPyConnection:
     """The ledger's current entries as the ``entries`` relation (docs/ledger.md).
 
     To be replaced by ``Ledger.frame()`` once the store provides it: this reads
@@ -75,9 +76,10 @@ def entries_of(url: str | None) -> duckdb.DuckDBPyConnection:
     """
     import duckdb
 
+    from archipel.ledger import Ledger
     from archipel.ledger._frame import create_entries, insert_entries
 
-    ledger = open_ledger(url)
+    ledger = open_ledger(url) if migrate or url is None else Ledger(url)
     try:
         connection = duckdb.connect()
         create_entries(connection)
@@ -85,6 +87,24 @@ def entries_of(url: str | None) -> duckdb.DuckDBPyConnection:
     finally:
         ledger.close()
     return connection
+
+
+def mount_finops(app: FastAPI, spec_file: Path, url: str) -> None:
+    """Serve ``/v1/ledger/...`` on the control plane's ``app``, for admins, from its database."""
+    from fastapi import Depends
+
+    from archipel.cli._common import load_catalog
+    from archipel.controlplane._api_deps import may
+    from archipel.ledger._api import FinOpsSource, ledger_router
+
+    spec = load_finops(spec_file)
+    open_ledger(url).close()  # migrated once, here: the routes only read
+    source = FinOpsSource(
+        spec=spec,
+        rates=load_catalog().fx_rates,
+        connect=lambda: entries_of(url, migrate=False),
+    )
+    app.include_router(ledger_router(source, dependencies=[Depends(may("admin"))]))
 
 
 def parse_today(text: str | None) -> date:
@@ -102,36 +122,14 @@ def _rates() -> Mapping[str, Decimal]:
     return load_catalog().fx_rates
 
 
-def finops_report(
-    spec: FinOpsSpec,
-    connection: duckdb.DuckDBPyConnection,
-    rates: Mapping[str, Decimal],
-    today: date,
-    *,
-    level: float = 0.8,
-    path: bool = False,
-) -> dict[str, Any]:
-    """Commitments, budgets and alerts as one document (what the CLI and the API answer)."""
-    from archipel.ledger import budget_alerts, budget_status, burn_down, commitment_alerts
-    from archipel.ledger._documents import alert_document, budget_document, burn_document
-
-    burns = burn_down(connection, spec, rates=rates, today=today, level=level)
-    budgets = budget_status(connection, spec, rates=rates, today=today)
-    alerts = commitment_alerts(burns, spec.alerts) + budget_alerts(budgets)
-    return {
-        "today": today.isoformat(),
-        "commitments": [burn_document(b, path=path) for b in burns],
-        "budgets": [budget_document(s) for s in budgets],
-        "alerts": [alert_document(a) for a in alerts],
-    }
-
-
 def _report(
     spec_file: Path, db: str | None, today: str | None, level: float, max_mb: float, path: bool
 ) -> dict[str, Any]:
     day = parse_today(today)
     spec = load_finops(spec_file, max_mb)
     rates = _rates()
+    from archipel.ledger._documents import finops_report
+
     connection = entries_of(db)
     try:
         return finops_report(spec, connection, rates, day, level=level, path=path)

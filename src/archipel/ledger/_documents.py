@@ -5,12 +5,17 @@ Amounts are exact decimal strings (never JSON numbers), as everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from archipel.ledger._alerts import Alert
-from archipel.ledger._budgets import BudgetStatus
-from archipel.ledger._commitments import Burn, Forecast
+import duckdb
+
+from archipel.core import FinOpsSpec
+from archipel.ledger._alerts import Alert, budget_alerts, commitment_alerts
+from archipel.ledger._budgets import BudgetStatus, budget_status
+from archipel.ledger._commitments import Burn, Forecast, burn_down
 
 
 def amount(value: Decimal) -> str:
@@ -97,3 +102,24 @@ def budget_document(s: BudgetStatus) -> dict[str, Any]:
 
 def alert_document(a: Alert) -> dict[str, str]:
     return {"kind": a.kind, "subject": a.subject, "severity": a.severity, "message": a.message}
+
+
+def finops_report(
+    spec: FinOpsSpec,
+    connection: duckdb.DuckDBPyConnection,
+    rates: Mapping[str, Decimal],
+    today: date,
+    *,
+    level: float = 0.8,
+    path: bool = False,
+) -> dict[str, Any]:
+    """Commitments, budgets and alerts as one document (what the CLI and the API answer)."""
+    burns = burn_down(connection, spec, rates=rates, today=today, level=level)
+    budgets = budget_status(connection, spec, rates=rates, today=today)
+    alerts = commitment_alerts(burns, spec.alerts) + budget_alerts(budgets)
+    return {
+        "today": today.isoformat(),
+        "commitments": [burn_document(b, path=path) for b in burns],
+        "budgets": [budget_document(s) for s in budgets],
+        "alerts": [alert_document(a) for a in alerts],
+    }

@@ -148,7 +148,7 @@ def test_a_linear_history_forecasts_its_trend() -> None:
 
 
 def test_the_month_in_progress_adds_the_share_still_to_come() -> None:
-    rows = monthly("100", "100") + [{"start": "2026-03-05T00:00:00", "cost": "40"}]
+    rows = [*monthly("100", "100"), {"start": "2026-03-05T00:00:00", "cost": "40"}]
     b = burn(rows, date(2026, 3, 16))
     assert b.forecast is not None
     # 240 to date, plus 16 of March's 31 days at 100 a month: 240 + 1600/31 = 291.6129032258...

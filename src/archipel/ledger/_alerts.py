@@ -95,8 +95,8 @@ def _ramp_alerts(burn: Burn) -> list[Alert]:
     cur = burn.currency
     out = []
     finished = [y for y in burn.ramp if y.period.end <= burn.today]
-    if finished and finished[-1].status == "missed" and finished[-1].minimum is not None:
-        y = finished[-1]
+    y = finished[-1] if finished else None
+    if y is not None and y.status == "missed" and y.minimum is not None:
         out.append(
             Alert(
                 "shortfall",

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archipel.ledger._forecast import backtest, forecast_series, to_decimal, z_of
+from archipel.ledger._forecast import backtest, forecast_series, to_decimal, widening, z_of
 
 money = st.decimals(min_value=0, max_value=10**9, places=9, allow_nan=False, allow_infinity=False)
 
@@ -105,3 +105,19 @@ def test_backtest_a_fixed_horizon() -> None:
     scores = backtest([Decimal(5)] * 10, ahead=3)
     assert [s.origins for s in scores] == [2, 2, 2]  # origins 6 and 7 have 3 periods after
     assert all(s.mae == 0 for s in scores)
+
+
+def test_a_history_the_line_misses_widens_the_band() -> None:
+    """Quadratic growth: a line fitted at any origin under-forecasts by far more than its
+    residuals claim, so the band is widened; noise around a line is not."""
+    curved = [float(t * t) for t in range(1, 25)]
+    assert widening(curved, 0.8, 12) > 2
+    line = [100.0 + 10 * t + (5 if t % 2 else -5) for t in range(24)]
+    assert widening(line, 0.8, 12) < 1.5
+    assert widening([1.0, 2.0], 0.8, 12) == 1.0  # too few errors to judge: as claimed
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e9), min_size=1, max_size=40))
+def test_widening_is_bounded(history: list[float]) -> None:
+    assert 1.0 <= widening(history, 0.8, 12) <= 10.0

@@ -17,7 +17,12 @@ The model (docs/commitments.md, Forecast, has the why and the measured error):
   noise of each future period plus the uncertainty of the fitted line, so it
   widens with the horizon. A single period gives ``s`` as half its spend.
   The lower bound never falls below the spend to date, nor below an earlier
-  lower bound (cumulative spend does not decrease).
+  lower bound (cumulative spend does not decrease);
+- that interval assumes the line is right and only noise is not. It is
+  widened by what the history itself shows (:func:`widening`): the model is
+  re-fitted at its recent origins, its errors divided by the deviation it
+  claimed, and ``z`` is scaled by how much larger than claimed the errors
+  were (never narrower, at most ten times wider).
 
 Nothing here is float but ``z`` and the back-test's error ratios; money is
 :class:`~fractions.Fraction` while computed and :class:`~decimal.Decimal` out.
@@ -31,13 +36,23 @@ from decimal import Decimal, localcontext
 from fractions import Fraction
 from statistics import NormalDist
 
+import numpy as np
+
 #: periods the trend is fitted over (the most recent ones)
 WINDOW = 12
 #: the interval's default coverage
 LEVEL = 0.8
 #: periods of history a back-test origin needs at least
 MIN_HISTORY = 6
-METHOD = "linear trend (OLS) over the last {window} months, residual prediction interval"
+#: the most recent origins the interval is calibrated on, and the fewest errors it needs
+CALIBRATION_ORIGINS = 24
+CALIBRATION_ERRORS = 8
+#: the most the calibration widens the interval
+MAX_WIDENING = 10.0
+METHOD = (
+    "linear trend (OLS) over the last {window} months; residual prediction interval "
+    "widened by the history's own back-test errors"
+)
 
 _NANO = Decimal(1).scaleb(-9)
 
@@ -80,6 +95,7 @@ def project(
     *,
     level: float = LEVEL,
     window: int = WINDOW,
+    calibrate: bool = True,
 ) -> Projection:
     """The cumulative spend to come over ``future`` from ``history``.
 
@@ -115,6 +131,8 @@ def project(
     else:  # one period: a wide band, half its spend either way per period
         variance = (y_bar / 2) ** 2
     z = z_of(level)
+    if calibrate:
+        z *= Fraction(str(round(widening([float(y) for _, y in history], level, window), 6)))
     mean: list[Fraction] = []
     low: list[Fraction] = []
     high: list[Fraction] = []
@@ -137,6 +155,48 @@ def project(
         low.append(floor)
         high.append(total + half)
     return Projection(tuple(mean), tuple(low), tuple(high), model)
+
+
+def widening(values: Sequence[float], level: float, window: int) -> float:
+    """How much wider than the residual interval the history says the interval must be.
+
+    The model is fitted at each of the last :data:`CALIBRATION_ORIGINS` origins
+    of the history itself (three periods known at least) and its cumulative
+    error at every horizon up to the end of the history is divided by the
+    standard deviation the model gave it. The ``level`` quantile of these
+    standardised errors over ``z`` is the widening (at least 1, at most
+    :data:`MAX_WIDENING`); with fewer than :data:`CALIBRATION_ERRORS` errors
+    it is 1. A statistic, not money: floats are fine here.
+    """
+    y = np.asarray(values, dtype=float)
+    n = len(y)
+    found: list[np.ndarray] = []
+    for t in range(max(3, n - CALIBRATION_ORIGINS), n):
+        known = y[max(0, t - window) : t]
+        m = len(known)
+        x = np.arange(t - m, t, dtype=float)
+        x_bar = x.mean()
+        sxx = float(((x - x_bar) ** 2).sum())
+        slope = float(((x - x_bar) * (known - known.mean())).sum() / sxx) if m >= 3 else 0.0
+        intercept = known.mean() - slope * x_bar
+        dof = m - 2 if m >= 3 else m - 1
+        residuals = known - (intercept + slope * x)
+        variance = float((residuals**2).sum() / dof) if dof > 0 else (known.mean() / 2) ** 2
+        ahead = np.arange(t, n, dtype=float)
+        mean = np.cumsum(np.maximum(0.0, intercept + slope * ahead))
+        k = np.arange(1, len(ahead) + 1, dtype=float)
+        spread = k + k * k / m
+        if m >= 3:
+            spread += np.cumsum(ahead - x_bar) ** 2 / sxx
+        sd = np.sqrt(variance * spread)
+        actual = np.cumsum(y[t:n])
+        ok = sd > 0
+        found.append(np.abs(actual[ok] - mean[ok]) / sd[ok])
+    errors = np.concatenate(found) if found else np.empty(0)
+    if len(errors) < CALIBRATION_ERRORS:
+        return 1.0
+    z = NormalDist().inv_cdf((1 + level) / 2)
+    return float(min(MAX_WIDENING, max(1.0, np.quantile(errors, level) / z)))
 
 
 def forecast_series(

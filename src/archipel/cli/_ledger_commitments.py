@@ -234,7 +234,8 @@ def render_commitments(out: Any, doc: dict[str, Any]) -> None:
         out.print("The spec has no commitments.")
         return
     table = Table(header_style="bold", title=f"Commitments as of {doc['today']}")
-    for column in ("commitment", "amount", "spent", "burned", "at end (mean)", "interval", "ramp"):
+    columns = ("commitment", "ends", "amount", "spent", "burned", "at end", "interval", "ramp")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("commitment", "ramp") else "right")
     for c in doc["commitments"]:
         cur = c["currency"]
@@ -248,7 +249,8 @@ def render_commitments(out: Any, doc: dict[str, Any]) -> None:
             else "no whole month yet"
         )
         table.add_row(
-            f"{c['name']} ({c['provider']}, {c['period']['start']} to {c['period']['end']})",
+            f"{c['name']} ({c['provider']})",
+            c["period"]["end"],
             _money(c["amount"], cur),
             _money(c["spent"], cur),
             _percent(c["burned"]),

@@ -251,3 +251,21 @@ def test_spend_is_exact_in_any_order(
     assert abs(b.to_date - expected) <= Decimal("0.0000000005") * 12
     assert b.to_date == b.to_date.quantize(Decimal("1e-9"))
     assert b.spent == sorted(b.spent)  # cumulative
+
+
+def test_no_shortfall_before_a_forecast_but_an_overrun_already_spent_is_one() -> None:
+    early = burn(monthly("100"), date(2026, 1, 20))  # no whole month yet
+    assert early.forecast is None and not early.over
+    assert commitment_alerts([early], AlertTolerances()) == []
+    spent = burn(monthly("100"), date(2026, 1, 20), amount=50)
+    (alert,) = commitment_alerts([spent], AlertTolerances())
+    assert (alert.kind, alert.severity) == ("overrun", "critical")
+    assert alert.message.startswith("spent 100.00 USD against 50.00 USD")
+
+
+def test_a_term_that_is_over_is_judged_on_what_was_spent() -> None:
+    over = burn(monthly("100", "200"), date(2027, 2, 1), amount=1000)
+    assert over.over
+    (alert,) = commitment_alerts([over], AlertTolerances())
+    assert (alert.kind, alert.severity) == ("shortfall", "critical")
+    assert alert.message == "spent 300.00 USD of 1,000.00 USD by 2027-01-01: short by 700.00 USD"

@@ -2,7 +2,8 @@
 
 - ``shortfall``: the forecast at term end (its mean) is below the amount by
   more than the ``shortfall`` tolerance; ``critical`` when even the interval's
-  high end is, or when the term is over. Also when the current contract
+  high end is, or when the term is over. None while there is no forecast
+  (before the first whole month of the term). Also when the current contract
   year's ramp minimum is ``at risk`` (its expected spend falls short), and
   when the last finished year ``missed`` its minimum.
 - ``overrun``: the forecast at term end is above the amount by more than the
@@ -57,11 +58,12 @@ def commitment_alerts(burns: Iterable[Burn], tolerances: AlertTolerances) -> lis
         c = burn.commitment
         cur = burn.currency
         mean, low, high = burn.at_end
-        over = burn.forecast is None
+        over = burn.over
+        known = over or burn.forecast is not None  # else too early to say where it ends
         floor = c.amount * (1 - tolerances.shortfall)
         ceiling = c.amount * (1 + tolerances.overrun)
         end = c.period.end
-        if mean < floor:
+        if known and mean < floor:
             severity: Severity = "critical" if over or high < floor else "warning"
             what = "spent" if over else "forecast to spend"
             band = "" if over else f" ({_money(low, cur)} to {_money(high, cur)})"
@@ -74,15 +76,16 @@ def commitment_alerts(burns: Iterable[Burn], tolerances: AlertTolerances) -> lis
                     severity,
                 )
             )
-        elif mean > ceiling:
+        elif mean > ceiling:  # known or not: spend to date above the amount is an overrun
             severity = "critical" if burn.to_date > c.amount else "warning"
+            what = "spent" if over or burn.forecast is None else "forecast to spend"
+            band = "" if burn.forecast is None else f" ({_money(low, cur)} to {_money(high, cur)})"
             out.append(
                 Alert(
                     "overrun",
                     c.label,
-                    f"forecast to spend {_money(mean, cur)} ({_money(low, cur)} to "
-                    f"{_money(high, cur)}) against {_money(c.amount, cur)} by {end}: "
-                    f"over by {_money(mean - c.amount, cur)}",
+                    f"{what} {_money(mean, cur)}{band} against {_money(c.amount, cur)} by "
+                    f"{end}: over by {_money(mean - c.amount, cur)}",
                     severity,
                 )
             )

@@ -97,8 +97,14 @@ class Burn:
         return self.to_date / self.target
 
     @property
+    def over(self) -> bool:
+        """Whether the term has ended (its position is then what was spent)."""
+        return self.today >= self.commitment.period.end
+
+    @property
     def at_end(self) -> tuple[Decimal, Decimal, Decimal]:
-        """(mean, low, high) at term end: the forecast's, or what was spent once it is over."""
+        """(mean, low, high) at term end: the forecast's, or what was spent so far when there
+        is no forecast (the term is over, or not a whole month of it has passed)."""
         if self.forecast is not None:
             return self.forecast.at_end
         return self.to_date, self.to_date, self.to_date

@@ -269,3 +269,37 @@ def test_a_term_that_is_over_is_judged_on_what_was_spent() -> None:
     (alert,) = commitment_alerts([over], AlertTolerances())
     assert (alert.kind, alert.severity) == ("shortfall", "critical")
     assert alert.message == "spent 300.00 USD of 1,000.00 USD by 2027-01-01: short by 700.00 USD"
+
+
+def test_a_period_that_starts_mid_month() -> None:
+    """From 16 April: April's 50 is half a month's 100 (15 of its 30 days in the term), so
+    the history is flat at 100; nine whole months and half of April 2027 to come: 950."""
+    rows = [
+        {"start": "2026-04-20T00:00:00", "cost": "50"},
+        {"start": "2026-05-10T00:00:00", "cost": "100"},
+        {"start": "2026-06-10T00:00:00", "cost": "100"},
+    ]
+    b = burn(
+        rows, date(2026, 7, 1), amount=1200, period={"start": "2026-04-16", "end": "2027-04-16"}
+    )
+    assert b.months == [date(2026, 4, 1), date(2026, 5, 1), date(2026, 6, 1)]
+    assert b.forecast is not None
+    assert b.forecast.months[-1] == date(2027, 4, 1)
+    assert b.at_end == (Decimal(1200), Decimal(1200), Decimal(1200))
+    assert commitment_alerts([b], AlertTolerances()) == []
+
+
+def test_the_forecast_document_backtests_the_commitments_own_history() -> None:
+    from archipel.ledger._documents import finops_report
+
+    rows = monthly(*[str(100 * k) for k in range(1, 9)])  # 100, 200, ..., 800: a straight line
+    doc = finops_report(spec(), frame(*rows), RATES, date(2026, 9, 15), path=True)
+    (c,) = doc["commitments"]
+    # 8 whole months (September is in progress): origins 6 and 7, the trend exact
+    assert [(s["method"], s["origins"], s["mae"]) for s in c["backtest"]] == [
+        ("trend", 2, "0"),
+        ("last value", 2, "200"),  # 1, 2, ..., 8 in test_forecast.py, times 100
+        ("linear burn", 2, "600"),
+    ]
+    short = finops_report(spec(), frame(*rows[:3]), RATES, date(2026, 4, 1), path=True)
+    assert short["commitments"][0]["backtest"] is None  # too short a history to back-test

@@ -299,7 +299,15 @@ def render_forecast(out: Any, doc: dict[str, Any]) -> None:
                 )
         out.print(table)
         if f is not None:
-            out.print(f"method: {f['method']}; interval: {f['level']:.0%}")
+            out.print(f"method: {f['method']}; interval: {f['level']:.0%}", markup=False)
+        if c["backtest"]:
+            scores = ", ".join(f"{s['method']} {s['mape']}%" for s in c["backtest"])
+            trend = c["backtest"][0]
+            out.print(
+                f"back-test on this history ({trend['origins']} origins, position today): "
+                f"MAPE {scores}; trend interval held {Decimal(trend['coverage']):.0%}",
+                markup=False,
+            )
 
 
 def render_budgets(out: Any, doc: dict[str, Any]) -> None:

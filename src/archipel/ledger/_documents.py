@@ -15,7 +15,8 @@ import duckdb
 from archipel.core import FinOpsSpec
 from archipel.ledger._alerts import Alert, budget_alerts, commitment_alerts
 from archipel.ledger._budgets import BudgetStatus, budget_status
-from archipel.ledger._commitments import Burn, Forecast, burn_down
+from archipel.ledger._commitments import Burn, Forecast, burn_down, next_month
+from archipel.ledger._forecast import MIN_HISTORY, Score, backtest
 
 
 def amount(value: Decimal) -> str:
@@ -78,7 +79,36 @@ def burn_document(b: Burn, *, path: bool = False) -> dict[str, Any]:
             {"month": m.isoformat(), "spent": amount(s)}
             for m, s in zip(b.months, b.spent, strict=True)
         ]
+        history = whole_months(b)
+        doc["backtest"] = (
+            [score_document(s) for s in backtest(history, level=b.forecast.level)]
+            if b.forecast is not None and len(history) > MIN_HISTORY
+            else None
+        )
     return doc
+
+
+def whole_months(b: Burn) -> list[Decimal]:
+    """The spend of each whole month of the term before today (not cumulative)."""
+    until = min(max(b.today, b.commitment.period.start), b.commitment.period.end)
+    out: list[Decimal] = []
+    before = Decimal(0)
+    for month, spent in zip(b.months, b.spent, strict=True):
+        if next_month(month) > until:
+            break
+        out.append(spent - before)
+        before = spent
+    return out
+
+
+def score_document(s: Score) -> dict[str, Any]:
+    return {
+        "method": s.method,
+        "origins": s.origins,
+        "mae": amount(s.mae),
+        "mape": amount(s.mape),
+        "coverage": None if s.coverage is None else amount(s.coverage),
+    }
 
 
 def budget_document(s: BudgetStatus) -> dict[str, Any]:

@@ -139,3 +139,24 @@ def test_a_missing_spec_exits_2(run: Any, tmp_path: Path) -> None:
     code, _, err = run("ledger", "budgets", str(tmp_path / "nope.yaml"))
     assert code == 2
     assert "no such file" in err
+
+
+@pytest.mark.parametrize("finops", [None, SPEC], ids=["without --finops", "with --finops"])
+def test_the_server_mounts_the_ledger_routes_when_asked(
+    run: Any, finops: Path | None, tmp_path: Path
+) -> None:
+    import inspect
+
+    from archipel.cli._server import Settings, _build, server
+
+    options = {
+        name: p.default for name, p in inspect.signature(server).parameters.items()
+    }  # the server's defaults, as `archipel server` would start
+    options.update(db=f"sqlite:///{tmp_path / 'state.db'}", finops=finops)
+    store, _, app = _build(Settings(**options))
+    try:
+        paths = set(app.openapi()["paths"])
+        assert ("/v1/ledger/metrics" in paths) == (finops is not None)
+        assert ("/v1/ledger/commitments" in paths) == (finops is not None)
+    finally:
+        store.close()

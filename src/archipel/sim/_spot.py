@@ -214,10 +214,7 @@ class Model:
         """When the job would finish if it ran on-demand from ``tick`` on, from ``s``."""
         if s.done >= self.ticks_needed:
             return (tick - 1) * self.gap + self.last_s
-        if s.mode == ON_DEMAND:
-            over = s.overhead
-        else:
-            over = self.changeover if s.started else 0
+        over = s.overhead if s.mode == ON_DEMAND else (self.changeover if s.started else 0)
         return (tick + over) * self.gap + self.remaining_s(s.done)
 
     def safe(self, tick: int, s: State) -> bool:
@@ -381,44 +378,44 @@ def optimal_table(model: Model) -> tuple[int, np.ndarray]:
     O(T K (C + 1)), memory O(T K (C + 1)) bytes for the decisions. Ties go to waiting, then
     spot, then on-demand, so the plan is deterministic.
     """
-    K, C, T = model.ticks_needed, model.changeover, model.horizon
-    n_states = 4 + 2 * C
+    k_max, c, horizon = model.ticks_needed, model.changeover, model.horizon
+    n_states = 4 + 2 * c
     gap = model.gap
     price = model.price
-    value = np.full((n_states, K + 1), _INF, dtype=np.int64)
-    value[:, K] = 0
-    decisions = np.zeros((T, n_states, K), dtype=np.int8)
+    value = np.full((n_states, k_max + 1), _INF, dtype=np.int64)
+    value[:, k_max] = 0
+    decisions = np.zeros((horizon, n_states, k_max), dtype=np.int8)
     progress_cost = {}
     for kind in (SPOT, ON_DEMAND):
-        c = np.full(K, gap * price[kind], dtype=np.int64)
-        c[K - 1] = model.last_s * price[kind]
-        progress_cost[kind] = c
-    spot_base, od_base = 2, 3 + C
+        row = np.full(k_max, gap * price[kind], dtype=np.int64)
+        row[k_max - 1] = model.last_s * price[kind]
+        progress_cost[kind] = row
+    spot_base, od_base = 2, 3 + c
     # (idle state, spot overhead, on-demand overhead) of each state
-    combos = [(0, 0, 0), (1, C, C)]
-    combos += [(1, o, C) for o in range(C + 1)]
-    combos += [(1, C, o) for o in range(C + 1)]
+    combos = [(0, 0, 0), (1, c, c)]
+    combos += [(1, o, c) for o in range(c + 1)]
+    combos += [(1, c, o) for o in range(c + 1)]
     avail = model.avail[0]
-    for t in range(T - 1, -1, -1):
+    for t in range(horizon - 1, -1, -1):
         nxt = value
         run: dict[tuple[int, int], np.ndarray] = {}
         for kind, base in ((SPOT, spot_base), (ON_DEMAND, od_base)):
             if kind == SPOT and not avail[t]:
                 continue
             full = gap * price[kind]
-            for o in range(C + 1):
+            for o in range(c + 1):
                 if o == 0:
                     run[kind, o] = progress_cost[kind] + nxt[base, 1:]
                 else:
-                    run[kind, o] = full + nxt[base + o - 1, :K]
+                    run[kind, o] = full + nxt[base + o - 1, :k_max]
         value = np.empty_like(nxt)
-        value[:, K] = 0
+        value[:, k_max] = 0
         solved: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
         for idx, combo in enumerate(combos):
             if combo not in solved:
                 idle, o_spot, o_od = combo
-                best = nxt[idle, :K].copy()
-                choice = np.zeros(K, dtype=np.int8)
+                best = nxt[idle, :k_max].copy()
+                choice = np.zeros(k_max, dtype=np.int8)
                 for kind, o in ((SPOT, o_spot), (ON_DEMAND, o_od)):
                     cand = run.get((kind, o))
                     if cand is None:
@@ -428,7 +425,7 @@ def optimal_table(model: Model) -> tuple[int, np.ndarray]:
                     choice[better] = kind
                 solved[combo] = (best, choice)
             best, choice = solved[combo]
-            value[idx, :K] = best
+            value[idx, :k_max] = best
             decisions[t, idx] = choice
     return int(value[0, 0]), decisions
 

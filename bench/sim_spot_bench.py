@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -65,6 +66,8 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         results = list(pool.map(_one, tasks, chunksize=4))
     wall = time.perf_counter() - began
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = used.ru_utime + used.ru_stime
 
     saving: dict[str, list[float]] = defaultdict(list)
     by_slack: dict[Decimal, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -86,7 +89,10 @@ def main() -> None:
     )
     print("mean saving vs on-demand:")
     for p in POLICIES:
-        print(f"  {p:17s} {sum(saving[p]) / len(saving[p]):7.1%}")
+        mean = sum(saving[p]) / len(saving[p])
+        print(
+            f"  {p:17s} {mean:7.1%}   (scenarios from {min(saving[p]):.1%} to {max(saving[p]):.1%})"
+        )
     print("mean saving by slack:   " + "  ".join(f"{p[:8]:>8s}" for p in POLICIES))
     for s in SLACKS:
         row = by_slack[s]
@@ -94,6 +100,15 @@ def main() -> None:
             f"  slack {s:>5.0%}          "
             + "  ".join(f"{sum(row[p]) / len(row[p]):8.1%}" for p in POLICIES)
         )
+    print("mean saving by home zone (spot share of the 45 days):")
+    for h, path in enumerate(paths):
+        trace = load_trace(Path(path))
+        rows = [r for task, r in zip(tasks, results, strict=True) if task[1] == h]
+        cells = "  ".join(
+            f"{p} {sum(1 - r[p] / r['on-demand'] for r in rows) / len(rows):6.1%}"
+            for p in POLICIES[1:]
+        )
+        print(f"  {trace.name:18s} {trace.available.mean():5.1%}  {cells}")
     g, u, a = gaps["greedy"], gaps["uniform-progress"], gaps["archipel"]
     total_od = sum(r["on-demand"] for r in results)
     print(
@@ -115,8 +130,9 @@ def main() -> None:
     print("deadlines met: 100% (asserted for every policy and scenario)")
     load = os.getloadavg()
     print(
-        f"wall {wall:.1f} s for {len(tasks)} scenarios x 5 policies ({args.workers} "
-        f"workers; target 60 s); load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"wall {wall:.1f} s, CPU {cpu:.1f} s in the workers, for {len(tasks)} scenarios x 5 "
+        f"policies ({args.workers} workers; target 60 s wall); load average "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}"
     )
 

@@ -244,3 +244,20 @@ def test_the_same_inputs_give_the_same_outcomes() -> None:
         job, [SpotTrace.of("t", HOUR, avail), SpotTrace.of("u", HOUR, avail[::-1])], PRICES
     )
     assert [o.as_dict() for o in a] == [o.as_dict() for o in b]
+
+
+@settings(max_examples=40, deadline=None)
+@given(tiny_jobs(), st.lists(st.lists(st.integers(0, 1), min_size=12, max_size=12), max_size=3))
+def test_the_broker_meets_every_deadline_and_is_uniform_progress_on_copies_of_one_zone(
+    job: tuple[list[int], int, int, int, int], others: list[list[int]]
+) -> None:
+    avail, gap, work, deadline, over = job
+    if (deadline - work) // gap + 2 > len(avail):
+        return
+    home = SpotTrace.of("home", gap, avail)
+    spec = _job(work, deadline, over)
+    zones = [home, *(SpotTrace.of(f"z{i}", gap, a[: len(avail)]) for i, a in enumerate(others))]
+    broker = simulate(spec, zones, PRICES, ["archipel"])[0]
+    assert broker.deadline_met
+    copies = simulate(spec, [home, home, home], PRICES, ["uniform-progress", "archipel"])
+    assert copies[0].cost_units == copies[1].cost_units

@@ -374,8 +374,10 @@ def optimal_table(model: Model) -> tuple[int, np.ndarray]:
     first launch, idle after it, or on spot / on-demand with ``o`` changeover ticks to go
     (``4 + 2C`` states, ``C`` the changeover in ticks). V_t[s, k] is the least cost to
     finish from tick t; V_T = infinite but for k = K (done), 0. Each tick takes the
-    minimum over {wait, spot (if the trace has it), on-demand}, vectorised over k. Time
-    O(T K (C + 1)), memory O(T K (C + 1)) bytes for the decisions. Ties go to waiting, then
+    minimum over {wait, spot (if the trace has it), on-demand}, vectorised over k, and
+    only over the k that can be reached (k <= t) and can still finish (k >= K - (T - t)):
+    a band of width T - K for tight deadlines. Time O(T K (C + 1)) at most, memory
+    O(T K (C + 1)) bytes for the decisions. Ties go to waiting, then
     spot, then on-demand, so the plan is deterministic.
     """
     k_max, c, horizon = model.ticks_needed, model.changeover, model.horizon
@@ -391,42 +393,36 @@ def optimal_table(model: Model) -> tuple[int, np.ndarray]:
         row[k_max - 1] = model.last_s * price[kind]
         progress_cost[kind] = row
     spot_base, od_base = 2, 3 + c
-    # (idle state, spot overhead, on-demand overhead) of each state
-    combos = [(0, 0, 0), (1, c, c)]
-    combos += [(1, o, c) for o in range(c + 1)]
-    combos += [(1, c, o) for o in range(c + 1)]
+    # per state: the idle state it falls to, its overhead on a spot / on-demand run
+    idle_of = np.array([0] + [1] * (n_states - 1))
+    spot_o = np.array([0, c, *range(c + 1), *([c] * (c + 1))])
+    od_o = np.array([0, c, *([c] * (c + 1)), *range(c + 1)])
     avail = model.avail[0]
+    full = {kind: gap * price[kind] for kind in (SPOT, ON_DEMAND)}
     for t in range(horizon - 1, -1, -1):
         nxt = value
-        run: dict[tuple[int, int], np.ndarray] = {}
-        for kind, base in ((SPOT, spot_base), (ON_DEMAND, od_base)):
-            if kind == SPOT and not avail[t]:
-                continue
-            full = gap * price[kind]
-            for o in range(c + 1):
-                if o == 0:
-                    run[kind, o] = progress_cost[kind] + nxt[base, 1:]
-                else:
-                    run[kind, o] = full + nxt[base + o - 1, :k_max]
-        value = np.empty_like(nxt)
+        value = np.full_like(nxt, _INF)
         value[:, k_max] = 0
-        solved: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
-        for idx, combo in enumerate(combos):
-            if combo not in solved:
-                idle, o_spot, o_od = combo
-                best = nxt[idle, :k_max].copy()
-                choice = np.zeros(k_max, dtype=np.int8)
-                for kind, o in ((SPOT, o_spot), (ON_DEMAND, o_od)):
-                    cand = run.get((kind, o))
-                    if cand is None:
-                        continue
-                    better = cand < best
-                    best = np.where(better, cand, best)
-                    choice[better] = kind
-                solved[combo] = (best, choice)
-            best, choice = solved[combo]
-            value[idx, :k_max] = best
-            decisions[t, idx] = choice
+        # only progress k with k <= t (reachable) and k + (T - t) >= K (can still finish)
+        lo, hi = max(0, k_max - (horizon - t)), min(t, k_max - 1) + 1
+        if lo >= hi:
+            continue
+        cand = np.empty((3, n_states, hi - lo), dtype=np.int64)
+        cand[IDLE] = nxt[idle_of, lo:hi]
+        for kind, base, o_of in ((SPOT, spot_base, spot_o), (ON_DEMAND, od_base, od_o)):
+            if kind == SPOT and not avail[t]:
+                cand[SPOT] = np.iinfo(np.int64).max  # above any finite or infeasible value
+                continue
+            runs = np.empty((c + 1, hi - lo), dtype=np.int64)  # by overhead still to go
+            runs[0] = progress_cost[kind][lo:hi] + nxt[base, lo + 1 : hi + 1]
+            runs[1:] = full[kind] + nxt[base : base + c, lo:hi]
+            cand[kind] = runs[o_of]
+        best = np.minimum(np.minimum(cand[IDLE], cand[SPOT]), cand[ON_DEMAND])
+        value[:, lo:hi] = best
+        # the first of equal costs: wait, then spot, then on-demand
+        decisions[t, :, lo:hi] = np.where(
+            cand[IDLE] == best, IDLE, np.where(cand[SPOT] == best, SPOT, ON_DEMAND)
+        )
     return int(value[0, 0]), decisions
 
 

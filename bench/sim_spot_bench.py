@@ -40,6 +40,8 @@ def _one(args: tuple[list[str], int, Decimal, Decimal, Decimal, Decimal]) -> dic
     spec = SpotJob.from_hours(job, job * (1 + slack), changeover, start)
     out = simulate(spec, order, PRICES)
     assert all(o.deadline_met for o in out), (paths[home], job, slack)
+    best = next(o.cost_units for o in out if o.policy == "optimal")
+    assert all(o.cost_units >= best for o in out if o.policy != "archipel"), (paths[home], job)
     return {o.policy: o.cost_units for o in out}
 
 

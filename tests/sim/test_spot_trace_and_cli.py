@@ -123,10 +123,11 @@ def test_without_prices_the_catalog_gives_them(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
+        (["--trace", "missing.json", "--job-hours", "1", "--deadline-hours", "3"], "missing.json"),
         (["--job-hours", "9", "--deadline-hours", "3"], "no policy can meet it"),
         (["--job-hours", "1", "--deadline-hours", "3", "--spot-price", "x"], "not a decimal"),
     ],
-    ids=["impossible deadline", "a price that is not a number"],
+    ids=["a trace file that is not there", "impossible deadline", "a price that is not a number"],
 )
 def test_bad_input_exits_2_with_what_to_change(
     tmp_path: Path, extra: list[str], message: str

@@ -93,7 +93,11 @@ def spot(
     ] = "0.2",
     policy: Annotated[
         list[Policy] | None,
-        typer.Option("--policy", help="Policy to run (repeatable; default: all of them)."),
+        typer.Option(
+            "--policy",
+            metavar="on-demand|greedy|uniform-progress|optimal|archipel",
+            help="Policy to run (repeatable; default: all of them).",
+        ),
     ] = None,
     start_hours: Annotated[
         str, typer.Option("--start-hours", metavar="S", help="Job start, hours into the trace.")

@@ -56,7 +56,7 @@ D = Decimal
 
 
 def report(
-    spec: Spec = Spec(),
+    spec: Spec | None = None,
     *,
     rows: list[tuple[Any, ...]] = ROWS,
     currency: str = "USD",
@@ -66,7 +66,7 @@ def report(
 ) -> Report:
     return build_report(
         ledger_frame(rows),
-        spec,
+        spec or Spec(),
         currency=currency,
         rates=RATES,
         jurisdictions=LAW,

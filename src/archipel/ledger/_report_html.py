@@ -281,7 +281,7 @@ def _monthly_section(report: Report, colours: dict[str | None, str]) -> str:
         name = m.provider if m.provider is not None else "unknown"
         key = name if name in shown else "others"
         series.setdefault(key, [0.0] * len(months))[index[m.month]] += float(m.spend)
-    fig = _figure(11, 3.6, left=0.8, top=0.15)
+    fig = _figure(11, 3.6, left=0.8, top=0.4)
     ax = fig.add_subplot()
     bottom = [0.0] * len(months)
     x = list(range(len(months)))
@@ -298,7 +298,7 @@ def _monthly_section(report: Report, colours: dict[str | None, str]) -> str:
     _style(ax)
     _money_axis(ax)
     ax.set_ylabel(f"spend per month ({report.currency})", fontsize=9)
-    ax.legend(fontsize=8, frameon=False, ncols=min(len(series), 6), loc="upper left")
+    ax.legend(fontsize=8, frameon=False, ncols=len(series), loc="lower left", bbox_to_anchor=(0, 1))
     totals = _table(
         ["provider", f"spend ({report.currency})", "GPU-hours", "share of spend"],
         [
@@ -321,7 +321,7 @@ def _commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
     from matplotlib.dates import DateFormatter
 
     fig = _figure(5.6, 3.0)
-    ax = fig.add_subplot()
+    ax: Any = fig.add_subplot()  # dates on the x axis: matplotlib types them as floats
     ax.plot([c.start, c.end], [0, float(c.amount)], "--", color="#7F7F7F", lw=1, label="burn line")
     if c.ramp:
         xs = [c.start] + [d for d, _ in c.ramp]
@@ -348,7 +348,8 @@ def _commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
         ax.axvline(today, color="#1d2330", lw=0.6, alpha=0.5)
     ax.set_xlim(c.start, c.end)
     ax.set_ylim(bottom=0)
-    ax.xaxis.set_major_formatter(DateFormatter("%Y"))
+    years: Any = DateFormatter  # untyped in matplotlib
+    ax.xaxis.set_major_formatter(years("%Y"))
     _style(ax)
     _money_axis(ax)
     ax.set_title(f"{c.name} ({c.provider}): cumulative {c.currency}", fontsize=9, loc="left")
@@ -527,10 +528,19 @@ def _jurisdiction_section(report: Report) -> str:
         bbox_to_anchor=(0.5, -0.3),
     )
     rows = [
-        (_e(s.name), _money(s.spend), _pct(s.spend_share), _qty(s.gpu_hours), _pct(s.gpu_share))
-        for s in [*report.jurisdictions, *report.cloud_act]
+        (
+            what,
+            _e(s.name),
+            _money(s.spend),
+            _pct(s.spend_share),
+            _qty(s.gpu_hours),
+            _pct(s.gpu_share),
+        )
+        for what, group in (("jurisdiction", report.jurisdictions), ("CLOUD Act", report.cloud_act))
+        for s in group
+        if s.spend or s.gpu_hours
     ]
-    header = ["group", f"spend ({report.currency})", "share", "GPU-hours", "share"]
+    header = ["by", "group", f"spend ({report.currency})", "share", "GPU-hours", "share"]
     exposed = report.exposed
     return (
         "<section><h2>Jurisdiction and CLOUD Act exposure</h2>"
@@ -539,7 +549,7 @@ def _jurisdiction_section(report: Report) -> str:
         "Adequacy: a country with an EU adequacy decision (full or for commercial "
         "organisations); the US, under the partial Data Privacy Framework decision, is apart."
         f"</p>{_svg(fig, 'jurisdiction and CLOUD Act exposure')}"
-        f"{_table(header, rows, numeric=(1, 2, 3, 4))}</section>"
+        f"{_table(header, rows, numeric=(2, 3, 4, 5))}</section>"
     )
 
 

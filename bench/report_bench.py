@@ -53,52 +53,62 @@ PLACES = [
 ]
 #: workload w runs at PLACES[PICK[w % 20]]: aws, azure and oci carry most of it
 PICK = [0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 3, 4, 5, 5, 6, 7, 8, 9]
-SPEC = {
-    "currency": "USD",
-    "commitments": [
-        {
-            "name": "aws-2025",
-            "provider": "aws",
-            "amount": 380_000_000,
-            "currency": "USD",
-            "period": {"start": "2025-11-01", "end": "2032-11-01"},
-            "ramp": [30e6, 40e6, 50e6, 55e6, 60e6, 65e6, 80e6],
-        },
-        {
-            "name": "azure-2025",
-            "provider": "azure",
-            "amount": 250_000_000,
-            "currency": "USD",
-            "period": {"start": "2025-11-01", "end": "2032-11-01"},
-        },
-        {
-            "name": "oci-2025",
-            "provider": "oci",
-            "amount": 300_000_000,
-            "currency": "USD",
-            "period": {"start": "2025-11-01", "end": "2030-11-01"},
-        },
-    ],
-    "budgets": [
-        {
-            "name": "tenant-3-monthly",
-            "tenant": "tenant-3",
-            "amount": 400_000,
-            "currency": "EUR",
-            "period": "month",
-            "alert_at": [0.8, 1.0],
-        },
-        {
-            "name": "project-7-year",
-            "project": "project-7",
-            "amount": 3_000_000,
-            "currency": "USD",
-            "period": "year",
-            "alert_at": [0.8, 1.0],
-        },
-    ],
-    "concentration": {"max_share": 0.45, "measure": "spend", "providers": {"aws": 0.35}},
-}
+
+
+def spec_for(workloads: int) -> dict[str, Any]:
+    """Commitments, budgets and caps in proportion to the ledger (sized for 1,000 workloads:
+    aws near its burn line, azure short of it, oci over it; azure above the 25 % cap)."""
+    scale = Decimal(workloads) / 1000
+
+    def m(millions: float) -> str:
+        return str((Decimal(str(millions)) * 1_000_000 * scale).quantize(Decimal(1)))
+
+    return {
+        "currency": "USD",
+        "commitments": [
+            {
+                "name": "aws-2025",
+                "provider": "aws",
+                "amount": m(210),
+                "currency": "USD",
+                "period": {"start": "2025-11-01", "end": "2032-11-01"},
+                "ramp": [m(v) for v in (24, 27, 30, 32, 33, 32, 32)],
+            },
+            {
+                "name": "azure-2025",
+                "provider": "azure",
+                "amount": m(280),
+                "currency": "USD",
+                "period": {"start": "2025-11-01", "end": "2032-11-01"},
+            },
+            {
+                "name": "oci-2026",
+                "provider": "oci",
+                "amount": m(90),
+                "currency": "USD",
+                "period": {"start": "2026-01-01", "end": "2031-01-01"},
+            },
+        ],
+        "budgets": [
+            {
+                "name": "tenant-3-monthly",
+                "tenant": "tenant-3",
+                "amount": m(0.4),
+                "currency": "EUR",
+                "period": "month",
+                "alert_at": [0.8, 1.0],
+            },
+            {
+                "name": "project-7-year",
+                "project": "project-7",
+                "amount": m(3),
+                "currency": "USD",
+                "period": "year",
+                "alert_at": [0.8, 1.0],
+            },
+        ],
+        "concentration": {"max_share": 0.25, "measure": "spend", "providers": {"aws": 0.35}},
+    }
 
 
 def generate(con: duckdb.DuckDBPyConnection, workloads: int, hours: int) -> None:
@@ -225,10 +235,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"entries: {count[0] if count else 0:,} (generated in "
             f"{time.perf_counter() - t0:.1f} s, untimed)"
         )
-        return _timed(con, args.html)
+        return _timed(con, args.html, args.workloads)
 
 
-def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None) -> int:
+def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None, workloads: int) -> int:
     load = os.getloadavg()
     steps: list[tuple[str, float, float]] = []
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -246,7 +256,7 @@ def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None) -> int:
     from archipel.ledger._report import build_report, report_document
 
     snapshot = load_snapshot(SNAPSHOT_FILE)
-    spec = FinOpsStandIn.model_validate(SPEC)
+    spec = FinOpsStandIn.model_validate(spec_for(workloads))
     t = step("catalog and spec", t)
     report = build_report(
         con,

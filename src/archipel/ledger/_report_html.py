@@ -75,7 +75,7 @@ box-shadow:0 1px 2px #0001}
 @media (max-width:900px){.grid{grid-template-columns:1fr}}
 table{border-collapse:collapse;width:100%;font-size:13px;margin-top:8px}
 th,td{padding:4px 8px;border-bottom:1px solid #e5e7eb;text-align:left}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 th{color:#5b6475;font-weight:600}
 svg{max-width:100%;height:auto}
 .alerts{list-style:none;padding:0;margin:8px 0 0}

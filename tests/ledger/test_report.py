@@ -463,3 +463,11 @@ def test_every_breakdown_adds_up_to_the_total_exactly(
     for breakdown in (r.providers, r.jurisdictions, r.cloud_act):
         assert sum((s.spend for s in breakdown), Decimal(0)) == r.totals.spend
         assert sum((s.gpu_hours for s in breakdown), Decimal(0)) == len(entries)
+
+
+def test_over_the_cap_is_judged_on_the_spec_measure_only() -> None:
+    # aws: 61.5 % of spend but 50 % of GPU-hours, against a 55 % cap on GPU-hours
+    r = report(Spec(concentration=Concentration(max_share=0.55, measure="gpu_hours")))
+    doc = report_document(r)
+    assert [p["over_cap"] for p in doc["providers"]] == [False] * 5
+    assert r.alerts == ()

@@ -95,9 +95,10 @@ class Share:
     gpu_share: Decimal
     cap: Decimal | None = None  # providers only: the concentration cap, if the spec has one
 
-    @property
-    def over_cap(self) -> bool:
-        return False if self.cap is None else max(self.spend_share, self.gpu_share) > self.cap
+    def over_cap(self, measure: str) -> bool:
+        """Above its cap on ``measure`` (``spend`` or ``gpu_hours``), as the spec measures it."""
+        share = self.spend_share if measure == "spend" else self.gpu_share
+        return self.cap is not None and share > self.cap
 
 
 @dataclass(frozen=True, slots=True)
@@ -690,7 +691,7 @@ def _alerts(
         measure = concentration.measure
         for s in providers:
             share = s.spend_share if measure == "spend" else s.gpu_share
-            if s.cap is not None and share > s.cap:
+            if s.cap is not None and s.over_cap(measure):
                 what = "spend" if measure == "spend" else "GPU-hours"
                 out.append(
                     Alert(
@@ -740,7 +741,7 @@ def amount(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
-def _share_doc(s: Share) -> dict[str, Any]:
+def _share_doc(s: Share, measure: str = "spend") -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": s.name,
         "spend": amount(s.spend),
@@ -750,7 +751,7 @@ def _share_doc(s: Share) -> dict[str, Any]:
     }
     if s.cap is not None:
         doc["cap"] = amount(s.cap)
-        doc["over_cap"] = s.over_cap
+        doc["over_cap"] = s.over_cap(measure)
     return doc
 
 
@@ -849,7 +850,9 @@ def report_document(report: Report) -> dict[str, Any]:
             }
             for m in report.by_month
         ],
-        "providers": [_share_doc(s) for s in report.providers],
+        "providers": [
+            _share_doc(s, c.measure if c is not None else "spend") for s in report.providers
+        ],
         "concentration": None
         if c is None
         else {

@@ -489,7 +489,7 @@ def _concentration_section(report: Report, colours: dict[str | None, str]) -> st
             _pct(s.spend_share),
             _pct(s.gpu_share),
             "-" if s.cap is None else _pct(s.cap),
-            '<span class="over">over</span>' if s.over_cap else "",
+            '<span class="over">over</span>' if c and s.over_cap(c.measure) else "",
         )
         for s in providers
     ]

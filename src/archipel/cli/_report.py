@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 SpecFile = Annotated[
     Path | None,
     typer.Argument(
-        metavar="[SPEC]",
+        metavar="SPEC",
         help="FinOps spec YAML: commitments, budgets, concentration (a fleet spec is one too).",
     ),
 ]
@@ -69,7 +69,9 @@ Today = Annotated[
         help="Report as of this day, YYYY-MM-DD (default: today, UTC): budgets and forecasts.",
     ),
 ]
-Top = Annotated[int, typer.Option("--top", help="How many workloads and tenants to rank.", min=1)]
+Top = Annotated[
+    int, typer.Option("--top", metavar="N", help="How many workloads and tenants to rank.", min=1)
+]
 
 
 def register(app: typer.Typer) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any, Protocol
@@ -193,7 +193,6 @@ class Report:
     budgets: tuple[BudgetFigure, ...]
     alerts: tuple[Alert, ...]
     forecast_source: str  # where the commitment forecasts come from
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def exposed(self) -> Share:
@@ -242,7 +241,8 @@ def build_report(
     ``rates`` is the catalog's exchange-rate table (one unit of each currency in
     its comparison currency, ``CatalogSnapshot.fx_rates``); ``currency`` is the
     one the report converts into. ``burn_down`` computes each commitment's burn
-    and forecast (default: ``archipel.ledger.burn_down``).
+    and forecast (default: ``archipel.ledger.burn_down``). The cube is a temporary
+    table of ``connection``, dropped before returning.
     """
     into = rates_into(rates, currency)
     connection.execute(f"DROP TABLE IF EXISTS {_CUBE}")

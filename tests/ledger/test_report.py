@@ -33,6 +33,7 @@ from archipel.ledger._report import (
     Share,
     budget_period,
     build_report,
+    rates_into,
     report_document,
     report_tables,
 )
@@ -471,3 +472,17 @@ def test_over_the_cap_is_judged_on_the_spec_measure_only() -> None:
     doc = report_document(r)
     assert [p["over_cap"] for p in doc["providers"]] == [False] * 5
     assert r.alerts == ()
+
+
+@pytest.mark.parametrize("currency", ["USD", "EUR", "GBP", "JPY"])
+def test_rates_are_the_catalogs_as_plan_and_ledger_show_use_them(currency: str) -> None:
+    from dataclasses import replace
+
+    from archipel.catalog import SNAPSHOT_FILE, load_snapshot
+
+    # the shipped rates, plus two more (ECB-like, one unit in USD) so that cross rates show
+    shipped = load_snapshot(SNAPSHOT_FILE)
+    rates = {**shipped.fx_rates, "GBP": D("1.268"), "JPY": D("0.006712")}
+    snapshot = replace(shipped, fx_rates=rates)
+    expected = snapshot.in_currency(currency).fx_rates  # the oracle: the catalog's own
+    assert rates_into(snapshot.fx_rates, currency) == dict(expected)

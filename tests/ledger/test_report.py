@@ -486,3 +486,22 @@ def test_rates_are_the_catalogs_as_plan_and_ledger_show_use_them(currency: str) 
     snapshot = replace(shipped, fx_rates=rates)
     expected = snapshot.in_currency(currency).fx_rates  # the oracle: the catalog's own
     assert rates_into(snapshot.fx_rates, currency) == dict(expected)
+
+
+def test_missing_quantities_count_as_none_used() -> None:
+    # a source that leaves GPU-hours and tokens empty (NULL), not zero
+    con = ledger_frame(ROWS[:1])
+    con.execute("UPDATE entries SET gpu_hours = NULL, input_tokens = NULL, output_tokens = NULL")
+    r = build_report(
+        con,
+        Spec(),
+        currency="USD",
+        rates=RATES,
+        jurisdictions=LAW,
+        provider_facts=facts,
+        today=date(2026, 3, 15),
+        generated_at=NOW,
+    )
+    t = r.totals
+    assert (t.spend, t.gpu_hours, t.input_tokens, t.output_tokens) == (D(400), D(0), 0, 0)
+    assert r.providers[0].gpu_share == 0

@@ -378,8 +378,8 @@ class _Converter:
         width = len(keys)
         selected = "".join(f"{k}, " for k in keys)
         rows = con.execute(
-            f"""SELECT {selected}currency, sum(cost), sum(gpu_hours), sum(input_tokens),
-                   sum(output_tokens), sum(entries)
+            f"""SELECT {selected}currency, sum(cost), coalesce(sum(gpu_hours), 0),
+                   coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), sum(entries)
             FROM {_CUBE} WHERE {where} GROUP BY ALL""",
             dict(params or {}),
         ).fetchall()

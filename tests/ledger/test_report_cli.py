@@ -213,3 +213,56 @@ def test_other_commands_do_not_import_matplotlib_or_duckdb() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_the_frame_holds_the_ledgers_entries_exactly(tmp_path: Path) -> None:
+    from archipel.cli._report import entries_frame
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.migrate()
+    t0 = datetime(2026, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    tricky = Entry("gateway", "r,1", t0, t0, 'a "quoted", tenant', None, status=502)
+    exact = Entry(
+        "runs",
+        "r2",
+        t0,
+        t0,
+        "b",
+        Money(Decimal("0.000000000000001"), "EUR"),
+        provider="scaleway",
+        country="FR",
+        gpu_hours=Decimal("1.5"),
+        input_tokens=7,
+    )
+    with ledger.transaction() as connection:
+        ledger.add(connection, [tricky, exact])
+    frame = entries_frame(ledger)
+    ledger.close()
+    rows = frame.execute(
+        'SELECT key, "start", tenant, provider, status, gpu_hours, input_tokens, cost, currency '
+        "FROM entries ORDER BY key"
+    ).fetchall()
+    assert rows == [
+        (
+            "r,1",
+            datetime(2026, 1, 1, 0, 0, 0, 250_000),
+            'a "quoted", tenant',
+            None,
+            502,
+            Decimal(0),
+            0,
+            None,
+            None,
+        ),
+        (
+            "r2",
+            datetime(2026, 1, 1, 0, 0, 0, 250_000),
+            "b",
+            "scaleway",
+            None,
+            Decimal("1.5"),
+            7,
+            Decimal("0.000000000000001"),
+            "EUR",
+        ),
+    ]

@@ -252,11 +252,11 @@ def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None, workloads: in
 
     t = time.perf_counter()
     from archipel.catalog import SNAPSHOT_FILE, load_snapshot
-    from archipel.cli._report import FinOpsStandIn  # to be core.FinOpsSpec at integration
+    from archipel.cli._report import finops_spec
     from archipel.ledger._report import build_report, report_document
 
     snapshot = load_snapshot(SNAPSHOT_FILE)
-    spec = FinOpsStandIn.model_validate(spec_for(workloads))
+    spec = finops_spec(spec_for(workloads), "bench")
     t = step("catalog and spec", t)
     report = build_report(
         con,

@@ -31,6 +31,7 @@ from archipel.core import Concentration, InputError
 from archipel.ledger._report import (
     Report,
     Share,
+    actual_burn_down,
     budget_period,
     build_report,
     rates_into,
@@ -217,7 +218,7 @@ AWS = Commitment(
 )
 
 
-def test_without_burn_down_the_commitment_is_actual_spend_and_the_straight_line() -> None:
+def test_without_a_forecast_the_commitment_is_actual_spend_and_the_straight_line() -> None:
     r = build_report(
         ledger_frame(),
         Spec(commitments=(AWS,)),
@@ -227,6 +228,7 @@ def test_without_burn_down_the_commitment_is_actual_spend_and_the_straight_line(
         provider_facts=facts,
         today=date(2026, 3, 15),
         generated_at=NOW,
+        burn_down=actual_burn_down,
     )
     (c,) = r.commitments
     assert (c.name, c.provider, c.amount) == ("aws-2026", "aws", D(2400))
@@ -253,6 +255,7 @@ def test_a_commitment_in_another_currency_burns_in_its_own() -> None:
         provider_facts=facts,
         today=date(2026, 3, 15),
         generated_at=NOW,
+        burn_down=actual_burn_down,
     )
     (c,) = r.commitments
     # 400 USD x 0.909090909091 = 363.6363636364 -> 363.636363636 per month, summed

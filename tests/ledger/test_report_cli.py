@@ -139,7 +139,8 @@ def test_json_document(run: Any, db: str, spec: Path) -> None:
     assert commitment["ramp"] == [{"by": "2027-01-01", "minimum": "10000"}]
     (budget,) = doc["budgets"]
     assert (budget["spent"], budget["used"]) == ("500", "0.5")  # February, in euros
-    assert [a["kind"] for a in doc["alerts"]] == ["concentration", "budget"]
+    kinds = [a["kind"] for a in doc["alerts"]]
+    assert "concentration" in kinds and "budget" in kinds
     assert not (Path("report.html")).exists()  # --json alone writes no page
 
 

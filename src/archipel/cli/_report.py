@@ -19,10 +19,11 @@ from pydantic import Field, model_validator
 from archipel.cli._common import AsJson, guard
 from archipel.cli._ledger import Db, open_ledger
 from archipel.core import (
-    Commitment,
+    CommitmentAmount,
     Concentration,
     DocumentError,
     InputError,
+    Period,
     StrictModel,
     validate,
 )
@@ -241,13 +242,18 @@ def _cell(value: object) -> object:
     return value
 
 
-class _Commitment(Commitment):
-    """A commitment with the fields the ledger adds (to be replaced by core's own)."""
+class _Commitment(StrictModel):
+    """core.Commitment's fields with those the ledger adds (to be replaced by core's own)."""
 
     name: str | None = None
-    ramp: list[Decimal] = Field(default_factory=list)
+    provider: Annotated[str, Field(min_length=1)]
+    amount: Annotated[Decimal, Field(gt=0)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    period: Period
+    spent: CommitmentAmount = Decimal(0)
+    ramp: list[CommitmentAmount] = Field(default_factory=list)
     burns: dict[str, list[str]] = Field(default_factory=dict)
-    discount: Decimal | None = None
+    discount: Annotated[Decimal, Field(ge=0, lt=1)] = Decimal(0)
 
 
 class _Budget(StrictModel):
@@ -290,10 +296,10 @@ class FinOpsSpecError(DocumentError):
     what = "FinOps spec"
 
 
-def read_finops_spec(path: Path | None) -> FinOpsStandIn:
+def read_finops_spec(path: Path | None) -> Any:
     """The FinOps spec in ``path`` (none: no commitment, budget or cap)."""
     if path is None:
-        return FinOpsStandIn()
+        return finops_spec({}, "<none>")
     from archipel.cli._config import read_yaml_documents
 
     if not path.is_file():
@@ -301,10 +307,21 @@ def read_finops_spec(path: Path | None) -> FinOpsStandIn:
     docs = read_yaml_documents(path)
     if len(docs) != 1:
         raise InputError(f"{path}: a FinOps spec holds exactly one YAML document")
+    return finops_spec(docs[0], str(path))
+
+
+def finops_spec(document: Any, source: str) -> Any:
+    """``core.parse_finops`` where core has it, else :class:`FinOpsStandIn` (remove the
+    stand-in at integration: looked up by name so that this works on either side)."""
+    import archipel.core
+
+    parse = getattr(archipel.core, "parse_finops", None)
+    if parse is not None:
+        return parse(document, source)
     return validate(
         FinOpsStandIn,
-        docs[0],
-        str(path),
+        document,
+        source,
         FinOpsSpecError,
         "a mapping with commitments, budgets or concentration",
     )

@@ -14,6 +14,7 @@ counts in the month its ``start`` falls in.
 from __future__ import annotations
 
 import calendar
+import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -487,20 +488,8 @@ def _commitments(
 ) -> tuple[tuple[CommitmentFigure, ...], str]:
     if not spec.commitments:
         return (), "none"
-    source = "burn_down"
-    if burn_down is None:
-        try:
-            from archipel.ledger import burn_down as found  # type: ignore[attr-defined]
-        except ImportError:
-            # Until archipel.ledger.burn_down is merged: actual spend and the straight burn
-            # line, no forecast band. Remove this fallback at integration.
-            found = None
-        if found is None:
-            return tuple(
-                _commitment_figure(c, *_actual_burn(con, c, rates, today), None, today)
-                for c in spec.commitments
-            ), "actual spend only (no forecast yet)"
-        burn_down = found
+    burn_down = burn_down or _ledger_burn_down()
+    source = "actual spend only (no forecast yet)" if burn_down is actual_burn_down else "burn_down"
     burns = burn_down(con, spec, rates=rates, today=today)
     return tuple(
         _commitment_figure(
@@ -512,6 +501,41 @@ def _commitments(
         )
         for b in burns
     ), source
+
+
+def _ledger_burn_down() -> BurnDown:
+    """``archipel.ledger.burn_down`` where the ledger has it, else :func:`actual_burn_down`.
+
+    Looked up by name so that this module works on either side of that merge;
+    at integration, import ``burn_down`` directly and remove the fallback.
+    """
+    found: BurnDown | None = getattr(importlib.import_module("archipel.ledger"), "burn_down", None)
+    return found if found is not None else actual_burn_down
+
+
+@dataclass(frozen=True, slots=True)
+class ActualBurn:
+    """A commitment's burn without a forecast: the contract's ``Burn`` shape."""
+
+    commitment: Any
+    currency: str
+    months: list[date]
+    spent: list[Decimal]
+    target: Decimal
+    forecast: None = None
+
+
+def actual_burn_down(
+    con: duckdb.DuckDBPyConnection, spec: FinOps, *, rates: Mapping[str, Decimal], today: date
+) -> list[ActualBurn]:
+    """Each commitment's cumulative spend per month, no forecast: what the report draws
+    until ``archipel.ledger.burn_down`` is there (remove at integration). All of the
+    provider's spend burns it: no scope, no discount."""
+    out = []
+    for c in spec.commitments:
+        months, spent = _actual_burn(con, c, rates, today)
+        out.append(ActualBurn(c, c.currency, list(months), list(spent), Decimal(c.amount)))
+    return out
 
 
 def _band(forecast: Any) -> Band | None:
@@ -570,7 +594,6 @@ def _actual_burn(
     con: duckdb.DuckDBPyConnection, c: Any, rates: Mapping[str, Decimal], today: date
 ) -> tuple[tuple[date, ...], tuple[Decimal, ...]]:
     """Cumulative spend of the commitment's provider per month of its period up to today."""
-    # Stand-in for archipel.ledger.burn_down: remove at integration.
     money = _Converter(c.currency, rates_into(rates, c.currency, f"commitment {c.provider}"))
     first = c.period.start.replace(day=1)
     last = min(today, c.period.end - timedelta(days=1))

@@ -208,9 +208,12 @@ def _private_file(database: str | None) -> None:
     """Create a SQLite file 0600 before SQLite does: what was spent, by whom, is private."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
+    # Never open a file that exists: closing any descriptor of a file drops every POSIX
+    # lock this process holds on it, and SQLite's locks are those (a store or another
+    # ledger of this process may hold one, and its writes would be lost).
     try:
-        os.close(os.open(database, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
-    except OSError:  # no such folder, no right to it: SQLite says so when it connects
+        os.close(os.open(database, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except OSError:  # there already, no such folder, no right to it: SQLite says so
         return
 
 

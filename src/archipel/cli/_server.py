@@ -130,6 +130,24 @@ MaxWorkdirTotalOpt = Annotated[
     ),
 ]
 
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        metavar="URL",
+        help="SQLAlchemy URL of the ledger that ended attempts are metered into "
+        "(default: the server's own database; 'off': none).",
+    ),
+]
+LedgerIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--ledger-interval",
+        help="Seconds between moves of ended attempts into the ledger.",
+        min=0.05,
+    ),
+]
+
 #: the longest a workdir retention option may ask for: a century, in hours
 MAX_HOURS = 100 * 365 * 24
 WorkdirGraceOpt = Annotated[
@@ -177,6 +195,8 @@ class Settings:
     max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
+    ledger: str | None
+    ledger_interval: float
 
 
 def server(
@@ -199,6 +219,8 @@ def server(
     max_workdir_total: MaxWorkdirTotalOpt = 1 << 30,
     workdir_grace: WorkdirGraceOpt = 24.0,
     workdir_ttl: WorkdirTtlOpt = 24.0,
+    ledger: LedgerOpt = None,
+    ledger_interval: LedgerIntervalOpt = 5.0,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -220,11 +242,38 @@ def server(
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
     try:
-        with reconciling(reconciler, interval, lease.held):  # stopped before the store closes
-            _serve(app, listener, settings, store.url)
+        with metering(store, settings), reconciling(reconciler, interval, lease.held):
+            _serve(app, listener, settings, store.url)  # both stopped before the store closes
     finally:
         lease.release()
         store.close()
+
+
+@contextmanager
+def metering(store: Store, settings: Settings) -> Iterator[None]:
+    """Ended attempts move from the store's outbox into the ledger while the block runs,
+    every ``--ledger-interval`` seconds and once more on the way out (docs/ledger.md)."""
+    from archipel.cli._common import guard
+
+    if (settings.ledger or "").lower() == "off":
+        yield
+        return
+    from archipel.cli._feeds import Every, move_endings
+    from archipel.ledger import Ledger
+
+    def opened() -> Ledger:
+        ledger = Ledger(settings.ledger or store.url)
+        ledger.migrate()
+        return ledger
+
+    ledger = guard(opened)
+    feed = Every("ledger-feed", settings.ledger_interval, lambda: move_endings(store, ledger))
+    feed.start()
+    try:
+        yield
+    finally:
+        feed.stop()
+        ledger.close()
 
 
 def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:

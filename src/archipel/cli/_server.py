@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from archipel.controlplane import Reconciler, SiteSpec, Store
+    from archipel.ledger import Ledger
 
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
@@ -237,36 +238,43 @@ def server(
     from archipel.controlplane._lease import ReconcileLease
 
     listener = bind_or_exit(host, port, listen=False)
+    # the ledger's handle first: opening the SQLite file to check its mode once the store
+    # is connected to it would drop the store's locks on it (POSIX locks are per process)
+    into = guard(lambda: _ledger(settings))
     store, reconciler, app = guard(lambda: _build(settings))
     listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
     try:
-        with metering(store, settings), reconciling(reconciler, interval, lease.held):
+        with metering(store, into, settings), reconciling(reconciler, interval, lease.held):
             _serve(app, listener, settings, store.url)  # both stopped before the store closes
     finally:
         lease.release()
         store.close()
 
 
+def _ledger(settings: Settings) -> Ledger | None:
+    """The ledger ended attempts are metered into (not connected yet), or ``None``."""
+    from archipel.cli._config import default_db_url
+    from archipel.ledger import Ledger
+
+    if (settings.ledger or "").lower() == "off":
+        return None
+    return Ledger(settings.ledger or settings.db or default_db_url())
+
+
 @contextmanager
-def metering(store: Store, settings: Settings) -> Iterator[None]:
+def metering(store: Store, ledger: Ledger | None, settings: Settings) -> Iterator[None]:
     """Ended attempts move from the store's outbox into the ledger while the block runs,
     every ``--ledger-interval`` seconds and once more on the way out (docs/ledger.md)."""
     from archipel.cli._common import guard
 
-    if (settings.ledger or "").lower() == "off":
+    if ledger is None:
         yield
         return
     from archipel.cli._feeds import Every, move_endings
-    from archipel.ledger import Ledger
 
-    def opened() -> Ledger:
-        ledger = Ledger(settings.ledger or store.url)
-        ledger.migrate()
-        return ledger
-
-    ledger = guard(opened)
+    guard(ledger.migrate)
     feed = Every("ledger-feed", settings.ledger_interval, lambda: move_endings(store, ledger))
     feed.start()
     try:

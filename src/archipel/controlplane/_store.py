@@ -334,7 +334,7 @@ class Store:
             .limit(limit)
         )
         with self._session() as s:
-            return [_ending(e, a, r) for e, a, r in s.execute(q).tuples()]
+            return [_ending(e, a, r) for e, a, r in s.execute(q)]
 
     def forget_endings(self, attempt_ids: Sequence[str]) -> None:
         """Take metered attempts out of the outbox."""

@@ -347,7 +347,7 @@ def _duty(p: Placement, day: date, index: int, shapes: dict[str, Any]) -> float:
     """The share of the day ``p`` keeps its GPUs busy."""
     if p.kind == "inference":
         return 1.0  # replicas run around the clock
-    profile = shapes["openb_daily_busy_gpus"]
+    profile: list[float] = shapes["openb_daily_busy_gpus"]
     busy = profile[((day - FIRST).days + 3 * index) % len(profile)]
     growth = 0.55 + 0.45 * _progress(day)  # the lab grows into its fleet
     hours = p.duration_hours or 24 * 30
@@ -373,8 +373,9 @@ def run_entries(placements: list[Placement], shapes: dict[str, Any]) -> Iterator
                 if gpu_hours == 0:
                     continue
                 tenant, project = OWNERS[_family(name)]
+                moved = "" if here is p else "/failover"  # beside its siblings' own entry
                 yield _entry(
-                    "runs", f"{name}/{day.isoformat()}/{here.provider}-{here.region}", day,
+                    "runs", f"{name}/{day.isoformat()}/{here.provider}-{here.region}{moved}", day,
                     tenant=tenant, project=project, workload=name,
                     accelerator=here.accelerator, provider=here.provider,
                     region=here.region, country=here.country, data_class=here.data_class,
@@ -445,9 +446,7 @@ def year(shapes: dict[str, Any]) -> bytes:
     """The year's entries as JSON lines, sorted by day, source and key."""
     entries = [*run_entries(plan(), shapes), *gateway_entries(shapes)]
     entries.sort(key=lambda e: (e["start"], e["source"], e["key"]))
-    return b"".join(
-        json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries
-    )
+    return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in entries)
 
 
 def write_gzip(path: Path, data: bytes) -> None:

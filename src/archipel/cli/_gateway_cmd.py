@@ -171,16 +171,9 @@ def feeding(url: str | None, usage: Path, seconds: float) -> Iterator[None]:
         return
     from archipel.cli._common import guard
     from archipel.cli._feeds import Every, hold_across_fork, ingest_log
-    from archipel.ledger import Ledger
+    from archipel.cli._ledger import open_ledger
 
-    def opened() -> Ledger:
-        from archipel.cli._config import default_db_url
-
-        ledger = Ledger(default_db_url() if url == "default" else url)
-        ledger.migrate()
-        return ledger
-
-    ledger = guard(opened)
+    ledger = guard(lambda: open_ledger(None if url == "default" else url))
     feed = Every("ledger-feed", seconds, lambda: ingest_log(ledger, usage))
     hold_across_fork(feed.lock)  # a worker is never forked in the middle of an ingest
     feed.start()

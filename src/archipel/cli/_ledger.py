@@ -53,6 +53,8 @@ ShowCurrency = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add ``archipel ledger`` to the ``archipel`` app."""
+    from archipel.cli import _ledger_commitments  # noqa: F401  (its commands join ledger_app)
+
     app.add_typer(ledger_app, name="ledger")
 
 

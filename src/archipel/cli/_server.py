@@ -63,6 +63,15 @@ PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
 ]
+FinOpsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--finops",
+        metavar="FILE",
+        help="FinOps YAML (docs/commitments.md): serve /v1/ledger/commitments, budgets, alerts "
+        "and metrics, to admins.",
+    ),
+]
 HostOpt = Annotated[str, typer.Option("--host")]
 PortOpt = Annotated[int, typer.Option("--port")]
 IntervalOpt = Annotated[
@@ -196,8 +205,9 @@ class Settings:
     max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
-    ledger: str | None
-    ledger_interval: float
+    ledger: str | None = None
+    ledger_interval: float = 5.0
+    finops: Path | None = None
 
 
 def server(
@@ -222,6 +232,7 @@ def server(
     workdir_ttl: WorkdirTtlOpt = 24.0,
     ledger: LedgerOpt = None,
     ledger_interval: LedgerIntervalOpt = 5.0,
+    finops: FinOpsOpt = None,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -324,7 +335,12 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         replicas=settings.max_replicas,
         gpus=settings.max_gpus,
     )
-    return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
+    app = create_app(store, reconciler, limits=limits, quotas=quotas)
+    if settings.finops is not None:
+        from archipel.cli._ledger_commitments import mount_finops
+
+        mount_finops(app, settings.finops, store.url)
+    return store, reconciler, app
 
 
 def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:

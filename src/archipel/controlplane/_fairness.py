@@ -45,7 +45,7 @@ def in_turns(
 def gpus_per_slot(accelerators: str) -> float:
     """GPUs one slot of a site offers (``cpu:N`` is none)."""
     offered = parse_accelerator_spec(accelerators)
-    return 0.0 if offered.model.strip().lower() == "cpu" else offered.count
+    return 0.0 if offered.is_cpu else offered.count
 
 
 class Capacity:

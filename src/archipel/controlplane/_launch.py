@@ -29,7 +29,7 @@ from archipel.controlplane._round import Round, error_text
 from archipel.controlplane._sites import Site
 from archipel.controlplane._store import Store
 from archipel.controlplane._workdirs import Workdirs
-from archipel.core import RunSpec, RunState
+from archipel.core import RunSpec, RunState, parse_accelerator_spec
 
 log = logging.getLogger("archipel.reconciler")
 
@@ -119,7 +119,7 @@ class Launcher:
         # what the chosen site offers (the alternative of the workload that matched it);
         # "cpu" is a slot, not a device a backend allocates
         offered = site.spec.accelerators
-        gpus = None if offered.split(":")[0].strip().lower() == "cpu" else offered
+        gpus = None if parse_accelerator_spec(offered).is_cpu else offered
         files = (
             None
             if spec.workdir_sha256 is None

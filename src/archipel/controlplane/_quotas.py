@@ -64,7 +64,7 @@ class QuotaRefusal:
 
 def gpus_per_run(workload: Workload) -> int:
     """GPUs one run (one replica) of ``workload`` asks for."""
-    counts = [a.count for a in workload.resources.accelerators if a.model.strip().lower() != "cpu"]
+    counts = [a.count for a in workload.resources.accelerators if not a.is_cpu]
     return math.ceil(max(counts, default=0.0) * workload.resources.nodes)
 
 

@@ -7,6 +7,7 @@ and its helpers touch the tables of :mod:`archipel.controlplane._models`.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -145,7 +146,21 @@ class RunView:
     @property
     def workload(self) -> Workload:
         """The submitted workload (validated when it was submitted)."""
-        return Workload.model_validate_json(self.spec)
+        if len(self.spec) > _CACHED_SPEC_CHARS:
+            return Workload.model_validate_json(self.spec)
+        return _parsed(self.spec)
+
+
+#: specs up to this long are parsed once and kept (the cache holds at most ~16 MiB of them)
+_CACHED_SPEC_CHARS = 16 << 10
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(spec: str) -> Workload:
+    """A stored spec, parsed once while it is in use: a round reads a run's workload
+    several times (placement, launch, serving), and every replica of a service shares
+    one spec. A Workload is immutable, so one parse may serve them all."""
+    return Workload.model_validate_json(spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,11 @@ class AcceleratorRequest:
         count = int(self.count) if self.count == int(self.count) else self.count
         return f"{self.model}:{count}"
 
+    @property
+    def is_cpu(self) -> bool:
+        """``cpu:N``: N slots of a machine, not devices a backend allocates."""
+        return self.model.strip().lower() == "cpu"
+
 
 _SPEC = re.compile(r"^\s*(?P<model>[^:]+?)\s*(?::\s*(?P<count>[0-9]*\.?[0-9]+)\s*)?$")
 

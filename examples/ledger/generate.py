@@ -17,7 +17,7 @@ What it does, in order:
    inference trace (``azure_llm_2023_conv``), and the token-count quantiles of
    Moonshot's long-context trace (``mooncake_kimi_2025_conversation``).
    ``--shapes-from DIR`` derives it again from the trace files.
-3. **The year** (2025-11-01, the start of the lab's contracts, to 2026-12-01), one
+3. **The year** (2025-11-01, the start of the lab's contracts, to 2026-11-29), one
    row per day and placement or model replica, in the ledger's native entries
    format (docs/ledger.md): training and batch GPU-hours follow the busy-GPU
    profile, grow through the year and run in cycles of each workload's
@@ -62,7 +62,7 @@ SHAPES = HERE / "shapes.json"
 OUT = "year.jsonl.gz"
 SEED = 20251101
 FIRST = date(2025, 11, 1)
-END = date(2026, 12, 1)  # exclusive: the report's "today"
+END = date(2026, 11, 30)  # exclusive: the example's "today" (--today 2026-11-30)
 CENT = Decimal("0.01")
 MILLION = Decimal(1_000_000)
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from archipel.controlplane import Reconciler, SiteSpec, Store
+    from archipel.ledger import Ledger
 
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
@@ -139,6 +140,24 @@ MaxWorkdirTotalOpt = Annotated[
     ),
 ]
 
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        metavar="URL",
+        help="SQLAlchemy URL of the ledger that ended attempts are metered into "
+        "(default: the server's own database; 'off': none).",
+    ),
+]
+LedgerIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--ledger-interval",
+        help="Seconds between moves of ended attempts into the ledger.",
+        min=0.05,
+    ),
+]
+
 #: the longest a workdir retention option may ask for: a century, in hours
 MAX_HOURS = 100 * 365 * 24
 WorkdirGraceOpt = Annotated[
@@ -186,6 +205,8 @@ class Settings:
     max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
+    ledger: str | None = None
+    ledger_interval: float = 5.0
     finops: Path | None = None
 
 
@@ -209,6 +230,8 @@ def server(
     max_workdir_total: MaxWorkdirTotalOpt = 1 << 30,
     workdir_grace: WorkdirGraceOpt = 24.0,
     workdir_ttl: WorkdirTtlOpt = 24.0,
+    ledger: LedgerOpt = None,
+    ledger_interval: LedgerIntervalOpt = 5.0,
     finops: FinOpsOpt = None,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
@@ -226,16 +249,50 @@ def server(
     from archipel.controlplane._lease import ReconcileLease
 
     listener = bind_or_exit(host, port, listen=False)
+    # the ledger's handle first: opening the SQLite file to check its mode once the store
+    # is connected to it would drop the store's locks on it (POSIX locks are per process)
+    into = guard(lambda: _ledger(settings))
     store, reconciler, app = guard(lambda: _build(settings))
     listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
     try:
-        with reconciling(reconciler, interval, lease.held):  # stopped before the store closes
-            _serve(app, listener, settings, store.url)
+        with metering(store, into, settings), reconciling(reconciler, interval, lease.held):
+            _serve(app, listener, settings, store.url)  # both stopped before the store closes
     finally:
         lease.release()
         store.close()
+
+
+def _ledger(settings: Settings) -> Ledger | None:
+    """The ledger ended attempts are metered into (not connected yet), or ``None``."""
+    from archipel.cli._config import default_db_url
+    from archipel.ledger import Ledger
+
+    if (settings.ledger or "").lower() == "off":
+        return None
+    return Ledger(settings.ledger or settings.db or default_db_url())
+
+
+@contextmanager
+def metering(store: Store, ledger: Ledger | None, settings: Settings) -> Iterator[None]:
+    """Ended attempts move from the store's outbox into the ledger while the block runs,
+    every ``--ledger-interval`` seconds and once more on the way out (docs/ledger.md)."""
+    from archipel.cli._common import guard
+
+    if ledger is None:
+        yield
+        return
+    from archipel.cli._feeds import Every, move_endings
+
+    guard(ledger.migrate)
+    feed = Every("ledger-feed", settings.ledger_interval, lambda: move_endings(store, ledger))
+    feed.start()
+    try:
+        yield
+    finally:
+        feed.stop()
+        ledger.close()
 
 
 def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:

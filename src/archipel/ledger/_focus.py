@@ -19,6 +19,7 @@ its method (:data:`BOARD_POWER_W`, :data:`DEFAULT_PUE`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,8 +150,7 @@ def _load_facts(
 ) -> None:
     """The small tables the export joins the entries to, as DuckDB temp tables."""
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE focus_providers "
-        "(id VARCHAR, name VARCHAR, cloud_act VARCHAR)"
+        "CREATE OR REPLACE TEMP TABLE focus_providers (id VARCHAR, name VARCHAR, cloud_act VARCHAR)"
     )
     rows = [
         (p.id, p.name, None if p.cloud_act is None else p.cloud_act.value)
@@ -165,11 +165,15 @@ def _load_facts(
     groups += [(c, "Partial adequacy") for c in sorted(j.adequacy_partial - j.eu_eea)]
     con.executemany("INSERT INTO focus_countries VALUES (?, ?)", groups)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE focus_power (accelerator VARCHAR, watts {DECIMAL})"
+        "CREATE OR REPLACE TEMP TABLE focus_power (accelerator VARCHAR, watts INTEGER, "
+        "kw DECIMAL(10, 3))"
     )
-    power = [(name.upper(), Decimal(watts)) for name, (watts, _) in facts.board_power.items()]
+    power = [
+        (name.upper(), watts, Decimal(watts).scaleb(-3))
+        for name, (watts, _) in facts.board_power.items()
+    ]
     if power:
-        con.executemany("INSERT INTO focus_power VALUES (?, ?)", power)
+        con.executemany("INSERT INTO focus_power VALUES (?, ?, ?)", power)
     con.execute(
         "CREATE OR REPLACE TEMP TABLE focus_commitments (id VARCHAR, ord INTEGER, "
         'provider VARCHAR, currency VARCHAR, "start" TIMESTAMP, "end" TIMESTAMP, '
@@ -177,7 +181,7 @@ def _load_facts(
         "services VARCHAR[])"
     )
     seen: set[str] = set()
-    rows = []
+    terms: list[tuple[Any, ...]] = []
     for order, c in enumerate(commitments):
         cid = commitment_id(c)
         if cid in seen:
@@ -187,7 +191,7 @@ def _load_facts(
             )
         seen.add(cid)
         discount = _discount(c)
-        rows.append(
+        terms.append(
             (
                 cid,
                 order,
@@ -201,9 +205,9 @@ def _load_facts(
                 _scope(c, "services"),
             )
         )
-    if rows:
+    if terms:
         con.executemany(
-            "INSERT INTO focus_commitments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            "INSERT INTO focus_commitments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", terms
         )
 
 
@@ -216,7 +220,7 @@ WITH base AS (
     SELECT e.*, {_COMPUTE} AS compute,
            COALESCE(e.currency, $currency) AS billing_currency,
            p.name AS provider_name, p.cloud_act,
-           g.grp AS jurisdiction, w.watts,
+           g.grp AS jurisdiction, w.watts, w.kw,
            (SELECT c FROM focus_commitments c
              WHERE c.provider = e.provider AND c.currency = e.currency
                AND e.start >= c.start AND e.start < c."end"
@@ -230,6 +234,13 @@ WITH base AS (
     LEFT JOIN focus_countries g ON g.country = e.country
     LEFT JOIN focus_power w ON w.accelerator = upper(e.accelerator)
 ),
+termed AS (
+    SELECT base.*, t.id AS term_id
+    FROM base
+    LEFT JOIN focus_contract_commitment_source t
+      ON t.contract_id = base.commitment.id
+     AND base."start" >= t.period_start AND base."start" < t.period_end
+),
 priced AS (
     SELECT *,
            CAST(COALESCE(cost, 0) AS {DECIMAL}) AS list_cost,
@@ -240,7 +251,7 @@ priced AS (
                 END AS {DECIMAL}) AS quantity,
            CASE WHEN compute THEN 'GPU-Hours' ELSE 'Tokens' END AS unit,
            COALESCE(provider_name, provider, 'Unknown') AS service_provider
-    FROM base
+    FROM termed
 )
 SELECT
     net_cost AS BilledCost,
@@ -271,7 +282,7 @@ SELECT
     CASE WHEN commitment.id IS NULL THEN NULL ELSE
         json_object('Elements', json_array(json_object(
             'ContractID', commitment.id,
-            'ContractCommitmentID', commitment.id,
+            'ContractCommitmentID', COALESCE(term_id, commitment.id),
             'ContractCommitmentAppliedCost', _plain(net_cost)::JSON,
             'ContractCommitmentAppliedQuantity', NULL,
             'ContractCommitmentAppliedUnit', NULL)))::VARCHAR
@@ -325,10 +336,10 @@ SELECT
     CASE WHEN cloud_act IS NULL THEN NULL ELSE cloud_act IN ('yes', 'via-parent') END
         AS x_CloudActExposed,
     CAST(CASE WHEN compute AND watts IS NOT NULL
-              THEN COALESCE(gpu_hours, 0) * watts / 1000 * CAST($pue AS DECIMAL(6, 3))
+              THEN COALESCE(gpu_hours, 0) * kw * CAST($pue AS DECIMAL(6, 3))
          END AS {DECIMAL}) AS x_EnergyKWh,
     CASE WHEN compute AND watts IS NOT NULL
-             THEN 'estimate: GPU-hours x ' || CAST(CAST(watts AS INTEGER) AS VARCHAR)
+             THEN 'estimate: GPU-hours x ' || CAST(watts AS VARCHAR)
                   || ' W board power (' || upper(accelerator) || ') x PUE '
                   || CAST($pue AS VARCHAR) || '; an upper bound'
          WHEN compute
@@ -356,7 +367,7 @@ SELECT
     CAST(NULL AS {DECIMAL}) AS ContractCommitmentQuantity,
     'Committed spend' AS ContractCommitmentType,
     CAST(NULL AS VARCHAR) AS ContractCommitmentUnit,
-    id AS ContractId,
+    contract_id AS ContractId,
     CAST(contract_end AS TIMESTAMPTZ) AS ContractPeriodEnd,
     CAST(contract_start AS TIMESTAMPTZ) AS ContractPeriodStart,
     provider AS x_Provider,
@@ -384,18 +395,16 @@ def _commitment_rows(commitments: Sequence[Commitment]) -> list[tuple[Any, ...]]
             what += f" at a {discount * 100:f}% discount off list prices"
         ramp = getattr(c, "ramp", None) or []
         if not ramp:
-            rows.append(
-                (cid, order, c.provider, c.currency, Decimal(c.amount), what, start, end)
-                + (start, end, discount)
-            )
+            amount = Decimal(c.amount)
+            rows.append((cid, cid, order, c.provider, c.currency, amount, what, start, end,
+                         start, end, discount))  # fmt: skip
             continue
         for year, minimum in enumerate(ramp):
             y_start = _add_years(start, year)
             y_end = min(_add_years(start, year + 1), end)
-            rows.append(
-                (f"{cid}/year-{year + 1}", order, c.provider, c.currency, Decimal(str(minimum)))
-                + (f"{what}: year {year + 1} minimum", y_start, y_end, start, end, discount)
-            )
+            rows.append((f"{cid}/year-{year + 1}", cid, order, c.provider, c.currency,
+                         Decimal(str(minimum)), f"{what}: year {year + 1} minimum",
+                         y_start, y_end, start, end, discount))  # fmt: skip
     return rows
 
 
@@ -411,14 +420,17 @@ def _contract_commitments(
 ) -> None:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE focus_contract_commitment_source (id VARCHAR, "
+        "contract_id VARCHAR, "
         f"ord INTEGER, provider VARCHAR, currency VARCHAR, amount {DECIMAL}, "
         "description VARCHAR, period_start TIMESTAMP, period_end TIMESTAMP, "
-        f"contract_start TIMESTAMP, contract_end TIMESTAMP, discount DECIMAL(7, {DISCOUNT_DECIMALS}))"
+        "contract_start TIMESTAMP, contract_end TIMESTAMP, "
+        f"discount DECIMAL(7, {DISCOUNT_DECIMALS}))"
     )
     rows = _commitment_rows(commitments)
     if rows:
         con.executemany(
-            "INSERT INTO focus_contract_commitment_source VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO focus_contract_commitment_source "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
@@ -485,16 +497,14 @@ def _unit_price_text(cost: str | None, quantity: str | None) -> str | None:
 
 def _register_unit_price(con: duckdb.DuckDBPyConnection) -> None:
     """``_unit_price(cost, quantity)`` in SQL: exact text both ways, never a float."""
-    try:
+    with contextlib.suppress(duckdb.Error):  # not registered yet on this connection
         con.remove_function("_unit_price_text")
-    except Exception:  # noqa: BLE001 - not registered yet on this connection
-        pass
     con.create_function(
         "_unit_price_text",
         _unit_price_text,
         ["VARCHAR", "VARCHAR"],
         "VARCHAR",
-        null_handling="special",
+        null_handling=duckdb.func.FunctionNullHandling.SPECIAL,
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO _unit_price(c, q) AS "
@@ -514,7 +524,7 @@ def _csv_select(con: duckdb.DuckDBPyConnection, view: str) -> str:
     parts = []
     for name, kind, *_ in described:
         if str(kind).startswith("TIMESTAMP"):
-            parts.append(f"strftime(\"{name}\", '%Y-%m-%dT%H:%M:%SZ') AS \"{name}\"")
+            parts.append(f'strftime("{name}", \'%Y-%m-%dT%H:%M:%SZ\') AS "{name}"')
         else:
             parts.append(f'"{name}"')
     return f"SELECT {', '.join(parts)} FROM {view}"

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import duckdb.func as duckdb_func
 
 from archipel.core import Commitment, InputError, Jurisdictions, ProviderFacts
 
@@ -504,7 +505,7 @@ def _register_unit_price(con: duckdb.DuckDBPyConnection) -> None:
         _unit_price_text,
         ["VARCHAR", "VARCHAR"],
         "VARCHAR",
-        null_handling=duckdb.func.FunctionNullHandling.SPECIAL,
+        null_handling=duckdb_func.FunctionNullHandling.SPECIAL,
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO _unit_price(c, q) AS "

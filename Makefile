@@ -67,9 +67,9 @@ lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see a
 # builds the same virtualenv when it is missing.
 .PHONY: focus-validator
 focus-validator: $(FOCUS_VENV)/bin/.installed
-$(FOCUS_VENV)/bin/.installed: $(FOCUS_LOCK)
-	$(PYTHON) -m venv $(FOCUS_VENV)
-	$(FOCUS_VENV)/bin/pip install --quiet --require-hashes -r $(FOCUS_LOCK)
+$(FOCUS_VENV)/bin/.installed: $(FOCUS_LOCK) $(BIN)/.installed
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(FOCUS_VENV)
+	$(BIN)/uv pip install --quiet --python $(FOCUS_VENV)/bin/python --require-hashes -r $(FOCUS_LOCK)
 	touch $@
 
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources

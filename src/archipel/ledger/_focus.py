@@ -217,20 +217,30 @@ _COMPUTE = "(e.source = 'runs' OR COALESCE(e.gpu_hours, 0) <> 0)"
 
 #: the Cost and Usage rows, typed (timestamps in UTC, money DECIMAL(38, 15))
 _COST_AND_USAGE = f"""
-WITH base AS (
-    SELECT e.*, {_COMPUTE} AS compute,
+WITH numbered AS (
+    SELECT row_number() OVER () AS _row, * FROM entries
+),
+matched AS (
+    -- the first commitment of the spec (by its order) that the entry burns
+    SELECT e._row, arg_min(c, c.ord) AS commitment
+    FROM numbered e
+    JOIN focus_commitments c
+      ON c.provider = e.provider AND c.currency = e.currency
+     AND e.start >= c.start AND e.start < c."end"
+     AND (c.regions IS NULL OR list_contains(c.regions, e.region))
+     AND (c.accelerators IS NULL OR list_contains(c.accelerators, e.accelerator))
+     AND (c.services IS NULL OR list_contains(c.services,
+          CASE WHEN {_COMPUTE} THEN 'compute' ELSE 'inference' END))
+    GROUP BY e._row
+),
+base AS (
+    SELECT e.* EXCLUDE (_row), {_COMPUTE} AS compute,
            COALESCE(e.currency, $currency) AS billing_currency,
            p.name AS provider_name, p.cloud_act,
            g.grp AS jurisdiction, w.watts, w.kw,
-           (SELECT c FROM focus_commitments c
-             WHERE c.provider = e.provider AND c.currency = e.currency
-               AND e.start >= c.start AND e.start < c."end"
-               AND (c.regions IS NULL OR list_contains(c.regions, e.region))
-               AND (c.accelerators IS NULL OR list_contains(c.accelerators, e.accelerator))
-               AND (c.services IS NULL OR list_contains(c.services,
-                    CASE WHEN {_COMPUTE} THEN 'compute' ELSE 'inference' END))
-             ORDER BY c.ord LIMIT 1) AS commitment
-    FROM entries e
+           m.commitment
+    FROM numbered e
+    LEFT JOIN matched m ON m._row = e._row
     LEFT JOIN focus_providers p ON p.id = e.provider
     LEFT JOIN focus_countries g ON g.country = e.country
     LEFT JOIN focus_power w ON w.accelerator = upper(e.accelerator)
@@ -444,14 +454,14 @@ CONTRACT_COMMITMENT = "contract_commitment"
 def focus_relations(
     con: duckdb.DuckDBPyConnection, facts: FocusFacts, commitments: Sequence[Commitment]
 ) -> None:
-    """Create the views ``focus_cost_and_usage`` and ``focus_contract_commitment`` on ``con``.
+    """Create the tables ``focus_cost_and_usage`` and ``focus_contract_commitment`` on ``con``.
 
-    ``con`` holds the ``entries`` relation; the views are typed as the files are
+    ``con`` holds the ``entries`` relation; the tables are typed as the files are
     (timestamps with time zone, money ``DECIMAL(38, 15)``).
     """
     con.execute("SET TimeZone = 'UTC'")
     # a decimal as people write it: 1536, 0.5 (no trailing zeros), for descriptions
-    _register_unit_price(con)
+    register_unit_price(con)
     con.execute(
         "CREATE OR REPLACE TEMP MACRO _plain(x) AS "
         "CASE WHEN CAST(x AS VARCHAR) LIKE '%.%' "
@@ -468,8 +478,10 @@ def focus_relations(
     select = _COST_AND_USAGE
     for name, value in params.items():
         select = select.replace(f"${name}", _literal(value))
-    con.execute(f"CREATE OR REPLACE TEMP VIEW focus_cost_and_usage AS {select}")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW focus_contract_commitment AS {_CONTRACT_COMMITMENT}")
+    # tables, not views: each dataset is computed once however many files it is written to
+    con.execute("DROP VIEW IF EXISTS focus_cost_and_usage")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE focus_cost_and_usage AS {select}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE focus_contract_commitment AS {_CONTRACT_COMMITMENT}")
 
 
 _FEMTO = Decimal(1).scaleb(-15)
@@ -496,8 +508,13 @@ def _unit_price_text(cost: str | None, quantity: str | None) -> str | None:
     return None if price is None else format(price, "f")
 
 
-def _register_unit_price(con: duckdb.DuckDBPyConnection) -> None:
-    """``_unit_price(cost, quantity)`` in SQL: exact text both ways, never a float."""
+def register_unit_price(con: duckdb.DuckDBPyConnection) -> None:
+    """``_unit_price(cost, quantity)`` in SQL: exact text both ways, never a float.
+
+    A Python function (:func:`unit_price`) rather than SQL: DuckDB divides
+    decimals in floating point, and exact long division in HUGEINT macros
+    measured four times slower than this call per row.
+    """
     with contextlib.suppress(duckdb.Error):  # not registered yet on this connection
         con.remove_function("_unit_price_text")
     con.create_function(

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import csv
 import json
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.ledger import focus_1_3
 from tests.ledger.focus_ledger import COMMITMENTS, ROWS, facts, ledger_connection
+from tests.profiles import examples
 
 from archipel.core import InputError
 from archipel.ledger._focus import Format, export_focus, unit_price
@@ -302,7 +305,8 @@ def test_two_commitments_with_one_id_are_refused(tmp_path: Path) -> None:
      ("0.000000000000001", "2", "0.000000000000000"),  # half to even
      ("0.000000000000003", "2", "0.000000000000002"),
      ("0", "0", "0"),
-     ("5", "0", None)],
+     ("5", "0", None),
+     ("1000000000", "0.000000000000001", None)],  # 1e24: more than DECIMAL(38, 15) holds
 )  # fmt: skip
 def test_unit_price_divides_in_decimal_to_15_places(
     cost: str, quantity: str, expected: str | None
@@ -316,3 +320,54 @@ def test_an_empty_ledger_exports_headers_only(tmp_path: Path) -> None:
     header, rows = _read(tmp_path / "cost_and_usage.csv")
     assert rows == []
     assert focus_1_3.problems(focus_1_3.COST_AND_USAGE, header, rows) == []
+
+
+_AMOUNTS = st.decimals(
+    min_value=Decimal("-1000000"), max_value=Decimal("1000000000"), places=15, allow_nan=False
+)
+
+
+@settings(max_examples=examples(25))
+@given(
+    costs=st.lists(st.tuples(_AMOUNTS, st.sampled_from(["USD", "EUR", "GBP"])), max_size=12),
+    order=st.randoms(use_true_random=False),
+)
+def test_billed_cost_sums_to_the_entries_sum_exactly_in_any_order(
+    costs: list[tuple[Decimal, str]], order: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    rows = [
+        ("runs", f"k{i}", ROWS[0][2], ROWS[0][3], "t", None, None, None, "H100", "aws",
+         "us-east-1", "US", None, None, Decimal(1), 0, 0, cost, currency)
+        for i, (cost, currency) in enumerate(costs)
+    ]  # fmt: skip
+    order.shuffle(rows)
+    out = tmp_path_factory.mktemp("focus")
+    export_focus(ledger_connection(rows), out, facts(), [], fmt=Format.parquet)
+    got = dict(
+        duckdb.connect()
+        .execute(
+            f"SELECT BillingCurrency, sum(BilledCost) FROM '{out / 'cost_and_usage.parquet'}' "
+            "GROUP BY 1"
+        )
+        .fetchall()
+    )
+    expected: dict[str, Decimal] = {}
+    for cost, currency in costs:
+        expected[currency] = expected.get(currency, Decimal(0)) + cost
+    assert got == expected
+
+
+@settings(max_examples=examples(200))
+@given(cost=_AMOUNTS, quantity=st.decimals(min_value=Decimal("0.000000000000001"),
+                                           max_value=Decimal("1e12"), places=15))  # fmt: skip
+def test_a_unit_price_is_the_nearest_15_decimal_quotient(cost: Decimal, quantity: Decimal) -> None:
+    price = unit_price(cost, quantity)
+    with localcontext() as ctx:
+        ctx.prec = 100
+        if abs(cost / quantity) >= Decimal("1e23") - Decimal("0.5e-15"):
+            assert price is None  # no DECIMAL(38, 15) holds it
+            return
+        assert price is not None
+        assert price == price.quantize(Decimal("1e-15"))
+        # no 15-decimal price is closer: the error is at most half a femto-unit per unit
+        assert abs(price * quantity - cost) <= quantity * Decimal("0.5e-15")

@@ -485,10 +485,11 @@ def focus_relations(
 
 
 _FEMTO = Decimal(1).scaleb(-15)
+_LARGEST_PRICE = Decimal(10) ** 23
 
 
 def unit_price(cost: Decimal, quantity: Decimal) -> Decimal | None:
-    """``cost / quantity`` to the ledger's 15 decimals (half to even); ``None`` for no quantity.
+    """``cost / quantity`` to the ledger's 15 decimals (half to even); ``None`` if undefined.
 
     The one division in the export, done in :class:`~decimal.Decimal` (DuckDB
     divides decimals in binary floating point); zero cost of zero quantity is
@@ -498,7 +499,10 @@ def unit_price(cost: Decimal, quantity: Decimal) -> Decimal | None:
         return Decimal(0) if cost == 0 else None
     with localcontext() as ctx:
         ctx.prec = 80
-        return (cost / quantity).quantize(_FEMTO, rounding=ROUND_HALF_EVEN)
+        price = (cost / quantity).quantize(_FEMTO, rounding=ROUND_HALF_EVEN)
+    # DECIMAL(38, 15) holds 23 digits before the point: a bigger price (a large cost
+    # over a tiny quantity) has no exact column value, so it is left out, not rounded
+    return price if abs(price) < _LARGEST_PRICE else None
 
 
 def _unit_price_text(cost: str | None, quantity: str | None) -> str | None:

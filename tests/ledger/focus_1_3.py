@@ -61,7 +61,7 @@ SERVICE_CATEGORIES = (
     "Storage", "Web", "Other",
 )  # fmt: skip
 
-#: ServiceSubcategory values of the two categories Archipel uses, with their category
+#: ServiceSubcategory values of the categories Archipel uses, with their category
 SERVICE_SUBCATEGORIES = {
     "AI and Machine Learning": (
         "AI Platforms", "Bots", "Generative AI", "Machine Learning",
@@ -71,6 +71,7 @@ SERVICE_SUBCATEGORIES = {
         "Containers", "End User Computing", "Quantum Compute", "Serverless Compute",
         "Virtual Machines", "Other (Compute)",
     ),
+    "Other": ("Other (Other)",),
 }  # fmt: skip
 
 COST_AND_USAGE: Mapping[str, Column] = {

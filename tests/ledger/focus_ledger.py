@@ -19,15 +19,6 @@ from archipel.ledger._focus import FocusFacts
 from archipel.ledger._frame import ENTRY_COLUMNS, create_entries
 
 
-class Contract(Commitment):
-    """A commitment with the optional terms the FinOps spec adds (name, ramp, discount)."""
-
-    name: str | None = None
-    ramp: list[Decimal] | None = None
-    burns: dict[str, list[str]] | None = None
-    discount: Decimal | None = None
-
-
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -61,11 +52,11 @@ ROWS: list[tuple[Any, ...]] = [
 ]  # fmt: skip
 
 COMMITMENTS = [
-    Contract.model_validate(
+    Commitment.model_validate(
         {"provider": "aws", "amount": 3800000, "currency": "USD",
          "period": {"start": date(2025, 11, 1), "end": date(2032, 11, 1)}}
     ),
-    Contract.model_validate(
+    Commitment.model_validate(
         {"name": "azure-2026", "provider": "azure", "amount": 250000, "currency": "USD",
          "period": {"start": date(2026, 1, 1), "end": date(2028, 1, 1)},
          "ramp": [D("100000"), D("150000")], "discount": D("0.15")}

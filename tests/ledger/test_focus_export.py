@@ -161,7 +161,7 @@ def test_contract_applied_names_the_contract_and_the_term_a_charge_burns(exporte
 
 EXPECTED_COMMITMENTS = [
     # ContractCommitmentId, ContractId, Cost, PeriodStart, PeriodEnd, ContractPeriodEnd
-    ("aws:2025-11-01:2032-11-01", "aws:2025-11-01:2032-11-01", "3800000.000000000000000",
+    ("aws", "aws", "3800000.000000000000000",
      "2025-11-01T00:00:00Z", "2032-11-01T00:00:00Z", "2032-11-01T00:00:00Z"),
     ("azure-2026/year-1", "azure-2026", "100000.000000000000000",
      "2026-01-01T00:00:00Z", "2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z"),

@@ -53,7 +53,10 @@ ShowCurrency = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add ``archipel ledger`` to the ``archipel`` app."""
-    from archipel.cli import _ledger_export
+    from archipel.cli import (
+        _ledger_commitments,  # noqa: F401  (its commands join ledger_app)
+        _ledger_export,
+    )
 
     _ledger_export.register(ledger_app)
     app.add_typer(ledger_app, name="ledger")

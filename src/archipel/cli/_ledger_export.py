@@ -8,7 +8,6 @@ and ``--cur FILE`` read a provider's cost file into the ledger.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,9 +17,6 @@ from archipel.cli._common import AsJson, PolicyFile, guard
 from archipel.core import InputError
 
 if TYPE_CHECKING:
-    import duckdb
-
-    from archipel.core import Commitment
     from archipel.ledger import IngestReport
     from archipel.ledger._focus import Exported
 
@@ -98,7 +94,11 @@ def _export(
         raise InputError(f"--format {fmt!r}: choose csv, parquet or both") from None
     if out.exists() and not out.is_dir():
         raise InputError(f"--focus {out}: exists and is not a directory")
-    commitments, currency = spec_commitments(spec) if spec is not None else ([], None)
+    from archipel.cli._ledger_commitments import entries_of, load_finops
+
+    finops = None if spec is None else load_finops(spec)
+    commitments = [] if finops is None else list(finops.commitments)
+    currency = None if finops is None else finops.currency
     version = None if policy is None else policy_version(read_text(policy).encode())
     facts = FocusFacts(
         load_providers(),
@@ -107,71 +107,11 @@ def _export(
         policy_version=version,
         currency=currency or "USD",
     )
-    connection = ledger_frame(db)
+    connection = entries_of(db)
     try:
         return export_focus(connection, out, facts, commitments, fmt=chosen)
     finally:
         connection.close()
-
-
-def ledger_frame(db: str | None) -> duckdb.DuckDBPyConnection:
-    """The ledger's current entries as the ``entries`` relation of a DuckDB connection.
-
-    To be replaced by ``Ledger.frame()`` once the columnar store provides it:
-    this reads every current entry through Python, which is fine for an export
-    but not for the analytic queries the store is built for.
-    """
-    import duckdb
-
-    from archipel.cli._ledger import open_ledger
-    from archipel.ledger._frame import create_entries, insert_entries
-
-    ledger = open_ledger(db)
-    connection = duckdb.connect()
-    try:
-        create_entries(connection)
-        batch = []
-        for entry in ledger.current():
-            batch.append(entry)
-            if len(batch) >= 10_000:
-                insert_entries(connection, batch)
-                batch = []
-        insert_entries(connection, batch)
-    finally:
-        ledger.close()
-    return connection
-
-
-def spec_commitments(path: Path) -> tuple[list[Commitment], str | None]:
-    """The ``commitments`` (and ``currency``) of a FinOps or fleet spec."""
-    from pydantic import ValidationError
-
-    from archipel.cli._config import read_yaml_documents
-    from archipel.core import Commitment
-
-    documents = read_yaml_documents(path)
-    if len(documents) != 1 or not isinstance(documents[0], Mapping):
-        raise InputError(f"{path}: a FinOps spec is one YAML mapping (with `commitments:`)")
-    doc = documents[0]
-    items = doc.get("commitments") or []
-    if not isinstance(items, list):
-        raise InputError(f"{path}: commitments: must be a list")
-    known = set(Commitment.model_fields)
-    commitments: list[Commitment] = []
-    for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise InputError(f"{path}: commitments[{i}]: must be a mapping")
-        # fields this version of Commitment does not have yet (name, ramp, burns,
-        # discount) are read past, so that newer specs still export
-        fields = {k: v for k, v in item.items() if k in known}
-        try:
-            commitments.append(Commitment.model_validate(fields))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{path}: commitments[{i}].{where}: {first['msg']}") from None
-    currency = doc.get("currency")
-    return commitments, None if currency is None else str(currency).upper()
 
 
 def ingest_cost_file(

@@ -62,6 +62,15 @@ PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
 ]
+FinOpsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--finops",
+        metavar="FILE",
+        help="FinOps YAML (docs/commitments.md): serve /v1/ledger/commitments, budgets, alerts "
+        "and metrics, to admins.",
+    ),
+]
 HostOpt = Annotated[str, typer.Option("--host")]
 PortOpt = Annotated[int, typer.Option("--port")]
 IntervalOpt = Annotated[
@@ -177,6 +186,7 @@ class Settings:
     max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
+    finops: Path | None = None
 
 
 def server(
@@ -199,6 +209,7 @@ def server(
     max_workdir_total: MaxWorkdirTotalOpt = 1 << 30,
     workdir_grace: WorkdirGraceOpt = 24.0,
     workdir_ttl: WorkdirTtlOpt = 24.0,
+    finops: FinOpsOpt = None,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -267,7 +278,12 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         replicas=settings.max_replicas,
         gpus=settings.max_gpus,
     )
-    return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
+    app = create_app(store, reconciler, limits=limits, quotas=quotas)
+    if settings.finops is not None:
+        from archipel.cli._ledger_commitments import mount_finops
+
+        mount_finops(app, settings.finops, store.url)
+    return store, reconciler, app
 
 
 def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:

@@ -268,7 +268,7 @@ class Reconciler:
                 for n, site in self.sites.items()
                 if rnd.busy.get(n, 0) >= site.spec.slots
             },
-            spread={n: f"{n} kept off by {why}" for n, why in self._excluded(run).items()},
+            spread={n: f"{n} kept off by {why}" for n, why in self._excluded(rnd, run).items()},
         )
         return self.placer.place(run.workload, state)
 
@@ -297,14 +297,22 @@ class Reconciler:
             rnd.busy[choice.site] += 1
             self.launcher.launch(rnd, moved)
 
-    def _excluded(self, run: RunView) -> dict[str, str]:
-        """Sites the run's spread rule keeps it off now, with why (nothing outside a group)."""
+    def _excluded(self, rnd: Round, run: RunView) -> dict[str, str]:
+        """Sites the run's spread rule keeps it off now, with why (nothing outside a group).
+
+        A group is read once a round, with this round's own moves laid over it: placing
+        each of a service's N replicas does not read its N siblings again.
+        """
         workload = run.workload
         if run.group_id is None or workload.spread is None:
             return {}
+        group = rnd.groups.get(run.group_id)
+        if group is None:
+            group = self.store.runs(group=run.group_id, limit=100_000)
+            rnd.groups[run.group_id] = group
         siblings = [
             (r.id, r.state.active, r.state.terminal, r.site)
-            for r in self.store.runs(group=run.group_id, limit=100_000)
+            for r in (rnd.after.get(r.id, r) for r in group)
         ]
         holders, unplaced = group_state(run.id, siblings)
         where = {n: Where(s.spec.provider, s.spec.country) for n, s in self.sites.items()}

@@ -59,6 +59,8 @@ class Round:
     after: dict[str, RunView] = field(default_factory=dict)
     #: active attempts per site, after adoption and counting this round's launches
     busy: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: a service's replicas as read once this round (see ``after`` for this round's moves)
+    groups: dict[str, list[RunView]] = field(default_factory=dict)
 
     def move(
         self,

@@ -33,6 +33,7 @@ import duckdb
 import duckdb.func as duckdb_func
 
 from archipel.core import Commitment, InputError, Jurisdictions, ProviderFacts
+from archipel.ledger._commitments import SERVICE
 
 FOCUS_VERSION = "1.3"
 
@@ -108,12 +109,12 @@ def policy_version(text: bytes) -> str:
 
 
 def commitment_id(commitment: Commitment) -> str:
-    """A commitment's ``ContractCommitmentId``: its name, else ``provider:start:end``."""
+    """A commitment's ``ContractId``: its name, else its provider (``Commitment.label``)."""
+    label = getattr(commitment, "label", None)
+    if label:
+        return str(label)
     name = getattr(commitment, "name", None)
-    if name:
-        return str(name)
-    period = commitment.period
-    return f"{commitment.provider}:{period.start.isoformat()}:{period.end.isoformat()}"
+    return str(name) if name else commitment.provider
 
 
 def _discount(commitment: Commitment) -> Decimal | None:
@@ -121,6 +122,8 @@ def _discount(commitment: Commitment) -> Decimal | None:
     if value is None:
         return None
     rate = Decimal(str(value))
+    if rate == 0:
+        return None  # no discount: standard prices
     if not Decimal(0) <= rate < Decimal(1):
         raise InputError(
             f"commitment {commitment_id(commitment)}: discount {rate} is not a rate "
@@ -202,7 +205,7 @@ def _load_facts(
                 _midnight(c.period.end),
                 None if discount is None else Decimal(1) - discount,
                 _scope(c, "regions"),
-                _scope(c, "accelerators"),
+                None if (a := _scope(c, "accelerators")) is None else [x.upper() for x in a],
                 _scope(c, "services"),
             )
         )
@@ -212,8 +215,8 @@ def _load_facts(
         )
 
 
-#: the service of an entry: compute (GPU-hours) or inference (tokens); see LEDGER_CONTRACT
-_COMPUTE = "(e.source = 'runs' OR COALESCE(e.gpu_hours, 0) <> 0)"
+#: an entry's service, as the burn-down decides it (compute, inference, or neither: NULL)
+_SERVICE = "(" + SERVICE.replace("source", "e.source").replace("coalesce(", "coalesce(e.") + ")"
 
 #: the Cost and Usage rows, typed (timestamps in UTC, money DECIMAL(38, 15))
 _COST_AND_USAGE = f"""
@@ -228,13 +231,12 @@ matched AS (
       ON c.provider = e.provider AND c.currency = e.currency
      AND e.start >= c.start AND e.start < c."end"
      AND (c.regions IS NULL OR list_contains(c.regions, e.region))
-     AND (c.accelerators IS NULL OR list_contains(c.accelerators, e.accelerator))
-     AND (c.services IS NULL OR list_contains(c.services,
-          CASE WHEN {_COMPUTE} THEN 'compute' ELSE 'inference' END))
+     AND (c.accelerators IS NULL OR list_contains(c.accelerators, upper(e.accelerator)))
+     AND (c.services IS NULL OR list_contains(c.services, {_SERVICE}))
     GROUP BY e._row
 ),
 base AS (
-    SELECT e.* EXCLUDE (_row), {_COMPUTE} AS compute,
+    SELECT e.* EXCLUDE (_row), {_SERVICE} AS service,
            COALESCE(e.currency, $currency) AS billing_currency,
            p.name AS provider_name, p.cloud_act,
            g.grp AS jurisdiction, w.watts, w.kw,
@@ -257,10 +259,12 @@ priced AS (
            CAST(COALESCE(cost, 0) AS {DECIMAL}) AS list_cost,
            CAST(CASE WHEN commitment.keep IS NULL THEN COALESCE(cost, 0)
                      ELSE COALESCE(cost, 0) * commitment.keep END AS {DECIMAL}) AS net_cost,
-           CAST(CASE WHEN compute THEN COALESCE(gpu_hours, 0)
-                     ELSE COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)
+           service = 'compute' AS compute,
+           CAST(CASE service WHEN 'compute' THEN COALESCE(gpu_hours, 0)
+                     WHEN 'inference' THEN COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0)
                 END AS {DECIMAL}) AS quantity,
-           CASE WHEN compute THEN 'GPU-Hours' ELSE 'Tokens' END AS unit,
+           CASE service WHEN 'compute' THEN 'GPU-Hours' WHEN 'inference' THEN 'Tokens' END
+               AS unit,
            COALESCE(provider_name, provider, 'Unknown') AS service_provider
     FROM termed
 )
@@ -273,11 +277,12 @@ SELECT
     CAST(date_trunc('month', "start") AS TIMESTAMPTZ) AS BillingPeriodStart,
     'Usage' AS ChargeCategory,
     CAST(NULL AS VARCHAR) AS ChargeClass,
-    CASE WHEN compute
-         THEN 'GPU compute: ' || _plain(quantity) || ' GPU-hours'
+    CASE service
+         WHEN 'compute' THEN 'GPU compute: ' || _plain(quantity) || ' GPU-hours'
               || COALESCE(' of ' || accelerator, '')
-         ELSE 'Inference: ' || CAST(CAST(quantity AS BIGINT) AS VARCHAR) || ' tokens'
-              || COALESCE(' of ' || model, '')
+         WHEN 'inference' THEN 'Inference: ' || CAST(CAST(quantity AS BIGINT) AS VARCHAR)
+              || ' tokens' || COALESCE(' of ' || model, '')
+         ELSE 'Spend' || COALESCE(' of ' || workload, '')
     END || COALESCE(' on ' || service_provider, '') || COALESCE(' ' || region, '')
         AS ChargeDescription,
     'Usage-Based' AS ChargeFrequency,
@@ -314,16 +319,20 @@ SELECT
     region AS RegionName,
     workload AS ResourceId,
     workload AS ResourceName,
-    CASE WHEN workload IS NULL THEN NULL WHEN compute THEN 'GPU run'
-         ELSE 'Model replica' END AS ResourceType,
-    CASE WHEN compute THEN 'Compute' ELSE 'AI and Machine Learning' END AS ServiceCategory,
-    CASE WHEN compute THEN 'GPU compute' ELSE 'Model inference' END AS ServiceName,
+    CASE WHEN workload IS NULL THEN NULL WHEN service = 'compute' THEN 'GPU run'
+         WHEN service = 'inference' THEN 'Model replica' ELSE 'Resource' END AS ResourceType,
+    CASE service WHEN 'compute' THEN 'Compute' WHEN 'inference' THEN 'AI and Machine Learning'
+         ELSE 'Other' END AS ServiceCategory,
+    CASE service WHEN 'compute' THEN 'GPU compute' WHEN 'inference' THEN 'Model inference'
+         ELSE 'Other' END AS ServiceName,
     service_provider AS ServiceProviderName,
-    CASE WHEN compute THEN 'Virtual Machines' ELSE 'Generative AI' END AS ServiceSubcategory,
-    CASE WHEN compute THEN 'gpu:' || COALESCE(accelerator, 'unknown')
-         ELSE 'tokens:' || COALESCE(model, 'unknown') END AS SkuId,
-    CASE WHEN compute THEN 'gpu:' || COALESCE(accelerator, 'unknown')
-         ELSE 'tokens:' || COALESCE(model, 'unknown') END
+    CASE service WHEN 'compute' THEN 'Virtual Machines' WHEN 'inference' THEN 'Generative AI'
+         ELSE 'Other (Other)' END AS ServiceSubcategory,
+    CASE service WHEN 'compute' THEN 'gpu:' || COALESCE(accelerator, 'unknown')
+         WHEN 'inference' THEN 'tokens:' || COALESCE(model, 'unknown') ELSE 'other' END
+        AS SkuId,
+    CASE service WHEN 'compute' THEN 'gpu:' || COALESCE(accelerator, 'unknown')
+         WHEN 'inference' THEN 'tokens:' || COALESCE(model, 'unknown') ELSE 'other' END
         || ':' || COALESCE(provider, 'unknown') || ':' || COALESCE(region, 'any')
         || ':' || billing_currency AS SkuPriceId,
     tenant AS SubAccountId,
@@ -356,7 +365,9 @@ SELECT
          WHEN compute
              THEN 'not estimated: no board power known for accelerator '
                   || COALESCE(accelerator, '(none recorded)')
-         ELSE 'not estimated: tokens are metered, not the GPU time a request used'
+         WHEN service = 'inference'
+             THEN 'not estimated: tokens are metered, not the GPU time a request used'
+         ELSE 'not estimated: neither GPU-hours nor tokens'
     END AS x_EnergyMethod,
     source AS x_Source,
     key AS x_Key,

@@ -228,7 +228,7 @@ matched AS (
     SELECT e._row, arg_min(c, c.ord) AS commitment
     FROM numbered e
     JOIN focus_commitments c
-      ON c.provider = e.provider AND c.currency = e.currency
+      ON c.provider = e.provider
      AND e.start >= c.start AND e.start < c."end"
      AND (c.regions IS NULL OR list_contains(c.regions, e.region))
      AND (c.accelerators IS NULL OR list_contains(c.accelerators, upper(e.accelerator)))

@@ -258,8 +258,10 @@ _register_control_plane()
 
 def _register_ledger() -> None:
     from archipel.cli._ledger import register
+    from archipel.cli._report import register as register_report
 
     register(app)
+    register_report(app)
 
 
 _register_ledger()

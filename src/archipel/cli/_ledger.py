@@ -53,8 +53,12 @@ ShowCurrency = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add ``archipel ledger`` to the ``archipel`` app."""
-    from archipel.cli import _ledger_commitments  # noqa: F401  (its commands join ledger_app)
+    from archipel.cli import (
+        _ledger_commitments,  # noqa: F401  (its commands join ledger_app)
+        _ledger_export,
+    )
 
+    _ledger_export.register(ledger_app)
     app.add_typer(ledger_app, name="ledger")
 
 
@@ -73,22 +77,40 @@ def open_ledger(db: str | None) -> Ledger:
 @ledger_app.command("ingest")
 def ingest(
     usage: Annotated[
-        Path,
+        Path | None,
         typer.Option("--usage", metavar="FILE", help="The gateway's usage log (JSON lines)."),
-    ],
+    ] = None,
     db: Db = None,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Refuse the whole file at its first malformed line."),
     ] = False,
     as_json: AsJson = False,
+    focus: Annotated[
+        Path | None,
+        typer.Option("--focus", metavar="FILE", help="A FOCUS 1.0-1.3 cost file (CSV/Parquet)."),
+    ] = None,
+    cur: Annotated[
+        Path | None,
+        typer.Option("--cur", metavar="FILE", help="An AWS CUR 2.0 cost file (CSV/Parquet)."),
+    ] = None,
 ) -> None:
-    """Add a gateway usage log to the ledger; ingesting it again adds nothing.
+    """Add a gateway usage log (or a provider's FOCUS or CUR cost file, docs/focus.md) to
+    the ledger; ingesting it again adds nothing.
 
     A malformed line is reported (file:line: what is wrong) and skipped, and the
     command then exits with status 1; with --strict it refuses the file (status 2).
     """
-    report = guard(lambda: _ingest(usage, db, strict, as_json))
+    given = [(f, p) for f, p in (("usage", usage), ("focus", focus), ("cur", cur)) if p]
+    if len(given) != 1:
+        fail("give one file to ingest: --usage FILE, --focus FILE or --cur FILE")
+    kind, path = given[0]
+    if kind == "usage":
+        report = guard(lambda: _ingest(path, db, strict, as_json))
+    else:
+        from archipel.cli._ledger_export import ingest_cost_file
+
+        report = guard(lambda: ingest_cost_file(path, kind, db, strict, as_json))
     if as_json:
         typer.echo(json.dumps(ingest_document(report), indent=2))
     else:

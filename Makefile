@@ -11,6 +11,9 @@ BIN := $(VENV)/bin
 LOCK := requirements.lock
 # `make mutants` alone: the mutation-testing extra, on top of the same pins
 MUTATION_LOCK := requirements-mutation.lock
+# the FOCUS validator's own pins, in their own virtualenv (see docs/focus.md)
+FOCUS_LOCK := requirements-focus.lock
+FOCUS_VENV := .venv-focus
 
 .PHONY: demo test check lint types contracts bench snapshot lock clean
 
@@ -55,6 +58,19 @@ lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see a
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --extra mutation \
 		--python-version 3.11 --universal --generate-hashes --custom-compile-command 'make lock' \
 		--quiet --constraint $(LOCK) --output-file $(MUTATION_LOCK) $(LOCK_ARGS)
+	$(BIN)/uv pip compile requirements-focus.in --python-version 3.11 --universal \
+		--generate-hashes --custom-compile-command 'make lock' --quiet \
+		--output-file $(FOCUS_LOCK) $(LOCK_ARGS)
+
+# `make focus-validator`: the FinOps Foundation's focus-validator in .venv-focus
+# (it pins numpy<2, so it cannot live in .venv); tests/ledger/test_focus_validator.py
+# builds the same virtualenv when it is missing.
+.PHONY: focus-validator
+focus-validator: $(FOCUS_VENV)/bin/.installed
+$(FOCUS_VENV)/bin/.installed: $(FOCUS_LOCK) $(BIN)/.installed
+	$(BIN)/uv venv --quiet --allow-existing --python $(BIN)/python $(FOCUS_VENV)
+	$(BIN)/uv pip install --quiet --python $(FOCUS_VENV)/bin/python --require-hashes -r $(FOCUS_LOCK)
+	touch $@
 
 snapshot: $(BIN)/.installed  ## rebuild the packaged offer snapshot from its sources
 	$(BIN)/archipel catalog build
@@ -66,4 +82,4 @@ mutants: $(BIN)/.installed  ## mutation testing of policy/, placement/ and the f
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(FOCUS_VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

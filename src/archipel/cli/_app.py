@@ -23,6 +23,7 @@ from archipel.cli._fleet import fleet_plan
 from archipel.cli._offers import OffersOption
 from archipel.cli._plan import plan
 from archipel.cli._refresh import catalog_refresh
+from archipel.cli._simulate import simulate_app
 from archipel.core import CatalogSnapshot
 
 app = typer.Typer(
@@ -43,6 +44,7 @@ fleet_app = typer.Typer(help="Plan a whole portfolio of workloads at once.", no_
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(policy_app, name="policy")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(simulate_app, name="simulate")
 app.command("plan")(plan)
 fleet_app.command("plan")(fleet_plan)
 
@@ -256,8 +258,10 @@ _register_control_plane()
 
 def _register_ledger() -> None:
     from archipel.cli._ledger import register
+    from archipel.cli._report import register as register_report
 
     register(app)
+    register_report(app)
 
 
 _register_ledger()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +37,23 @@ WorkersOpt = Annotated[
         max=256,
         help="Worker processes sharing the listen address, under one supervisor that "
         "restarts them and forwards SIGHUP (docs/gateway.md#worker-processes).",
+    ),
+]
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        metavar="URL",
+        help="Feed the usage log into this ledger (a SQLAlchemy URL, or 'default': the "
+        "control plane's SQLite file in the data directory) as the gateway runs.",
+    ),
+]
+LedgerIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--ledger-interval",
+        help="Seconds between two ingests of the usage log into --ledger.",
+        min=0.05,
     ),
 ]
 
@@ -85,11 +104,19 @@ class GatewayFiles:
             return cfg, table
 
 
-def gateway(config: ConfigOpt, policy: PolicyOpt = None, workers: WorkersOpt = 1) -> None:
+def gateway(
+    config: ConfigOpt,
+    policy: PolicyOpt = None,
+    workers: WorkersOpt = 1,
+    ledger: LedgerOpt = None,
+    ledger_interval: LedgerIntervalOpt = 10.0,
+) -> None:
     """Serve the OpenAI-compatible inference gateway: each tenant's requests go only to the
     replicas its data class allows, with failover, spillover, rate limits and metering.
 
     Send the process SIGHUP to reload --config and --policy without dropping a request.
+    With --ledger, the usage log is ingested into the ledger every --ledger-interval
+    seconds and at shutdown, by the supervisor, off the request path.
     Exit status 2 when the listen port is in use or the input is bad."""
     import logging
 
@@ -122,7 +149,36 @@ def gateway(config: ConfigOpt, policy: PolicyOpt = None, workers: WorkersOpt = 1
         meter = JsonlMeter(config.parent / now.metering.path, now.metering.queue_size)
         serve(now, routes, meter, files.load, files.build, token, listener, slot)
 
-    if workers == 1:
-        run(None)
-    else:
-        raise typer.Exit(serve_workers(workers, run, cfg.shutdown_timeout))
+    with feeding(ledger, config.parent / cfg.metering.path, ledger_interval):
+        if workers == 1:
+            run(None)
+        else:
+            code = serve_workers(workers, run, cfg.shutdown_timeout)
+    if workers != 1:
+        raise typer.Exit(code)
+
+
+@contextmanager
+def feeding(url: str | None, usage: Path, seconds: float) -> Iterator[None]:
+    """While the block runs, ingest ``usage`` into the ledger at ``url`` every ``seconds``
+    in a background thread, and once more when it ends (nothing without ``url``).
+
+    The log is the one the gateway starts with: a reload that moves
+    ``metering.path`` is not followed (restart the gateway to feed the new file).
+    """
+    if url is None:
+        yield
+        return
+    from archipel.cli._common import guard
+    from archipel.cli._feeds import Every, hold_across_fork, ingest_log
+    from archipel.cli._ledger import open_ledger
+
+    ledger = guard(lambda: open_ledger(None if url == "default" else url))
+    feed = Every("ledger-feed", seconds, lambda: ingest_log(ledger, usage))
+    hold_across_fork(feed.lock)  # a worker is never forked in the middle of an ingest
+    feed.start()
+    try:
+        yield
+    finally:
+        feed.stop()
+        ledger.close()

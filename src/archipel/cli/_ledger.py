@@ -13,8 +13,7 @@ from archipel.cli._common import EXIT_INFEASIBLE, AsJson, console, exit_with, fa
 from archipel.cli._config import data_dir, default_db_url
 
 if TYPE_CHECKING:
-    from archipel.ledger import ColumnarReport as IngestReport
-    from archipel.ledger import Converted, Ledger, Total
+    from archipel.ledger import ColumnarReport, Converted, IngestReport, Ledger, Total
 
 ledger_app = typer.Typer(
     help="Meter what was spent: ingest usage, show chargeback (docs/ledger.md).",
@@ -54,6 +53,12 @@ ShowCurrency = Annotated[
 
 def register(app: typer.Typer) -> None:
     """Add ``archipel ledger`` to the ``archipel`` app."""
+    from archipel.cli import (
+        _ledger_commitments,  # noqa: F401  (its commands join ledger_app)
+        _ledger_export,
+    )
+
+    _ledger_export.register(ledger_app)
     app.add_typer(ledger_app, name="ledger")
 
 
@@ -108,19 +113,35 @@ def ingest(
         ),
     ] = False,
     as_json: AsJson = False,
+    focus: Annotated[
+        Path | None,
+        typer.Option("--focus", metavar="FILE", help="A FOCUS 1.0-1.3 cost file (CSV/Parquet)."),
+    ] = None,
+    cur: Annotated[
+        Path | None,
+        typer.Option("--cur", metavar="FILE", help="An AWS CUR 2.0 cost file (CSV/Parquet)."),
+    ] = None,
 ) -> None:
-    """Add a gateway usage log or an entries file to the ledger; ingesting it again adds nothing.
+    """Add a gateway usage log, an entries file (or a provider's FOCUS or CUR cost file,
+    docs/focus.md) to the ledger; ingesting it again adds nothing.
 
     A file ingested before is read on from where that ingest stopped (a log
     that grew); a file rewritten since is read whole. A malformed line is
     reported (file:line: what is wrong) and skipped, and the command then exits
     with status 1; with --strict it refuses the file (status 2).
     """
-    if (usage is None) == (entries is None):
-        fail("give one of --usage FILE (a gateway usage log) or --entries FILE (ledger entries)")
-    path, fmt = (usage, "usage") if usage is not None else (entries, "entries")
-    assert path is not None
-    report = guard(lambda: _ingest(path, fmt, db, store, strict, whole, as_json))
+    files = (("usage", usage), ("entries", entries), ("focus", focus), ("cur", cur))
+    given = [(f, p) for f, p in files if p]
+    if len(given) != 1:
+        fail("give one file to ingest: --usage FILE, --entries FILE, --focus FILE or --cur FILE")
+    kind, path = given[0]
+    report: Any
+    if kind in ("usage", "entries"):
+        report = guard(lambda: _ingest(path, kind, db, store, strict, whole, as_json))
+    else:
+        from archipel.cli._ledger_export import ingest_cost_file
+
+        report = guard(lambda: ingest_cost_file(path, kind, db, strict, as_json))
     if as_json:
         typer.echo(json.dumps(ingest_document(report), indent=2))
     else:
@@ -131,7 +152,7 @@ def ingest(
 def _ingest(
     path: Path, fmt: str, db: str | None, store: Path | None, strict: bool, whole: bool,
     quiet: bool,
-) -> IngestReport:  # fmt: skip
+) -> ColumnarReport:  # fmt: skip
     from archipel.catalog import load_regions
     from archipel.cli._progress import progress
     from archipel.ledger import ingest_columnar
@@ -164,11 +185,11 @@ def _ingest(
         ledger.close()
 
 
-def ingest_document(report: IngestReport) -> dict[str, Any]:
+def ingest_document(report: IngestReport | ColumnarReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "lines": report.lines,
-        "from_byte": report.start_offset,
+        "from_byte": getattr(report, "start_offset", 0),
         "new": report.added.new,
         "corrections": report.added.corrections,
         "duplicates": report.added.duplicates,
@@ -176,10 +197,11 @@ def ingest_document(report: IngestReport) -> dict[str, Any]:
     }
 
 
-def _print_ingest(report: IngestReport) -> None:
+def _print_ingest(report: IngestReport | ColumnarReport) -> None:
     a = report.added
     corrections = "correction" if a.corrections == 1 else "corrections"
-    start = f" from byte {report.start_offset:,}" if report.start_offset else ""
+    offset = getattr(report, "start_offset", 0)  # a cost file is read whole
+    start = f" from byte {offset:,}" if offset else ""
     typer.echo(
         f"{report.path}: {report.lines:,} lines{start}: {a.new:,} new, "
         f"{a.corrections:,} {corrections}, {a.duplicates:,} already in the ledger, "

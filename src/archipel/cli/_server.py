@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from archipel.controlplane import Reconciler, SiteSpec, Store
+    from archipel.ledger import Ledger
 
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
@@ -61,6 +62,15 @@ SitesOpt = Annotated[
 PolicyOpt = Annotated[
     Path | None,
     typer.Option("--policy", metavar="FILE", help="Policy YAML (default: the shipped policy)."),
+]
+FinOpsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--finops",
+        metavar="FILE",
+        help="FinOps YAML (docs/commitments.md): serve /v1/ledger/commitments, budgets, alerts "
+        "and metrics, to admins.",
+    ),
 ]
 HostOpt = Annotated[str, typer.Option("--host")]
 PortOpt = Annotated[int, typer.Option("--port")]
@@ -130,6 +140,24 @@ MaxWorkdirTotalOpt = Annotated[
     ),
 ]
 
+LedgerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        metavar="URL",
+        help="SQLAlchemy URL of the ledger that ended attempts are metered into "
+        "(default: the server's own database; 'off': none).",
+    ),
+]
+LedgerIntervalOpt = Annotated[
+    float,
+    typer.Option(
+        "--ledger-interval",
+        help="Seconds between moves of ended attempts into the ledger.",
+        min=0.05,
+    ),
+]
+
 #: the longest a workdir retention option may ask for: a century, in hours
 MAX_HOURS = 100 * 365 * 24
 WorkdirGraceOpt = Annotated[
@@ -177,6 +205,9 @@ class Settings:
     max_workdir_total: int
     workdir_grace: float
     workdir_ttl: float
+    ledger: str | None = None
+    ledger_interval: float = 5.0
+    finops: Path | None = None
 
 
 def server(
@@ -199,6 +230,9 @@ def server(
     max_workdir_total: MaxWorkdirTotalOpt = 1 << 30,
     workdir_grace: WorkdirGraceOpt = 24.0,
     workdir_ttl: WorkdirTtlOpt = 24.0,
+    ledger: LedgerOpt = None,
+    ledger_interval: LedgerIntervalOpt = 5.0,
+    finops: FinOpsOpt = None,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -215,16 +249,50 @@ def server(
     from archipel.controlplane._lease import ReconcileLease
 
     listener = bind_or_exit(host, port, listen=False)
+    # the ledger's handle first: opening the SQLite file to check its mode once the store
+    # is connected to it would drop the store's locks on it (POSIX locks are per process)
+    into = guard(lambda: _ledger(settings))
     store, reconciler, app = guard(lambda: _build(settings))
     listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
     try:
-        with reconciling(reconciler, interval, lease.held):  # stopped before the store closes
-            _serve(app, listener, settings, store.url)
+        with metering(store, into, settings), reconciling(reconciler, interval, lease.held):
+            _serve(app, listener, settings, store.url)  # both stopped before the store closes
     finally:
         lease.release()
         store.close()
+
+
+def _ledger(settings: Settings) -> Ledger | None:
+    """The ledger ended attempts are metered into (not connected yet), or ``None``."""
+    from archipel.cli._config import default_db_url
+    from archipel.ledger import Ledger
+
+    if (settings.ledger or "").lower() == "off":
+        return None
+    return Ledger(settings.ledger or settings.db or default_db_url())
+
+
+@contextmanager
+def metering(store: Store, ledger: Ledger | None, settings: Settings) -> Iterator[None]:
+    """Ended attempts move from the store's outbox into the ledger while the block runs,
+    every ``--ledger-interval`` seconds and once more on the way out (docs/ledger.md)."""
+    from archipel.cli._common import guard
+
+    if ledger is None:
+        yield
+        return
+    from archipel.cli._feeds import Every, move_endings
+
+    guard(ledger.migrate)
+    feed = Every("ledger-feed", settings.ledger_interval, lambda: move_endings(store, ledger))
+    feed.start()
+    try:
+        yield
+    finally:
+        feed.stop()
+        ledger.close()
 
 
 def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
@@ -267,7 +335,12 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         replicas=settings.max_replicas,
         gpus=settings.max_gpus,
     )
-    return store, reconciler, create_app(store, reconciler, limits=limits, quotas=quotas)
+    app = create_app(store, reconciler, limits=limits, quotas=quotas)
+    if settings.finops is not None:
+        from archipel.cli._ledger_commitments import mount_finops
+
+        mount_finops(app, settings.finops, store.url)
+    return store, reconciler, app
 
 
 def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:

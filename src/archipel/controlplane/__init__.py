@@ -7,6 +7,8 @@ backends, a reconciler that observes, adopts and acts, and an HTTP API.
 from archipel.controlplane._placement import SiteChoice, SitePlacer, SiteState
 from archipel.controlplane._reconcile import Reconciler
 from archipel.controlplane._records import (
+    AttemptEnding,
+    AttemptTerms,
     AttemptUpdate,
     AttemptView,
     EventView,
@@ -26,6 +28,8 @@ from archipel.controlplane._store import Store
 from archipel.controlplane._tokens import ROLES
 
 __all__ = [
+    "AttemptEnding",
+    "AttemptTerms",
     "AttemptUpdate",
     "AttemptView",
     "BACKEND_FACTORIES",

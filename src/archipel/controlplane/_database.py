@@ -53,14 +53,20 @@ def _private_sqlite_file(database: str | None) -> None:
     that others may read. In-memory databases have no file."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
+    # An existing file is never opened here, only looked at by its path: closing any
+    # descriptor of a file drops every POSIX lock this process holds on it, and SQLite's
+    # locks are those (another store or ledger of this process may hold one).
     try:
-        fd = os.open(database, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        os.close(os.open(database, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
     except OSError:  # no such folder, no right to it: SQLite says so when it connects
         return
     try:
-        mode = os.fstat(fd).st_mode & 0o777
+        mode = os.stat(database).st_mode & 0o777
         if mode & 0o077:
-            os.fchmod(fd, mode & 0o700)
+            os.chmod(database, mode & 0o700)
             log.warning(
                 "%s was readable by others (mode %o): made it %o; anyone who could read it "
                 "saw the runs and token hashes in it",
@@ -68,8 +74,8 @@ def _private_sqlite_file(database: str | None) -> None:
                 mode,
                 mode & 0o700,
             )
-    finally:
-        os.close(fd)
+    except OSError:  # gone meanwhile, or not ours to change: SQLite says so when it connects
+        return
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -68,7 +68,9 @@ class AttemptRow(Base):
     """One try at running a run on one site.
 
     A service's attempt records the ``port`` it was told to listen on (chosen
-    at launch) and the ``host`` its backend reported it running on.
+    at launch) and the ``host`` its backend reported it running on. ``terms``
+    are the priced terms of its placement, as JSON (:class:`AttemptTerms`):
+    what its site offered and at what hourly price, fixed when it was placed.
     """
 
     __tablename__ = "attempts"
@@ -85,6 +87,19 @@ class AttemptRow(Base):
     updated_at: Mapped[datetime]
     port: Mapped[int | None] = mapped_column(Integer)
     host: Mapped[str | None] = mapped_column(String(255))
+    terms: Mapped[str | None] = mapped_column(Text)
+
+
+class AttemptEndingRow(Base):
+    """The outbox of ended attempts: one row per attempt, written in the same
+    transaction as the attempt's end, read and removed by whoever meters them
+    (the ledger, composed by ``archipel server``). A crash between the end and the
+    metering loses nothing: the row waits in this table."""
+
+    __tablename__ = "attempt_endings"
+
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("attempts.id"), primary_key=True)
+    ended_at: Mapped[datetime]
 
 
 class EventRow(Base):

@@ -290,7 +290,9 @@ class Reconciler:
             run,
             RunState.LAUNCHING,
             f"placed on {choice.site} (attempt {number})",
-            attempt=NewAttempt(f"{run.id}-a{number}", number, choice.site),
+            attempt=NewAttempt(
+                f"{run.id}-a{number}", number, choice.site, self.sites[choice.site].spec.terms()
+            ),
             port=None if serve is None else serve.port or self.launcher.new_port(),
         )
         if moved is not None:

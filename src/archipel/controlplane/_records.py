@@ -11,6 +11,8 @@ import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 from archipel.backends import AttemptState, Observation
 from archipel.controlplane._models import AttemptRow, EventRow, RunRow
@@ -28,15 +30,87 @@ AttemptUpdate = Observation
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptTerms:
+    """What an attempt's placement offered and at what price, fixed when it was placed.
+
+    One slot of its site: ``gpus`` accelerators of model ``accelerator`` (0 GPUs
+    for a CPU slot) at ``price_per_hour`` (exact) in ``currency``, from
+    ``provider`` in ``region`` of ``country``.
+    """
+
+    provider: str
+    region: str
+    country: str | None
+    accelerator: str
+    gpus: Decimal
+    price_per_hour: Decimal
+    currency: str
+
+    def to_json(self) -> str:
+        doc: dict[str, Any] = {
+            "provider": self.provider,
+            "region": self.region,
+            "country": self.country,
+            "accelerator": self.accelerator,
+            "gpus": str(self.gpus),
+            "price_per_hour": str(self.price_per_hour),  # a string: exact, never a float
+            "currency": self.currency,
+        }
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AttemptTerms:
+        doc = json.loads(text)
+        return cls(
+            provider=doc["provider"],
+            region=doc["region"],
+            country=doc["country"],
+            accelerator=doc["accelerator"],
+            gpus=Decimal(str(doc["gpus"])),
+            price_per_hour=Decimal(doc["price_per_hour"]),
+            currency=doc["currency"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class NewAttempt:
     """An attempt to record with a run's launch: its id, its number (1, 2, ...) and site.
 
     The number is carried here, and stored, rather than read back out of the id.
+    ``terms`` are the priced terms of the placement, kept with the attempt so that
+    its end is priced as it was placed, whatever the sites file says by then.
     """
 
     id: str
     number: int
     site: str
+    terms: AttemptTerms | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnding:
+    """An ended attempt waiting in the outbox to be metered.
+
+    ``started`` is when the attempt was recorded (placed, before its backend was
+    called) and ``ended`` when its end was recorded (the reconcile round that saw
+    it end), both naive UTC as the store keeps times. ``terms`` is ``None`` for
+    an attempt placed before the terms were recorded.
+    """
+
+    attempt_id: str
+    run_id: str
+    tenant: str
+    name: str
+    spec: str  # the run's workload as JSON
+    site: str
+    state: AttemptState
+    started: datetime
+    ended: datetime
+    terms: AttemptTerms | None
+
+    @property
+    def workload(self) -> Workload:
+        return Workload.model_validate_json(self.spec)
 
 
 @dataclass(frozen=True, slots=True)

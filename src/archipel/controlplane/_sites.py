@@ -45,11 +45,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from archipel.backends import Backend, LocalBackend
+from archipel.controlplane._records import AttemptTerms
 from archipel.core import (
     Amount,
     DocumentError,
     InputError,
     StrictModel,
+    canonical_accelerator,
     parse_accelerator_spec,
     validate,
 )
@@ -88,6 +90,21 @@ class SiteSpec(StrictModel):
         except InputError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    def terms(self) -> AttemptTerms:
+        """What one slot of this site offers, at its price: an attempt placed here is
+        metered at these terms (a CPU slot has no GPUs)."""
+        accel = parse_accelerator_spec(self.accelerators)
+        model = canonical_accelerator(accel.model)
+        return AttemptTerms(
+            provider=self.provider,
+            region=self.region,
+            country=self.country,
+            accelerator=model,
+            gpus=Decimal(0) if model.lower() == "cpu" else Decimal(str(accel.count)),
+            price_per_hour=self.price_per_hour,
+            currency=self.currency,
+        )
 
     @model_validator(mode="after")
     def _run_as_is_local(self) -> SiteSpec:

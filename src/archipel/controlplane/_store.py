@@ -20,13 +20,27 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from archipel.backends import AttemptState
 from archipel.controlplane._database import migrate, open_engine
-from archipel.controlplane._models import AttemptRow, EventRow, RunRow
+from archipel.controlplane._models import AttemptEndingRow, AttemptRow, EventRow, RunRow
 from archipel.controlplane._records import (
+    AttemptEnding,
+    AttemptTerms,
     AttemptUpdate,
     AttemptView,
     EventView,
@@ -252,7 +266,12 @@ class Store:
     # -- attempts and history --------------------------------------------------
 
     def update_attempt(self, update: AttemptUpdate) -> None:
-        """Record what is known of an attempt; ``None`` keeps what was recorded."""
+        """Record what is known of an attempt; ``None`` keeps what was recorded.
+
+        An attempt's first finished state also puts it in the outbox of ended
+        attempts, in the same transaction (see :meth:`endings`).
+        """
+        at = now()
         with self._session.begin() as s:
             row = s.get(AttemptRow, update.attempt_id)
             if row is None:
@@ -262,7 +281,10 @@ class Store:
             row.exit_code = update.exit_code if update.exit_code is not None else row.exit_code
             row.reason = update.reason or row.reason
             row.host = update.host or row.host
-            row.updated_at = now()
+            row.updated_at = at
+            if update.state.finished:
+                s.flush()
+                _record_endings(s.connection(), [update.attempt_id], at)
 
     def update_attempts(self, updates: Sequence[AttemptUpdate]) -> None:
         """Record many observations at once (``None`` keeps what was recorded)."""
@@ -293,6 +315,33 @@ class Store:
                     for u in updates
                 ],
             )
+            _record_endings(c, [u.attempt_id for u in updates if u.state.finished], at)
+
+    # -- the outbox of ended attempts, for metering -----------------------------
+
+    def endings(self, limit: int = 1000) -> list[AttemptEnding]:
+        """Ended attempts not metered yet, oldest end first (at most ``limit``).
+
+        Whoever meters them calls :meth:`forget_endings` once they are safely
+        recorded elsewhere; until then they are handed out again (so the
+        recording must be idempotent by attempt id).
+        """
+        q = (
+            select(AttemptEndingRow, AttemptRow, RunRow)
+            .join(AttemptRow, AttemptRow.id == AttemptEndingRow.attempt_id)
+            .join(RunRow, RunRow.id == AttemptRow.run_id)
+            .order_by(AttemptEndingRow.ended_at, AttemptEndingRow.attempt_id)
+            .limit(limit)
+        )
+        with self._session() as s:
+            return [_ending(e, a, r) for e, a, r in s.execute(q)]
+
+    def forget_endings(self, attempt_ids: Sequence[str]) -> None:
+        """Take metered attempts out of the outbox."""
+        if not attempt_ids:
+            return
+        with self.engine.begin() as c:
+            c.execute(delete(AttemptEndingRow).where(AttemptEndingRow.attempt_id.in_(attempt_ids)))
 
     def attempts(self, run_id: str) -> list[AttemptView]:
         with self._session() as s:
@@ -418,6 +467,36 @@ def _attempt_row(run_id: str, attempt: NewAttempt, port: int | None, at: datetim
         updated_at=at,
         port=port,
         host=None,
+        terms=None if attempt.terms is None else attempt.terms.to_json(),
+    )
+
+
+def _record_endings(c: Connection, attempt_ids: Sequence[str], at: datetime) -> None:
+    """Put the attempts among ``attempt_ids`` into the outbox of ended attempts, once: an
+    attempt already there keeps its first end (a later observation of it changes nothing)."""
+    if not attempt_ids:
+        return
+    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+    chosen = select(AttemptRow.id, literal(at)).where(AttemptRow.id.in_(list(attempt_ids)))
+    c.execute(
+        dialect.insert(AttemptEndingRow)
+        .from_select(["attempt_id", "ended_at"], chosen)
+        .on_conflict_do_nothing()
+    )
+
+
+def _ending(e: AttemptEndingRow, a: AttemptRow, r: RunRow) -> AttemptEnding:
+    return AttemptEnding(
+        attempt_id=a.id,
+        run_id=r.id,
+        tenant=r.tenant,
+        name=r.name,
+        spec=r.spec,
+        site=a.site,
+        state=attempt_view(a).state,
+        started=a.created_at,
+        ended=e.ended_at,
+        terms=None if a.terms is None else AttemptTerms.from_json(a.terms),
     )
 
 

@@ -19,7 +19,14 @@ from archipel.core._errors import (
     UnknownNameError,
 )
 from archipel.core._facts import COUNTRY_GROUPS, CloudActExposure, Jurisdictions, ProviderFacts
+from archipel.core._finops import (
+    AlertTolerances,
+    Budget,
+    FinOpsSpec,
+    parse_finops,
+)
 from archipel.core._fleet import (
+    Burns,
     CapacityLimit,
     Commitment,
     Concentration,
@@ -62,8 +69,11 @@ from archipel.core._workload import (
 
 __all__ = [
     "AcceleratorRequest",
+    "AlertTolerances",
     "Amount",
     "ArchipelError",
+    "Budget",
+    "Burns",
     "COLUMNS",
     "COUNTRY_GROUPS",
     "CapacityLimit",
@@ -76,6 +86,7 @@ __all__ = [
     "Constraints",
     "DataSpec",
     "DocumentError",
+    "FinOpsSpec",
     "FleetSpec",
     "InputError",
     "Jurisdictions",
@@ -119,6 +130,7 @@ __all__ = [
     "field_problems",
     "nano_to_decimal",
     "parse_accelerator_spec",
+    "parse_finops",
     "parse_fleet",
     "parse_price",
     "parse_workload",

@@ -10,11 +10,11 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from archipel.core._edge import StrictModel, validate
 from archipel.core._errors import SpecError
-from archipel.core._money import CommitmentAmount, PositiveCommitmentAmount
+from archipel.core._money import CommitmentAmount, PositiveCommitmentAmount, decimal_of
 from archipel.core._workload import Spread, Workload
 
 
@@ -44,18 +44,101 @@ class CapacityLimit(StrictModel):
     gpus: Annotated[int, Field(ge=0)]
 
 
+#: what a commitment's spend can be: compute (GPU-hours, the ``runs`` source) or inference
+#: (tokens, the ``gateway`` source)
+Service = Literal["compute", "inference"]
+
+#: a rate from 0 (included) to 1 (excluded), read as written (a plain number is exact)
+Rate = Annotated[Decimal, Field(ge=0, lt=1, allow_inf_nan=False), BeforeValidator(decimal_of)]
+
+
+def add_years(day: date, years: int) -> date:
+    """``day`` moved ``years`` years on; 29 February becomes 28 February in a common year."""
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:
+        return day.replace(year=day.year + years, day=28)
+
+
+class Burns(StrictModel):
+    """What spend burns a commitment down: an empty list means every one of that kind.
+
+    ``accelerators`` are instance families as the ledger names them (``H100``,
+    ``MI300X``), matched without regard to case.
+    """
+
+    regions: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    accelerators: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+
+    @field_validator("regions", "accelerators", "services")
+    @classmethod
+    def _unique(cls, values: list[str]) -> list[str]:
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:
+            raise ValueError(f"listed more than once: {', '.join(twice)}")
+        return values
+
+    @property
+    def everything(self) -> bool:
+        """Whether all of the provider's spend burns the commitment."""
+        return not (self.regions or self.accelerators or self.services)
+
+
 class Commitment(StrictModel):
     """A committed-spend contract: ``amount`` over ``period``, ``spent`` so far.
 
-    The part due within a planning horizon is what remains, burned down
-    linearly over the rest of the period (see :meth:`due_in`).
+    The same object serves the fleet planner and the ledger. The planner uses
+    ``amount``, ``spent`` and :meth:`due_in`: the part due within a planning
+    horizon is what remains, burned down linearly over the rest of the period.
+    The ledger burns it down from metered spend: ``burns`` says which of the
+    provider's spend counts (default: all of it), ``discount`` is the rate off
+    list price the contract buys, ``ramp`` the minimum spend of each contract
+    year (year 1 starts on ``period.start``), see docs/commitments.md.
     """
 
+    name: Annotated[str, Field(min_length=1)] | None = None
     provider: Annotated[str, Field(min_length=1)]
     amount: PositiveCommitmentAmount
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
     period: Period
     spent: CommitmentAmount = Decimal(0)
+    ramp: list[CommitmentAmount] = Field(default_factory=list)
+    burns: Burns = Burns()
+    discount: Rate = Decimal(0)
+
+    @model_validator(mode="after")
+    def _ramp_fits(self) -> Commitment:
+        years = len(self.years)
+        if len(self.ramp) > years:
+            raise ValueError(
+                f"ramp: {len(self.ramp)} yearly minimums for a period of {years} contract "
+                f"year(s) ({self.period.start} to {self.period.end}): give at most {years}"
+            )
+        total = sum(self.ramp, Decimal(0))
+        if total > self.amount:
+            raise ValueError(
+                f"ramp: the yearly minimums add up to {total:f}, more than the amount "
+                f"{self.amount:f}: lower them or raise the amount"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        """How the commitment is named: its ``name``, else its provider."""
+        return self.name or self.provider
+
+    @property
+    def years(self) -> list[Period]:
+        """The contract years: from each anniversary of the start; the last cut at the end."""
+        out = []
+        k = 0
+        while (start := add_years(self.period.start, k)) < self.period.end:
+            out.append(
+                Period(start=start, end=min(add_years(self.period.start, k + 1), self.period.end))
+            )
+            k += 1
+        return out
 
     def due_in(self, horizon: Period) -> Decimal:
         """The share of the remaining commitment that falls due within ``horizon``."""

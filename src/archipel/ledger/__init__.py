@@ -8,8 +8,12 @@ each group in one currency. Money is a ``Decimal`` from the source line to the
 total: see docs/ledger.md.
 """
 
+from archipel.ledger._alerts import Alert, budget_alerts, commitment_alerts
+from archipel.ledger._budgets import BudgetStatus, budget_status
 from archipel.ledger._columnar import ColumnarReport, StoreError, ingest_columnar
+from archipel.ledger._commitments import Burn, Forecast, RampYear, burn_down
 from archipel.ledger._entry import Dimension, Entry, join_fixed, split_fixed
+from archipel.ledger._forecast import Score, backtest
 from archipel.ledger._ingest import IngestReport, MalformedUsageError, ingest_usage
 from archipel.ledger._store import Added, Ledger
 from archipel.ledger._totals import Converted, Total, converted, totals, totals_of
@@ -17,16 +21,27 @@ from archipel.ledger._usage import UsageProblem, read_usage, usage_entry
 
 __all__ = [
     "Added",
+    "Alert",
+    "BudgetStatus",
+    "Burn",
     "ColumnarReport",
     "Converted",
     "Dimension",
     "Entry",
+    "Forecast",
     "IngestReport",
     "Ledger",
     "MalformedUsageError",
+    "RampYear",
+    "Score",
     "StoreError",
     "Total",
     "UsageProblem",
+    "backtest",
+    "budget_alerts",
+    "budget_status",
+    "burn_down",
+    "commitment_alerts",
     "converted",
     "ingest_columnar",
     "ingest_usage",

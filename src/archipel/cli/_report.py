@@ -1,0 +1,289 @@
+"""``archipel report``: the ledger as one HTML page, a JSON document or CSV tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import typer
+from pydantic import Field, model_validator
+
+from archipel.cli._common import AsJson, guard
+from archipel.cli._ledger import Db, open_ledger
+from archipel.core import (
+    CommitmentAmount,
+    Concentration,
+    DocumentError,
+    InputError,
+    Period,
+    StrictModel,
+    validate,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from archipel.ledger import Ledger
+
+SpecFile = Annotated[
+    Path | None,
+    typer.Argument(
+        metavar="SPEC",
+        help="FinOps spec YAML: commitments, budgets, concentration (a fleet spec is one too).",
+    ),
+]
+Output = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="Write the HTML report here (default: report.html, unless --json or --csv).",
+    ),
+]
+CsvDir = Annotated[
+    Path | None,
+    typer.Option("--csv", metavar="DIR", help="Write one CSV file per table into DIR."),
+]
+ReportCurrency = Annotated[
+    str | None,
+    typer.Option(
+        "--currency",
+        metavar="CODE",
+        help="Convert all money into this currency at the catalog's rates (default: the "
+        "spec's `currency`, else the catalog's).",
+    ),
+]
+Today = Annotated[
+    str | None,
+    typer.Option(
+        "--today",
+        metavar="DATE",
+        help="Report as of this day, YYYY-MM-DD (default: today, UTC): budgets and forecasts.",
+    ),
+]
+Top = Annotated[
+    int, typer.Option("--top", metavar="N", help="How many workloads and tenants to rank.", min=1)
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``archipel report`` to the ``archipel`` app."""
+    app.command("report")(report)
+
+
+def report(
+    spec: SpecFile = None,
+    db: Db = None,
+    output: Output = None,
+    as_json: AsJson = False,
+    csv_dir: CsvDir = None,
+    currency: ReportCurrency = None,
+    today: Today = None,
+    top: Top = 10,
+) -> None:
+    """Report spend by provider and month against commitments, concentration, jurisdiction.
+
+    One self-contained HTML file (opens offline, loads nothing), or with --json
+    one document of the same figures (money as exact decimal strings), or with
+    --csv one CSV per table. Exit status 2 on bad input.
+    """
+    day = _today(today)
+    html_path = output if output is not None or as_json or csv_dir else Path("report.html")
+    doc = guard(lambda: _report(spec, db, currency, day, top, html_path, csv_dir))
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        written = [str(p) for p in (html_path, csv_dir) if p is not None]
+        typer.echo(f"wrote {' and '.join(written)}", err=True)
+
+
+def _today(text: str | None) -> date:
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a date: write YYYY-MM-DD") from None
+
+
+def _report(
+    spec_path: Path | None,
+    db: str | None,
+    currency: str | None,
+    today: date,
+    top: int,
+    html_path: Path | None,
+    csv_dir: Path | None,
+) -> dict[str, Any]:
+    from archipel.cli._common import load_catalog
+    from archipel.ledger._report import build_report, report_document, report_tables
+
+    spec = read_finops_spec(spec_path)
+    snapshot = load_catalog()
+    code = (currency or spec.currency or snapshot.comparison_currency).strip().upper()
+    ledger = open_ledger(db)
+    try:
+        connection = entries_frame(ledger)
+    finally:
+        ledger.close()
+    with connection:
+        figures = build_report(
+            connection,
+            spec,
+            currency=code,
+            rates=snapshot.fx_rates,
+            jurisdictions=snapshot.jurisdictions,
+            provider_facts=snapshot.provider,
+            today=today,
+            generated_at=datetime.now(UTC),
+            top=top,
+        )
+    if html_path is not None:
+        from archipel.ledger._report_html import render_html
+
+        page = render_html(figures)
+        with _atomic(html_path) as out:
+            out.write_text(page, encoding="utf-8")
+    if csv_dir is not None:
+        _write_csv(csv_dir, report_tables(figures))
+    return report_document(figures)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path`` that replaces it only when fully written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"-o {path}: no such directory {folder}")
+    handle, name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    temporary = Path(name)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_csv(
+    folder: Path, tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+) -> None:
+    """Every table into ``folder``, all written or none replaced."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--csv {folder}: not a directory")
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".report-"))
+    try:
+        for name, (header, rows) in tables.items():
+            with (staging / f"{name}.csv").open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(header)
+                writer.writerows(rows)
+        for name in tables:
+            os.replace(staging / f"{name}.csv", folder / f"{name}.csv")
+    finally:
+        for leftover in staging.iterdir():
+            leftover.unlink()
+        staging.rmdir()
+
+
+# --- stand-ins, to be replaced at integration ----------------------------------------------
+
+
+def entries_frame(ledger: Ledger) -> duckdb.DuckDBPyConnection:
+    """The ledger's current entries as the ``entries`` relation (``Ledger.frame()``)."""
+    return ledger.frame()
+
+
+class _Commitment(StrictModel):
+    """core.Commitment's fields with those the ledger adds (to be replaced by core's own)."""
+
+    name: str | None = None
+    provider: Annotated[str, Field(min_length=1)]
+    amount: Annotated[Decimal, Field(gt=0)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+    period: Period
+    spent: CommitmentAmount = Decimal(0)
+    ramp: list[CommitmentAmount] = Field(default_factory=list)
+    burns: dict[str, list[str]] = Field(default_factory=dict)
+    discount: Annotated[Decimal, Field(ge=0, lt=1)] = Decimal(0)
+
+
+class _Budget(StrictModel):
+    name: Annotated[str, Field(min_length=1)]
+    tenant: str | None = None
+    project: str | None = None
+    amount: Annotated[Decimal, Field(gt=0)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    period: Literal["month", "quarter", "year"] = "month"
+    alert_at: list[Annotated[Decimal, Field(gt=0)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> _Budget:
+        if (self.tenant is None) == (self.project is None):
+            raise ValueError("give exactly one of tenant or project")
+        return self
+
+
+class _Tolerances(StrictModel):
+    shortfall: Annotated[Decimal, Field(ge=0)] = Decimal("0.05")
+    overrun: Annotated[Decimal, Field(ge=0)] = Decimal("0.05")
+
+
+class FinOpsStandIn(StrictModel):
+    """The FinOps part of a spec; other fields (a fleet spec's workloads...) are ignored.
+
+    To be replaced by ``core.FinOpsSpec``.
+    """
+
+    model_config = StrictModel.model_config | {"extra": "ignore"}
+
+    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
+    commitments: list[_Commitment] = Field(default_factory=list)
+    budgets: list[_Budget] = Field(default_factory=list)
+    concentration: Concentration | None = None
+    alerts: _Tolerances = _Tolerances()
+
+
+class FinOpsSpecError(DocumentError):
+    what = "FinOps spec"
+
+
+def read_finops_spec(path: Path | None) -> Any:
+    """The FinOps spec in ``path`` (none: no commitment, budget or cap)."""
+    if path is None:
+        return finops_spec({}, "<none>")
+    from archipel.cli._config import read_yaml_documents
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (give a FinOps or fleet spec YAML)")
+    docs = read_yaml_documents(path)
+    if len(docs) != 1:
+        raise InputError(f"{path}: a FinOps spec holds exactly one YAML document")
+    return finops_spec(docs[0], str(path))
+
+
+def finops_spec(document: Any, source: str) -> Any:
+    """``core.parse_finops`` where core has it, else :class:`FinOpsStandIn` (remove the
+    stand-in at integration: looked up by name so that this works on either side)."""
+    import archipel.core
+
+    parse = getattr(archipel.core, "parse_finops", None)
+    if parse is not None:
+        return parse(document, source)
+    return validate(
+        FinOpsStandIn,
+        document,
+        source,
+        FinOpsSpecError,
+        "a mapping with commitments, budgets or concentration",
+    )

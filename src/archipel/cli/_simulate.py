@@ -1,0 +1,235 @@
+"""``archipel simulate``: Archipel's decisions replayed on real traces.
+
+``simulate spot`` is study 1 (a deadline job on spot, the *Can't Be Late* setup): it reads
+availability traces, takes the prices from the catalog unless given, and prints each
+policy's cost, instance hours, finish time and whether the deadline was met.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from archipel.cli._common import AsJson, console, decimal_flag, guard, load_catalog
+from archipel.core import InputError
+
+if TYPE_CHECKING:
+    from archipel.core import CatalogSnapshot
+    from archipel.sim import Outcome, SpotPrices, SpotTrace
+
+simulate_app = typer.Typer(
+    help="Replay Archipel's decisions on real traces (study 1: deadline jobs on spot).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+#: the offers whose prices stand for the traces' p3.2xlarge (1x V100), first found wins: the
+#: instance itself, then the 1x V100 offer at the same on-demand list price ($3.06/h)
+PRICE_OFFERS = (("aws", "us-east-1", "p3.2xlarge"), ("azure", "eastus", "Standard_NC6s_v3"))
+
+
+class Policy(StrEnum):
+    on_demand = "on-demand"
+    greedy = "greedy"
+    uniform_progress = "uniform-progress"
+    optimal = "optimal"
+    archipel = "archipel"
+
+
+def catalog_prices(snapshot: CatalogSnapshot) -> tuple[SpotPrices, str]:
+    """The spot and on-demand prices of the first of :data:`PRICE_OFFERS` the catalog has."""
+    from archipel.sim import SpotPrices
+
+    table = snapshot.offers
+    wanted = {(p, r, i): n for n, (p, r, i) in enumerate(PRICE_OFFERS)}
+    found: dict[int, tuple[SpotPrices, str]] = {}
+    sl = table.accelerator_slice("V100")
+    for row in range(sl.start, sl.stop):
+        offer = table.offer(row)
+        rank = wanted.get((offer.provider, offer.region, offer.instance_type))
+        if rank is None or rank in found:
+            continue
+        if offer.price_per_hour is None or offer.spot_price_per_hour is None:
+            continue
+        prices = SpotPrices(offer.spot_price_per_hour, offer.price_per_hour, offer.currency)
+        found[rank] = (prices, f"catalog offer {offer.key} ({offer.source})")
+    if not found:
+        names = ", ".join("/".join(k) for k in PRICE_OFFERS)
+        raise InputError(
+            f"the catalog has no spot and on-demand price for {names}; "
+            "give --spot-price and --on-demand-price"
+        )
+    return found[min(found)]
+
+
+@simulate_app.command("spot")
+def spot(
+    trace: Annotated[
+        list[Path],
+        typer.Option(
+            "--trace",
+            metavar="FILE",
+            help="Availability trace JSON (repeatable). Single-zone policies use the first; "
+            "archipel uses them all.",
+        ),
+    ],
+    job_hours: Annotated[
+        str, typer.Option("--job-hours", metavar="H", help="Hours of compute the job needs.")
+    ],
+    deadline_hours: Annotated[
+        str, typer.Option("--deadline-hours", metavar="D", help="Deadline, hours after start.")
+    ],
+    changeover_hours: Annotated[
+        str,
+        typer.Option(
+            "--changeover-hours",
+            metavar="C",
+            help="Hours lost at each launch but the first (switch, preemption, zone move).",
+        ),
+    ] = "0.2",
+    policy: Annotated[
+        list[Policy] | None,
+        typer.Option(
+            "--policy",
+            metavar="on-demand|greedy|uniform-progress|optimal|archipel",
+            help="Policy to run (repeatable; default: all of them).",
+        ),
+    ] = None,
+    start_hours: Annotated[
+        str, typer.Option("--start-hours", metavar="S", help="Job start, hours into the trace.")
+    ] = "0",
+    spot_price: Annotated[
+        str | None,
+        typer.Option(
+            "--spot-price", metavar="PRICE", help="Spot price per hour (default: catalog)."
+        ),
+    ] = None,
+    on_demand_price: Annotated[
+        str | None,
+        typer.Option(
+            "--on-demand-price",
+            metavar="PRICE",
+            help="On-demand price per hour (default: catalog).",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a deadline job on spot availability traces under each policy.
+
+    Prints per policy: cost, on-demand and spot hours, finish time, deadline met. The same
+    inputs always give the same output. Exit status: 0, or 2 on bad input.
+    """
+    from archipel.sim import POLICIES, SpotJob, SpotPrices, load_trace, simulate
+
+    def run() -> None:
+        job = SpotJob.from_hours(
+            decimal_flag(job_hours),
+            decimal_flag(deadline_hours),
+            decimal_flag(changeover_hours),
+            decimal_flag(start_hours),
+        )
+        traces = [load_trace(p) for p in trace]
+        if spot_price is not None and on_demand_price is not None:
+            prices = SpotPrices(decimal_flag(spot_price), decimal_flag(on_demand_price))
+            source = "--spot-price and --on-demand-price"
+        else:
+            prices, source = catalog_prices(load_catalog())
+            if spot_price is not None or on_demand_price is not None:
+                prices = SpotPrices(
+                    decimal_flag(spot_price) if spot_price is not None else prices.spot,
+                    decimal_flag(on_demand_price)
+                    if on_demand_price is not None
+                    else prices.on_demand,
+                    prices.currency,
+                )
+                source += ", overridden on the command line"
+        chosen = {p.value for p in policy} if policy else set(POLICIES)
+        names = [name for name in POLICIES if name in chosen]
+        outcomes = simulate(job, traces, prices, names)
+        if as_json:
+            typer.echo(json.dumps(_document(job, traces, prices, source, outcomes), indent=2))
+        else:
+            _render(job, [t.name for t in traces], prices, source, outcomes)
+
+    guard(run)
+
+
+def _document(
+    job: object, traces: list[SpotTrace], prices: SpotPrices, source: str, outcomes: list[Outcome]
+) -> dict[str, object]:
+    from archipel.sim._spot import SpotJob, hours
+
+    assert isinstance(job, SpotJob)
+    return {
+        "job": {
+            "job_hours": str(hours(job.work_s)),
+            "deadline_hours": str(hours(job.deadline_s)),
+            "changeover_hours": str(hours(job.changeover_s)),
+            "start_hours": str(hours(job.start_s)),
+        },
+        "traces": [{"name": t.name, "gap_seconds": t.gap_seconds} for t in traces],
+        "prices": {
+            "spot": str(prices.spot),
+            "on_demand": str(prices.on_demand),
+            "currency": prices.currency,
+            "source": source,
+        },
+        "policies": [o.as_dict() for o in outcomes],
+    }
+
+
+def _h(seconds: int) -> str:
+    from archipel.sim._spot import hours
+
+    return f"{hours(seconds).normalize():f}"
+
+
+def _render(
+    job: object, names: list[str], prices: SpotPrices, source: str, outcomes: list[Outcome]
+) -> None:
+    from rich.table import Table
+
+    from archipel.sim._spot import SpotJob, hours
+
+    assert isinstance(job, SpotJob)
+    out = console()
+    out.print(
+        f"job {_h(job.work_s)} h, deadline {_h(job.deadline_s)} h, changeover "
+        f"{_h(job.changeover_s)} h, start {_h(job.start_s)} h; traces: {', '.join(names)}",
+        highlight=False,
+    )
+    out.print(
+        f"prices per hour: spot {prices.spot} {prices.currency}, on-demand "
+        f"{prices.on_demand} {prices.currency} ({source})",
+        highlight=False,
+    )
+    table = Table(header_style="bold")
+    for col in (
+        "policy",
+        f"cost {prices.currency}",
+        "saving",
+        "on-demand h",
+        "spot h",
+        "finish h",
+        "deadline met",
+        "changeovers",
+    ):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    full = job.work_s * prices.on_demand / 3600
+    for o in outcomes:
+        saving = "-" if not full else f"{(1 - o.cost / full) * 100:.1f}%"
+        table.add_row(
+            o.policy,
+            f"{o.cost:.2f}",
+            saving,
+            f"{hours(o.on_demand_s):.2f}",
+            f"{hours(o.spot_s):.2f}",
+            f"{hours(o.finish_s):.2f}",
+            "yes" if o.deadline_met else "NO",
+            str(o.changeovers),
+        )
+    out.print(table)

@@ -103,6 +103,7 @@ def test_ingest_then_show_chargeback(run: Any, usage_file: Path) -> None:
     assert json.loads(out) == {
         "path": str(usage_file),
         "lines": 6,
+        "from_byte": 0,
         "new": 3,
         "corrections": 1,
         "duplicates": 1,
@@ -133,12 +134,27 @@ def test_show_by_country_in_one_currency(run: Any, usage_file: Path) -> None:
     ]
 
 
+def test_a_file_ingested_before_is_read_on_from_where_it_stopped(
+    run: Any, usage_file: Path, tmp_path: Path
+) -> None:
+    db = f"sqlite:///{tmp_path / 'ledger.db'}"
+    run("ledger", "ingest", "--usage", str(usage_file), "--db", db)
+    size = usage_file.stat().st_size
+    code, out, _ = run("ledger", "ingest", "--usage", str(usage_file), "--db", db)
+    assert (code, out) == (0, f"{usage_file}: 0 lines from byte {size:,}: 0 new, "
+                           "0 corrections, 0 already in the ledger, 0 malformed\n")  # fmt: skip
+    with usage_file.open("a") as f:
+        f.write(usage_file.read_text().splitlines()[0].replace('"ts":', '"ts":1,"x":') + "\n")
+    code, out, _ = run("ledger", "ingest", "--usage", str(usage_file), "--db", db)
+    assert out.startswith(f"{usage_file}: 1 lines from byte {size:,}: ")
+
+
 def test_ingesting_the_same_file_again_adds_nothing(
     run: Any, usage_file: Path, tmp_path: Path
 ) -> None:
     db = f"sqlite:///{tmp_path / 'ledger.db'}"
     run("ledger", "ingest", "--usage", str(usage_file), "--db", db)
-    code, out, err = run("ledger", "ingest", "--usage", str(usage_file), "--db", db)
+    code, out, err = run("ledger", "ingest", "--usage", str(usage_file), "--db", db, "--whole")
     assert code == 1
     assert (
         out
@@ -166,7 +182,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ),
     (
         "strict refuses a malformed file",
-        ["ingest", "--usage", "{file}", "--strict"],
+        ["ingest", "--usage", "{file}", "--strict", "--whole"],
         "error: {file}:6: not a JSON object",
     ),
     (

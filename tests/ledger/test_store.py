@@ -34,7 +34,7 @@ def test_the_ledger_and_the_control_plane_share_one_database(url: str, tmp_path:
     with ledger.engine.connect() as c:
         ledger_version = c.execute(sa.text("SELECT version_num FROM archipel_ledger_version"))
         control_version = c.execute(sa.text("SELECT version_num FROM alembic_version"))
-        assert [r[0] for r in ledger_version] == ["l0001"]
+        assert [r[0] for r in ledger_version] == ["l0003"]
         assert [r[0] for r in control_version] != ["l0001"]
     assert [e.key for e in ledger.current()] == ["r1"]
     ledger.close()
@@ -102,5 +102,5 @@ def test_ledgers_started_together_on_a_fresh_postgres_database_all_migrate() -> 
         ledger = Ledger(url)
         with ledger.engine.connect() as c:
             versions = c.execute(sa.text("SELECT version_num FROM archipel_ledger_version"))
-            assert [r[0] for r in versions] == ["l0001"]
+            assert [r[0] for r in versions] == ["l0003"]
         ledger.close()

@@ -13,7 +13,7 @@ from archipel.cli._common import EXIT_INFEASIBLE, AsJson, console, exit_with, fa
 from archipel.cli._config import data_dir, default_db_url
 
 if TYPE_CHECKING:
-    from archipel.ledger import Converted, IngestReport, Ledger, Total
+    from archipel.ledger import ColumnarReport, Converted, IngestReport, Ledger, Total
 
 ledger_app = typer.Typer(
     help="Meter what was spent: ingest usage, show chargeback (docs/ledger.md).",
@@ -62,14 +62,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
 
 
-def open_ledger(db: str | None) -> Ledger:
+Store = Annotated[
+    Path | None,
+    typer.Option(
+        "--store",
+        metavar="DIR",
+        envvar="ARCHIPEL_LEDGER_DIR",
+        help="Folder of the ledger's Parquet partitions (default: ledger/ beside a SQLite "
+        "file; required with another database, then recorded in it at first use).",
+    ),
+]
+
+
+def open_ledger(db: str | None, store: Path | None = None) -> Ledger:
     from archipel.ledger import Ledger
 
     if db is None:
         home = data_dir()
         home.mkdir(parents=True, exist_ok=True)
         db = default_db_url()
-    ledger = Ledger(db)
+    ledger = Ledger(db, store=store)
     ledger.migrate()
     return ledger
 
@@ -80,10 +92,25 @@ def ingest(
         Path | None,
         typer.Option("--usage", metavar="FILE", help="The gateway's usage log (JSON lines)."),
     ] = None,
+    entries: Annotated[
+        Path | None,
+        typer.Option(
+            "--entries",
+            metavar="FILE",
+            help="Entries in the ledger's own format (.jsonl or .jsonl.gz; docs/ledger.md).",
+        ),
+    ] = None,
     db: Db = None,
+    store: Store = None,
     strict: Annotated[
         bool,
         typer.Option("--strict", help="Refuse the whole file at its first malformed line."),
+    ] = False,
+    whole: Annotated[
+        bool,
+        typer.Option(
+            "--whole", help="Read the file from its start, even the part an ingest already read."
+        ),
     ] = False,
     as_json: AsJson = False,
     focus: Annotated[
@@ -95,18 +122,22 @@ def ingest(
         typer.Option("--cur", metavar="FILE", help="An AWS CUR 2.0 cost file (CSV/Parquet)."),
     ] = None,
 ) -> None:
-    """Add a gateway usage log (or a provider's FOCUS or CUR cost file, docs/focus.md) to
-    the ledger; ingesting it again adds nothing.
+    """Add a gateway usage log, an entries file (or a provider's FOCUS or CUR cost file,
+    docs/focus.md) to the ledger; ingesting it again adds nothing.
 
-    A malformed line is reported (file:line: what is wrong) and skipped, and the
-    command then exits with status 1; with --strict it refuses the file (status 2).
+    A file ingested before is read on from where that ingest stopped (a log
+    that grew); a file rewritten since is read whole. A malformed line is
+    reported (file:line: what is wrong) and skipped, and the command then exits
+    with status 1; with --strict it refuses the file (status 2).
     """
-    given = [(f, p) for f, p in (("usage", usage), ("focus", focus), ("cur", cur)) if p]
+    files = (("usage", usage), ("entries", entries), ("focus", focus), ("cur", cur))
+    given = [(f, p) for f, p in files if p]
     if len(given) != 1:
-        fail("give one file to ingest: --usage FILE, --focus FILE or --cur FILE")
+        fail("give one file to ingest: --usage FILE, --entries FILE, --focus FILE or --cur FILE")
     kind, path = given[0]
-    if kind == "usage":
-        report = guard(lambda: _ingest(path, db, strict, as_json))
+    report: Any
+    if kind in ("usage", "entries"):
+        report = guard(lambda: _ingest(path, kind, db, store, strict, whole, as_json))
     else:
         from archipel.cli._ledger_export import ingest_cost_file
 
@@ -118,32 +149,47 @@ def ingest(
     exit_with(EXIT_INFEASIBLE if report.problems else 0)
 
 
-def _ingest(usage: Path, db: str | None, strict: bool, quiet: bool) -> IngestReport:
+def _ingest(
+    path: Path, fmt: str, db: str | None, store: Path | None, strict: bool, whole: bool,
+    quiet: bool,
+) -> ColumnarReport:  # fmt: skip
     from archipel.catalog import load_regions
     from archipel.cli._progress import progress
-    from archipel.ledger import ingest_usage
+    from archipel.ledger import ingest_columnar
 
-    if not usage.is_file():
-        fail(f"--usage {usage}: no such file (give the gateway's metering.path)")
-    ledger = open_ledger(db)
+    option = f"--{fmt}"
+    if not path.is_file():
+        hint = "give the gateway's metering.path" if fmt == "usage" else "give an entries file"
+        fail(f"{option} {path}: no such file ({hint})")
+    ledger = open_ledger(db, store)
     try:
-        size = usage.stat().st_size
-        with progress(f"ingesting {usage.name}", total=size, quiet=quiet, after=0.5) as bar:
+        size = path.stat().st_size
+        with progress(f"ingesting {path.name}", total=size, quiet=quiet, after=0.5) as bar:
             seen = [0]
 
             def advance(done: int) -> None:
                 bar.update(advance=done - seen[0])
                 seen[0] = done
 
-            return ingest_usage(ledger, usage, load_regions(), strict=strict, on_progress=advance)
+            countries = load_regions() if fmt == "usage" else {}
+            return ingest_columnar(
+                ledger,
+                path,
+                countries,
+                fmt="usage" if fmt == "usage" else "entries",
+                strict=strict,
+                whole=whole,
+                on_progress=advance,
+            )
     finally:
         ledger.close()
 
 
-def ingest_document(report: IngestReport) -> dict[str, Any]:
+def ingest_document(report: IngestReport | ColumnarReport) -> dict[str, Any]:
     return {
         "path": report.path,
         "lines": report.lines,
+        "from_byte": getattr(report, "start_offset", 0),
         "new": report.added.new,
         "corrections": report.added.corrections,
         "duplicates": report.added.duplicates,
@@ -151,12 +197,15 @@ def ingest_document(report: IngestReport) -> dict[str, Any]:
     }
 
 
-def _print_ingest(report: IngestReport) -> None:
+def _print_ingest(report: IngestReport | ColumnarReport) -> None:
     a = report.added
     corrections = "correction" if a.corrections == 1 else "corrections"
+    offset = getattr(report, "start_offset", 0)  # a cost file is read whole
+    start = f" from byte {offset:,}" if offset else ""
     typer.echo(
-        f"{report.path}: {report.lines:,} lines: {a.new:,} new, {a.corrections:,} {corrections}, "
-        f"{a.duplicates:,} already in the ledger, {len(report.problems):,} malformed"
+        f"{report.path}: {report.lines:,} lines{start}: {a.new:,} new, "
+        f"{a.corrections:,} {corrections}, {a.duplicates:,} already in the ledger, "
+        f"{len(report.problems):,} malformed"
     )
     for problem in report.problems[:SHOWN_PROBLEMS]:
         typer.echo(f"skipped {problem}", err=True)
@@ -169,6 +218,7 @@ def show(
     by: By = "tenant",
     currency: ShowCurrency = None,
     db: Db = None,
+    store: Store = None,
     as_json: AsJson = False,
 ) -> None:
     """Chargeback: the spend, tokens and GPU-hours of the current entries per group.
@@ -176,7 +226,7 @@ def show(
     Sums are exact; without --currency each group has one line per currency.
     """
     dimension = _dimension(by)
-    doc = guard(lambda: _show(dimension, currency, db))
+    doc = guard(lambda: _show(dimension, currency, db, store))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
         return
@@ -193,10 +243,12 @@ def _dimension(text: str) -> Any:
         fail(f"--by {text!r}: choose one of {known}")
 
 
-def _show(dimension: Any, currency: str | None, db: str | None) -> dict[str, Any]:
+def _show(
+    dimension: Any, currency: str | None, db: str | None, store: Path | None
+) -> dict[str, Any]:
     from archipel.ledger import converted, totals
 
-    ledger = open_ledger(db)
+    ledger = open_ledger(db, store)
     try:
         parts = totals(ledger, dimension)
     finally:

@@ -69,24 +69,14 @@ def load_finops(path: Path, max_mb: float = MAX_FILE_MB) -> FinOpsSpec:
 
 
 def entries_of(url: str | None, *, migrate: bool = True) -> duckdb.DuckDBPyConnection:
-    """The ledger's current entries as the ``entries`` relation (docs/ledger.md).
-
-    To be replaced by ``Ledger.frame()`` once the store provides it: this reads
-    every current entry through Python, which is fine for the sizes a CLI shows.
-    """
-    import duckdb
-
+    """The ledger's current entries as the ``entries`` relation (``Ledger.frame()``)."""
     from archipel.ledger import Ledger
-    from archipel.ledger._frame import create_entries, insert_entries
 
     ledger = open_ledger(url) if migrate or url is None else Ledger(url)
     try:
-        connection = duckdb.connect()
-        create_entries(connection)
-        insert_entries(connection, ledger.current())
+        return ledger.frame()
     finally:
         ledger.close()
-    return connection
 
 
 def mount_finops(app: FastAPI, spec_file: Path, url: str) -> None:

@@ -200,46 +200,8 @@ def _write_csv(
 
 
 def entries_frame(ledger: Ledger) -> duckdb.DuckDBPyConnection:
-    """The ledger's current entries as the ``entries`` relation of a fresh DuckDB connection.
-
-    To be replaced by ``Ledger.frame()`` (the columnar store), which reads them
-    without a round trip through Python objects. Meanwhile the entries go
-    through a temporary CSV file that DuckDB reads with the exact column types:
-    DuckDB's ``executemany`` takes minutes for what this takes seconds.
-    """
-    import duckdb
-
-    from archipel.ledger._frame import ENTRY_SCHEMA, create_entries, entry_row
-
-    connection = duckdb.connect()
-    create_entries(connection)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "entries.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerows([_cell(v) for v in entry_row(e)] for e in ledger.current())
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in ENTRY_SCHEMA)
-        quoted = str(path).replace("'", "''")
-        connection.execute(
-            f"INSERT INTO entries SELECT * FROM read_csv('{quoted}', header = false, "
-            f"columns = {{{columns}}}, nullstr = '{_NULL}', quote = '\"', escape = '\"', "
-            "auto_detect = false)"
-        )
-    return connection
-
-
-#: how a missing value is written in the temporary CSV file (a ledger value never is this)
-_NULL = "\\N"
-
-
-def _cell(value: object) -> object:
-    if value is None:
-        return _NULL
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return value
+    """The ledger's current entries as the ``entries`` relation (``Ledger.frame()``)."""
+    return ledger.frame()
 
 
 class _Commitment(StrictModel):

@@ -10,12 +10,13 @@ total: see docs/ledger.md.
 
 from archipel.ledger._alerts import Alert, budget_alerts, commitment_alerts
 from archipel.ledger._budgets import BudgetStatus, budget_status
+from archipel.ledger._columnar import ColumnarReport, StoreError, ingest_columnar
 from archipel.ledger._commitments import Burn, Forecast, RampYear, burn_down
 from archipel.ledger._entry import Dimension, Entry, join_fixed, split_fixed
 from archipel.ledger._forecast import Score, backtest
 from archipel.ledger._ingest import IngestReport, MalformedUsageError, ingest_usage
 from archipel.ledger._store import Added, Ledger
-from archipel.ledger._totals import Converted, Total, converted, totals
+from archipel.ledger._totals import Converted, Total, converted, totals, totals_of
 from archipel.ledger._usage import UsageProblem, read_usage, usage_entry
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Alert",
     "BudgetStatus",
     "Burn",
+    "ColumnarReport",
     "Converted",
     "Dimension",
     "Entry",
@@ -32,6 +34,7 @@ __all__ = [
     "MalformedUsageError",
     "RampYear",
     "Score",
+    "StoreError",
     "Total",
     "UsageProblem",
     "backtest",
@@ -40,10 +43,12 @@ __all__ = [
     "burn_down",
     "commitment_alerts",
     "converted",
+    "ingest_columnar",
     "ingest_usage",
     "join_fixed",
     "read_usage",
     "split_fixed",
     "totals",
+    "totals_of",
     "usage_entry",
 ]

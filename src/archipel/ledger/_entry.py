@@ -62,6 +62,8 @@ class Entry:
     ``workload`` is the run or service that did the work (for the gateway, the
     replica that answered). ``status`` is the outcome where the source has one
     (a gateway request's HTTP status), so successes and failures stay apart.
+    ``project`` groups tenants' work for budgets; ``accelerator`` is the kind
+    of GPU the work ran on (``H100``), where the source knows it.
     """
 
     source: str
@@ -80,6 +82,8 @@ class Entry:
     gpu_hours: Decimal = Decimal(0)
     input_tokens: int = 0
     output_tokens: int = 0
+    project: str | None = None
+    accelerator: str | None = None
 
     @property
     def digest(self) -> str:
@@ -108,11 +112,13 @@ COLUMNS = (
     "cost_micro",
     "cost_femto",
     "currency",
+    "project",
+    "accelerator",
 )
 
 Columns = tuple[
     str, str, int, int, str, str | None, str | None, str | None, str | None, str | None,
-    str | None, int | None, int, int, int, int, int, int, str | None,
+    str | None, int | None, int, int, int, int, int, int, str | None, str | None, str | None,
 ]  # fmt: skip
 
 
@@ -141,12 +147,20 @@ def columns(entry: Entry) -> Columns:
         cost_micro,
         cost_femto,
         None if cost is None else cost.currency,
+        entry.project,
+        entry.accelerator,
     )
 
 
 def digest_of(values: Columns) -> str:
-    """The fingerprint of an entry's column values (what makes two records the same)."""
-    return hashlib.blake2b(repr(values).encode(), digest_size=16).hexdigest()
+    """The fingerprint of an entry's column values (what makes two records the same).
+
+    An entry without a project and an accelerator is fingerprinted on the
+    columns the ledger had before those two, so that its digest is the one an
+    older ledger stored, and ingesting an old file again still adds nothing.
+    """
+    legacy = values[:-2] if values[-2:] == (None, None) else values
+    return hashlib.blake2b(repr(legacy).encode(), digest_size=16).hexdigest()
 
 
 def split_fixed(value: Decimal) -> tuple[int, int]:

@@ -14,13 +14,19 @@ in any order and in any batches, writes nothing.
 
 from __future__ import annotations
 
+import csv
 import os
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import duckdb
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
@@ -61,10 +67,12 @@ class Added:
 class Ledger:
     """The entries table on one database URL."""
 
-    def __init__(self, url: str, *, lookup: int = LOOKUP) -> None:
-        """``lookup``: how many keys one query looks up when entries are added."""
+    def __init__(self, url: str, *, lookup: int = LOOKUP, store: Path | None = None) -> None:
+        """``lookup``: how many keys one query looks up when entries are added; ``store``:
+        the folder of the columnar store's Parquet partitions (see :meth:`default_folder`)."""
         self.url = url
         self.lookup = lookup
+        self.store = store
         kwargs: dict[str, Any] = {}
         self._sqlite = make_url(url).get_backend_name() == "sqlite"
         if self._sqlite:
@@ -85,6 +93,53 @@ class Ledger:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def default_folder(self) -> Path | None:
+        """The columnar store's folder when none was given or recorded: ``ledger/`` beside a
+        SQLite file; ``None`` for another database (a folder must then be given)."""
+        url = make_url(self.url)
+        if not self._sqlite or not url.database or url.database == ":memory:":
+            return None
+        if url.database.startswith("file:"):
+            return None
+        return Path(url.database).resolve().parent / "ledger"
+
+    def folder(self) -> Path | None:
+        """The columnar store's folder: the one given, the one recorded at its first use, or
+        :meth:`default_folder`; a given one other than the recorded one is refused."""
+        from archipel.ledger._columnar import store_folder
+
+        return store_folder(self, self.store)
+
+    def frame(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the view ``entries``: the current entries of both stores.
+
+        The columnar store's Parquet partitions (committed batches only) are read
+        in place; the row store's current entries are copied into a DuckDB table
+        (they are the few entries written one at a time). An identity the
+        columnar store holds is taken from it.
+        """
+        from archipel.ledger._columnar import committed_files, current_sql
+        from archipel.ledger._frame import create_entries
+
+        folder = self.folder()
+        files = [] if folder is None else committed_files(self, folder)
+        connection = duckdb.connect()
+        create_entries(connection, "row_entries")
+        _load_rows(connection, self.current(), "row_entries")
+        connection.execute(f"CREATE VIEW columnar_entries AS {current_sql(files)}")
+        rows = connection.execute("SELECT count(*) FROM row_entries").fetchone()
+        if not files:
+            connection.execute("CREATE VIEW entries AS SELECT * FROM row_entries")
+        elif rows is None or not rows[0]:
+            connection.execute("CREATE VIEW entries AS SELECT * FROM columnar_entries")
+        else:
+            connection.execute(
+                "CREATE VIEW entries AS SELECT * FROM columnar_entries UNION ALL "
+                "SELECT * FROM row_entries r WHERE NOT EXISTS (SELECT 1 FROM columnar_entries c "
+                "WHERE c.source = r.source AND c.key = r.key)"
+            )
+        return connection
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -201,7 +256,43 @@ def _entry(row: Any) -> Entry:
         gpu_hours=join_fixed(row["gpu_hours_micro"], row["gpu_hours_femto"]),
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
+        project=row["project"],
+        accelerator=row["accelerator"],
     )
+
+
+def _load_rows(connection: duckdb.DuckDBPyConnection, rows: Iterable[Entry], name: str) -> None:
+    """Append entries to the DuckDB table ``name`` through a temporary CSV file that DuckDB
+    reads with the exact column types: its ``executemany`` takes minutes for what this takes
+    seconds."""
+    from archipel.ledger._frame import ENTRY_SCHEMA, entry_row
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "entries.csv"
+        with path.open("w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerows([_cell(v) for v in entry_row(e)] for e in rows)
+        columns = ", ".join(f"'{column}': '{kind}'" for column, kind in ENTRY_SCHEMA)
+        quoted = str(path).replace("'", "''")
+        connection.execute(
+            f"INSERT INTO \"{name}\" SELECT * FROM read_csv('{quoted}', header = false, "
+            f"columns = {{{columns}}}, nullstr = '{_NULL}', quote = '\"', escape = '\"', "
+            "auto_detect = false)"
+        )
+
+
+#: how a missing value is written in the temporary CSV file (a ledger value never is this)
+_NULL = "\\N"
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return _NULL
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
 
 
 def _private_file(database: str | None) -> None:

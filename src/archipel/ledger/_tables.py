@@ -10,7 +10,7 @@ quantities two integer columns (see :func:`archipel.ledger.split_fixed`).
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -45,6 +45,45 @@ entries = Table(
     Column("cost_micro", BigInteger(), nullable=False),
     Column("cost_femto", BigInteger(), nullable=False),
     Column("currency", String(3), nullable=True),
+    Column("project", String(NAME_LENGTH), nullable=True),
+    Column("accelerator", String(NAME_LENGTH), nullable=True),
     Index("ux_ledger_entries_record", "source", "key", "digest", unique=True),
     Index("ix_ledger_entries_supersedes", "supersedes"),
+)
+
+#: the columnar store's batches: one row per ingest that wrote Parquet partitions, committed
+#: after its files are in place (a file no batch lists is an orphan, never read)
+batches = Table(
+    "ledger_batches",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("path", Text(), nullable=False),
+    Column("size", BigInteger(), nullable=False),
+    Column("fingerprint", String(80), nullable=False),
+    Column("offset", BigInteger(), nullable=False),
+    Column("lines", BigInteger(), nullable=False),
+    Column("new", BigInteger(), nullable=False),
+    Column("corrections", BigInteger(), nullable=False),
+    Column("duplicates", BigInteger(), nullable=False),
+    Column("malformed", BigInteger(), nullable=False),
+    Column("at_us", BigInteger(), nullable=False),
+    Index("ix_ledger_batches_path", "path"),
+)
+
+#: the Parquet files each batch wrote, relative to the store's folder
+parts = Table(
+    "ledger_parts",
+    metadata,
+    Column("batch", BigInteger(), ForeignKey("ledger_batches.id"), nullable=False),
+    Column("file", String(400), primary_key=True),
+    Column("source", String(40), nullable=False),
+    Column("rows", BigInteger(), nullable=False),
+)
+
+#: the folder of the columnar store, recorded at its first use (one row)
+store = Table(
+    "ledger_store",
+    metadata,
+    Column("id", Integer(), primary_key=True),
+    Column("folder", Text(), nullable=False),
 )

@@ -1,7 +1,8 @@
 """Chargeback: the current entries summed per group, exactly, per currency or converted.
 
-Sums are taken in SQL over the integer columns (no float, no rounding) and
-come back as exact decimals. Conversion into one currency multiplies each
+Sums are taken by DuckDB over the ``entries`` relation of
+:meth:`Ledger.frame` (both stores), in ``DECIMAL(38, 15)``: no float, no
+rounding, and they come back as exact decimals. Conversion into one currency multiplies each
 currency's exact sum by its rate (the catalog's, the same that ``archipel plan
 --currency`` uses) and rounds the group's total half-even to the nano-unit,
 once: a computed amount, as docs/architecture.md (Money) says.
@@ -14,12 +15,11 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import Any
 
-from sqlalchemy import func, select
+import duckdb
 
 from archipel.core import InputError, Money
-from archipel.ledger._entry import Dimension, join_fixed
-from archipel.ledger._store import Ledger, current
-from archipel.ledger._tables import entries
+from archipel.ledger._entry import Dimension
+from archipel.ledger._store import Ledger
 
 _NANO = Decimal(1).scaleb(-9)
 
@@ -48,36 +48,38 @@ class Converted:
 
 def totals(ledger: Ledger, by: Dimension) -> list[Total]:
     """Sums of the current entries per ``by`` and currency, ordered by group then currency."""
-    c = entries.c
-    group = c[by.column]
-    query = (
-        select(
-            group,
-            c.currency,
-            func.sum(c.cost_micro),
-            func.sum(c.cost_femto),
-            func.count(),
-            func.sum(c.gpu_hours_micro),
-            func.sum(c.gpu_hours_femto),
-            func.sum(c.input_tokens),
-            func.sum(c.output_tokens),
-        )
-        .where(current())
-        .group_by(group, c.currency)
-    )
-    with ledger.engine.connect() as connection:
-        rows = connection.execute(query).all()
+    connection = ledger.frame()
+    try:
+        return totals_of(connection, by)
+    finally:
+        connection.close()
+
+
+def totals_of(connection: duckdb.DuckDBPyConnection, by: Dimension) -> list[Total]:
+    """:func:`totals` over the ``entries`` relation of ``connection`` (see ``Ledger.frame``)."""
+    rows = connection.execute(
+        f'SELECT "{by.column}", currency, coalesce(sum(cost), 0), count(*), '
+        "coalesce(sum(gpu_hours), 0), coalesce(sum(input_tokens), 0), "
+        "coalesce(sum(output_tokens), 0) "
+        f'FROM entries GROUP BY "{by.column}", currency'
+    ).fetchall()
     return sorted((_total(row) for row in rows), key=_order)
 
 
+def _exact(value: Decimal | int) -> Decimal:
+    """A sum as the ledger writes amounts: no trailing zeros, integers without exponent."""
+    number = Decimal(value).normalize()
+    return number.quantize(Decimal(1)) if number == number.to_integral_value() else number
+
+
 def _total(row: Sequence[Any]) -> Total:
-    group, currency, cost_micro, cost_femto, count, gpu_micro, gpu_femto, tin, tout = row
+    group, currency, cost, count, gpu_hours, tin, tout = row
     return Total(
         group=group,
         currency=currency,
-        cost=join_fixed(cost_micro, cost_femto),
+        cost=_exact(cost),
         entries=int(count),
-        gpu_hours=join_fixed(gpu_micro, gpu_femto),
+        gpu_hours=_exact(gpu_hours),
         input_tokens=int(tin),
         output_tokens=int(tout),
     )

@@ -81,14 +81,15 @@ def read_usage(
         for number, raw in enumerate(f, start=1):
             done += len(raw)
             if raw.strip():
-                batch.append(_line(raw, name, number, countries))
+                batch.append(parse_line(raw, name, number, countries))
             if len(batch) >= chunk:
                 yield batch, done
                 batch = []
     yield batch, done
 
 
-def _line(raw: bytes, name: str, number: int, countries: Countries) -> Entry | UsageProblem:
+def parse_line(raw: bytes, name: str, number: int, countries: Countries) -> Entry | UsageProblem:
+    """Line ``number`` of the file ``name`` as an entry, or the problem with it."""
     try:
         doc = _loads(raw)
     except ValueError:

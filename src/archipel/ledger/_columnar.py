@@ -1,0 +1,846 @@
+"""The columnar store: bulk files parsed by DuckDB into Parquet partitions, with a manifest.
+
+A usage log or an entries file is read in blocks of lines; DuckDB parses
+each block's JSON, checks every field in SQL and types it into the
+:data:`~archipel.ledger._frame.ENTRY_SCHEMA` columns. A line the SQL checks do
+not accept, however slightly unusual, goes to the row path's own Python reader
+(:func:`~archipel.ledger._usage.read_usage`'s line parser), which either makes
+it an entry after all or reports it with the very message the row path gives:
+the SQL only ever accepts what the Python reader accepts, with the same
+values, and everything else is decided by the Python reader.
+
+Each row's identity is ``(source, key)`` and its content a digest (MD5 of its
+typed columns). The rows of a file are sorted as :meth:`Ledger.add` sorts
+them: a row whose (source, key, digest) the store already holds, or an earlier
+line of the file holds, is a duplicate; the first new row of a key the store
+never saw is *new*, every other a *correction*. Only new rows and corrections
+are written, as Parquet files partitioned hive-style by source and month of
+their start (``source=gateway/month=2026-11/part-<batch>-0.parquet``), each
+row carrying its batch (increasing with every ingest) and its line. The
+current entry of a key is its row of the latest batch, latest line.
+
+Nothing is half-visible: files are written under a hidden temporary folder,
+moved into place, and only then is the batch committed to the manifest tables
+(``ledger_batches``, ``ledger_parts``) in SQL. Readers read only files a
+committed batch lists; a file no batch lists (an ingest stopped before its
+commit) is deleted by the next ingest. Ingests of one store run one at a time
+(a lock file in the store's folder).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Literal
+
+import duckdb
+from sqlalchemy import func, insert, select
+
+from archipel.core import InputError
+from archipel.ledger._entry import Entry
+from archipel.ledger._frame import DECIMAL, ENTRY_COLUMNS, ENTRY_SCHEMA, entry_row
+from archipel.ledger._tables import batches, parts, store
+from archipel.ledger._usage import SOURCE, Countries, UsageProblem, parse_line
+
+if TYPE_CHECKING:
+    from archipel.ledger._store import Added, Ledger
+
+#: bytes read and parsed at a time (whole lines)
+BLOCK = 32 * 2**20
+#: bytes of a file's head fingerprinted to tell a grown file from a rewritten one
+HEAD = 4096
+
+Format = Literal["usage", "entries"]
+
+_SOURCE_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,39}")
+
+
+class StoreError(InputError):
+    """The columnar store's folder is missing, or is not the one the database recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnarReport:
+    """What a columnar ingest read and did: the same figures as the row path's report."""
+
+    path: str
+    lines: int
+    added: Added
+    problems: tuple[UsageProblem, ...] = field(default=())
+    batch: int | None = None
+    start_offset: int = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# where the store lives
+
+
+def store_folder(ledger: Ledger, given: Path | None) -> Path | None:
+    """The store's folder: ``given`` (recorded at first use), the recorded one, or beside a
+    SQLite file; ``None`` when there is none yet and none can be chosen."""
+    with ledger.engine.connect() as connection:
+        recorded = connection.execute(select(store.c.folder)).scalar()
+    if given is not None:
+        folder = given.expanduser().resolve()
+        if recorded is not None and Path(recorded) != folder:
+            raise StoreError(
+                f"--store {given}: this ledger's Parquet partitions are in {recorded} (recorded "
+                "at its first ingest); give that folder, or another database for another ledger"
+            )
+        return folder
+    if recorded is not None:
+        return Path(recorded)
+    return ledger.default_folder()
+
+
+def _record_folder(ledger: Ledger, folder: Path) -> None:
+    with ledger.engine.begin() as connection:
+        if connection.execute(select(store.c.folder)).scalar() is None:
+            connection.execute(insert(store).values(id=1, folder=str(folder)))
+
+
+def committed_files(ledger: Ledger, folder: Path) -> list[str]:
+    """The Parquet files of committed batches, as absolute paths."""
+    with ledger.engine.connect() as connection:
+        files = connection.execute(select(parts.c.file).order_by(parts.c.file)).scalars().all()
+    return [str(folder / name) for name in files]
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _clean_orphans(folder: Path, committed: set[str]) -> None:
+    """Delete what stopped ingests left: temporary folders, and files no batch lists."""
+    for temporary in folder.glob(".tmp-*"):
+        shutil.rmtree(temporary, ignore_errors=True)
+    for file in folder.glob("source=*/month=*/*.parquet"):
+        if str(file) not in committed:
+            file.unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the current entries
+
+
+def current_sql(files: list[str]) -> str:
+    """A query of the current entries of ``files`` (the latest batch's row of each key)."""
+    if not files:
+        columns = ", ".join(f'NULL::{kind} AS "{name}"' for name, kind in ENTRY_SCHEMA)
+        return f"SELECT {columns} WHERE false"
+    listed = ", ".join(_quote(f) for f in files)
+    names = ", ".join(f'"{name}"' for name in ENTRY_COLUMNS)
+    return (
+        f"SELECT {names} FROM read_parquet([{listed}], hive_partitioning = false) "
+        "QUALIFY row_number() OVER (PARTITION BY source, key ORDER BY batch DESC, line DESC) = 1"
+    )
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing a usage log in SQL
+
+#: the gateway fields the SQL reads, in order (json_extract's list of paths)
+_FIELDS = (
+    "ts",
+    "latency_ms",
+    "request_id",
+    "tenant",
+    "model",
+    "data_class",
+    "replica",
+    "provider",
+    "region",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "currency",
+)
+_AT = {name: i + 1 for i, name in enumerate(_FIELDS)}
+#: the last moment a date holds, and a margin under it past which the Python reader decides
+_SAFE_US = 2.5e17
+
+
+def _v(name: str) -> str:
+    """The field's text (a string unescaped, a number as written): one parse for all."""
+    return f"x[{_AT[name]}]"
+
+
+def _t(name: str) -> str:
+    """The field's JSON type (NULL when the key is missing)."""
+    return f"t[{_AT[name]}]"
+
+
+def _text(name: str) -> str:
+    return f"({_t(name)} = 'VARCHAR' AND strlen({_v(name)}) BETWEEN 1 AND 200)"
+
+
+def _optional(name: str) -> str:
+    return f"({_t(name)} = 'NULL' OR {_text(name)})"
+
+
+def _count(name: str, top: int = 2**63 - 1) -> str:
+    return (
+        f"({_t(name)} IN ('UBIGINT', 'BIGINT') "
+        f"AND TRY_CAST({_v(name)} AS BIGINT) BETWEEN 0 AND {top})"
+    )
+
+
+def _number(name: str, scale: float) -> str:
+    value = f"TRY_CAST({_v(name)} AS DOUBLE)"
+    scaled = f"({value} * {scale})"
+    return (
+        f"({_t(name)} IN ('UBIGINT', 'BIGINT', 'DOUBLE') AND isfinite({value}) "
+        f"AND {value} >= 0 AND {scaled} < {_SAFE_US} "
+        f"AND {scaled} - floor({scaled}) <> 0.5)"
+    )
+
+
+#: a line the SQL leaves to the Python reader: JSON DuckDB reads but the gateway's reader
+#: does not (trailing commas, NaN, huge exponents), or escapes it may read otherwise
+_UNUSUAL = r",\s*[}\]]|[0-9][eE]"
+_ODD = "contains(line, 'NaN') OR contains(line, 'Infinity') OR contains(line, '\\u')"
+
+#: the gateway's fields in the order it writes them (gateway/_metering.py): a line with
+#: exactly these keys has no key twice; any other line is checked for repeated keys
+GATEWAY_KEYS = (
+    "ts", "request_id", "tenant", "data_class", "model", "status", "replica", "provider",
+    "region", "input_tokens", "output_tokens", "tokens_counted", "latency_ms", "attempts",
+    "cost", "currency", "stream",
+)  # fmt: skip
+_UNIQUE_KEYS = (
+    "(json_keys(line) = [" + ", ".join(f"'{k}'" for k in GATEWAY_KEYS) + "] OR "
+    "len(json_keys(line)) = len(list_distinct(json_keys(line))))"
+)
+
+_USAGE_OK = " AND ".join(
+    [
+        _number("ts", 1e6),
+        _number("latency_ms", 1e3),
+        _text("request_id"),
+        _text("tenant"),
+        _text("model"),
+        _text("data_class"),
+        _optional("replica"),
+        _optional("provider"),
+        _optional("region"),
+        _count("status", 2**31 - 1),
+        _count("input_tokens"),
+        _count("output_tokens"),
+        f"{_t('cost')} = 'VARCHAR'",
+        f"regexp_full_match({_v('cost')}, '[0-9]{{1,10}}(\\.[0-9]{{1,15}})?')",
+        f"TRY_CAST({_v('cost')} AS DECIMAL(38, 15)) <= 1000000000",
+        f"{_t('currency')} = 'VARCHAR'",
+        f"(regexp_full_match({_v('currency')}, '[A-Z]{{3}}') OR "
+        f"({_v('currency')} = '' AND TRY_CAST({_v('cost')} AS DECIMAL(38, 15)) = 0))",
+        "end_us - lat_us >= 0",
+    ]
+)
+
+
+def _usage_select() -> str:
+    """Typed entry columns of the accepted lines of ``block``; ``ok`` false: the Python
+    reader decides. Needs a table ``countries(provider, region, country)``."""
+    paths = ", ".join(f"'$.{name}'" for name in _FIELDS)
+    s = _v
+    cost = s("cost")
+    currency = s("currency")
+    return f"""
+    WITH parsed AS (
+        SELECT line_no, line,
+            json_valid(line) AND NOT ({_ODD}) AND NOT regexp_matches(line, '{_UNUSUAL}')
+            AS syntax
+        FROM block
+    ), fields AS MATERIALIZED (
+        SELECT line_no, line, syntax,
+            CASE WHEN syntax AND json_type(line) = 'OBJECT' AND {_UNIQUE_KEYS}
+            THEN json_type(line, [{paths}]) END AS t,
+            CASE WHEN t IS NOT NULL THEN json_extract_string(line, [{paths}]) END AS x
+        FROM parsed
+    ), checked AS MATERIALIZED (
+        SELECT *,
+            TRY_CAST(round(TRY_CAST({_v("ts")} AS DOUBLE) * 1e6) AS BIGINT) AS end_us,
+            TRY_CAST(round(TRY_CAST({_v("latency_ms")} AS DOUBLE) * 1e3) AS BIGINT) AS lat_us
+        FROM fields WHERE t IS NOT NULL
+    ), typed AS (
+        SELECT line_no,
+            {s("request_id")} AS key,
+            make_timestamp(end_us - lat_us) AS start,
+            make_timestamp(end_us) AS "end",
+            {s("tenant")} AS tenant,
+            CASE WHEN {_t("replica")} = 'NULL' THEN NULL ELSE {s("replica")} END
+                AS workload,
+            {s("model")} AS model,
+            CASE WHEN {_t("provider")} = 'NULL' THEN NULL ELSE {s("provider")} END
+                AS provider,
+            CASE WHEN {_t("region")} = 'NULL' THEN NULL ELSE {s("region")} END
+                AS region,
+            {s("data_class")} AS data_class,
+            TRY_CAST({_v("status")} AS INTEGER) AS status,
+            TRY_CAST({_v("input_tokens")} AS BIGINT) AS input_tokens,
+            TRY_CAST({_v("output_tokens")} AS BIGINT) AS output_tokens,
+            CASE WHEN {currency} = '' THEN NULL ELSE TRY_CAST({cost} AS {DECIMAL}) END AS cost,
+            CASE WHEN {currency} = '' THEN NULL ELSE {currency} END AS currency
+        FROM checked WHERE {_USAGE_OK}
+    )
+    SELECT t.line_no, '{SOURCE}' AS source, t.key, t.start, t."end", t.tenant,
+        NULL::VARCHAR AS project, t.workload, t.model, NULL::VARCHAR AS accelerator,
+        t.provider, t.region, c.country, t.data_class, t.status, 0::{DECIMAL} AS gpu_hours,
+        t.input_tokens, t.output_tokens, t.cost, t.currency
+    FROM typed t LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# the native entries format
+
+
+def _entries_select() -> str:
+    """Typed columns of the accepted lines of an entries file (see LEDGER format in
+    docs/ledger.md); anything else is reported by :func:`entries_problem`."""
+
+    def s(name: str) -> str:
+        return f"(j ->> '$.{name}')"
+
+    def t(name: str) -> str:
+        return f"json_type(j, '$.{name}')"
+
+    def text(name: str, required: bool) -> str:
+        present = f"{t(name)} = 'VARCHAR' AND strlen({s(name)}) BETWEEN 1 AND 200"
+        if required:
+            return f"({present})"
+        return f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({present}))"
+
+    def decimal(name: str) -> str:
+        return (
+            f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({t(name)} = 'VARCHAR' AND "
+            f"regexp_full_match({s(name)}, '-?[0-9]{{1,23}}(\\.[0-9]{{1,15}})?')))"
+        )
+
+    def count(name: str) -> str:
+        return (
+            f"({t(name)} IS NULL OR {t(name)} = 'NULL' OR ({t(name)} IN ('UBIGINT', 'BIGINT') AND "
+            f"TRY_CAST(j ->> '$.{name}' AS BIGINT) >= 0))"
+        )
+
+    def moment(name: str) -> str:
+        return (
+            f"({t(name)} = 'VARCHAR' AND regexp_full_match({s(name)}, "
+            "'[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?"
+            "(Z|[+-][0-9]{2}:?[0-9]{2})') AND try_cast(" + s(name) + " AS TIMESTAMPTZ) IS NOT NULL)"
+        )
+
+    checks = " AND ".join(
+        [
+            f"{t('source')} = 'VARCHAR' AND regexp_full_match({s('source')}, "
+            f"'{_SOURCE_NAME.pattern}')",
+            text("key", True),
+            moment("start"),
+            moment("end"),
+            text("tenant", True),
+            *(
+                text(n, False)
+                for n in ("project", "workload", "model", "accelerator", "provider", "region")
+            ),
+            text("data_class", False),
+            f"({t('country')} IS NULL OR {t('country')} = 'NULL' OR ({t('country')} = 'VARCHAR' "
+            f"AND regexp_full_match({s('country')}, '[A-Z]{{2}}')))",
+            f"({t('status')} IS NULL OR {t('status')} = 'NULL' OR "
+            f"({t('status')} IN ('UBIGINT', 'BIGINT') AND "
+            "TRY_CAST(j ->> '$.status' AS BIGINT) BETWEEN 0 AND 2147483647))",
+            decimal("gpu_hours"),
+            decimal("cost"),
+            count("input_tokens"),
+            count("output_tokens"),
+            f"(({t('cost')} IS NULL OR {t('cost')} = 'NULL') OR ({t('currency')} = 'VARCHAR' "
+            f"AND regexp_full_match({s('currency')}, '[A-Z]{{3}}')))",
+        ]
+    )
+
+    def utc(name: str) -> str:
+        return f"timezone('UTC', TRY_CAST({s(name)} AS TIMESTAMPTZ))"
+
+    def nullable(name: str) -> str:
+        return f"CASE WHEN {t(name)} = 'VARCHAR' THEN {s(name)} END"
+
+    return f"""
+    WITH parsed AS MATERIALIZED (
+        SELECT line_no, line, CASE WHEN json_valid(line)
+            AND NOT ({_ODD}) AND NOT regexp_matches(line, '{_UNUSUAL}')
+            AND json_type(line) = 'OBJECT'
+            AND len(json_keys(line)) = len(list_distinct(json_keys(line)))
+            THEN line::JSON END AS j
+        FROM block
+    )
+    SELECT line_no,
+        {s("source")} AS source, {s("key")} AS key, {utc("start")} AS start,
+        {utc("end")} AS "end", {s("tenant")} AS tenant, {nullable("project")} AS project,
+        {nullable("workload")} AS workload, {nullable("model")} AS model,
+        {nullable("accelerator")} AS accelerator, {nullable("provider")} AS provider,
+        {nullable("region")} AS region, {nullable("country")} AS country,
+        {nullable("data_class")} AS data_class,
+        TRY_CAST(j ->> '$.status' AS INTEGER) AS status,
+        coalesce(TRY_CAST({s("gpu_hours")} AS {DECIMAL}), 0) AS gpu_hours,
+        coalesce(TRY_CAST(j ->> '$.input_tokens' AS BIGINT), 0) AS input_tokens,
+        coalesce(TRY_CAST(j ->> '$.output_tokens' AS BIGINT), 0) AS output_tokens,
+        TRY_CAST({s("cost")} AS {DECIMAL}) AS cost,
+        CASE WHEN {t("cost")} = 'VARCHAR' THEN {s("currency")} END AS currency
+    FROM parsed WHERE j IS NOT NULL AND {checks} AND {utc("end")} >= {utc("start")}
+    """
+
+
+def entries_problem(raw: bytes) -> str:
+    """Why a line of an entries file is not an entry (for lines the SQL did not accept)."""
+    import json
+
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        return "not a JSON object (a line cut short or edited?)"
+    if not isinstance(doc, dict):
+        return "not a JSON object: one entry a line"
+    for name in ("source", "key", "start", "end", "tenant"):
+        if name not in doc or doc[name] is None:
+            return f"{name}: missing (every entry has it)"
+    if not isinstance(doc["source"], str) or not _SOURCE_NAME.fullmatch(doc["source"]):
+        return (
+            f"source: expected a lower-case name such as runs or gateway, got {doc['source']!r:.60}"
+        )
+    for name in ("start", "end"):
+        if not isinstance(doc[name], str) or not re.fullmatch(
+            r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?(Z|[+-]\d\d:?\d\d)", doc[name]
+        ):
+            return f"{name}: expected an ISO 8601 time with its zone, got {doc[name]!r:.60}"
+    for name in ("gpu_hours", "cost"):
+        value = doc.get(name)
+        if value is not None and (
+            not isinstance(value, str) or not re.fullmatch(r"-?\d{1,23}(\.\d{1,15})?", value)
+        ):
+            return (
+                f'{name}: expected a decimal string with at most 15 decimals such as "1.5", '
+                f"got {value!r:.60}"
+            )
+    if doc.get("cost") is not None and not (
+        isinstance(doc.get("currency"), str) and re.fullmatch(r"[A-Z]{3}", doc["currency"])
+    ):
+        return f"currency: expected an ISO 4217 code such as USD, got {doc.get('currency')!r:.60}"
+    for name in ("input_tokens", "output_tokens", "status"):
+        value = doc.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{name}: expected a whole number of at least 0, got {value!r:.60}"
+        if isinstance(value, int) and value < 0:
+            return f"{name}: expected a whole number of at least 0, got {value!r:.60}"
+    return (
+        "not an entry: see the entries format in docs/ledger.md (a text too long, an end "
+        "before the start, a country not two capitals, an unusual number or escape)"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# ingesting
+
+
+def fingerprint(path: Path, length: int) -> str:
+    """``length:hex`` of the SHA-256 of the first ``length`` bytes of ``path``."""
+    with path.open("rb") as f:
+        head = f.read(length)
+    return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
+
+
+def _resume(ledger: Ledger, path: Path) -> tuple[int, int]:
+    """Where to read ``path`` from: (byte offset, lines before it); (0, 0): from the start."""
+    with ledger.engine.connect() as connection:
+        last = connection.execute(
+            select(batches.c.offset, batches.c.lines, batches.c.fingerprint)
+            .where(batches.c.path == str(path))
+            .order_by(batches.c.id.desc())
+            .limit(1)
+        ).first()
+    if last is None or path.suffix == ".gz":
+        return 0, 0
+    offset, lines, recorded = last
+    length = int(recorded.split(":", 1)[0])
+    if path.stat().st_size < offset or fingerprint(path, length) != recorded:
+        return 0, 0  # rotated or rewritten: read it whole again
+    return int(offset), int(lines)
+
+
+def _open(path: Path) -> IO[bytes]:
+    """``path`` for reading bytes, uncompressed if it is gzipped."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return path.open("rb")
+
+
+def _blocks(path: Path, offset: int) -> Iterator[tuple[bytes, int, bool]]:
+    """Whole lines of ``path`` from ``offset``: (block, bytes read so far, last block)."""
+    with _open(path) as f:
+        if offset:
+            f.seek(offset)
+        done = offset
+        rest = b""
+        while True:
+            data = f.read(BLOCK)
+            if not data:
+                if rest:
+                    yield rest, done, True
+                return
+            data = rest + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            rest = data[cut:]
+            done += cut
+            yield data[:cut], done, False
+
+
+_BLANK = "trim(line, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13)) <> ''"
+#: lines staged at a time from a file DuckDB read whole (the progress bar moves between)
+CHUNK = 1_000_000
+
+
+def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
+    """Read ``path`` into the table ``lines`` (one row a line, in order); the number of
+    lines, or ``None`` when DuckDB's reading would not number them as the file does."""
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
+            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+            "header = false, auto_detect = false, compression = 'auto')",
+            [str(path)],
+        )
+    except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
+        return None
+    rows = con.execute("SELECT count(*) FROM lines").fetchone()
+    newlines, last = 0, b"\n"
+    with _open(path) as f:
+        while data := f.read(BLOCK):
+            newlines += data.count(b"\n") + data.count(b"\r")
+            last = data[-1:]
+    expected = newlines + (0 if last == b"\n" else 1)
+    return expected if rows is not None and rows[0] == expected else None
+
+
+def _stage_whole(
+    con: duckdb.DuckDBPyConnection,
+    total: int,
+    name: str,
+    fmt: Format,
+    countries: Countries,
+    on_chunk: Callable[[int], None],
+) -> tuple[int, list[UsageProblem]]:
+    lines, problems = 0, []
+    for start in range(0, total, CHUNK):
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE block AS SELECT rowid + 1 AS line_no, line FROM lines "
+            f"WHERE rowid >= {start} AND rowid < {start + CHUNK} AND line IS NOT NULL "
+            f"AND {_BLANK}"
+        )
+        read, found = _stage(con, name, fmt, countries)
+        lines += read
+        problems += found
+        on_chunk(min(start + CHUNK, total))
+    return lines, problems
+
+
+def _stage_block(
+    con: duckdb.DuckDBPyConnection,
+    block: bytes,
+    first_line: int,
+    name: str,
+    fmt: Format,
+    countries: Countries,
+) -> tuple[int, list[UsageProblem]]:
+    """Parse ``block`` (whole lines from ``first_line``) into ``staged``."""
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:  # rare: bytes that are not UTF-8; the Python reader decides
+        rejected = [
+            (first_line + i, raw) for i, raw in enumerate(block.split(b"\n")) if raw.strip()
+        ]
+        return len(rejected), _decide(con, rejected, name, fmt, countries)
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE block AS SELECT ?::BIGINT + i - 1 AS line_no, line "
+        "FROM (SELECT unnest(s) AS line, generate_subscripts(s, 1) AS i "
+        f"FROM (SELECT string_split(?, chr(10)) AS s)) WHERE {_BLANK}",
+        [first_line, text],
+    )
+    return _stage(con, name, fmt, countries)
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection, name: str, fmt: Format, countries: Countries
+) -> tuple[int, list[UsageProblem]]:
+    """Parse the lines of ``block`` into ``staged``; returns (non-blank lines, problems)."""
+    select = _usage_select() if fmt == "usage" else _entries_select()
+    con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {select}")
+    con.execute("INSERT INTO staged SELECT * FROM accepted")
+    lines = con.execute("SELECT count(*) FROM block").fetchone()[0]  # type: ignore[index]
+    rejected = [
+        (n, line.encode())
+        for n, line in con.execute(
+            "SELECT line_no, line FROM block ANTI JOIN accepted USING (line_no) ORDER BY line_no"
+        ).fetchall()
+    ]
+    return int(lines), _decide(con, rejected, name, fmt, countries)
+
+
+def _decide(
+    con: duckdb.DuckDBPyConnection,
+    rejected: list[tuple[int, bytes]],
+    name: str,
+    fmt: Format,
+    countries: Countries,
+) -> list[UsageProblem]:
+    """The Python reader's verdict on the lines the SQL left to it: entries or problems."""
+    problems: list[UsageProblem] = []
+    rescued: list[tuple[Any, ...]] = []
+    for number, raw in rejected:
+        if fmt == "usage":
+            item = parse_line(raw, name, number, countries)
+            if isinstance(item, Entry):
+                rescued.append((number, *entry_row(item)))
+            else:
+                problems.append(item)
+        else:
+            problems.append(UsageProblem(name, number, entries_problem(raw)))
+    if rescued:
+        marks = ", ".join("?" for _ in range(len(ENTRY_COLUMNS) + 1))
+        con.executemany(f"INSERT INTO staged VALUES ({marks})", rescued)
+    return problems
+
+
+def _digest() -> str:
+    values = ", ".join(f'"{name}"::VARCHAR' for name in ENTRY_COLUMNS)
+    return f"md5(to_json([{values}]))"
+
+
+def ingest_columnar(
+    ledger: Ledger,
+    path: Path,
+    countries: Countries,
+    *,
+    fmt: Format = "usage",
+    store: Path | None = None,
+    strict: bool = False,
+    whole: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ColumnarReport:
+    """Ingest the bulk file at ``path`` into the columnar store; ``on_progress(bytes read)``.
+
+    ``whole``: read the file from its start even if an earlier ingest read part of it.
+    """
+    from archipel.ledger._ingest import MalformedUsageError
+
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    folder = store_folder(ledger, store if store is not None else ledger.store)
+    if folder is None:
+        raise StoreError(
+            "the ledger's database is not a SQLite file, so its Parquet partitions need a "
+            "folder: give --store DIR (or set ARCHIPEL_LEDGER_DIR)"
+        )
+    name = str(path)
+    path = path.resolve()
+    with _locked(folder):
+        _record_folder(ledger, folder)
+        committed = committed_files(ledger, folder)
+        _clean_orphans(folder, set(committed))
+        offset, lines_before = (0, 0) if whole else _resume(ledger, path)
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.execute("SET preserve_insertion_order = true")  # rowid: the line's order
+            columns = ", ".join(f'"{n}" {kind}' for n, kind in ENTRY_SCHEMA)
+            con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns})")
+            con.execute(
+                "CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)"
+            )
+            if fmt == "usage" and countries:
+                con.executemany(
+                    "INSERT INTO countries VALUES (?, ?, ?)",
+                    [(p, r, c) for (p, r), c in countries.items()],
+                )
+            lines = 0
+            problems: list[UsageProblem] = []
+            line_no = lines_before + 1
+            reached = offset
+            physical = lines_before
+            total = _read_whole(con, path) if offset == 0 else None
+            if total is not None:
+                size = path.stat().st_size
+
+                def chunk_done(rows: int) -> None:
+                    if on_progress is not None:
+                        on_progress(size * rows // max(total, 1))
+
+                lines, problems = _stage_whole(con, total, name, fmt, countries, chunk_done)
+                con.execute("DROP TABLE lines")
+                reached, physical = _complete_lines(path)
+            for block, done, last in [] if total is not None else _blocks(path, offset):
+                read, found = _stage_block(con, block, line_no, name, fmt, countries)
+                lines += read
+                problems += found
+                count = block.count(b"\n")
+                line_no += count
+                if not last:
+                    reached, physical = done, physical + count
+                if on_progress is not None:
+                    on_progress(done)
+            problems.sort(key=lambda p: p.line)
+            if strict and problems:
+                raise MalformedUsageError(problems[0])
+            batch = _next_batch(ledger)
+            added, written = _write(con, folder, committed, batch)
+        finally:
+            con.close()
+        head = fingerprint(path, min(HEAD, reached)) if path.suffix != ".gz" else "0:"
+        _commit(ledger, folder, batch, written, path, head, reached, physical, added, problems)
+    return ColumnarReport(name, lines, added, tuple(problems), batch, offset)
+
+
+def _complete_lines(path: Path) -> tuple[int, int]:
+    """(bytes, lines) of ``path`` up to the end of its last complete line."""
+    if path.suffix == ".gz":
+        return 0, 0
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        f.seek(max(0, size - BLOCK))
+        tail = f.read()
+    cut = tail.rfind(b"\n") + 1
+    end = size - len(tail) + cut
+    lines = 0
+    with path.open("rb") as f:
+        remaining = end
+        while remaining > 0 and (data := f.read(min(BLOCK, remaining))):
+            lines += data.count(b"\n")
+            remaining -= len(data)
+    return end, lines
+
+
+def _next_batch(ledger: Ledger) -> int:
+    """A batch number above every committed one (microseconds now, as a rule)."""
+    with ledger.engine.connect() as connection:
+        top = connection.execute(select(func.max(batches.c.id))).scalar() or 0
+    return max(int(top) + 1, time.time_ns() // 1000)
+
+
+def _write(
+    con: duckdb.DuckDBPyConnection, folder: Path, committed: list[str], batch: int
+) -> tuple[Added, list[tuple[str, str, int]]]:
+    """Sort the staged rows against the store; write new rows and corrections as Parquet
+    under a temporary folder; returns what was added and the files (relative, source, rows)."""
+    from archipel.ledger._store import Added
+
+    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+    con.execute(
+        f"CREATE TEMP TABLE firsts AS SELECT line_no, {names}, {_digest()} AS digest FROM staged "
+        "QUALIFY row_number() OVER (PARTITION BY source, key, digest ORDER BY line_no) = 1"
+    )
+    staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
+    if committed:
+        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM firsts").fetchall()]
+        mine = [f for f in committed if any(f"/source={s}/" in f for s in sources)]
+    else:
+        mine = []
+    if mine:
+        listed = ", ".join(_quote(f) for f in mine)
+        con.execute(
+            "CREATE TEMP TABLE old AS SELECT source, key, digest FROM "
+            f"read_parquet([{listed}], hive_partitioning = false)"
+        )
+    else:
+        con.execute("CREATE TEMP TABLE old (source VARCHAR, key VARCHAR, digest VARCHAR)")
+    con.execute(
+        "CREATE TEMP TABLE fresh AS SELECT f.* FROM firsts f "
+        "ANTI JOIN old o ON f.source = o.source AND f.key = o.key AND f.digest = o.digest"
+    )
+    fresh, new = con.execute(
+        "SELECT (SELECT count(*) FROM fresh), count(*) FROM "
+        "(SELECT DISTINCT source, key FROM fresh) k "
+        "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
+    ).fetchone()  # type: ignore[misc]
+    added = Added(int(new), int(fresh) - int(new), int(staged) - int(fresh))
+    written: list[tuple[str, str, int]] = []
+    if fresh:
+        temporary = folder / f".tmp-{batch}"
+        con.execute(
+            f"COPY (SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, "
+            "strftime(start, '%Y-%m') AS month FROM fresh) "
+            f"TO {_quote(str(temporary))} (FORMAT parquet, PARTITION_BY (source, month), "
+            f"WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part-{batch}-{{i}}')"
+        )
+        for file in sorted(temporary.glob("source=*/month=*/*.parquet")):
+            relative = file.relative_to(temporary)
+            target = folder / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, target)
+            source = relative.parts[0].removeprefix("source=")
+            rows = con.execute(
+                f"SELECT count(*) FROM read_parquet({_quote(str(target))})"
+            ).fetchone()[0]  # type: ignore[index]
+            written.append((str(relative), source, int(rows)))
+        shutil.rmtree(temporary, ignore_errors=True)
+    return added, written
+
+
+def _commit(
+    ledger: Ledger,
+    folder: Path,
+    batch: int,
+    written: list[tuple[str, str, int]],
+    path: Path,
+    head: str,
+    reached: int,
+    physical: int,
+    added: Added,
+    problems: list[UsageProblem],
+) -> None:
+    """Commit the batch: from here on its files are read (before it, never)."""
+    try:
+        with ledger.engine.begin() as connection:
+            connection.execute(
+                insert(batches).values(
+                    id=batch,
+                    path=str(path),
+                    size=path.stat().st_size,
+                    fingerprint=head,
+                    offset=reached,
+                    lines=physical,
+                    new=added.new,
+                    corrections=added.corrections,
+                    duplicates=added.duplicates,
+                    malformed=len(problems),
+                    at_us=time.time_ns() // 1000,
+                )
+            )
+            if written:
+                connection.execute(
+                    insert(parts),
+                    [{"batch": batch, "file": f, "source": s, "rows": n} for f, s, n in written],
+                )
+    except BaseException:
+        for relative, _, _ in written:
+            (folder / relative).unlink(missing_ok=True)
+        raise

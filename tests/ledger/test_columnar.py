@@ -1,0 +1,335 @@
+"""The columnar ingest against the row path it replaces for bulk files.
+
+The row path (``ingest_usage`` into ``ledger_entries``, one Python-checked line
+at a time) is the reference: for any sequence of usage files, with repeated
+lines, corrections, any order and malformed lines of every kind, the columnar
+path must report the same figures and the same problems for each file, and
+leave the same current entries. The table-driven cases restate the row path's
+own cases (tests/ledger/test_ingest.py) with their hand-written figures.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.profiles import examples
+
+from archipel.core import InputError
+from archipel.ledger import Ledger, MalformedUsageError, ingest_usage
+from archipel.ledger._columnar import StoreError, ingest_columnar
+
+from .conftest import COUNTRIES, usage, write_usage
+from .test_ingest import CASES
+
+
+def _ledger(folder: Path, name: str) -> Ledger:
+    ledger = Ledger(f"sqlite:///{folder / name}.db", store=folder / f"{name}-parquet")
+    ledger.migrate()
+    return ledger
+
+
+def _current(ledger: Ledger) -> list[tuple[Any, ...]]:
+    connection = ledger.frame()
+    try:
+        return sorted(
+            connection.execute("SELECT * FROM entries").fetchall(), key=lambda r: (r[0], r[1])
+        )
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize(
+    ("files", "reports", "costs"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_ingest_cases(
+    tmp_path: Path,
+    files: list[list[Any]],
+    reports: list[tuple[int, int, int, int]],
+    costs: dict[str, str],
+) -> None:
+    ledger = _ledger(tmp_path, "columnar")
+    for n, (lines, expected) in enumerate(zip(files, reports, strict=True)):
+        path = write_usage(tmp_path / f"usage-{n}.jsonl", *lines)
+        report = ingest_columnar(ledger, path, COUNTRIES)
+        added = report.added
+        assert (added.new, added.corrections, added.duplicates, len(report.problems)) == expected
+        assert report.lines == len(lines)
+    current = {row[1]: row for row in _current(ledger)}
+    assert {k: row[17] for k, row in current.items() if row[17] is not None} == {
+        k: Decimal(v) for k, v in costs.items()
+    }
+    ledger.close()
+
+
+# -- the differential property ------------------------------------------------------------------
+
+KEYS = ["a", "b", "c", "d"]
+
+#: field values the gateway never writes, each of which the row path rejects or reads oddly
+ODD_VALUES: list[tuple[str, Any]] = [
+    ("cost", "1e-3"),
+    ("cost", " 0.5"),
+    ("cost", "1_000"),
+    ("cost", "0.10000000000000000"),
+    ("cost", "0.0000000000000001"),
+    ("cost", "-1"),
+    ("cost", "NaN"),
+    ("cost", "1000000001"),
+    ("cost", 0.5),
+    ("currency", ""),
+    ("currency", "usd"),
+    ("currency", None),
+    ("ts", "1764547200"),
+    ("ts", 1764547200),
+    ("ts", 1764547200000),
+    ("ts", -1.0),
+    ("ts", True),
+    ("ts", 1.5e9),
+    ("latency_ms", 1e30),
+    ("latency_ms", 0.0005),
+    ("latency_ms", 2.5),
+    ("status", 200.0),
+    ("status", -1),
+    ("status", None),
+    ("input_tokens", False),
+    ("input_tokens", 2**40),
+    ("output_tokens", "20"),
+    ("tenant", ""),
+    ("tenant", "x" * 201),
+    ("tenant", "é" * 150),
+    ("tenant", "tab\there"),
+    ("tenant", "ünïcode"),
+    ("model", None),
+    ("provider", None),
+    ("region", None),
+    ("region", "us-east-1"),
+    ("provider", "aws"),
+    ("replica", None),
+    ("replica", 7),
+    ("request_id", 12),
+    ("data_class", ["public"]),
+]
+
+ODD_LINES = [
+    "{",
+    "[1, 2]",
+    "null",
+    '"text"',
+    '{"ts":1764547200.25,"request_id":"c',
+    '{"ts": NaN}',
+    "   ",
+    "{}",
+]
+
+
+@st.composite
+def lines(draw: st.DrawFn) -> dict[str, Any] | str:
+    kind = draw(st.sampled_from(["good", "good", "good", "odd-field", "missing", "odd-line"]))
+    if kind == "odd-line":
+        return draw(st.sampled_from(ODD_LINES))
+    fields: dict[str, Any] = {
+        "cost": draw(st.sampled_from(["0.001", "0.0015", "0", "12.5", "0.000000000000001"])),
+        "output_tokens": draw(st.integers(0, 3)),
+        "ts": draw(st.sampled_from([1764547200.25, 1764547200.123456, 1759276800.0])),
+        "currency": draw(st.sampled_from(["EUR", "USD"])),
+    }
+    record = usage(draw(st.sampled_from(KEYS)), **fields)
+    if kind == "odd-field":
+        name, value = draw(st.sampled_from(ODD_VALUES))
+        record[name] = value
+    elif kind == "missing":
+        del record[draw(st.sampled_from(sorted(record)))]
+    if draw(st.booleans()):
+        return record
+    # also written as other writers would: spaces, a trailing comma, a repeated field
+    style = draw(st.sampled_from(["spaced", "trailing-comma", "repeated", "escaped"]))
+    text = json.dumps(record, separators=(",", ":"))
+    if style == "spaced":
+        return json.dumps(record, indent=None)
+    if style == "trailing-comma":
+        return text[:-1] + ",}"
+    if style == "repeated":
+        return text[:-1] + ',"tenant":"other"}'
+    return json.dumps(record, ensure_ascii=True).replace("acme", "\\u0061cme")
+
+
+@settings(
+    max_examples=examples(60),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(files=st.lists(st.lists(lines(), max_size=12), min_size=1, max_size=4))
+def test_the_columnar_path_agrees_with_the_row_path(files: list[list[Any]]) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        rows, columns = _ledger(folder, "rows"), _ledger(folder, "columns")
+        for n, content in enumerate(files):
+            path = write_usage(folder / f"usage-{n}.jsonl", *content)
+            expected = ingest_usage(rows, path, COUNTRIES)
+            got = ingest_columnar(columns, path, COUNTRIES)
+            assert got.added == expected.added
+            assert [str(p) for p in got.problems] == [str(p) for p in expected.problems]
+            assert got.lines == expected.lines
+        assert _current(columns) == _current(rows)
+        rows.close()
+        columns.close()
+
+
+# -- atomicity, strictness, the store's folder ----------------------------------------------------
+
+
+def test_strict_refuses_the_whole_file_and_writes_nothing(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "u.jsonl", usage("a"), "{", usage("b"))
+    with pytest.raises(MalformedUsageError, match=rf"^{path}:2: not a JSON object"):
+        ingest_columnar(ledger, path, COUNTRIES, strict=True)
+    assert _current(ledger) == []
+    assert list((tmp_path / "l-parquet").glob("**/*.parquet")) == []
+
+
+def test_files_no_committed_batch_lists_are_never_read_and_are_cleaned_up(
+    tmp_path: Path,
+) -> None:
+    ledger = _ledger(tmp_path, "l")
+    ingest_columnar(ledger, write_usage(tmp_path / "1.jsonl", usage("a")), COUNTRIES)
+    # an ingest stopped after moving its file into place, before its commit
+    orphan_folder = tmp_path / "l-parquet" / "source=gateway" / "month=2025-12"
+    (orphan, *_) = orphan_folder.glob("*.parquet")
+    stray = orphan_folder / "part-1-0.parquet"
+    stray.write_bytes(orphan.read_bytes())
+    (tmp_path / "l-parquet" / ".tmp-2").mkdir()
+    assert len(_current(ledger)) == 1
+    ingest_columnar(ledger, write_usage(tmp_path / "2.jsonl", usage("b")), COUNTRIES)
+    assert not stray.exists()
+    assert not (tmp_path / "l-parquet" / ".tmp-2").exists()
+    assert [row[1] for row in _current(ledger)] == ["a", "b"]
+
+
+def test_another_folder_than_the_recorded_one_is_refused(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, "l")
+    ingest_columnar(ledger, write_usage(tmp_path / "1.jsonl", usage("a")), COUNTRIES)
+    with pytest.raises(StoreError, match="recorded at its first ingest"):
+        ingest_columnar(
+            ledger, write_usage(tmp_path / "2.jsonl", usage("b")), COUNTRIES, store=tmp_path
+        )
+
+
+def test_a_database_without_a_file_needs_a_folder(tmp_path: Path) -> None:
+    ledger = Ledger("sqlite://")
+    ledger.migrate()
+    with pytest.raises(InputError, match="--store DIR"):
+        ingest_columnar(ledger, write_usage(tmp_path / "1.jsonl", usage("a")), COUNTRIES)
+
+
+# -- the native entries format ----------------------------------------------------------------
+
+RUN = {
+    "source": "runs",
+    "key": "pretrain-1/2026-01-03/aws",
+    "start": "2026-01-03T00:00:00Z",
+    "end": "2026-01-04T01:00:00+01:00",
+    "tenant": "research",
+    "project": "frontier",
+    "workload": "pretrain-1",
+    "model": None,
+    "accelerator": "H100",
+    "provider": "aws",
+    "region": "us-east-1",
+    "country": "US",
+    "data_class": "public",
+    "status": None,
+    "gpu_hours": "1536",
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "cost": "6144.00",
+    "currency": "USD",
+}
+MINIMAL = {"source": "runs", "key": "k2", "start": "2026-01-03T00:00:00Z",
+           "end": "2026-01-03T00:00:00Z", "tenant": "lab"}  # fmt: skip
+
+# name, line, the problem's message (None: the line is an entry)
+ENTRY_LINES: list[tuple[str, dict[str, Any] | str, str | None]] = [
+    ("a full entry", RUN, None),
+    ("only the required fields", MINIMAL, None),
+    ("no tenant", {**MINIMAL, "tenant": None}, "tenant: missing (every entry has it)"),
+    ("a float cost", {**MINIMAL, "cost": 1.5, "currency": "USD"}, "cost: expected a decimal"),
+    ("a cost without currency", {**MINIMAL, "cost": "1.5"}, "currency: expected an ISO 4217"),
+    ("a time without zone", {**MINIMAL, "start": "2026-01-03T00:00:00"}, "start: expected an"),
+    ("a source with capitals", {**MINIMAL, "source": "Runs"}, "source: expected a lower-case"),
+    ("not JSON", "{", "not a JSON object (a line cut short or edited?)"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"), [c[1:] for c in ENTRY_LINES], ids=[c[0] for c in ENTRY_LINES]
+)
+def test_entries_lines(tmp_path: Path, line: dict[str, Any] | str, message: str | None) -> None:
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "e.jsonl", line)
+    report = ingest_columnar(ledger, path, {}, fmt="entries")
+    if message is None:
+        assert (report.added.new, report.problems) == (1, ())
+    else:
+        assert report.added.new == 0
+        (problem,) = report.problems
+        assert str(problem).startswith(f"{path}:1: {message}")
+
+
+def test_an_entry_reads_back_as_written_and_gzip_is_read_too(tmp_path: Path) -> None:
+    import gzip
+    from datetime import datetime
+
+    ledger = _ledger(tmp_path, "l")
+    path = tmp_path / "e.jsonl.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(json.dumps(RUN) + "\n" + json.dumps({**RUN, "cost": "6000"}) + "\n")
+    report = ingest_columnar(ledger, path, {}, fmt="entries")
+    assert (report.added.new, report.added.corrections) == (1, 1)
+    (row,) = _current(ledger)
+    assert row == (
+        "runs", "pretrain-1/2026-01-03/aws", datetime(2026, 1, 3), datetime(2026, 1, 4),
+        "research", "frontier", "pretrain-1", None, "H100", "aws", "us-east-1", "US", "public",
+        None, Decimal(1536), 0, 0, Decimal(6000), "USD",
+    )  # fmt: skip
+
+
+# -- reading on from where the last ingest stopped --------------------------------------------
+
+
+def test_a_grown_file_is_read_on_and_a_rewritten_one_whole(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "u.jsonl", usage("a"), usage("b"))
+    first = ingest_columnar(ledger, path, COUNTRIES)
+    size = path.stat().st_size
+    with path.open("a") as f:
+        f.write(json.dumps(usage("c")) + "\n" + '{"cut')
+    grown = ingest_columnar(ledger, path, COUNTRIES)
+    # the cut last line is reported, and read again next time (it may be complete then)
+    assert (grown.start_offset, grown.lines, grown.added.new) == (size, 2, 1)
+    assert [p.line for p in grown.problems] == [4]
+    assert ingest_columnar(ledger, path, COUNTRIES).start_offset > size
+    write_usage(path, usage("d"), usage("a"))  # rotated: another file under the same name
+    rotated = ingest_columnar(ledger, path, COUNTRIES)
+    assert (rotated.start_offset, rotated.added.new, rotated.added.duplicates) == (0, 1, 1)
+    assert first.added.new == 2
+    assert [row[1] for row in _current(ledger)] == ["a", "b", "c", "d"]
+
+
+def test_on_every_database_the_folder_is_recorded_and_found_again(
+    ledger: Ledger, tmp_path: Path
+) -> None:
+    from archipel.ledger import Dimension, totals
+
+    ledger = Ledger(ledger.url, store=tmp_path / "parts")
+    ingest_columnar(ledger, write_usage(tmp_path / "u.jsonl", usage("a"), usage("b")), COUNTRIES)
+    ledger.close()
+    again = Ledger(ledger.url)  # no folder given: the recorded one
+    (total,) = totals(again, Dimension.tenant)
+    assert (total.group, total.cost, total.entries) == ("acme", Decimal("0.0002"), 2)
+    again.close()

@@ -4,7 +4,9 @@ One :class:`Ec2Backend` is one site: an instance type in a region (optionally on
 zone), on-demand or spot, optionally in a capacity reservation. It talks to AWS
 through boto3 with the standard credential chain (environment, profile, instance
 role); Archipel never stores nor logs a credential, and the backend holds none
-itself (boto3 resolves them when it signs a request).
+itself (boto3 resolves them when it signs a request). botocore's own debug log
+prints request headers, the session token among them: building the clients raises
+botocore's loggers to INFO, so debug logging never writes one.
 
 **Launch.** ``RunInstances`` with the attempt's boot script as user data (see
 :mod:`archipel.backends._ec2_script`: it fetches the workdir from the site's S3
@@ -124,7 +126,18 @@ def api_errors() -> tuple[type[Exception], ...]:
     return (ClientError, BotoCoreError)
 
 
+def quiet_aws_sdk_logs() -> None:
+    """Keep botocore's debug log off: it prints every request's headers, the session
+    token among them, so a server run with debug logging would write a credential."""
+    for name in ("botocore", "boto3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO or logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 def _default_clients(config: Ec2Config) -> ClientFactory:
+    quiet_aws_sdk_logs()
+
     def make(service: str) -> Any:
         import boto3
         from botocore.config import Config

@@ -189,6 +189,17 @@ def test_the_workdir_is_uploaded_to_the_attempts_staging_folder(
     assert body.read() == archive.read_bytes()
 
 
+def test_a_workdir_that_cannot_be_uploaded_is_a_retryable_refusal(
+    site: Emulated, moto_url: str, tmp_path: Path
+) -> None:
+    elsewhere = make_site(moto_url, tmp_path / "other", staging="s3://no-such-bucket/stage")
+    archive = workdir_archive(tmp_path, {"train.py": "print(1)\n"})
+    result = elsewhere.backend.launch(_request(new_id(), files=str(archive)))
+    assert not result.ok and result.retryable
+    assert "cannot upload the workdir to s3://no-such-bucket/stage/" in (result.error or "")
+    assert elsewhere.ec2.calls["run_instances"] == 0
+
+
 @pytest.mark.parametrize(
     ("request_", "why"),
     [

@@ -74,6 +74,7 @@ def test_an_aws_site_is_declared_and_built_into_an_ec2_backend(tmp_path: Path) -
         pytest.param(aws_site(market="reserved"), "market", id="bad-market"),
         pytest.param(aws_site(image="ubuntu-22.04"), "image", id="not-an-ami"),
         pytest.param(aws_site(staging="/data/stage"), "staging", id="staging-not-s3"),
+        pytest.param(aws_site(staging="s3://b-1/a b"), "staging", id="staging-with-a-space"),
         pytest.param(
             aws_site(capacity_reservation="my-block"), "capacity_reservation", id="bad-reservation"
         ),

@@ -6,7 +6,7 @@ through boto3 with the standard credential chain (environment, profile, instance
 role); Archipel never stores nor logs a credential, and the backend holds none
 itself (boto3 resolves them when it signs a request). botocore's own debug log
 prints request headers, the session token among them: building the clients raises
-botocore's loggers to INFO, so debug logging never writes one.
+the SDK's loggers to WARNING, so debug logging never writes one.
 
 **Launch.** ``RunInstances`` with the attempt's boot script as user data (see
 :mod:`archipel.backends._ec2_script`: it fetches the workdir from the site's S3
@@ -121,18 +121,21 @@ def _describe(exc: Exception) -> str:
 def api_errors() -> tuple[type[Exception], ...]:
     """What boto3 raises for a failed call (not a bug of ours); imported when first needed,
     so that a control plane without AWS sites never loads botocore."""
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
-    return (ClientError, BotoCoreError)
+    return (ClientError, BotoCoreError, Boto3Error)
 
 
 def quiet_aws_sdk_logs() -> None:
     """Keep botocore's debug log off: it prints every request's headers, the session
-    token among them, so a server run with debug logging would write a credential."""
+    token among them, so a server run with debug logging would write a credential.
+    The SDK's loggers are set to WARNING (unless set higher), whatever the root's level
+    is now or later."""
     for name in ("botocore", "boto3", "s3transfer"):
         logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.INFO or logger.level == logging.NOTSET:
-            logger.setLevel(logging.INFO)
+        if logger.level < logging.WARNING:  # NOTSET (0) inherits the root's, maybe DEBUG
+            logger.setLevel(logging.WARNING)
 
 
 def _default_clients(config: Ec2Config) -> ClientFactory:
@@ -373,11 +376,16 @@ class Ec2Backend:
     def _run(self, request: LaunchRequest, folder: Path) -> LaunchResult:
         a = request.attempt_id
         c = self.config
-        try:
-            if request.files is not None:
+        if request.files is not None:
+            target = self.staging.uri(a, "workdir.tar.gz")
+            try:
                 self._s3.upload_file(
                     request.files, self.staging.bucket, self.staging.key(a, "workdir.tar.gz")
                 )
+            except api_errors() as exc:
+                why = f"cannot upload the workdir to {target}: {_describe(exc)}"
+                return LaunchResult(a, False, error=why, retryable=True)
+        try:
             response = self._ec2.run_instances(**self._run_params(request))
         except api_errors() as exc:
             code = _error_code(exc)

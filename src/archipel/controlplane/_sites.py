@@ -106,7 +106,10 @@ class SiteSpec(StrictModel):
     instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] | None = None
     image: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
     staging: (
-        Annotated[str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$")] | None
+        Annotated[
+            str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
+        ]
+        | None
     ) = None
     market: Literal["on-demand", "spot"] = "on-demand"
     zone: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")] | None = None

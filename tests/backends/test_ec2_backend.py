@@ -12,12 +12,15 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.aws_emulator import (
     BUCKET,
     IMAGE,
@@ -499,3 +502,51 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever a test does, boto3 sees dummy credentials only."""
     aws_environment(monkeypatch)
     assert os.environ["AWS_ACCESS_KEY_ID"] == "testing"
+
+
+# --- invariants ----------------------------------------------------------------------------
+
+_ANY_STATE = st.sampled_from(
+    ["pending", "running", "stopping", "stopped", "shutting-down", "terminated", "odd"]
+)
+_ANY_REASON = st.sampled_from(
+    [
+        "",
+        "Client.InstanceInitiatedShutdown",
+        "Client.UserInitiatedShutdown",
+        "Server.SpotInstanceTermination",
+        "Server.SpotInstanceShutdown",
+        "Server.InternalError",
+        "Server.InsufficientInstanceCapacity",
+    ]
+)
+
+
+@given(
+    state=_ANY_STATE,
+    reason=_ANY_REASON,
+    code=st.none() | st.integers(0, 255),
+    cancelled=st.booleans(),
+)
+def test_an_instance_that_exists_is_never_unknown_and_an_exit_status_decides(
+    state: str, reason: str, code: int | None, cancelled: bool
+) -> None:
+    mapped, _ = instance_state(state, reason, code, cancelled)
+    assert mapped is not AttemptState.UNKNOWN  # the instance is there: not "no such attempt"
+    if code is not None and state in {"stopping", "stopped", "shutting-down", "terminated"}:
+        assert mapped is (AttemptState.SUCCEEDED if code == 0 else AttemptState.FAILED)
+    if state == "running":
+        assert mapped is AttemptState.RUNNING
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    value=st.text(st.characters(exclude_characters="\x00", codec="utf-8"), max_size=40),
+    argument=st.text(st.characters(exclude_characters="\x00", codec="utf-8"), max_size=40),
+)
+def test_the_boot_script_passes_any_value_and_argument_intact(value: str, argument: str) -> None:
+    command = ["/bin/sh", "-c", 'printf "%s|%s" "$VALUE" "$0"', argument]
+    with tempfile.TemporaryDirectory() as folder:
+        request = LaunchRequest("a-4", command, {"VALUE": value})
+        staged, _ = _run_boot_script(Path(folder), request)
+        assert (staged / "output.log").read_bytes() == f"{value}|{argument}".encode()

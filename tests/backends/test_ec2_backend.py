@@ -306,6 +306,19 @@ def test_a_type_the_region_does_not_offer_makes_the_site_unhealthy(
     assert not health.healthy and "p5.48xlarge is not offered in eu-west-1" in (health.reason or "")
 
 
+def test_a_healthy_answer_is_kept_for_a_while_and_an_unhealthy_one_is_not(
+    site: Emulated, moto_url: str, tmp_path: Path
+) -> None:
+    assert site.backend.health().healthy
+    assert site.backend.health().healthy
+    assert site.ec2.calls["describe_availability_zones"] == 1
+    never_kept = make_site(moto_url, tmp_path / "ttl0", health_ttl=0)
+    never_kept.ec2.fail("describe_availability_zones", client_error("AuthFailure", "X"))
+    assert not never_kept.backend.health().healthy
+    assert never_kept.backend.health().healthy  # asked again at once, and answered
+    assert never_kept.ec2.calls["describe_availability_zones"] == 2
+
+
 def test_an_unreachable_region_makes_the_site_unhealthy(site: Emulated) -> None:
     site.ec2.fail("describe_availability_zones", client_error("AuthFailure", "X"))
     health = site.backend.health()

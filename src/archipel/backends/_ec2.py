@@ -44,6 +44,7 @@ elsewhere. Throttled calls are retried by botocore (``standard`` mode,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +101,7 @@ class Ec2Config:
     root_volume_gib: int | None = None
     endpoint_url: str | None = None  # an emulator's, for tests; None: AWS's own
     max_attempts: int = 4  # tries of one API call (botocore's standard retry mode)
+    health_ttl: float = 60.0  # seconds a healthy answer is kept
 
     @property
     def where(self) -> str:
@@ -188,6 +190,7 @@ class Ec2Backend:
         make = clients or _default_clients(config)
         self._ec2 = make("ec2")
         self._s3 = make("s3")
+        self._healthy_until = 0.0  # time.monotonic() until which health is known good
 
     def __repr__(self) -> str:
         c = self.config
@@ -488,6 +491,17 @@ class Ec2Backend:
         return LogChunk(data, offset + len(data))
 
     def health(self) -> SiteHealth:
+        """Whether the region answers and offers the type; a healthy answer is kept for
+        ``health_ttl`` seconds (the reconciler asks every round), an unhealthy one not."""
+        now = time.monotonic()
+        if self._healthy_until > now:
+            return SiteHealth(True)
+        health = self._ask_health()
+        if health.healthy:
+            self._healthy_until = now + self.config.health_ttl
+        return health
+
+    def _ask_health(self) -> SiteHealth:
         c = self.config
         try:
             zones = self._ec2.describe_availability_zones(

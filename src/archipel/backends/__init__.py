@@ -1,5 +1,6 @@
 """Backends: where attempts run. One protocol, each implementation tested by one contract suite."""
 
+from archipel.backends._ec2 import Ec2Backend, Ec2Config
 from archipel.backends._fake import FakeBackend
 from archipel.backends._local import LocalBackend
 from archipel.backends._protocol import (
@@ -16,6 +17,8 @@ from archipel.backends._slurm import SlurmBackend
 __all__ = [
     "AttemptState",
     "Backend",
+    "Ec2Backend",
+    "Ec2Config",
     "FakeBackend",
     "LaunchRequest",
     "LaunchResult",

@@ -5,7 +5,7 @@ A sites file::
 
     sites:
       - name: paris-lab
-        backend: local                 # local | slurm
+        backend: local                 # local | slurm | aws
         provider: scaleway             # a registry id: its legal facts apply
         region: fr-par
         country: FR
@@ -22,6 +22,28 @@ A sites file::
         country: DE
         accelerators: cpu:1
         slots: 2
+      - name: aws-ireland
+        backend: aws                   # one EC2 instance per attempt (docs/aws.md)
+        provider: aws
+        region: eu-west-1
+        zone: eu-west-1a               # optional: one availability zone
+        country: IE
+        accelerators: T4:1
+        instance_type: g4dn.xlarge
+        market: spot                   # on-demand (default) | spot
+        image: ami-0123456789abcdef0   # an AMI in that region, with the AWS CLI
+        staging: s3://my-bucket/archipel   # workdirs, logs, exit statuses
+        instance_profile: archipel-attempt # lets the instance use the staging
+        capacity_reservation: cr-0123456789abcdef0  # optional
+        subnet: subnet-0123abcd        # optional (default: the default VPC's)
+        security_group: sg-0123abcd    # optional (default: the VPC's default)
+        root_volume_gib: 100           # optional (default: the image's)
+        slots: 4
+
+An AWS site's credentials come from the standard AWS chain (environment,
+``AWS_PROFILE``, the instance role of the server): the sites file names none, and
+a field that looks like one is refused. ``endpoint_url`` points a site at an
+emulator (the tests use moto on loopback).
 
 A service running on a site is reached at the site's ``address`` when it
 declares one (a LAN name, a load balancer), else at the host its backend
@@ -36,6 +58,7 @@ root. A Slurm site's jobs run as the account that submits them, the server's
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -44,7 +67,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archipel.backends import Backend, LocalBackend
+from archipel.backends import Backend, Ec2Backend, Ec2Config, LocalBackend
 from archipel.controlplane._records import AttemptTerms
 from archipel.core import (
     Amount,
@@ -67,7 +90,7 @@ class SiteSpec(StrictModel):
     """One site as declared in the sites file."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
-    backend: Literal["local", "slurm"]
+    backend: Literal["local", "slurm", "aws"]
     provider: Annotated[str, Field(min_length=1)]
     region: str = ""
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
@@ -81,6 +104,40 @@ class SiteSpec(StrictModel):
     address: Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9._:\[\]-]+$")] | None = None
     # local: the unprivileged OS user the site's attempts run as (default: the server's)
     run_as: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] | None = None
+    # aws: one EC2 instance per attempt (see archipel.backends.Ec2Backend, docs/aws.md)
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] | None = None
+    image: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
+    staging: (
+        Annotated[
+            str, Field(pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
+        ]
+        | None
+    ) = None
+    market: Literal["on-demand", "spot"] = "on-demand"
+    zone: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")] | None = None
+    capacity_reservation: Annotated[str, Field(pattern=r"^cr-[0-9a-f]{8,17}$")] | None = None
+    subnet: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
+    security_group: Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")] | None = None
+    instance_profile: Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,128}$")] | None = None
+    root_volume_gib: Annotated[int, Field(ge=8, le=16_384)] | None = None
+    endpoint_url: Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/.*)?$")] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_credentials(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            named = sorted(
+                str(k)
+                for k in data
+                if any(w in str(k).lower() for w in ("secret", "access_key", "token", "password"))
+            )
+            if named:
+                raise ValueError(
+                    f"{', '.join(named)}: a sites file holds no credentials; an AWS site "
+                    "takes them from the standard AWS chain (AWS_PROFILE, the environment, "
+                    "the server's instance role): remove the field"
+                )
+        return data
 
     @field_validator("accelerators")
     @classmethod
@@ -114,6 +171,46 @@ class SiteSpec(StrictModel):
                 "submits it (the server's); remove run_as (see docs/security.md)"
             )
         return self
+
+    @model_validator(mode="after")
+    def _aws_fields(self) -> SiteSpec:
+        given = sorted(f for f in _AWS_FIELDS if getattr(self, f) is not None)
+        if self.market != "on-demand":
+            given = sorted([*given, "market"])
+        if self.backend != "aws":
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} apply to aws sites only; remove them or set backend: aws"
+                )
+            return self
+        missing = [f for f in ("instance_type", "image", "staging") if getattr(self, f) is None]
+        if missing:
+            raise ValueError(
+                f"an aws site needs {', '.join(missing)} (see docs/aws.md): instance_type "
+                "(g5.xlarge), image (an AMI id in the region) and staging (s3://BUCKET/PREFIX)"
+            )
+        if not _AWS_REGION.match(self.region):
+            raise ValueError(
+                f"an aws site needs region: an AWS region such as eu-west-1, not {self.region!r}"
+            )
+        if self.zone is not None and not self.zone.startswith(self.region):
+            raise ValueError(f"zone {self.zone} is not in region {self.region}")
+        return self
+
+
+_AWS_FIELDS = (
+    "instance_type",
+    "image",
+    "staging",
+    "zone",
+    "capacity_reservation",
+    "subnet",
+    "security_group",
+    "instance_profile",
+    "root_volume_gib",
+    "endpoint_url",
+)
+_AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 
 
 class SitesDoc(StrictModel):
@@ -156,10 +253,34 @@ def _slurm(spec: SiteSpec, data_dir: Path) -> Backend:
     return backend
 
 
+def _aws(spec: SiteSpec, data_dir: Path) -> Backend:
+    # checked by SiteSpec
+    assert spec.instance_type is not None
+    assert spec.image is not None
+    assert spec.staging is not None
+    config = Ec2Config(
+        region=spec.region,
+        image=spec.image,
+        instance_type=spec.instance_type,
+        staging=spec.staging,
+        market=spec.market,
+        zone=spec.zone,
+        capacity_reservation=spec.capacity_reservation,
+        subnet=spec.subnet,
+        security_group=spec.security_group,
+        instance_profile=spec.instance_profile,
+        root_volume_gib=spec.root_volume_gib,
+        endpoint_url=spec.endpoint_url,
+    )
+    backend: Backend = Ec2Backend(spec.name, config, data_dir / "sites" / spec.name)
+    return backend
+
+
 #: backend kind -> factory (an explicit table: no names built from strings)
 BACKEND_FACTORIES: Mapping[str, Callable[[SiteSpec, Path], Backend]] = {
     "local": _local,
     "slurm": _slurm,
+    "aws": _aws,
 }
 
 

@@ -40,11 +40,6 @@ from archipel.backends._ec2_states import instance_state
 
 from .contract import BackendContract, ShellHarness, new_id, workdir_archive
 
-NOTHING_RUNS = (
-    "the EC2 emulator starts no machine: no command runs, so no exit status or output "
-    "comes back (the boot script is tested on its own below)"
-)
-
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
@@ -64,7 +59,10 @@ def harness(site: Emulated) -> ShellHarness:
 
 
 class TestEc2Backend(BackendContract):
-    runs_nothing = NOTHING_RUNS
+    """The contract an emulator can check. The emulator starts no machine, so no command
+    runs and no exit status or output comes back: the rest of the contract
+    (RunningBackendContract) is not claimed here, and the boot script that would run
+    the command is tested on its own below."""
 
 
 def _request(a: str, **kw: Any) -> LaunchRequest:

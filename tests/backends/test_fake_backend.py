@@ -6,7 +6,7 @@ import pytest
 
 from archipel.backends import FakeBackend
 
-from .contract import BackendContract, FakeHarness
+from .contract import FakeHarness, RunningBackendContract
 
 
 @pytest.fixture
@@ -14,5 +14,5 @@ def harness() -> FakeHarness:
     return FakeHarness(FakeBackend())
 
 
-class TestFakeBackend(BackendContract):
+class TestFakeBackend(RunningBackendContract):
     pass

@@ -13,7 +13,7 @@ from archipel.backends import AttemptState, LaunchRequest, LocalBackend
 from archipel.core import InputError
 
 from .contract import (
-    BackendContract,
+    RunningBackendContract,
     ShellHarness,
     check_the_workdir_is_where_the_command_starts,
     new_id,
@@ -26,7 +26,7 @@ def harness(tmp_path: Path) -> ShellHarness:
     return ShellHarness(LocalBackend("local-test", tmp_path / "site"))
 
 
-class TestLocalBackend(BackendContract):
+class TestLocalBackend(RunningBackendContract):
     pass
 
 

@@ -25,7 +25,7 @@ from archipel.backends import AttemptState, LaunchRequest, SlurmBackend
 from archipel.backends._slurm_parse import Job, _first_host, _parse_wait_status, job_observation
 
 from .contract import (
-    BackendContract,
+    RunningBackendContract,
     ShellHarness,
     check_the_workdir_is_where_the_command_starts,
     new_id,
@@ -68,7 +68,7 @@ def eu_de(slurm_conf: Path, tmp_path: Path) -> Iterator[SlurmBackend]:
     backend.resume()
 
 
-class TestSlurmBackend(BackendContract):
+class TestSlurmBackend(RunningBackendContract):
     pass
 
 

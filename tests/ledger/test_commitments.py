@@ -114,6 +114,22 @@ def test_spend_is_converted_and_net(
     assert b.currency == currency
 
 
+@pytest.mark.parametrize(
+    ("source", "spent"),
+    [
+        pytest.param("runs", Decimal(800), id="a run Archipel priced at list: net of 20%"),
+        pytest.param("gateway", Decimal(800), id="a request priced at list: net of 20%"),
+        pytest.param("focus:aws", Decimal(1000), id="a provider's billed row: net already"),
+        pytest.param("cur", Decimal(1000), id="a CUR row: net already"),
+    ],
+)
+def test_the_discount_is_taken_once(source: str, spent: Decimal) -> None:
+    # a provider's bill is already net of the discount its commitment buys: taking it
+    # again from an imported row would burn the commitment at 0.8 x 0.8 of the bill
+    rows = [{"start": "2026-02-01T00:00:00", "source": source, "cost": "1000"}]
+    assert burn(rows, date(2026, 3, 1), discount=0.2).to_date == spent
+
+
 def test_a_currency_without_a_rate_is_named() -> None:
     from archipel.core import InputError
 

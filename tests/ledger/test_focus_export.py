@@ -371,3 +371,21 @@ def test_a_unit_price_is_the_nearest_15_decimal_quotient(cost: Decimal, quantity
         assert price == price.quantize(Decimal("1e-15"))
         # no 15-decimal price is closer: the error is at most half a femto-unit per unit
         assert abs(price * quantity - cost) <= quantity * Decimal("0.5e-15")
+
+
+@pytest.mark.parametrize(
+    ("source", "billed"),
+    [
+        pytest.param("runs", "850.000000000000000", id="priced at list by Archipel: discounted"),
+        pytest.param("focus:azure", "1000.000000000000000", id="a provider's billed row: as is"),
+        pytest.param("cur", "1000.000000000000000", id="a CUR row: as is"),
+    ],
+)
+def test_a_billed_row_is_never_discounted_twice(tmp_path: Path, source: str, billed: str) -> None:
+    from tests.ledger.frames import frame
+
+    row = {"start": "2026-03-01T00:00:00", "source": source, "key": "k", "cost": "1000",
+           "provider": "azure", "region": "swedencentral", "country": "SE"}  # fmt: skip
+    export_focus(frame(row), tmp_path, facts(), COMMITMENTS)
+    (exported,) = _by_key(tmp_path / "cost_and_usage.csv").values()
+    assert exported["BilledCost"] == billed

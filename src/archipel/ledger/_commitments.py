@@ -10,8 +10,10 @@ if it carries GPU-hours. An entry counts in the month it started.
 
 Each month's spend is converted into the commitment's currency at the
 catalog's rates (the cross rates that ``archipel plan --currency`` uses),
-exactly, then taken net of the commitment's ``discount`` (entries are priced
-at list) and rounded half-even to the nano-unit once per month.
+exactly, and rounded half-even to the nano-unit once per month. Entries Archipel
+priced at list (the gateway's, the control plane's, native entry files) burn
+net of the commitment's ``discount``; rows a provider billed (FOCUS and CUR
+imports) are net of their discounts already, and burn as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import duckdb
 
 from archipel.core import Commitment, FinOpsSpec, InputError, Period, cross_rate
 from archipel.ledger._forecast import LEVEL, METHOD, WINDOW, project, to_decimal
+from archipel.ledger._frame import LIST_PRICED
 
 _NANO = Decimal(1).scaleb(-9)
 
@@ -206,20 +209,22 @@ def monthly_spend(
     """Per month of ``c``'s period before ``until``: the spend that burns it, net, converted."""
     clause, params = scope_sql(c, until)
     rows = connection.execute(
-        f"SELECT CAST(date_trunc('month', \"start\") AS DATE), currency, sum(cost) "
-        f"FROM entries WHERE {clause} GROUP BY 1, 2",
+        f"SELECT CAST(date_trunc('month', \"start\") AS DATE), currency, {LIST_PRICED}, "
+        f"sum(cost) FROM entries WHERE {clause} GROUP BY 1, 2, 3",
         params,
     ).fetchall()
     per_month: dict[date, list[tuple[str, Decimal]]] = {}
-    for month, code, amount in rows:
+    for month, code, at_list, amount in rows:
         if code is None or amount is None:
             continue
-        per_month.setdefault(month, []).append((code, Decimal(amount)))
+        # list prices burn net of the discount; a provider's billed rows are net already
+        with localcontext() as ctx:
+            ctx.prec = 80  # exact: the sum is rounded once, in in_currency
+            net = Decimal(amount) * (1 - c.discount) if at_list else Decimal(amount)
+        per_month.setdefault(month, []).append((code, net))
     where = f"commitment {c.label}"
-    keep = 1 - c.discount
     return {
-        month: in_currency(parts, c.currency, rates, where, keep=keep)
-        for month, parts in per_month.items()
+        month: in_currency(parts, c.currency, rates, where) for month, parts in per_month.items()
     }
 
 

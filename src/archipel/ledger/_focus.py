@@ -34,6 +34,7 @@ import duckdb.func as duckdb_func
 
 from archipel.core import Commitment, InputError, Jurisdictions, ProviderFacts
 from archipel.ledger._commitments import SERVICE
+from archipel.ledger._frame import LIST_PRICED
 
 FOCUS_VERSION = "1.3"
 
@@ -257,7 +258,7 @@ termed AS (
 priced AS (
     SELECT *,
            CAST(COALESCE(cost, 0) AS {DECIMAL}) AS list_cost,
-           CAST(CASE WHEN commitment.keep IS NULL THEN COALESCE(cost, 0)
+           CAST(CASE WHEN commitment.keep IS NULL OR NOT ({LIST_PRICED}) THEN COALESCE(cost, 0)
                      ELSE COALESCE(cost, 0) * commitment.keep END AS {DECIMAL}) AS net_cost,
            service = 'compute' AS compute,
            CAST(CASE service WHEN 'compute' THEN COALESCE(gpu_hours, 0)

@@ -46,6 +46,12 @@ ENTRY_SCHEMA: tuple[tuple[str, str], ...] = (
 
 ENTRY_COLUMNS = tuple(name for name, _ in ENTRY_SCHEMA)
 
+#: true for an entry priced by Archipel at list (the catalog's or a site's price: the
+#: gateway's and the control plane's entries, and native entry files); false for a row a
+#: provider billed (a FOCUS or CUR import), whose cost is already net of its discounts,
+#: so that a commitment's ``discount`` is never taken twice
+LIST_PRICED = "NOT (source LIKE 'focus:%' OR source = 'cur')"
+
 
 def create_entries(connection: duckdb.DuckDBPyConnection, name: str = "entries") -> None:
     """Create an empty table ``name`` with the columns of :data:`ENTRY_SCHEMA`."""

@@ -10,9 +10,9 @@ per GPU-hour, and one workload in ten an inference service with tokens.
 Timed, in this order, as ``archipel report`` does them: loading the catalog
 (exchange rates, jurisdictions, provider registry), every figure
 (``build_report``: one scan of ``entries`` into a cube, then the queries over
-it, and a stand-in ``burn_down`` that scans ``entries`` once per commitment as
-the real one must), importing matplotlib, drawing the page (``render_html``) and
-the JSON document. Printed: each step, the figures, the total against 5 s.
+it, and the ledger's ``burn_down`` with its forecast for each commitment),
+importing matplotlib, drawing the page (``render_html``) and the JSON document.
+Printed: each step, the figures, the total against 5 s.
 
 Run: .venv/bin/python bench/report_bench.py [--workloads 1000] [--hours 8760] [--db FILE]
 """
@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -153,64 +152,6 @@ def generate(con: duckdb.DuckDBPyConnection, workloads: int, hours: int) -> None
     )
 
 
-@dataclass(frozen=True)
-class Forecast:
-    months: list[date]
-    mean: list[Decimal]
-    low: list[Decimal]
-    high: list[Decimal]
-    level: float
-    at_end: tuple[Decimal, Decimal, Decimal]
-    method: str
-
-
-@dataclass(frozen=True)
-class Burn:
-    commitment: Any
-    currency: str
-    months: list[date]
-    spent: list[Decimal]
-    target: Decimal
-    forecast: Forecast | None
-
-
-def _months_from(first: date, last: date) -> list[date]:
-    out, month = [], first
-    while month <= last:
-        out.append(month)
-        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-    return out
-
-
-def burn_down_stand_in(
-    con: duckdb.DuckDBPyConnection, spec: Any, *, rates: Any, today: date
-) -> list[Burn]:
-    """The contract's ``burn_down`` shape: one scan of ``entries`` per commitment (USD only
-    here), and a straight-line forecast with a +-15 % band. Not the ledger's model."""
-    out = []
-    for c in spec.commitments:
-        rows = con.execute(
-            """SELECT date_trunc('month', "start")::DATE AS m, sum(cost) FROM entries
-               WHERE provider = ? AND currency = ? AND "start" >= ? AND "start" < ?
-               GROUP BY m ORDER BY m""",
-            [c.provider, c.currency, c.period.start, min(today, c.period.end)],
-        ).fetchall()
-        monthly = dict(rows)
-        months = _months_from(c.period.start.replace(day=1), today.replace(day=1))
-        spent, running = [], Decimal(0)
-        for m in months:
-            running += monthly.get(m, Decimal(0))
-            spent.append(running)
-        pace = running / len(months)
-        rest = _months_from(months[-1], c.period.end)[1:]
-        mean = [running + pace * (i + 1) for i in range(len(rest))]
-        low = [running + (v - running) * Decimal("0.85") for v in mean]
-        high = [running + (v - running) * Decimal("1.15") for v in mean]
-        band = Forecast(rest, mean, low, high, 0.8, (mean[-1], low[-1], high[-1]), "linear")
-        out.append(Burn(c, c.currency, months, spent, Decimal(c.amount), band))
-    return out
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--workloads", type=int, default=1000)
@@ -252,11 +193,11 @@ def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None, workloads: in
 
     t = time.perf_counter()
     from archipel.catalog import SNAPSHOT_FILE, load_snapshot
-    from archipel.cli._report import finops_spec
+    from archipel.core import parse_finops
     from archipel.ledger._report import build_report, report_document
 
     snapshot = load_snapshot(SNAPSHOT_FILE)
-    spec = finops_spec(spec_for(workloads), "bench")
+    spec = parse_finops(spec_for(workloads), "bench")
     t = step("catalog and spec", t)
     report = build_report(
         con,
@@ -267,7 +208,6 @@ def _timed(con: duckdb.DuckDBPyConnection, html_path: Path | None, workloads: in
         provider_facts=snapshot.provider,
         today=TODAY,
         generated_at=datetime.now(UTC),
-        burn_down=burn_down_stand_in,
     )
     t = step("figures (DuckDB)", t)
     import matplotlib.figure  # noqa: F401  (timed apart: the page's first draw pays it)

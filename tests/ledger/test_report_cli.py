@@ -217,8 +217,6 @@ def test_other_commands_do_not_import_matplotlib_or_duckdb() -> None:
 
 
 def test_the_frame_holds_the_ledgers_entries_exactly(tmp_path: Path) -> None:
-    from archipel.cli._report import entries_frame
-
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     ledger.migrate()
     t0 = datetime(2026, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
@@ -237,7 +235,7 @@ def test_the_frame_holds_the_ledgers_entries_exactly(tmp_path: Path) -> None:
     )
     with ledger.transaction() as connection:
         ledger.add(connection, [tricky, exact])
-    frame = entries_frame(ledger)
+    frame = ledger.frame()
     ledger.close()
     rows = frame.execute(
         'SELECT key, "start", tenant, provider, status, gpu_hours, input_tokens, cost, currency '

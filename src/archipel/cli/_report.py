@@ -9,29 +9,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
-from pydantic import Field, model_validator
 
 from archipel.cli._common import AsJson, guard
 from archipel.cli._ledger import Db, open_ledger
-from archipel.core import (
-    CommitmentAmount,
-    Concentration,
-    DocumentError,
-    InputError,
-    Period,
-    StrictModel,
-    validate,
-)
-
-if TYPE_CHECKING:
-    import duckdb
-
-    from archipel.ledger import Ledger
+from archipel.cli._ledger_commitments import load_finops
+from archipel.core import InputError, parse_finops
 
 SpecFile = Annotated[
     Path | None,
@@ -127,12 +113,12 @@ def _report(
     from archipel.cli._common import load_catalog
     from archipel.ledger._report import build_report, report_document, report_tables
 
-    spec = read_finops_spec(spec_path)
+    spec = load_finops(spec_path) if spec_path is not None else parse_finops({}, "<none>")
     snapshot = load_catalog()
     code = (currency or spec.currency or snapshot.comparison_currency).strip().upper()
     ledger = open_ledger(db)
     try:
-        connection = entries_frame(ledger)
+        connection = ledger.frame()
     finally:
         ledger.close()
     with connection:
@@ -194,96 +180,3 @@ def _write_csv(
         for leftover in staging.iterdir():
             leftover.unlink()
         staging.rmdir()
-
-
-# --- stand-ins, to be replaced at integration ----------------------------------------------
-
-
-def entries_frame(ledger: Ledger) -> duckdb.DuckDBPyConnection:
-    """The ledger's current entries as the ``entries`` relation (``Ledger.frame()``)."""
-    return ledger.frame()
-
-
-class _Commitment(StrictModel):
-    """core.Commitment's fields with those the ledger adds (to be replaced by core's own)."""
-
-    name: str | None = None
-    provider: Annotated[str, Field(min_length=1)]
-    amount: Annotated[Decimal, Field(gt=0)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-    period: Period
-    spent: CommitmentAmount = Decimal(0)
-    ramp: list[CommitmentAmount] = Field(default_factory=list)
-    burns: dict[str, list[str]] = Field(default_factory=dict)
-    discount: Annotated[Decimal, Field(ge=0, lt=1)] = Decimal(0)
-
-
-class _Budget(StrictModel):
-    name: Annotated[str, Field(min_length=1)]
-    tenant: str | None = None
-    project: str | None = None
-    amount: Annotated[Decimal, Field(gt=0)]
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
-    period: Literal["month", "quarter", "year"] = "month"
-    alert_at: list[Annotated[Decimal, Field(gt=0)]] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _one_subject(self) -> _Budget:
-        if (self.tenant is None) == (self.project is None):
-            raise ValueError("give exactly one of tenant or project")
-        return self
-
-
-class _Tolerances(StrictModel):
-    shortfall: Annotated[Decimal, Field(ge=0)] = Decimal("0.05")
-    overrun: Annotated[Decimal, Field(ge=0)] = Decimal("0.05")
-
-
-class FinOpsStandIn(StrictModel):
-    """The FinOps part of a spec; other fields (a fleet spec's workloads...) are ignored.
-
-    To be replaced by ``core.FinOpsSpec``.
-    """
-
-    model_config = StrictModel.model_config | {"extra": "ignore"}
-
-    currency: Annotated[str, Field(pattern=r"^[A-Za-z]{3}$")] | None = None
-    commitments: list[_Commitment] = Field(default_factory=list)
-    budgets: list[_Budget] = Field(default_factory=list)
-    concentration: Concentration | None = None
-    alerts: _Tolerances = _Tolerances()
-
-
-class FinOpsSpecError(DocumentError):
-    what = "FinOps spec"
-
-
-def read_finops_spec(path: Path | None) -> Any:
-    """The FinOps spec in ``path`` (none: no commitment, budget or cap)."""
-    if path is None:
-        return finops_spec({}, "<none>")
-    from archipel.cli._config import read_yaml_documents
-
-    if not path.is_file():
-        raise InputError(f"{path}: no such file (give a FinOps or fleet spec YAML)")
-    docs = read_yaml_documents(path)
-    if len(docs) != 1:
-        raise InputError(f"{path}: a FinOps spec holds exactly one YAML document")
-    return finops_spec(docs[0], str(path))
-
-
-def finops_spec(document: Any, source: str) -> Any:
-    """``core.parse_finops`` where core has it, else :class:`FinOpsStandIn` (remove the
-    stand-in at integration: looked up by name so that this works on either side)."""
-    import archipel.core
-
-    parse = getattr(archipel.core, "parse_finops", None)
-    if parse is not None:
-        return parse(document, source)
-    return validate(
-        FinOpsStandIn,
-        document,
-        source,
-        FinOpsSpecError,
-        "a mapping with commitments, budgets or concentration",
-    )

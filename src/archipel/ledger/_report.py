@@ -14,12 +14,11 @@ counts in the month its ``start`` falls in.
 from __future__ import annotations
 
 import calendar
-import importlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import duckdb
 
@@ -31,6 +30,7 @@ from archipel.core import (
     ProviderFacts,
     cross_rate,
 )
+from archipel.ledger._commitments import burn_down as ledger_burn_down
 from archipel.ledger._totals import _rate
 
 _NANO = Decimal(1).scaleb(-9)
@@ -488,8 +488,8 @@ def _commitments(
 ) -> tuple[tuple[CommitmentFigure, ...], str]:
     if not spec.commitments:
         return (), "none"
-    burn_down = burn_down or _ledger_burn_down()
-    source = "actual spend only (no forecast yet)" if burn_down is actual_burn_down else "burn_down"
+    burn_down = burn_down or cast(BurnDown, ledger_burn_down)
+    source = "actual spend only (no forecast)" if burn_down is actual_burn_down else "burn_down"
     burns = burn_down(con, spec, rates=rates, today=today)
     return tuple(
         _commitment_figure(
@@ -501,16 +501,6 @@ def _commitments(
         )
         for b in burns
     ), source
-
-
-def _ledger_burn_down() -> BurnDown:
-    """``archipel.ledger.burn_down`` where the ledger has it, else :func:`actual_burn_down`.
-
-    Looked up by name so that this module works on either side of that merge;
-    at integration, import ``burn_down`` directly and remove the fallback.
-    """
-    found: BurnDown | None = getattr(importlib.import_module("archipel.ledger"), "burn_down", None)
-    return found if found is not None else actual_burn_down
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,9 +518,9 @@ class ActualBurn:
 def actual_burn_down(
     con: duckdb.DuckDBPyConnection, spec: FinOps, *, rates: Mapping[str, Decimal], today: date
 ) -> list[ActualBurn]:
-    """Each commitment's cumulative spend per month, no forecast: what the report draws
-    until ``archipel.ledger.burn_down`` is there (remove at integration). All of the
-    provider's spend burns it: no scope, no discount."""
+    """Each commitment's cumulative spend per month, without a forecast, scope or
+    discount: all of its provider's spend. A ``burn_down`` for a report of actuals only
+    (the default is :func:`archipel.ledger.burn_down`, with its scope and forecast)."""
     out = []
     for c in spec.commitments:
         months, spent = _actual_burn(con, c, rates, today)
@@ -684,8 +674,8 @@ def _alerts(
     commitments: Sequence[CommitmentFigure],
     budgets: Sequence[BudgetFigure],
 ) -> tuple[Alert, ...]:
-    # The commitment alerts follow the contract's tolerances; at integration they come from
-    # the ledger's own alerts (archipel.ledger.Alert) instead.
+    # The same tolerances as `archipel ledger commitments`; the page words them for its
+    # readers, and adds concentration and budget-pace alerts the CLI has no place for.
     tolerances = getattr(spec, "alerts", None)
     shortfall = Decimal(str(getattr(tolerances, "shortfall", "0.05")))
     overrun = Decimal(str(getattr(tolerances, "overrun", "0.05")))

@@ -30,6 +30,8 @@ from archipel.core import (
     ProviderFacts,
     cross_rate,
 )
+from archipel.ledger._alerts import commitment_alerts
+from archipel.ledger._commitments import Burn as LedgerBurn
 from archipel.ledger._commitments import burn_down as ledger_burn_down
 from archipel.ledger._totals import _rate
 
@@ -324,9 +326,18 @@ def _build(
     )
     workloads = _ranked(money.groups(con, ["workload"]), top)
     tenants = _ranked(money.groups(con, ["tenant"]), top)
-    commitments, source = _commitments(con, spec, rates, today, burn_down)
+    commitments, source, burns = _commitments(con, spec, rates, today, burn_down)
     budgets = tuple(_budget(con, b, rates, today) for b in getattr(spec, "budgets", ()) or ())
     alerts = _alerts(spec, providers, concentration, commitments, budgets)
+    if burns:  # the ledger's burn-downs: the very alerts `archipel ledger commitments` raises
+        said = commitment_alerts(burns, spec.alerts)  # type: ignore[attr-defined]
+        alerts = (
+            *(
+                Alert(a.kind, a.subject, f"{a.kind} {a.subject}: {a.message}", a.severity)
+                for a in said
+            ),
+            *(a for a in alerts if a.kind not in ("shortfall", "overrun")),
+        )
     return Report(
         currency=currency,
         today=today,
@@ -485,13 +496,14 @@ def _commitments(
     rates: Mapping[str, Decimal],
     today: date,
     burn_down: BurnDown | None,
-) -> tuple[tuple[CommitmentFigure, ...], str]:
+) -> tuple[tuple[CommitmentFigure, ...], str, list[LedgerBurn]]:
+    """The commitments' figures, what computed them, and the ledger's own burn-downs."""
     if not spec.commitments:
-        return (), "none"
+        return (), "none", []
     burn_down = burn_down or cast(BurnDown, ledger_burn_down)
     source = "actual spend only (no forecast)" if burn_down is actual_burn_down else "burn_down"
     burns = burn_down(con, spec, rates=rates, today=today)
-    return tuple(
+    figures = tuple(
         _commitment_figure(
             b.commitment,
             tuple(b.months),
@@ -500,7 +512,8 @@ def _commitments(
             today,
         )
         for b in burns
-    ), source
+    )
+    return figures, source, [b for b in burns if isinstance(b, LedgerBurn)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,7 +263,7 @@ def test_a_tool_that_hangs_is_cut_short(slurm_conf: Path, tmp_path: Path) -> Non
     health = backend.health()
     assert not health.healthy and "did not answer within 0.5s" in (health.reason or "")
     a = new_id()
-    assert backend.observe([a])[a].state is AttemptState.UNKNOWN
+    assert backend.observe([a])[a].state is AttemptState.UNOBSERVED
 
 
 @pytest.mark.parametrize(

@@ -57,7 +57,7 @@ from archipel.backends._ec2_script import (
     user_data,
 )
 from archipel.backends._ec2_states import instance_state, launch_error, needs_exit_code
-from archipel.backends._files import attempt_folder, locked
+from archipel.backends._files import attempt_folder, locked, record, recorded
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -206,15 +206,10 @@ class Ec2Backend:
         return attempt_folder(self.state_dir, attempt_id)
 
     def _recorded(self, folder: Path) -> str | None:
-        try:
-            return (folder / "instance_id").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return recorded(folder, "instance_id")
 
     def _record(self, folder: Path, instance_id: str) -> None:
-        tmp = folder / "instance_id.tmp"
-        tmp.write_text(instance_id + "\n")
-        tmp.replace(folder / "instance_id")
+        record(folder, "instance_id", instance_id)
 
     def _backend_id(self, instance_id: str) -> str:
         return f"{self._name}:{instance_id}"

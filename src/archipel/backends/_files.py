@@ -33,6 +33,21 @@ def locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def recorded(folder: Path, name: str) -> str | None:
+    """The id a backend recorded in the attempt's folder under ``name``, if any."""
+    try:
+        return (folder / name).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def record(folder: Path, name: str, value: str) -> None:
+    """Record ``value`` under ``name`` in the attempt's folder, whole or not at all."""
+    tmp = folder / f"{name}.tmp"
+    tmp.write_text(value + "\n")
+    tmp.replace(folder / name)
+
+
 def read_log(path: Path, offset: int, limit: int = 1 << 20) -> LogChunk:
     """Up to ``limit`` bytes of a log file from ``offset`` (a missing file is empty so far)."""
     try:

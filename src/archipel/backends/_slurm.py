@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from archipel.backends._files import attempt_folder, locked, read_log, unpack
+from archipel.backends._files import attempt_folder, locked, read_log, record, recorded, unpack
 from archipel.backends._protocol import (
     AttemptState,
     LaunchRequest,
@@ -109,15 +109,10 @@ class SlurmBackend:
         return attempt_folder(self.state_dir, attempt_id)
 
     def _recorded_job(self, folder: Path) -> str | None:
-        try:
-            return (folder / "job_id").read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        return recorded(folder, "job_id")
 
     def _record_job(self, folder: Path, job_id: str) -> None:
-        tmp = folder / "job_id.tmp"
-        tmp.write_text(job_id + "\n")
-        tmp.replace(folder / "job_id")
+        record(folder, "job_id", job_id)
 
     def _backend_id(self, job_id: str) -> str:
         return f"{self._name}:{job_id}"

@@ -9,7 +9,7 @@ alert is raised (so a scheduled job can page on it), 2 on bad input.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -141,13 +141,7 @@ def commitments(
     Exit status 1 when an alert is raised (shortfall, overrun, budget), 2 on bad input.
     """
     doc = guard(lambda: _report(spec, db, today, level, max_file_size, path=False))
-    if as_json:
-        typer.echo(json.dumps({k: doc[k] for k in ("today", "commitments", "alerts")}, indent=2))
-    else:
-        out = console()
-        render_commitments(out, doc)
-        render_alerts(out, doc["alerts"])
-    exit_with(EXIT_INFEASIBLE if doc["alerts"] else 0)
+    _show_commitments(doc, as_json, render_commitments)
 
 
 @ledger_app.command("forecast")
@@ -164,11 +158,18 @@ def forecast(
     Exit status 1 when an alert is raised, 2 on bad input.
     """
     doc = guard(lambda: _report(spec, db, today, level, max_file_size, path=True))
+    _show_commitments(doc, as_json, render_forecast)
+
+
+def _show_commitments(
+    doc: dict[str, Any], as_json: bool, render: Callable[[Any, dict[str, Any]], None]
+) -> None:
+    """Print ``doc`` (as JSON, or drawn by ``render``) with its alerts; exit 1 on any."""
     if as_json:
         typer.echo(json.dumps({k: doc[k] for k in ("today", "commitments", "alerts")}, indent=2))
     else:
         out = console()
-        render_forecast(out, doc)
+        render(out, doc)
         render_alerts(out, doc["alerts"])
     exit_with(EXIT_INFEASIBLE if doc["alerts"] else 0)
 

@@ -221,7 +221,7 @@ def _number(name: str, scale: float) -> str:
 #: a line the SQL leaves to the Python reader: JSON DuckDB reads but the gateway's reader
 #: does not (trailing commas, NaN or Infinity in any case, huge exponents), or escapes it may
 #: read otherwise
-_UNUSUAL = r",\s*[}\]]|[0-9][eE]|[:,\[]\s*-?([iI]|[nN][aA])"
+_UNUSUAL = r",\s*[}\]]|[0-9][eE]|[0-9]{200}|[:,\[]\s*-?([iI]|[nN][aA])"
 _ODD = "contains(line, 'NaN') OR contains(line, 'Infinity') OR contains(line, '\\u')"
 
 #: the gateway's fields in the order it writes them (gateway/_metering.py): a line with
@@ -318,9 +318,13 @@ def _usage_select() -> str:
 # the fast path: a clean usage log read once by DuckDB's JSON reader
 
 #: bytes of a file the fast path does not vouch for: any escape, a carriage return, and JSON
-#: DuckDB's reader takes but the gateway's does not (NaN and Infinity in any case, trailing
-#: commas, exponents of three digits, which may overflow a double); an empty array too
-_SUSPECT = r"\\|\r|[:,\[][ \t]*(-?([iI]|[nN][aA])|[}\]]|-?[0-9.]+[eE][+-]?[0-9]{3})"
+#: DuckDB's reader takes but the gateway's does not (a byte order mark, NaN and Infinity in
+#: any case, trailing commas, numbers that may overflow a double: exponents of three digits,
+#: 200 digits in a row); an empty array too
+_SUSPECT = (
+    r"\\|\r|\x{FEFF}|[0-9]{200}|"
+    r"[:,\[][ \t]*(-?([iI]|[nN][aA])|[}\]]|-?[0-9.]+[eE][+-]?[0-9]{3})"
+)
 #: the fields that may be null (a missing key is an error, but DuckDB reads both as NULL)
 _NULLABLE = ("replica", "provider", "region")
 _TEXTS = ("request_id", "tenant", "model", "data_class", *_NULLABLE, "cost", "currency")
@@ -685,6 +689,8 @@ def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     newlines, last = 0, b"\n"
     with _open(path) as f:
         while data := f.read(BLOCK):
+            if newlines == 0 and last == b"\n" and data.startswith(b"\xef\xbb\xbf"):
+                return None  # a byte order mark, which DuckDB's reader drops: the line is odd
             newlines += data.count(b"\n") + data.count(b"\r")
             last = data[-1:]
     expected = newlines + (0 if last == b"\n" else 1)

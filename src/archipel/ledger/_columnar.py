@@ -9,6 +9,14 @@ it an entry after all or reports it with the very message the row path gives:
 the SQL only ever accepts what the Python reader accepts, with the same
 values, and everything else is decided by the Python reader.
 
+A usage log read whole takes a fast path first: if its bytes hold nothing the
+fast path cannot vouch for (an escape, a carriage return, NaN, a trailing
+comma, a long exponent: one regular expression over the file), DuckDB's JSON
+reader reads it once, each field as its JSON text, and casts check every
+field as the line path's SQL does. Only if every line passes, and every line
+is a row (no blank line, so line numbers hold), are the rows staged; otherwise
+nothing is, and the file is read line by line as above.
+
 Each row's identity is ``(source, key)`` and its content a digest (MD5 of its
 typed columns). The rows of a file are sorted as :meth:`Ledger.add` sorts
 them: a row whose (source, key, digest) the store already holds, or an earlier

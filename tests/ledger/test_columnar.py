@@ -130,8 +130,10 @@ ODD_LINES = [
 
 
 @st.composite
-def lines(draw: st.DrawFn) -> dict[str, Any] | str:
-    kind = draw(st.sampled_from(["good", "good", "good", "odd-field", "missing", "odd-line"]))
+def lines(draw: st.DrawFn, clean: bool = False) -> dict[str, Any] | str:
+    """A usage line; ``clean``: a good record as the gateway (or another writer) writes it."""
+    kinds = ["good"] if clean else ["good", "good", "good", "odd-field", "missing", "odd-line"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "odd-line":
         return draw(st.sampled_from(ODD_LINES))
     fields: dict[str, Any] = {
@@ -149,7 +151,8 @@ def lines(draw: st.DrawFn) -> dict[str, Any] | str:
     if draw(st.booleans()):
         return record
     # also written as other writers would: spaces, a trailing comma, a repeated field
-    style = draw(st.sampled_from(["spaced", "trailing-comma", "repeated", "escaped"]))
+    styles = ["spaced"] if clean else ["spaced", "trailing-comma", "repeated", "escaped"]
+    style = draw(st.sampled_from(styles))
     text = json.dumps(record, separators=(",", ":"))
     if style == "spaced":
         return json.dumps(record, indent=None)
@@ -164,21 +167,86 @@ def lines(draw: st.DrawFn) -> dict[str, Any] | str:
     max_examples=examples(60),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(files=st.lists(st.lists(lines(), max_size=12), min_size=1, max_size=4))
-def test_the_columnar_path_agrees_with_the_row_path(files: list[list[Any]]) -> None:
+@given(
+    files=st.lists(
+        st.booleans().flatmap(lambda clean: st.tuples(
+            st.just(clean), st.lists(lines(clean), max_size=12)
+        )),
+        min_size=1,
+        max_size=4,
+    )
+)  # fmt: skip
+def test_the_columnar_path_agrees_with_the_row_path(files: list[tuple[bool, list[Any]]]) -> None:
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
         rows, columns = _ledger(folder, "rows"), _ledger(folder, "columns")
-        for n, content in enumerate(files):
+        for n, (clean, content) in enumerate(files):
             path = write_usage(folder / f"usage-{n}.jsonl", *content)
             expected = ingest_usage(rows, path, COUNTRIES)
             got = ingest_columnar(columns, path, COUNTRIES)
             assert got.added == expected.added
             assert [str(p) for p in got.problems] == [str(p) for p in expected.problems]
             assert got.lines == expected.lines
+            # a file of good records takes the fast path; one with a bad line never does
+            if clean:
+                assert got.fast
+            if expected.problems:
+                assert not got.fast
         assert _current(columns) == _current(rows)
         rows.close()
         columns.close()
+
+
+# -- the fast path: which files it takes, and the same results either way ----------------------
+
+GOOD = json.dumps(usage("a"), separators=(",", ":"))
+NULLS = json.dumps(usage("b", replica=None, provider=None, region=None), separators=(",", ":"))
+NO_REPLICA = json.dumps({k: v for k, v in usage("c").items() if k != "replica"})
+
+# name, the file's lines, whether the fast path takes it
+FAST_CASES: list[tuple[str, list[str], bool]] = [
+    ("as the gateway writes", [GOOD, NULLS], True),
+    ("spaces after separators", [json.dumps(usage("a")), json.dumps(usage("b"))], True),
+    ("text beyond ASCII", [json.dumps(usage("a", tenant="ünïcode"), ensure_ascii=False)], True),
+    ("an empty file", [], True),
+    ("a key missing beside a null one", [NULLS, NO_REPLICA], False),
+    ("a nested object holds the missing key", [NULLS, NO_REPLICA[:-1] + ',"x":{"replica":1}}'],
+     False),
+    ("a blank line (line numbers)", [GOOD, "", NULLS], False),
+    ("a trailing comma in a field read past", [GOOD[:-1] + ',"x":[1,]}'], False),
+    ("NaN in a field read past", [GOOD[:-1] + ',"x":nan}'], False),
+    ("-Infinity in a field read past", [GOOD[:-1] + ',"x":-Infinity}'], False),
+    ("a number past a double in a field read past", [GOOD[:-1] + ',"x":1e400}'], False),
+    ("a number of 400 digits in a field read past", [GOOD[:-1] + ',"x":1' + "0" * 400 + "}"],
+     False),
+    ("a byte order mark", ["\ufeff" + GOOD], False),
+    ("an escape", [GOOD.replace("acme", "\\u0061cme")], False),
+    ("a carriage return", [GOOD + "\r", NULLS], False),
+    ("a float status", [GOOD.replace('"status":200', '"status":200.0')], False),
+    ("a number as text", [GOOD.replace('"output_tokens":20', '"output_tokens":"20"')], False),
+    ("a text as a number", [GOOD.replace('"request_id":"a"', '"request_id":12')], False),
+    ("a key twice", [GOOD[:-1] + ',"tenant":"other"}'], False),
+    ("not an object", [GOOD, "[1, 2]"], False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("content", "fast"), [c[1:] for c in FAST_CASES], ids=[c[0] for c in FAST_CASES]
+)
+def test_the_fast_path_takes_only_files_it_can_vouch_for(
+    tmp_path: Path, content: list[str], fast: bool
+) -> None:
+    rows, columns = _ledger(tmp_path, "rows"), _ledger(tmp_path, "columns")
+    path = tmp_path / "usage.jsonl"
+    path.write_bytes("".join(f"{line}\n" for line in content).encode())
+    expected = ingest_usage(rows, path, COUNTRIES)
+    got = ingest_columnar(columns, path, COUNTRIES)
+    assert got.fast is fast
+    assert (got.added, got.lines) == (expected.added, expected.lines)
+    assert [str(p) for p in got.problems] == [str(p) for p in expected.problems]
+    assert _current(columns) == _current(rows)
+    rows.close()
+    columns.close()
 
 
 # -- atomicity, strictness, the store's folder ----------------------------------------------------

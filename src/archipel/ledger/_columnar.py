@@ -9,6 +9,14 @@ it an entry after all or reports it with the very message the row path gives:
 the SQL only ever accepts what the Python reader accepts, with the same
 values, and everything else is decided by the Python reader.
 
+A usage log read whole takes a fast path first: if its bytes hold nothing the
+fast path cannot vouch for (an escape, a carriage return, NaN, a trailing
+comma, a long exponent: one regular expression over the file), DuckDB's JSON
+reader reads it once, each field as its JSON text, and casts check every
+field as the line path's SQL does. Only if every line passes, and every line
+is a row (no blank line, so line numbers hold), are the rows staged; otherwise
+nothing is, and the file is read line by line as above.
+
 Each row's identity is ``(source, key)`` and its content a digest (MD5 of its
 typed columns). The rows of a file are sorted as :meth:`Ledger.add` sorts
 them: a row whose (source, key, digest) the store already holds, or an earlier
@@ -78,6 +86,8 @@ class ColumnarReport:
     problems: tuple[UsageProblem, ...] = field(default=())
     batch: int | None = None
     start_offset: int = 0
+    #: the file was read whole by the fast path (every line clean); False: line by line
+    fast: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,8 +227,9 @@ def _number(name: str, scale: float) -> str:
 
 
 #: a line the SQL leaves to the Python reader: JSON DuckDB reads but the gateway's reader
-#: does not (trailing commas, NaN, huge exponents), or escapes it may read otherwise
-_UNUSUAL = r",\s*[}\]]|[0-9][eE]"
+#: does not (trailing commas, NaN or Infinity in any case, huge exponents), or escapes it may
+#: read otherwise
+_UNUSUAL = r",\s*[}\]]|[0-9][eE]|[0-9]{200}|[:,\[]\s*-?([iI]|[nN][aA])"
 _ODD = "contains(line, 'NaN') OR contains(line, 'Infinity') OR contains(line, '\\u')"
 
 #: the gateway's fields in the order it writes them (gateway/_metering.py): a line with
@@ -309,6 +320,156 @@ def _usage_select() -> str:
         t.input_tokens, t.output_tokens, t.cost, t.currency
     FROM typed t LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region
     """
+
+
+# ---------------------------------------------------------------------------------------------
+# the fast path: a clean usage log read once by DuckDB's JSON reader
+
+#: bytes of a file the fast path does not vouch for: any escape, a carriage return, and JSON
+#: DuckDB's reader takes but the gateway's does not (a byte order mark, NaN and Infinity in
+#: any case, trailing commas, numbers that may overflow a double: exponents of three digits,
+#: 200 digits in a row); an empty array too
+_SUSPECT = (
+    r"\\|\r|\x{FEFF}|[0-9]{200}|"
+    r"[:,\[][ \t]*(-?([iI]|[nN][aA])|[}\]]|-?[0-9.]+[eE][+-]?[0-9]{3})"
+)
+#: the fields that may be null (a missing key is an error, but DuckDB reads both as NULL)
+_NULLABLE = ("replica", "provider", "region")
+_TEXTS = ("request_id", "tenant", "model", "data_class", *_NULLABLE, "cost", "currency")
+_COUNTS = (("status", 2**31 - 1), ("input_tokens", 2**63 - 1), ("output_tokens", 2**63 - 1))
+
+
+def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
+    """(lines, bytes to the end of the last complete line, newlines) of ``path``, or ``None``
+    when a byte of it is one the fast path does not vouch for (see ``_SUSPECT``)."""
+    lines, reached, physical = 0, 0, 0
+    for block, done, last in _blocks(path, 0):
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        found = con.execute("SELECT regexp_matches(?, ?)", [text, _SUSPECT]).fetchone()
+        if found is None or found[0]:
+            return None
+        count = block.count(b"\n")
+        lines += count + (0 if block.endswith(b"\n") else 1)
+        if not last:
+            reached, physical = done, physical + count
+    return lines, reached, physical
+
+
+def _keys_present(path: Path, lines: int) -> bool:
+    """Whether every line has the top-level keys of ``_NULLABLE`` (null or not).
+
+    Only asked of a file ``_vouch`` accepted and DuckDB read, one object a line, no key
+    twice: with no escape, a quote always opens or closes a string, so ``"replica":`` is a
+    key; with one ``{`` a line there is no nested object, so it is a top-level key."""
+    marks = [b"{", *(f'"{name}":'.encode() for name in _NULLABLE)]
+    counts = dict.fromkeys(marks, 0)
+    for block, _, _ in _blocks(path, 0):
+        for mark in marks:
+            counts[mark] += block.count(mark)
+    return all(n == lines for n in counts.values())
+
+
+def _fast_select() -> str:
+    """Typed entry columns of the rows of ``raw`` (each field's JSON text, NULL when null or
+    missing) that pass checks mirroring ``_USAGE_OK``. With no escape in the file, a JSON
+    string is its text between its quotes, and a JSON number is written without quotes."""
+
+    def v(name: str) -> str:
+        return f'("{name}"::VARCHAR)'
+
+    strings = ", ".join(
+        f"""CASE WHEN starts_with({v(n)}, '"') THEN {v(n)}[2:-2] END AS "s_{n}\"""" for n in _TEXTS
+    )
+    counts = ", ".join(f'TRY_CAST({v(n)} AS BIGINT) AS "i_{n}"' for n, _ in _COUNTS)
+
+    def text(name: str) -> str:
+        return f'(strlen("s_{name}") BETWEEN 1 AND 200)'
+
+    def number(name: str, scale: float) -> str:
+        value = f'"d_{name}"'
+        scaled = f"({value} * {scale})"
+        return (
+            f"(isfinite({value}) AND {value} >= 0 AND {scaled} < {_SAFE_US} "
+            f"AND {scaled} - floor({scaled}) <> 0.5)"
+        )
+
+    checks = " AND ".join(
+        [
+            number("ts", 1e6),
+            number("latency_ms", 1e3),
+            *(text(n) for n in ("request_id", "tenant", "model", "data_class")),
+            *(f"({v(n)} IS NULL OR {text(n)})" for n in _NULLABLE),
+            # a whole number written as one (200.0 casts to 200, but is not written so)
+            *(f'"i_{n}"::VARCHAR = {v(n)} AND "i_{n}" BETWEEN 0 AND {top}' for n, top in _COUNTS),
+            "regexp_full_match(s_cost, '[0-9]{1,10}(\\.[0-9]{1,15})?')",
+            "amount <= 1000000000",
+            "(regexp_full_match(s_currency, '[A-Z]{3}') OR (s_currency = '' AND amount = 0))",
+            "end_us - lat_us >= 0",
+        ]
+    )
+    return f"""
+    WITH cast_ AS (
+        SELECT rowid + 1 AS line_no, {strings}, {counts},
+            TRY_CAST({v("ts")} AS DOUBLE) AS d_ts,
+            TRY_CAST({v("latency_ms")} AS DOUBLE) AS d_latency_ms, *
+        FROM raw
+    ), checked AS (
+        SELECT *, TRY_CAST(round(d_ts * 1e6) AS BIGINT) AS end_us,
+            TRY_CAST(round(d_latency_ms * 1e3) AS BIGINT) AS lat_us,
+            TRY_CAST(s_cost AS {DECIMAL}) AS amount
+        FROM cast_
+    ), typed AS (
+        SELECT line_no, s_request_id AS key, make_timestamp(end_us - lat_us) AS start,
+            make_timestamp(end_us) AS "end", s_tenant AS tenant, s_replica AS workload,
+            s_model AS model, s_provider AS provider, s_region AS region,
+            s_data_class AS data_class, i_status::INTEGER AS status,
+            i_input_tokens AS input_tokens, i_output_tokens AS output_tokens,
+            CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
+            CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency
+        FROM checked WHERE {checks}
+    )
+    SELECT t.line_no, '{SOURCE}' AS source, t.key, t.start, t."end", t.tenant,
+        NULL::VARCHAR AS project, t.workload, t.model, NULL::VARCHAR AS accelerator,
+        t.provider, t.region, c.country, t.data_class, t.status, 0::{DECIMAL} AS gpu_hours,
+        t.input_tokens, t.output_tokens, t.cost, t.currency
+    FROM typed t LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region
+    """
+
+
+def _stage_fast(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
+    """Read the usage log ``path`` whole into ``staged`` if every line of it is an entry the
+    fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
+    ``None``, with nothing staged: some line is not, and the line-by-line path decides."""
+    vouched = _vouch(con, path)
+    if vouched is None:
+        return None
+    lines = vouched[0]
+    columns = ", ".join(f"'{name}': 'JSON'" for name in _FIELDS)
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_json(?, "
+            f"format = 'newline_delimited', columns = {{{columns}}}, compression = 'none')",
+            [str(path)],
+        )
+    except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
+        return None
+    try:
+        nulls = " OR ".join(f'"{name}" IS NULL' for name in _NULLABLE)
+        rows, null = con.execute(f"SELECT count(*), count(*) FILTER ({nulls}) FROM raw").fetchone()  # type: ignore[misc]
+        if rows != lines or (null and not _keys_present(path, lines)):
+            return None  # blank lines (numbering), or a key missing rather than null
+        con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {_fast_select()}")
+        accepted = con.execute("SELECT count(*) FROM accepted").fetchone()[0]  # type: ignore[index]
+        if accepted != lines:
+            return None
+        con.execute("INSERT INTO staged SELECT * FROM accepted ORDER BY line_no")
+        return vouched
+    finally:
+        con.execute("DROP TABLE IF EXISTS raw")
+        con.execute("DROP TABLE IF EXISTS accepted")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,6 +697,8 @@ def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     newlines, last = 0, b"\n"
     with _open(path) as f:
         while data := f.read(BLOCK):
+            if newlines == 0 and last == b"\n" and data.startswith(b"\xef\xbb\xbf"):
+                return None  # a byte order mark, which DuckDB's reader drops: the line is odd
             newlines += data.count(b"\n") + data.count(b"\r")
             last = data[-1:]
     expected = newlines + (0 if last == b"\n" else 1)
@@ -687,7 +850,16 @@ def ingest_columnar(
             line_no = lines_before + 1
             reached = offset
             physical = lines_before
-            total = _read_whole(con, path) if offset == 0 else None
+            fast = (
+                _stage_fast(con, path)
+                if fmt == "usage" and offset == 0 and path.suffix != ".gz"
+                else None
+            )
+            if fast is not None:
+                lines, reached, physical = fast
+                if on_progress is not None:
+                    on_progress(path.stat().st_size)
+            total = _read_whole(con, path) if offset == 0 and fast is None else None
             if total is not None:
                 size = path.stat().st_size
 
@@ -698,7 +870,8 @@ def ingest_columnar(
                 lines, problems = _stage_whole(con, total, name, fmt, countries, chunk_done)
                 con.execute("DROP TABLE lines")
                 reached, physical = _complete_lines(path)
-            for block, done, last in [] if total is not None else _blocks(path, offset):
+            done_whole = fast is not None or total is not None
+            for block, done, last in [] if done_whole else _blocks(path, offset):
                 read, found = _stage_block(con, block, line_no, name, fmt, countries)
                 lines += read
                 problems += found
@@ -717,7 +890,7 @@ def ingest_columnar(
             con.close()
         head = fingerprint(path, min(HEAD, reached)) if path.suffix != ".gz" else "0:"
         _commit(ledger, folder, batch, written, path, head, reached, physical, added, problems)
-    return ColumnarReport(name, lines, added, tuple(problems), batch, offset)
+    return ColumnarReport(name, lines, added, tuple(problems), batch, offset, fast is not None)
 
 
 def _complete_lines(path: Path) -> tuple[int, int]:

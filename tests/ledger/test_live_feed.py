@@ -19,6 +19,8 @@ from datetime import UTC
 from decimal import ROUND_HALF_EVEN, Decimal
 from fractions import Fraction
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,9 @@ import yaml
 from sqlalchemy import create_engine, text
 
 from archipel.controlplane import Store
-from archipel.ledger import Entry, Ledger
+from archipel.core import Money
+from archipel.ledger import Ledger
+from archipel.ledger._frame import ENTRY_COLUMNS
 
 from ..gateway.harness import free_port, wait_until
 
@@ -113,20 +117,33 @@ def _gateway(procs: Processes, config: Path, db: str, port: int) -> subprocess.P
     return proc
 
 
-def _entries(db: str, source: str) -> list[Entry]:
+def _entries(db: str, source: str) -> list[Any]:
+    """The ledger's current entries of ``source``, from both its stores (``Ledger.frame``)."""
     ledger = Ledger(db)
     try:
-        return [e for e in ledger.current() if e.source == source]
+        columns = ", ".join('"' + c + '"' for c in ENTRY_COLUMNS)
+        with ledger.frame() as frame:
+            cursor = frame.execute(
+                f"SELECT {columns} FROM entries WHERE source = ? ORDER BY key", [source]
+            )
+            rows = [dict(zip(ENTRY_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
     finally:
         ledger.close()
+    for row in rows:
+        row["start"], row["end"] = (row[k].replace(tzinfo=UTC) for k in ("start", "end"))
+        cost, currency = row.pop("cost"), row.pop("currency")
+        row["cost"] = None if currency is None else Money(Decimal(cost).normalize(), currency)
+    return [SimpleNamespace(**row) for row in rows]
 
 
 def _rows(db: str) -> int:
-    """Every row of the ledger, superseded or not: a restart must add none."""
+    """Every row of the ledger, superseded or not, in both stores: a restart must add none."""
     engine = create_engine(db)
     try:
         with engine.connect() as c:
-            return int(c.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one())
+            rows = int(c.execute(text("SELECT count(*) FROM ledger_entries")).scalar_one())
+            parts = c.execute(text("SELECT coalesce(sum(rows), 0) FROM ledger_parts"))
+            return rows + int(parts.scalar_one())
     finally:
         engine.dispose()
 
@@ -141,7 +158,7 @@ def _nano(value: Fraction) -> Decimal:
     )
 
 
-def _hours(entry: Entry) -> Fraction:
+def _hours(entry: Any) -> Fraction:
     delta = entry.end - entry.start
     micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     return Fraction(micros, 3_600_000_000)

@@ -10,9 +10,11 @@ two servers moving the same rows write nothing twice:
   adds it to the ledger keyed by attempt id, and only then takes it out of the
   outbox. A crash in between leaves the row, which is moved again: the ledger
   sees the very same record and adds nothing.
-- **gateway**: :class:`Every` calls :func:`archipel.ledger.ingest_usage` on the
-  usage log every few seconds and once at shutdown, off the request path; a
-  request already in the ledger is a duplicate and is not added again.
+- **gateway**: :class:`Every` calls :func:`archipel.ledger.ingest_columnar` on the
+  usage log every few seconds and once at shutdown, off the request path. Each
+  call reads on from the last complete line the previous one took, so a day
+  of log is read once, not once a tick; a request already in the ledger is a
+  duplicate and is not added again.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from archipel.controlplane import AttemptEnding, Store
-    from archipel.ledger import Entry, IngestReport, Ledger
+    from archipel.ledger import ColumnarReport, Entry, Ledger
 
 log = logging.getLogger("archipel.ledger.feed")
 
@@ -122,14 +124,20 @@ def move_endings(store: Store, ledger: Ledger, batch: int = 1000) -> int:
             return moved
 
 
-def ingest_log(ledger: Ledger, path: Path) -> IngestReport | None:
-    """Ingest the gateway's usage log into the ledger; ``None`` while there is no log yet."""
+def ingest_log(ledger: Ledger, path: Path) -> ColumnarReport | None:
+    """Ingest what the gateway's usage log gained since the last call into the ledger's
+    columnar store, as ``archipel ledger ingest --usage`` does; ``None`` while there is
+    no log yet, or it has not grown (no batch is recorded for nothing)."""
     from archipel.catalog import load_regions
-    from archipel.ledger import ingest_usage
+    from archipel.ledger import ingest_columnar
+    from archipel.ledger._columnar import read_up_to
 
     if not path.is_file():
         return None
-    report = ingest_usage(ledger, path, load_regions())
+    offset = read_up_to(ledger, path)
+    if offset and path.stat().st_size == offset:
+        return None
+    report = ingest_columnar(ledger, path, load_regions(), fmt="usage")
     for problem in report.problems:
         log.warning("usage log: %s", problem)
     return report

@@ -173,7 +173,11 @@ def feeding(url: str | None, usage: Path, seconds: float) -> Iterator[None]:
     from archipel.cli._feeds import Every, hold_across_fork, ingest_log
     from archipel.cli._ledger import open_ledger
 
-    ledger = guard(lambda: open_ledger(None if url == "default" else url))
+    # the columnar store's folder, as `ledger ingest --store` takes it (a SQLite ledger
+    # has a default beside its file; another database needs one)
+    folder = os.environ.get("ARCHIPEL_LEDGER_DIR")
+    store = Path(folder) if folder else None
+    ledger = guard(lambda: open_ledger(None if url == "default" else url, store))
     feed = Every("ledger-feed", seconds, lambda: ingest_log(ledger, usage))
     hold_across_fork(feed.lock)  # a worker is never forked in the middle of an ingest
     feed.start()

@@ -628,6 +628,11 @@ def fingerprint(path: Path, length: int) -> str:
     return f"{len(head)}:{hashlib.sha256(head).hexdigest()}"
 
 
+def read_up_to(ledger: Ledger, path: Path) -> int:
+    """The byte offset of ``path`` that earlier ingests read up to (0: none, or rewritten)."""
+    return _resume(ledger, path.resolve())[0]
+
+
 def _resume(ledger: Ledger, path: Path) -> tuple[int, int]:
     """Where to read ``path`` from: (byte offset, lines before it); (0, 0): from the start."""
     with ledger.engine.connect() as connection:

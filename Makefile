@@ -34,8 +34,8 @@ test: $(BIN)/.installed  ## the whole test suite
 check: lint types contracts  ## everything CI checks besides the tests
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts examples
+	$(BIN)/ruff format --check src tests bench scripts examples
 
 types: $(BIN)/.installed
 	$(BIN)/mypy

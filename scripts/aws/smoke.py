@@ -90,7 +90,7 @@ def _left_behind(backend: Ec2Backend, attempt: str, deadline: float) -> list[str
             if i["State"]["Name"] != "terminated"
         ]
         volumes = [v["VolumeId"] for v in ec2.describe_volumes(Filters=tag)["Volumes"]]
-        if not alive and not volumes or time.monotonic() > deadline:
+        if (not alive and not volumes) or time.monotonic() > deadline:
             return alive + volumes
         time.sleep(10)
 

@@ -14,14 +14,10 @@ in any order and in any batches, writes nothing.
 
 from __future__ import annotations
 
-import csv
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -120,13 +116,13 @@ class Ledger:
         columnar store holds is taken from it.
         """
         from archipel.ledger._columnar import committed_files, current_sql
-        from archipel.ledger._frame import create_entries
+        from archipel.ledger._frame import create_entries, insert_entries
 
         folder = self.folder()
         files = [] if folder is None else committed_files(self, folder)
         connection = duckdb.connect()
         create_entries(connection, "row_entries")
-        _load_rows(connection, self.current(), "row_entries")
+        insert_entries(connection, self.current(), "row_entries")
         connection.execute(f"CREATE VIEW columnar_entries AS {current_sql(files)}")
         rows = connection.execute("SELECT count(*) FROM row_entries").fetchone()
         if not files:
@@ -259,40 +255,6 @@ def _entry(row: Any) -> Entry:
         project=row["project"],
         accelerator=row["accelerator"],
     )
-
-
-def _load_rows(connection: duckdb.DuckDBPyConnection, rows: Iterable[Entry], name: str) -> None:
-    """Append entries to the DuckDB table ``name`` through a temporary CSV file that DuckDB
-    reads with the exact column types: its ``executemany`` takes minutes for what this takes
-    seconds."""
-    from archipel.ledger._frame import ENTRY_SCHEMA, entry_row
-
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "entries.csv"
-        with path.open("w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerows([_cell(v) for v in entry_row(e)] for e in rows)
-        columns = ", ".join(f"'{column}': '{kind}'" for column, kind in ENTRY_SCHEMA)
-        quoted = str(path).replace("'", "''")
-        connection.execute(
-            f"INSERT INTO \"{name}\" SELECT * FROM read_csv('{quoted}', header = false, "
-            f"columns = {{{columns}}}, nullstr = '{_NULL}', quote = '\"', escape = '\"', "
-            "auto_detect = false)"
-        )
-
-
-#: how a missing value is written in the temporary CSV file (a ledger value never is this)
-_NULL = "\\N"
-
-
-def _cell(value: object) -> object:
-    if value is None:
-        return _NULL
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return value
 
 
 def _private_file(database: str | None) -> None:

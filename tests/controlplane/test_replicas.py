@@ -198,12 +198,14 @@ def test_a_gateway_behind_the_balancer_follows_the_surviving_replica(
     port = free_port()
     config = tmp_path / "gateway.yaml"
     _gateway_config(config, port, f"http://127.0.0.1:{balancer.port}")
-    gateway = subprocess.Popen(
-        [ARCHIPEL, "gateway", "--config", str(config)],
-        env={**os.environ, "ARCHIPEL_DATA_DIR": str(leader.home)},  # the shared admin token
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    gateway_log = tmp_path / "gateway.log"
+    with gateway_log.open("ab") as err:
+        gateway = subprocess.Popen(
+            [ARCHIPEL, "gateway", "--config", str(config)],
+            env={**os.environ, "ARCHIPEL_DATA_DIR": str(leader.home)},  # the shared admin token
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         token = (leader.home / "token").read_text().strip()
         with httpx.Client(

@@ -332,21 +332,27 @@ def test_what_a_class_can_reach_among_us_and_marketplace_sites(
 
 
 @pytest.mark.parametrize(
-    ("checks", "unhealthy_after", "healthy_after", "verdicts"),
+    ("new", "checks", "unhealthy_after", "healthy_after", "verdicts"),
     [
-        pytest.param("ff", 2, 1, "ud", id="two failures take it out"),
-        pytest.param("fof", 2, 1, "uuu", id="a pass in between resets the count"),
-        pytest.param("ffo", 2, 1, "udu", id="one pass brings it back"),
-        pytest.param("ffoo", 2, 2, "uddu", id="two passes needed to come back"),
-        pytest.param("ffofoo", 2, 2, "uddddu", id="a failure in between resets the comeback"),
-        pytest.param("f", 1, 1, "d", id="threshold one"),
+        pytest.param(False, "ff", 2, 1, "ud", id="two failures take it out"),
+        pytest.param(False, "fof", 2, 1, "uuu", id="a pass in between resets the count"),
+        pytest.param(False, "ffo", 2, 1, "udu", id="one pass brings it back"),
+        pytest.param(False, "ffoo", 2, 2, "uddu", id="two passes needed to come back"),
+        pytest.param(False, "ffofoo", 2, 2, "uddddu", id="a failure in between resets"),
+        pytest.param(False, "f", 1, 1, "d", id="threshold one"),
+        pytest.param(True, "o", 2, 2, "u", id="new: its first pass lets it in at once"),
+        pytest.param(True, "f", 2, 1, "d", id="new: its first failure keeps it out"),
+        pytest.param(True, "foo", 2, 2, "ddu", id="new: then it comes back like any other"),
+        pytest.param(True, "off", 2, 1, "uud", id="new: once in, it goes out like any other"),
     ],
 )
 def test_active_checks_take_a_replica_out_and_bring_it_back(
-    checks: str, unhealthy_after: int, healthy_after: int, verdicts: str
+    new: bool, checks: str, unhealthy_after: int, healthy_after: int, verdicts: str
 ) -> None:
-    """``f``/``o``: a failed/passed check; ``u``/``d``: the verdict after it (up/down)."""
-    state = ReplicaState(Breaker(3, 10))
+    """``f``/``o``: a failed/passed check; ``u``/``d``: the verdict after it (up/down).
+    A ``new`` replica is pending: out of rotation, with no check yet."""
+    state = ReplicaState(Breaker(3, 10), pending=new)
+    assert state.down is new
     seen = ""
     for c in checks:
         state.checked(c == "o", unhealthy_after, healthy_after)

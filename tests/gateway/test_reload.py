@@ -27,7 +27,7 @@ from archipel.gateway import (
 )
 from archipel.policy import Policy
 
-from .harness import SITES, TENANTS, Running, free_port, running, wait_until
+from .harness import SITES, TENANTS, Running, eventually, free_port, running, wait_until
 
 Scenario = Callable[[Running], Awaitable[None]]
 NEWCOMER = {"key_sha256": [hash_key("sk-new")], "data_class": "public"}
@@ -150,17 +150,35 @@ def test_replica_health_and_breaker_settings_carry_over_a_reload(
     run(scenario)
 
 
-def test_a_replica_at_a_new_address_starts_healthy(run: Callable[..., None]) -> None:
+def test_a_replica_at_a_new_address_starts_afresh_and_is_checked_at_once(
+    run: Callable[..., None],
+) -> None:
+    """A closed circuit, no traffic until its first health check passes, and that check
+    comes with the reload, not at the next round (an hour away here)."""
+
     async def scenario(gw: Running) -> None:
+        hourly = {"interval": 3600, "timeout": 1}
+        config = gw.configure(health_checks=hourly)
+        gw.gateway.loader = lambda: config
+        assert await gw.gateway.reload()
+        await eventually(lambda: not any(s.pending or s.down for s in gw.gateway.states))
         aws = gw.gateway.states[1]
         for _ in range(gw.gateway.config.breaker.failure_threshold):
             aws.breaker.on_failure(gw.gateway.clock())
+        checks = gw.fakes["ovh"].checks
+
         gw.ports["aws"] = gw.ports["ovh"]  # "aws" now answers at another address
-        config = gw.configure()
-        gw.gateway.loader = lambda: config
+        config = gw.configure(health_checks=hourly)
         assert await gw.gateway.reload()
-        assert gw.gateway.states[1] is not aws
-        assert gw.gateway.states[1].breaker.state is BreakerState.CLOSED
+        fresh = gw.gateway.states[1]
+        assert fresh is not aws
+        assert fresh.breaker.state is BreakerState.CLOSED
+        await eventually(lambda: not fresh.pending)
+        assert not fresh.down
+        assert gw.fakes["ovh"].checks == checks + 1  # only the new replica was checked
+        gw.gateway.states[0].outstanding = 10  # make the other one the busier one
+        assert (await gw.chat("lab")).status == 200
+        assert len(gw.fakes["ovh"].requests) == 1  # through the new address
 
     run(scenario)
 

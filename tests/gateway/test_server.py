@@ -23,7 +23,16 @@ from archipel.gateway import (
 )
 from archipel.policy import Policy
 
-from .harness import REDIS_URL, SITES, Running, Site, free_port, gateway_doc, running
+from .harness import (
+    REDIS_URL,
+    SITES,
+    Running,
+    Site,
+    eventually,
+    free_port,
+    gateway_doc,
+    running,
+)
 
 Scenario = Callable[[Running], Awaitable[None]]
 
@@ -409,13 +418,11 @@ def test_when_every_replica_fails_its_checks_requests_are_still_served(
 
 def test_health_checks_run_in_the_background(run: Callable[..., None]) -> None:
     async def scenario(gw: Running) -> None:
+        await eventually(lambda: not any(s.pending or s.down for s in gw.gateway.states), 20)
+        checked = gw.fakes["ovh"].checks
         gw.fakes["aws"].behaviour = "error"
-        for _ in range(400):  # up to 20 s on a loaded machine; usually 0.1 s
-            if gw.gateway.states[1].down:
-                break
-            await asyncio.sleep(0.05)
-        assert gw.gateway.states[1].down
-        assert gw.fakes["ovh"].checks >= 2
+        await eventually(lambda: gw.gateway.states[1].down, 20)  # usually 0.1 s
+        assert gw.fakes["ovh"].checks >= checked + 2  # two rounds at least: unhealthy_after
         assert not gw.gateway.states[0].down
 
     run(scenario, health_checks={"interval": 0.05, "timeout": 0.5, "unhealthy_after": 2})

@@ -125,18 +125,29 @@ class Breaker:
 class ReplicaState:
     """Mutable health of one replica: in-flight requests, latency average, circuit, checks."""
 
-    __slots__ = ("breaker", "check_streak", "down", "ewma", "outstanding", "updated")
+    __slots__ = ("breaker", "check_streak", "down", "ewma", "outstanding", "pending", "updated")
 
-    def __init__(self, breaker: Breaker) -> None:
+    def __init__(self, breaker: Breaker, pending: bool = False) -> None:
         self.breaker = breaker
         self.outstanding = 0
         self.ewma = 0.0  # seconds; 0 until the first sample, so new replicas get tried
         self.updated = 0.0
-        self.down = False  # failed its active health checks
+        # a replica that active checks will judge gets no traffic before its first check:
+        # a server that is still loading its model must not trip its circuit meanwhile
+        self.pending = pending
+        self.down = pending  # failed its active health checks (or has none yet)
         self.check_streak = 0  # consecutive checks that disagree with ``down``
 
     def checked(self, ok: bool, unhealthy_after: int, healthy_after: int) -> bool:
-        """Fold in one active check; True when the verdict (``down``) changed."""
+        """Fold in one active check; True when the verdict (``down``) changed.
+
+        The first check of a pending replica decides at once: up if it passes, down (and
+        then ``healthy_after`` passes to come back) if it fails.
+        """
+        if self.pending:
+            self.pending, self.check_streak = False, 0
+            self.down = not ok
+            return ok
         if ok != self.down:  # the check agrees with the current verdict
             self.check_streak = 0
             return False
@@ -157,9 +168,12 @@ class ReplicaState:
         self.updated = now
 
 
-def new_states(replicas: Sequence[Replica], threshold: int, cooldown: float) -> list[ReplicaState]:
-    """One fresh state per replica, indexed like ``replicas``."""
-    return [ReplicaState(Breaker(threshold, cooldown)) for _ in replicas]
+def new_states(
+    replicas: Sequence[Replica], threshold: int, cooldown: float, pending: bool = False
+) -> list[ReplicaState]:
+    """One fresh state per replica, indexed like ``replicas`` (``pending``: see
+    :class:`ReplicaState`)."""
+    return [ReplicaState(Breaker(threshold, cooldown), pending) for _ in replicas]
 
 
 class Refusal(StrEnum):

@@ -15,11 +15,16 @@ did not change carries over, so a reload is never a way to forget:
 - a tenant whose limits did not change keeps its buckets (the
   :class:`~archipel.gateway._limits.Limiter` sees to that).
 
+A replica that is new to the table starts *pending* when active health checks are on:
+it gets traffic once its first check passes (unless no replica of the route has passed
+one), and :meth:`Generations.swap` wakes the checks so that this happens at once.
+
 :class:`Generations` holds the generation requests start on.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from archipel.gateway import _json
@@ -57,6 +62,7 @@ def next_routing(
 ) -> Routing:
     """The generation for ``config`` and ``table``, inheriting from ``old``."""
     threshold, cooldown = config.breaker.failure_threshold, config.breaker.cooldown
+    checks = config.health_checks.enabled
     kept: dict[tuple[str, str], ReplicaState] = {}
     if old is not None:
         for r, st in zip(old.table.replicas, old.states, strict=True):
@@ -64,8 +70,10 @@ def next_routing(
     states: list[ReplicaState] = []
     for r in table.replicas:
         carried = kept.get((r.id, r.base_url))
-        st = new_states((r,), threshold, cooldown)[0] if carried is None else carried
+        st = new_states((r,), threshold, cooldown, checks)[0] if carried is None else carried
         st.breaker.threshold, st.breaker.cooldown = threshold, cooldown
+        if not checks:  # no checks, no verdict: a verdict of the checks before is void
+            st.pending = st.down = False
         states.append(st)
     tenants: dict[str, TenantState] = {}
     for name, spec in config.tenants.items():
@@ -96,7 +104,13 @@ def _tenant(
 class Generations:
     """The generation requests start on; a swap replaces it whole."""
 
-    __slots__ = ("current",)
+    __slots__ = ("current", "swapped")
 
     def __init__(self, first: Routing) -> None:
         self.current = first
+        self.swapped = asyncio.Event()  # set by each swap, cleared by whoever waits on it
+
+    def swap(self, routing: Routing) -> None:
+        """Serve ``routing`` from the next request on."""
+        self.current = routing
+        self.swapped.set()

@@ -8,6 +8,7 @@ replica's state, which the request path reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from archipel.gateway._generations import Generations, Routing
@@ -24,27 +25,44 @@ class HealthChecks:
         self.upstream = upstream
 
     async def run_forever(self) -> None:
-        """A round of checks at start, then one every ``health_checks.interval`` seconds."""
+        """A round of checks at start, then one every ``health_checks.interval`` seconds;
+        a swap that brings new (pending) replicas has them checked at once."""
+        loop = asyncio.get_running_loop()
+        swapped = self.generations.swapped
+        next_round = loop.time()
         while True:
+            swapped.clear()  # before reading the generation: a swap during the round counts
             routing = self.generations.current  # a reload takes effect at the next round
             spec = routing.config.health_checks
+            due = loop.time() >= next_round
             if spec.enabled:
                 try:
-                    await self.check_round(routing)
+                    await self.check_round(routing, only_pending=not due)
                 except Exception:  # a bug here must not end the checks for good
                     log.exception("gateway: a round of health checks failed")
-            await asyncio.sleep(spec.interval)
+            if due:
+                next_round = loop.time() + spec.interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(swapped.wait(), max(next_round - loop.time(), 0.0))
 
-    async def check_round(self, routing: Routing | None = None) -> None:
-        """Check every replica once, concurrently, and update their verdicts."""
+    async def check_round(self, routing: Routing | None = None, only_pending: bool = False) -> None:
+        """Check every replica (or only the pending ones) once, concurrently, and update
+        their verdicts."""
         routing = routing or self.generations.current
         spec = routing.config.health_checks
-        replicas = routing.table.replicas
+        replicas = [
+            r for r in routing.table.replicas if not only_pending or routing.states[r.index].pending
+        ]
+        if not replicas:
+            return
         results = await asyncio.gather(*(self.upstream.check(r, spec.timeout) for r in replicas))
         for r, ok in zip(replicas, results, strict=True):
             state = routing.states[r.index]
+            first = state.pending
             if state.checked(ok, spec.unhealthy_after, spec.healthy_after):
-                if state.down:
+                if first:
+                    log.info("gateway: replica %s passes its first health check", r.id)
+                elif state.down:
                     log.warning(
                         "gateway: replica %s failed %d health checks in a row (GET %s%s): "
                         "no traffic until it passes",
@@ -52,3 +70,9 @@ class HealthChecks:
                     )  # fmt: skip
                 else:
                     log.warning("gateway: replica %s passes its health checks again", r.id)
+            elif first:
+                log.warning(
+                    "gateway: replica %s fails its first health check (GET %s%s): "
+                    "no traffic until it passes",
+                    r.id, r.base_url, r.health_path,
+                )  # fmt: skip

@@ -89,7 +89,7 @@ class Reloader:
         self.upstream.set_timeouts(config.timeouts)
         self.budget.configure(config.retry.budget_ratio, config.retry.budget_min_per_second)
         self.limiter.set_limits(limits_of(config), self.clock())
-        self.generations.current = next_routing(old.generation + 1, config, table, old)
+        self.generations.swap(next_routing(old.generation + 1, config, table, old))
         self.stats.keep_replicas({r.id for r in table.replicas})
         return pending
 

@@ -41,18 +41,19 @@ def main() -> int:
     args = parser.parse_args()
     lab_failed = False
     for tenant, key in TENANTS.items():
-        client = OpenAI(api_key=key, base_url=args.base_url, max_retries=0, timeout=30)
-        for stream in (False, True):
-            label = f"{tenant:<7} {'streaming' if stream else 'non-streaming':<14}"
-            try:
-                print(f"{label} {ask(client, stream)}")
-            except openai.APIStatusError as exc:
-                error = exc.body if isinstance(exc.body, dict) else {}
-                print(f"{label} refused: {exc.status_code} {error.get('message', exc.message)}")
-                lab_failed |= tenant == "lab"
-            except openai.APIConnectionError as exc:
-                print(f"{label} cannot reach the gateway at {args.base_url}: {exc}")
-                return 2
+        with OpenAI(api_key=key, base_url=args.base_url, max_retries=0, timeout=30) as client:
+            for stream in (False, True):
+                label = f"{tenant:<7} {'streaming' if stream else 'non-streaming':<14}"
+                try:
+                    print(f"{label} {ask(client, stream)}")
+                except openai.APIStatusError as exc:
+                    error = exc.body if isinstance(exc.body, dict) else {}
+                    message = error.get("message", exc.message)
+                    print(f"{label} refused: {exc.status_code} {message}")
+                    lab_failed |= tenant == "lab"
+                except openai.APIConnectionError as exc:
+                    print(f"{label} cannot reach the gateway at {args.base_url}: {exc}")
+                    return 2
     return 1 if lab_failed else 0
 
 

@@ -404,8 +404,8 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    client = OpenAI(api_key="sk-c", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
     try:
-        client = OpenAI(api_key="sk-c", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
 
         def both_replicas_up() -> bool:
             try:
@@ -455,6 +455,7 @@ def test_services_the_control_plane_runs_are_served_through_the_gateway(
         answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
         assert answer.choices[0].message.content == "Hello from frankfurt."
     finally:
+        client.close()
         gateway.terminate()
         gateway.wait(30)
 
@@ -557,10 +558,12 @@ def test_a_gateway_never_routes_to_another_tenants_service_nor_sends_it_its_key(
         messages = [{"role": "user", "content": "hi"}]
         answered = set()
         for key in ("sk-c", "sk-l"):
-            client = OpenAI(api_key=key, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
-            for _ in range(12):
-                answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
-                answered.add(answer.choices[0].message.content)
+            with OpenAI(
+                api_key=key, base_url=f"http://127.0.0.1:{port}/v1", max_retries=0
+            ) as client:
+                for _ in range(12):
+                    answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
+                    answered.add(answer.choices[0].message.content)
         assert answered == {"Hello from ours."}
         assert theirs_id not in metrics()  # not even in the route table
     finally:

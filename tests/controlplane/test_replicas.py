@@ -206,6 +206,7 @@ def test_a_gateway_behind_the_balancer_follows_the_surviving_replica(
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
+    client = OpenAI(api_key="sk-c", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
     try:
         token = (leader.home / "token").read_text().strip()
         with httpx.Client(
@@ -217,7 +218,6 @@ def test_a_gateway_behind_the_balancer_follows_the_surviving_replica(
             wait_until(lambda: len(_replicas_up(port)) == 2, 60, "the gateway to route to both")
             runs = {r["site"]: r["id"] for r in api.get("/v1/runs", params={"group": group}).json()}
         assert set(runs) == {"paris", "frankfurt"}
-        client = OpenAI(api_key="sk-c", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
         messages = [{"role": "user", "content": "hi"}]
 
         leader.kill9()
@@ -236,6 +236,7 @@ def test_a_gateway_behind_the_balancer_follows_the_surviving_replica(
         answer = client.chat.completions.create(model="llama-3.1-8b", messages=messages)
         assert answer.choices[0].message.content == "Hello from frankfurt."
     finally:
+        client.close()
         gateway.terminate()
         gateway.wait(30)
         balancer.close()

@@ -195,25 +195,25 @@ def run(
         workloads = load_workloads(file)
     except Exception as exc:
         fail(str(exc))
-    client = _client(server_url, token)
-    code = 0
-    for w in workloads:
-        w = _ship_workdir(client, file, w)
-        body = _call(
-            client,
-            "POST",
-            "/v1/runs",
-            json=w.model_dump(mode="json", by_alias=True, exclude_none=True),
-        )
-        runs = [body]
-        if body.get("group"):  # a service with replicas: one run per replica
-            runs = _call(client, "GET", "/v1/runs", params={"group": body["group"]})
-        for r in runs:
-            typer.echo(f"{r['id']}  {r['name']}  submitted")
-        if wait:
-            until = ("running",) if w.serve is not None else ()
-            ends = _follow_state(client, [r["id"] for r in runs], len(runs) > 1, until)
-            code = max([code, *(EXIT_FOR_END.get(state, 3) for state in ends)])
+    with _client(server_url, token) as client:
+        code = 0
+        for w in workloads:
+            w = _ship_workdir(client, file, w)
+            body = _call(
+                client,
+                "POST",
+                "/v1/runs",
+                json=w.model_dump(mode="json", by_alias=True, exclude_none=True),
+            )
+            runs = [body]
+            if body.get("group"):  # a service with replicas: one run per replica
+                runs = _call(client, "GET", "/v1/runs", params={"group": body["group"]})
+            for r in runs:
+                typer.echo(f"{r['id']}  {r['name']}  submitted")
+            if wait:
+                until = ("running",) if w.serve is not None else ()
+                ends = _follow_state(client, [r["id"] for r in runs], len(runs) > 1, until)
+                code = max([code, *(EXIT_FOR_END.get(state, 3) for state in ends)])
     if code:
         raise typer.Exit(code)
 
@@ -249,7 +249,8 @@ def ps(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List your runs."""
-    runs = _call(_client(server_url, token), "GET", "/v1/runs")
+    with _client(server_url, token) as client:
+        runs = _call(client, "GET", "/v1/runs")
     if as_json:
         typer.echo(json.dumps(runs, indent=2))
         return
@@ -278,7 +279,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A run with its attempts and its whole history."""
-    body = _call(_client(server_url, token), "GET", f"/v1/runs/{run_id}")
+    with _client(server_url, token) as client:
+        body = _call(client, "GET", f"/v1/runs/{run_id}")
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
@@ -309,20 +311,20 @@ def logs(
     token: TokenOpt = None,
 ) -> None:
     """Print a run's output (its current attempt)."""
-    client = _client(server_url, token)
-    offset, attempt = 0, None
-    while True:
-        body = _call(client, "GET", f"/v1/runs/{run_id}/logs", params={"offset": offset})
-        if body["attempt_id"] != attempt:  # a new attempt (after recovery): start over
-            attempt, offset = body["attempt_id"], 0
-            if body["attempt_id"] is not None and body["next_offset"] != len(body["data"]):
-                continue
-        sys.stdout.write(body["data"])
-        sys.stdout.flush()
-        offset = body["next_offset"]
-        if not follow or body["state"] in ("succeeded", "failed", "cancelled"):
-            return
-        time.sleep(0.5)
+    with _client(server_url, token) as client:
+        offset, attempt = 0, None
+        while True:
+            body = _call(client, "GET", f"/v1/runs/{run_id}/logs", params={"offset": offset})
+            if body["attempt_id"] != attempt:  # a new attempt (after recovery): start over
+                attempt, offset = body["attempt_id"], 0
+                if body["attempt_id"] is not None and body["next_offset"] != len(body["data"]):
+                    continue
+            sys.stdout.write(body["data"])
+            sys.stdout.flush()
+            offset = body["next_offset"]
+            if not follow or body["state"] in ("succeeded", "failed", "cancelled"):
+                return
+            time.sleep(0.5)
 
 
 def cancel(
@@ -333,15 +335,15 @@ def cancel(
     token: TokenOpt = None,
 ) -> None:
     """Cancel a run and its attempt, or every replica of a service."""
-    client = _client(server_url, token)
-    ids = [run_id]
-    if run_id.startswith("g-"):
-        ids = [r["id"] for r in _call(client, "GET", "/v1/runs", params={"group": run_id})]
-        if not ids:
-            fail(f"no group {run_id!r} among your runs")
-    for rid in ids:
-        body = _call(client, "POST", f"/v1/runs/{rid}/cancel")
-        typer.echo(f"{body['id']}  {body['name']}  {body['state']}")
+    with _client(server_url, token) as client:
+        ids = [run_id]
+        if run_id.startswith("g-"):
+            ids = [r["id"] for r in _call(client, "GET", "/v1/runs", params={"group": run_id})]
+            if not ids:
+                fail(f"no group {run_id!r} among your runs")
+        for rid in ids:
+            body = _call(client, "POST", f"/v1/runs/{rid}/cancel")
+            typer.echo(f"{body['id']}  {body['name']}  {body['state']}")
 
 
 def register(app: typer.Typer) -> None:

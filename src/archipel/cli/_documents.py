@@ -216,8 +216,11 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
 
 
-def fleet_document(plan: Any, snapshot: CatalogSnapshot, timings: bool = False) -> dict[str, Any]:
-    """The stable JSON document of a fleet plan (see docs/fleet.md)."""
+def fleet_document(
+    plan: Any, snapshot: CatalogSnapshot, timings: bool = False, horizon: Any = None
+) -> dict[str, Any]:
+    """The stable JSON document of a fleet plan (see docs/fleet.md); ``horizon``, the spec's
+    :class:`~archipel.core.Period`, says over which days the costs accrue."""
     cents = fleet_cents(plan)
     by_workload: dict[str, list[dict[str, Any]]] = {}
     for a, cost in zip(plan.assignments, cents.assignments, strict=True):
@@ -227,6 +230,9 @@ def fleet_document(plan: Any, snapshot: CatalogSnapshot, timings: bool = False) 
         "name": plan.name,
         "feasible": plan.feasible,
         "currency": plan.currency,
+        "horizon": None
+        if horizon is None
+        else {"start": horizon.start.isoformat(), "end": horizon.end.isoformat()},
         "exchange_rates": exchange_rates(snapshot, shown),
         "total_cost": _text(cents.total),
         "usage_cost": _text(cents.usage),

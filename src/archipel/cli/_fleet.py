@@ -53,8 +53,9 @@ def _solve(
     quiet: bool,
     offers: list[Path] | None,
     **solve: Any,
-) -> tuple[Any, Any]:
-    """The planner (its snapshot in the comparison currency) and the fleet plan it made."""
+) -> tuple[Any, Any, Any]:
+    """The planner (its snapshot in the comparison currency), the spec it planned (private
+    offers merged) and the fleet plan it made."""
     from archipel.cli._config import load_fleet
     from archipel.cli._offers import fleet_with_offers
     from archipel.cli._progress import progress
@@ -66,7 +67,7 @@ def _solve(
     planner = Planner(in_comparison_currency(base, currency, pol), pol)
     what = "HiGHS" if solve["solver"] == "milp" else "greedy"
     with progress(f"planning fleet {spec.name} ({what})", quiet=quiet, after=1.0):
-        return planner, plan_fleet(planner, spec, **solve)
+        return planner, spec, plan_fleet(planner, spec, **solve)
 
 
 def fleet_plan(
@@ -92,7 +93,7 @@ def fleet_plan(
         fail("--solver must be milp or greedy")
 
     def run() -> int:
-        planner, result = _solve(
+        planner, spec, result = _solve(
             file,
             policy=policy,
             currency=currency,
@@ -107,7 +108,8 @@ def fleet_plan(
         if as_json:
             from archipel.cli._documents import fleet_document
 
-            typer.echo(json.dumps(fleet_document(result, planner.snapshot, timings), indent=2))
+            doc = fleet_document(result, planner.snapshot, timings, horizon=spec.horizon)
+            typer.echo(json.dumps(doc, indent=2))
         else:
             from archipel.cli._render import render_fleet
 

@@ -54,6 +54,15 @@ Level = Annotated[
     float,
     typer.Option("--level", help="Coverage of the forecast interval.", min=0.5, max=0.99),
 ]
+PlanFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        metavar="FILE",
+        help="A fleet plan (`archipel fleet plan FLEET.yaml --json`): also show where each "
+        "commitment ends if spend follows it from today on.",
+    ),
+]
 
 
 def load_finops(path: Path, max_mb: float = MAX_FILE_MB) -> FinOpsSpec:
@@ -113,16 +122,25 @@ def _rates() -> Mapping[str, Decimal]:
 
 
 def _report(
-    spec_file: Path, db: str | None, today: str | None, level: float, max_mb: float, path: bool
+    spec_file: Path,
+    db: str | None,
+    today: str | None,
+    level: float,
+    max_mb: float,
+    path: bool,
+    plan_file: Path | None = None,
 ) -> dict[str, Any]:
     day = parse_today(today)
     spec = load_finops(spec_file, max_mb)
+    from archipel.ledger._plan import read_fleet_plan
+
+    plan = None if plan_file is None else read_fleet_plan(plan_file, int(max_mb * 1024 * 1024))
     rates = _rates()
     from archipel.ledger._documents import finops_report
 
     connection = entries_of(db)
     try:
-        return finops_report(spec, connection, rates, day, level=level, path=path)
+        return finops_report(spec, connection, rates, day, level=level, path=path, plan=plan)
     finally:
         connection.close()
 
@@ -133,6 +151,7 @@ def commitments(
     db: Db = None,
     today: Today = None,
     level: Level = 0.8,
+    plan: PlanFile = None,
     as_json: AsJson = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
 ) -> None:
@@ -140,7 +159,7 @@ def commitments(
 
     Exit status 1 when an alert is raised (shortfall, overrun, budget), 2 on bad input.
     """
-    doc = guard(lambda: _report(spec, db, today, level, max_file_size, path=False))
+    doc = guard(lambda: _report(spec, db, today, level, max_file_size, False, plan))
     _show_commitments(doc, as_json, render_commitments)
 
 
@@ -150,6 +169,7 @@ def forecast(
     db: Db = None,
     today: Today = None,
     level: Level = 0.8,
+    plan: PlanFile = None,
     as_json: AsJson = False,
     max_file_size: MaxFileSize = MAX_FILE_MB,
 ) -> None:
@@ -157,7 +177,7 @@ def forecast(
 
     Exit status 1 when an alert is raised, 2 on bad input.
     """
-    doc = guard(lambda: _report(spec, db, today, level, max_file_size, path=True))
+    doc = guard(lambda: _report(spec, db, today, level, max_file_size, True, plan))
     _show_commitments(doc, as_json, render_forecast)
 
 
@@ -225,7 +245,10 @@ def render_commitments(out: Any, doc: dict[str, Any]) -> None:
         out.print("The spec has no commitments.")
         return
     table = Table(header_style="bold", title=f"Commitments as of {doc['today']}")
-    columns = ("commitment", "ends", "amount", "spent", "burned", "at end", "interval", "ramp")
+    columns = ["commitment", "ends", "amount", "spent", "burned", "at end", "interval", "ramp"]
+    planned = any(c["planned"] is not None for c in doc["commitments"])
+    if planned:
+        columns.insert(7, "as planned")
     for column in columns:
         table.add_column(column, justify="left" if column in ("commitment", "ramp") else "right")
     for c in doc["commitments"]:
@@ -239,7 +262,7 @@ def render_commitments(out: Any, doc: dict[str, Any]) -> None:
             if c["today"] >= c["period"]["end"]
             else "no whole month yet"
         )
-        table.add_row(
+        cells = [
             f"{c['name']} ({c['provider']})",
             c["period"]["end"],
             _money(c["amount"], cur),
@@ -248,7 +271,11 @@ def render_commitments(out: Any, doc: dict[str, Any]) -> None:
             _money(end["mean"], cur),
             interval,
             _ramp_text(c["ramp"], c["today"], cur),
-        )
+        ]
+        if planned:
+            p = c["planned"]
+            cells.insert(7, "-" if p is None else _money(p["at_end"], cur))
+        table.add_row(*cells)
     out.print(table)
 
 
@@ -264,6 +291,9 @@ def _ramp_text(ramp: list[dict[str, Any]], today: str, currency: str) -> str:
     return "-"
 
 
+KEYS = ("mean", "low", "high")
+
+
 def render_forecast(out: Any, doc: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -275,20 +305,32 @@ def render_forecast(out: Any, doc: dict[str, Any]) -> None:
         f = c["forecast"]
         title = f"{c['name']}: {_money(c['amount'], cur)} by {c['period']['end']}"
         table = Table(header_style="bold", title=title)
-        for column in ("month", "spent (cumulative)", "forecast", "low", "high"):
+        p = c["planned"]
+        columns = ["month", "spent (cumulative)", "forecast", "low", "high"]
+        if p is not None:
+            columns.append("as planned")
+        for column in columns:
             table.add_column(column, justify="left" if column == "month" else "right")
+        tail = [""] if p is not None else []
         for m in c["months"]:
-            table.add_row(m["month"][:7], _money(m["spent"], cur), "", "", "")
-        if f is not None:
-            for m in f["months"]:
-                table.add_row(
-                    m["month"][:7],
-                    "",
-                    _money(m["mean"], cur),
-                    _money(m["low"], cur),
-                    _money(m["high"], cur),
-                )
+            table.add_row(m["month"][:7], _money(m["spent"], cur), "", "", "", *tail)
+        ahead = {m["month"]: m for m in f["months"]} if f is not None else {}
+        plan = {m["month"]: m["position"] for m in p["months"]} if p is not None else {}
+        for month in sorted(ahead.keys() | plan.keys()):
+            row = ahead.get(month)
+            table.add_row(
+                month[:7],
+                "",
+                *(("", "", "") if row is None else (_money(row[k], cur) for k in KEYS)),
+                *([_money(plan.get(month), cur)] if p is not None else []),
+            )
         out.print(table)
+        if p is not None:
+            out.print(
+                f"as planned: fleet plan {p['plan']}, {_money(p['per_day'], cur)} a day from "
+                f"{c['today']} on",
+                markup=False,
+            )
         if f is not None:
             out.print(f"method: {f['method']}; interval: {f['level']:.0%}", markup=False)
         if c["backtest"]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
 import tempfile
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from archipel.cli._common import AsJson, guard
+from archipel.cli._config import MAX_FILE_MB
 from archipel.cli._ledger import Db, open_ledger
 from archipel.cli._ledger_commitments import load_finops
 from archipel.core import InputError, parse_finops
@@ -61,6 +63,17 @@ Top = Annotated[
 ]
 
 
+PlanFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--plan",
+        metavar="FILE",
+        help="A fleet plan (`archipel fleet plan FLEET.yaml --json`): draw where each "
+        "commitment ends if spend follows it from the report's day on.",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add ``archipel report`` to the ``archipel`` app."""
     app.command("report")(report)
@@ -75,6 +88,7 @@ def report(
     currency: ReportCurrency = None,
     today: Today = None,
     top: Top = 10,
+    plan: PlanFile = None,
 ) -> None:
     """Report spend by provider and month against commitments, concentration, jurisdiction.
 
@@ -84,7 +98,7 @@ def report(
     """
     day = _today(today)
     html_path = output if output is not None or as_json or csv_dir else Path("report.html")
-    doc = guard(lambda: _report(spec, db, currency, day, top, html_path, csv_dir))
+    doc = guard(lambda: _report(spec, db, currency, day, top, html_path, csv_dir, plan))
     if as_json:
         typer.echo(json.dumps(doc, indent=2))
     else:
@@ -109,11 +123,17 @@ def _report(
     top: int,
     html_path: Path | None,
     csv_dir: Path | None,
+    plan_path: Path | None = None,
 ) -> dict[str, Any]:
     from archipel.cli._common import load_catalog
+    from archipel.ledger import burn_down
+    from archipel.ledger._plan import read_fleet_plan
     from archipel.ledger._report import build_report, report_document, report_tables
 
     spec = load_finops(spec_path) if spec_path is not None else parse_finops({}, "<none>")
+    plan = None
+    if plan_path is not None:
+        plan = read_fleet_plan(plan_path, int(MAX_FILE_MB * 1024 * 1024))
     snapshot = load_catalog()
     code = (currency or spec.currency or snapshot.comparison_currency).strip().upper()
     ledger = open_ledger(db)
@@ -132,6 +152,7 @@ def _report(
             today=today,
             generated_at=datetime.now(UTC),
             top=top,
+            burn_down=None if plan is None else functools.partial(burn_down, plan=plan),
         )
     if html_path is not None:
         from archipel.ledger._report_html import render_html

@@ -8,6 +8,8 @@
   when the last finished year ``missed`` its minimum.
 - ``overrun``: the forecast at term end is above the amount by more than the
   ``overrun`` tolerance; ``critical`` once the spend to date already is.
+- the same two for a fleet plan given as forecast input (``warning``): the
+  position at term end if spend follows the plan from today on.
 - ``budget``: the spend of the current period reached an ``alert_at``
   fraction of the amount (the highest one reached; ``critical`` from 1), or
   the period-end forecast will (``warning``, when it reaches a higher one
@@ -90,7 +92,31 @@ def commitment_alerts(burns: Iterable[Burn], tolerances: AlertTolerances) -> lis
                 )
             )
         out += _ramp_alerts(burn)
+        out += _planned_alerts(burn, floor, ceiling)
     return out
+
+
+def _planned_alerts(burn: Burn, floor: Decimal, ceiling: Decimal) -> list[Alert]:
+    """A fleet plan that, followed, ends the term short of the amount or over it."""
+    p = burn.planned
+    if p is None:
+        return []
+    c = burn.commitment
+    cur = burn.currency
+    what = f"as planned ({p.plan}, {_money(p.daily, cur)} a day), spends {_money(p.at_end, cur)}"
+    if p.at_end < floor:
+        message = (
+            f"{what} of {_money(c.amount, cur)} by {c.period.end}: "
+            f"short by {_money(c.amount - p.at_end, cur)}"
+        )
+        return [Alert("shortfall", c.label, message, "warning")]
+    if p.at_end > ceiling:
+        message = (
+            f"{what} against {_money(c.amount, cur)} by {c.period.end}: "
+            f"over by {_money(p.at_end - c.amount, cur)}"
+        )
+        return [Alert("overrun", c.label, message, "warning")]
+    return []
 
 
 def _ramp_alerts(burn: Burn) -> list[Alert]:

@@ -30,6 +30,7 @@ import duckdb
 from archipel.core import Commitment, FinOpsSpec, InputError, Period, cross_rate
 from archipel.ledger._forecast import LEVEL, METHOD, WINDOW, project, to_decimal
 from archipel.ledger._frame import LIST_PRICED
+from archipel.ledger._plan import FleetPlanSpend, Planned, planned_position
 
 _NANO = Decimal(1).scaleb(-9)
 
@@ -89,6 +90,7 @@ class Burn:
     forecast: Forecast | None
     ramp: list[RampYear]
     today: date
+    planned: Planned | None = None  # the position if spend follows a fleet plan
 
     @property
     def to_date(self) -> Decimal:
@@ -236,10 +238,12 @@ def burn_down(
     today: date,
     level: float = LEVEL,
     window: int = WINDOW,
+    plan: FleetPlanSpend | None = None,
 ) -> list[Burn]:
-    """Each commitment of ``spec`` burned down from the ``entries`` relation, with its forecast."""
+    """Each commitment of ``spec`` burned down from the ``entries`` relation, with its forecast
+    (and, given a fleet ``plan``, its position if spend follows it)."""
     return [
-        burn_of(connection, c, rates=rates, today=today, level=level, window=window)
+        burn_of(connection, c, rates=rates, today=today, level=level, window=window, plan=plan)
         for c in spec.commitments
     ]
 
@@ -252,6 +256,7 @@ def burn_of(
     today: date,
     level: float = LEVEL,
     window: int = WINDOW,
+    plan: FleetPlanSpend | None = None,
 ) -> Burn:
     """One commitment burned down to ``today`` (exclusive), and forecast to its end."""
     start, end = c.period.start, c.period.end
@@ -264,6 +269,18 @@ def burn_of(
         running += spend.get(month, Decimal(0))
         spent.append(running)
     forecast = _forecast(c, months, spend, until, running, level, window)
+    planned = None
+    if plan is not None:
+        ahead = months_of(until, end)
+        planned = planned_position(
+            c,
+            plan,
+            rate=rate_into(plan.currency, c.currency, rates, f"fleet plan {plan.name}"),
+            until=until,
+            to_date=running,
+            months=ahead,
+            month_end={m: min(next_month(m), end) for m in ahead},
+        )
     return Burn(
         commitment=c,
         currency=c.currency,
@@ -273,6 +290,7 @@ def burn_of(
         forecast=forecast,
         ramp=_ramp(c, spend, until, running, forecast),
         today=today,
+        planned=planned,
     )
 
 

@@ -17,6 +17,7 @@ from archipel.ledger._alerts import Alert, budget_alerts, commitment_alerts
 from archipel.ledger._budgets import BudgetStatus, budget_status
 from archipel.ledger._commitments import Burn, Forecast, burn_down, next_month
 from archipel.ledger._forecast import MIN_HISTORY, Score, backtest
+from archipel.ledger._plan import FleetPlanSpend, Planned
 
 
 def amount(value: Decimal) -> str:
@@ -45,6 +46,16 @@ def forecast_document(f: Forecast, *, path: bool) -> dict[str, Any]:
     return doc
 
 
+def planned_document(p: Planned, *, path: bool) -> dict[str, Any]:
+    doc: dict[str, Any] = {"plan": p.plan, "per_day": amount(p.daily), "at_end": amount(p.at_end)}
+    if path:
+        doc["months"] = [
+            {"month": m.isoformat(), "position": amount(v)}
+            for m, v in zip(p.months, p.position, strict=True)
+        ]
+    return doc
+
+
 def burn_document(b: Burn, *, path: bool = False) -> dict[str, Any]:
     """One commitment's burn-down; ``path`` adds the month-by-month series."""
     c = b.commitment
@@ -61,6 +72,7 @@ def burn_document(b: Burn, *, path: bool = False) -> dict[str, Any]:
         "burned": ratio(b.ratio),
         "at_end": {"mean": amount(mean), "low": amount(low), "high": amount(high)},
         "forecast": None if b.forecast is None else forecast_document(b.forecast, path=path),
+        "planned": None if b.planned is None else planned_document(b.planned, path=path),
         "ramp": [
             {
                 "year": y.year,
@@ -142,9 +154,11 @@ def finops_report(
     *,
     level: float = 0.8,
     path: bool = False,
+    plan: FleetPlanSpend | None = None,
 ) -> dict[str, Any]:
-    """Commitments, budgets and alerts as one document (what the CLI and the API answer)."""
-    burns = burn_down(connection, spec, rates=rates, today=today, level=level)
+    """Commitments, budgets and alerts as one document (what the CLI and the API answer);
+    a fleet ``plan`` adds each commitment's position if spend follows it."""
+    burns = burn_down(connection, spec, rates=rates, today=today, level=level, plan=plan)
     budgets = budget_status(connection, spec, rates=rates, today=today)
     alerts = commitment_alerts(burns, spec.alerts) + budget_alerts(budgets)
     return {

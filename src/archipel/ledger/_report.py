@@ -33,6 +33,8 @@ from archipel.core import (
 from archipel.ledger._alerts import commitment_alerts
 from archipel.ledger._commitments import Burn as LedgerBurn
 from archipel.ledger._commitments import burn_down as ledger_burn_down
+from archipel.ledger._documents import planned_document
+from archipel.ledger._plan import Planned
 from archipel.ledger._totals import _rate
 
 _NANO = Decimal(1).scaleb(-9)
@@ -144,6 +146,7 @@ class CommitmentFigure:
     ramp: tuple[tuple[date, Decimal], ...]  # cumulative minimum due by each contract year's end
     expected: Decimal  # where the straight burn line is on the report's day
     forecast: Band | None
+    planned: Planned | None = None  # the position if spend follows a fleet plan
 
     @property
     def spent_to_date(self) -> Decimal:
@@ -510,6 +513,7 @@ def _commitments(
             tuple(Decimal(s) for s in b.spent),
             _band(b.forecast),
             today,
+            getattr(b, "planned", None),
         )
         for b in burns
     )
@@ -567,6 +571,7 @@ def _commitment_figure(
     spent: tuple[Decimal, ...],
     forecast: Band | None,
     today: date,
+    planned: Planned | None = None,
 ) -> CommitmentFigure:
     start, end = c.period.start, c.period.end
     ramp: list[tuple[date, Decimal]] = []
@@ -590,6 +595,7 @@ def _commitment_figure(
         ramp=tuple(ramp),
         expected=expected,
         forecast=forecast,
+        planned=planned,
     )
 
 
@@ -830,6 +836,7 @@ def _commitment_doc(c: CommitmentFigure) -> dict[str, Any]:
                 for m, a, lo, hi in zip(f.months, f.mean, f.low, f.high, strict=True)
             ],
         },
+        "planned": None if c.planned is None else planned_document(c.planned, path=True),
     }
 
 

@@ -375,6 +375,13 @@ def _commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
             label=f"forecast {f.level:.0%}",
         )
         ax.plot(fx, [float(v) for v in f.mean], ":", color=colour, lw=1.5, label="forecast mean")
+    p = c.planned
+    if p is not None and p.months:
+        px = [_day(min(max(today, c.start), c.end))] + [
+            _day(min(_month_end(m), c.end)) for m in p.months
+        ]
+        py = [float(c.spent_to_date)] + [float(v) for v in p.position]
+        ax.plot(px, py, "-.", color="#0072B2", lw=1.2, label=f"as planned ({p.plan})")
     if c.start <= today <= c.end:
         ax.axvline(_day(today), color="#1d2330", lw=0.6, alpha=0.5)
     ax.set_xlim(start, end)
@@ -397,6 +404,7 @@ def _commitments_section(report: Report, colours: dict[str | None, str]) -> str:
         _commitment_plot(c, colours.get(c.provider, PALETTE[0]), report.today)
         for c in report.commitments
     )
+    planned = any(c.planned is not None for c in report.commitments)
     rows = []
     for c in report.commitments:
         f = c.forecast
@@ -406,32 +414,32 @@ def _commitments_section(report: Report, colours: dict[str | None, str]) -> str:
             else f"{_money(f.at_end[0])} [{_money(f.at_end[1])}, {_money(f.at_end[2])}]"
         )
         burned = c.spent_to_date / c.amount if c.amount else Decimal(0)
-        rows.append(
-            (
-                _e(c.name),
-                _e(c.provider),
-                f"{c.start} to {c.end}",
-                _money(c.amount, c.currency),
-                _money(c.spent_to_date),
-                _pct(burned),
-                _money(c.expected),
-                at_end,
-            )
-        )
-    table = _table(
-        [
-            "commitment",
-            "provider",
-            "term",
-            "amount",
-            "spent",
-            "burned",
-            "burn line today",
-            "forecast at end [low, high]",
-        ],
-        rows,
-        numeric=(3, 4, 5, 6, 7),
-    )
+        row = [
+            _e(c.name),
+            _e(c.provider),
+            f"{c.start} to {c.end}",
+            _money(c.amount, c.currency),
+            _money(c.spent_to_date),
+            _pct(burned),
+            _money(c.expected),
+            at_end,
+        ]
+        if planned:
+            row.append("-" if c.planned is None else _money(c.planned.at_end))
+        rows.append(tuple(row))
+    headers = [
+        "commitment",
+        "provider",
+        "term",
+        "amount",
+        "spent",
+        "burned",
+        "burn line today",
+        "forecast at end [low, high]",
+    ]
+    if planned:
+        headers.append("as planned at end")
+    table = _table(headers, rows, numeric=tuple(range(3, len(headers))))
     return (
         "<section><h2>Commitments: burn against the straight line</h2>"
         f'<div class="grid">{plots}</div>{table}</section>'

@@ -8,13 +8,24 @@ policy's cost, instance hours, finish time and whether the deadline was met.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
 
-from archipel.cli._common import AsJson, console, decimal_flag, guard, load_catalog
+from archipel.cli._common import (
+    AsJson,
+    PolicyFile,
+    console,
+    decimal_flag,
+    exit_with,
+    guard,
+    load_catalog,
+    load_policy,
+)
 from archipel.core import InputError
 
 if TYPE_CHECKING:
@@ -233,3 +244,161 @@ def _render(
             str(o.changeovers),
         )
     out.print(table)
+
+
+# -- scenarios (study 3: the real control plane on simulated sites) ----------------------------
+
+
+class _ScenarioGroup(typer.core.TyperGroup):
+    """``archipel simulate FILE.yaml`` is ``archipel simulate scenario FILE.yaml``."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        if args and args[0] not in self.commands and args[0].endswith((".yaml", ".yml")):
+            args = ["scenario", *args]
+        return super().resolve_command(ctx, args)
+
+
+simulate_app.info.cls = _ScenarioGroup
+
+
+@simulate_app.command("scenario")
+def scenario(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="Scenario YAML: a trace window, sites, outages, data classes, strategies."
+        ),
+    ],
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Draw outages and data classes with this seed instead."),
+    ] = None,
+    policy: PolicyFile = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run a portfolio of real GPU jobs through the control plane under each strategy.
+
+    Each strategy is the same control plane (placement engine, reconciler, recovery) on
+    its own set of simulated sites, with the same jobs and outages. Prints per strategy:
+    jobs done, refused and lost, cost, GPU-hours, lost GPU-hours, waits, recovery,
+    spend concentration and compliance violations (a check apart from the policy
+    engine: none is expected). The same file and seed give the same output.
+    Exit status: 0; 1 when a compliance violation was found; 2 on bad input.
+    """
+    from archipel.cli._config import read_yaml_documents
+    from archipel.sim._openb import load_openb
+    from archipel.sim._portfolio import parse_scenario, run_scenario
+
+    def run() -> int:
+        documents = read_yaml_documents(file)
+        if len(documents) != 1 or not isinstance(documents[0], dict):
+            raise InputError(f"{file}: give one YAML mapping (name, trace, sites, strategies)")
+        doc = documents[0] if seed is None else {**documents[0], "seed": seed}
+        parsed = parse_scenario(doc, str(file), file.parent, load_openb)
+        outcomes = run_scenario(parsed, load_catalog(), load_policy(policy))
+        body = _scenario_document(parsed, outcomes)
+        if as_json:
+            typer.echo(json.dumps(body, indent=2))
+        else:
+            _render_scenario(console(), body)
+        return 1 if any(o["violations"] for o in body["strategies"]) else 0
+
+    exit_with(guard(run))
+
+
+def _scenario_document(parsed: Any, outcomes: list[Any]) -> dict[str, Any]:
+    spec = parsed.spec
+    jobs = parsed.jobs
+    return {
+        "scenario": spec.name,
+        "seed": spec.seed,
+        "trace": {
+            "source": Path(jobs.source).name,
+            "first_day": spec.trace.first_day,
+            "days": spec.trace.days,
+            "jobs": len(jobs.jobs),
+            "skipped_multi_gpu": jobs.skipped_multi_gpu,
+            "skipped_unscheduled": jobs.skipped_unscheduled,
+        },
+        "strategies": [
+            {
+                "strategy": o.strategy,
+                "sites": list(o.sites),
+                "jobs": o.jobs,
+                "done": o.done,
+                "refused": o.refused,
+                "failed": o.failed,
+                "unfinished": o.unfinished,
+                "currency": o.currency,
+                "cost": str(o.cost),
+                "gpu_hours": str(o.gpu_hours),
+                "done_gpu_hours": str(o.done_gpu_hours),
+                "lost_gpu_hours": str(o.lost_gpu_hours),
+                "wait_p50_s": o.wait_p50_s,
+                "wait_p95_s": o.wait_p95_s,
+                "recovery_mean_s": None
+                if o.recovery_mean_s is None
+                else round(o.recovery_mean_s, 3),
+                "recoveries": o.recoveries,
+                "outages": o.outages,
+                "spend_share": {p: str(v) for p, v in o.spend_share.items()},
+                "violations": list(o.violations),
+                "reasons": dict(o.reasons),
+                "events": o.events,
+                "rounds": o.rounds,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def _render_scenario(out: Any, doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    t = doc["trace"]
+    out.print(
+        f"{doc['scenario']}: {t['jobs']} one-GPU jobs of {t['source']} (days {t['first_day']:g} "
+        f"to {t['first_day'] + t['days']:g}; {t['skipped_multi_gpu']} multi-GPU and "
+        f"{t['skipped_unscheduled']} never-scheduled pods left out), seed {doc['seed']}",
+        markup=False,
+    )
+    table = Table(header_style="bold")
+    columns = ("strategy", "done", "refused", "failed", "cost", "per done GPU-h", "GPU-h",
+               "lost GPU-h", "wait p95", "recovery", "outages", "top provider",
+               "violations")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for s in doc["strategies"]:
+        shares = s["spend_share"]
+        top = max(shares, key=lambda p: Decimal(shares[p])) if shares else None
+        table.add_row(
+            s["strategy"],
+            f"{s['done']}/{s['jobs']}",
+            str(s["refused"]),
+            str(s["failed"]),
+            f"{Decimal(s['cost']):,.2f} {s['currency']}",
+            _per(s["cost"], s["done_gpu_hours"]),
+            s["gpu_hours"],
+            s["lost_gpu_hours"],
+            _duration(s["wait_p95_s"]),
+            "-" if s["recovery_mean_s"] is None else _duration(s["recovery_mean_s"]),
+            str(s["outages"]),
+            "-" if top is None else f"{top} {Decimal(shares[top]):.0%}",
+            str(len(s["violations"])),
+        )
+    out.print(table)
+    for s in doc["strategies"]:
+        for reason, count in s["reasons"].items():
+            out.print(f"{s['strategy']}: {count} failed: {reason}", markup=False)
+
+
+def _per(cost: str, hours: str) -> str:
+    return f"{Decimal(cost) / Decimal(hours):,.2f}" if Decimal(hours) else "-"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

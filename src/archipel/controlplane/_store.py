@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -59,11 +59,26 @@ from archipel.core import RunState, Workload, check_transition
 _ORDER = (RunRow.created_at, func.length(RunRow.name), RunRow.name, RunRow.id)
 
 
+def random_run_id() -> str:
+    """A new run's id: ``r-`` and 12 random hex digits."""
+    return f"r-{uuid.uuid4().hex[:12]}"
+
+
 class Store:
     """Typed access to the control plane's tables."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = now,
+        new_id: Callable[[], str] = random_run_id,
+    ) -> None:
+        """``clock`` (naive UTC) and ``new_id`` (a run's id) are injected by a simulation,
+        which runs on a virtual clock and must give the same ids for the same seed."""
         self.url = url
+        self.clock = clock
+        self.new_id = new_id
         self.engine: Engine = open_engine(url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.tokens = Tokens(self._session)
@@ -121,8 +136,8 @@ class Store:
     def _insert(
         self, tenant: str, workload: Workload, names: Sequence[str], group_id: str | None
     ) -> list[RunView]:
-        at = now()
-        runs = _new_runs(tenant, workload, names, group_id, at)
+        at = self.clock()
+        runs = _new_runs(tenant, workload, names, group_id, at, self.new_id)
         views = [run_view(RunRow(**r)) for r in runs]  # transient rows: never added to a session
         events = [
             dict(
@@ -238,7 +253,7 @@ class Store:
         Returns the new view, or ``None`` when another writer got there first.
         """
         event_text = check_transition(run.state, target)
-        at = now()
+        at = self.clock()
         values = _moved_values(run, target, at, attempt, fields)
         with self._session.begin() as s:
             if not _bump(s, run, values):
@@ -259,7 +274,7 @@ class Store:
 
     def set_message(self, run: RunView, message: str) -> RunView | None:
         """Set the run's message if nobody moved it since it was read (else ``None``)."""
-        values = {"message": message, "version": run.version + 1, "updated_at": now()}
+        values = {"message": message, "version": run.version + 1, "updated_at": self.clock()}
         with self._session.begin() as s:
             return _reread(s, run.id) if _bump(s, run, values) else None
 
@@ -271,7 +286,7 @@ class Store:
         An attempt's first finished state also puts it in the outbox of ended
         attempts, in the same transaction (see :meth:`endings`).
         """
-        at = now()
+        at = self.clock()
         with self._session.begin() as s:
             row = s.get(AttemptRow, update.attempt_id)
             if row is None:
@@ -290,7 +305,7 @@ class Store:
         """Record many observations at once (``None`` keeps what was recorded)."""
         if not updates:
             return
-        at = now()
+        at = self.clock()
         with self.engine.begin() as c:
             c.execute(
                 update(AttemptRow)
@@ -390,7 +405,12 @@ class Store:
 
 
 def _new_runs(
-    tenant: str, workload: Workload, names: Sequence[str], group_id: str | None, at: datetime
+    tenant: str,
+    workload: Workload,
+    names: Sequence[str],
+    group_id: str | None,
+    at: datetime,
+    new_id: Callable[[], str],
 ) -> list[dict[str, Any]]:
     """The rows of new ``pending`` runs of ``workload``, one per name."""
     max_restarts = workload.run.max_restarts if workload.run is not None else 0
@@ -400,7 +420,7 @@ def _new_runs(
     key = secrets.token_urlsafe(32) if workload.serve is not None else None
     return [
         dict(
-            id=f"r-{uuid.uuid4().hex[:12]}",
+            id=new_id(),
             tenant=tenant,
             name=name,
             spec=spec,

@@ -1,0 +1,265 @@
+"""Study 3's simulation: the real control plane on simulated sites, under outages.
+
+Each expected figure is worked out by hand from a trace of a few jobs written in the
+test: when each job arrives, how long it runs, where the engine must put it, what an
+outage takes back to the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archipel.controlplane import SiteSpec
+from archipel.core import CatalogSnapshot, InputError
+from archipel.policy import Policy
+from archipel.sim._openb import load_openb
+from archipel.sim._portfolio import Outcome, parse_scenario, run_strategy, violation
+
+HEADER = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
+ROOT = Path(__file__).resolve().parents[2]
+
+CHEAP = {"name": "cheap", "provider": "scaleway", "region": "fr-par", "country": "FR",
+         "accelerators": "H100:1", "slots": 2, "price_per_hour": "3.60"}  # fmt: skip
+DEAR = {"name": "dear", "provider": "ionos", "region": "de/fra", "country": "DE",
+        "accelerators": "H100:1", "slots": 2, "price_per_hour": "7.20"}  # fmt: skip
+US = {"name": "us", "provider": "aws", "region": "us-east-1", "country": "US",
+      "accelerators": "H100:1", "slots": 4, "price_per_hour": "1.00"}  # fmt: skip
+
+
+def trace(folder: Path, *jobs: tuple[float, float], gpus: int = 1) -> Path:
+    """A trace of jobs ``(arrival s, work s)``, one GPU each (times from day 0)."""
+    path = folder / "trace.csv"
+    rows = [
+        f"pod-{n:03d},1000,1024,{gpus},1000,,BE,Succeeded,{a:.0f},{a + w:.0f},{a:.0f}\n"
+        for n, (a, w) in enumerate(jobs)
+    ]
+    path.write_text(HEADER + "".join(rows))
+    return path
+
+
+def scenario(folder: Path, jobs: Path, **extra: Any) -> Any:
+    doc: dict[str, Any] = {
+        "name": "t",
+        "trace": {"openb": str(jobs), "first_day": 0, "days": 1},
+        "sites": [CHEAP, DEAR],
+        "strategies": {"all": {}},
+        "checkpoint_minutes": 30,
+        "round_seconds": 60,
+        "drain_hours": 24,
+    }
+    doc.update(extra)
+    return parse_scenario(doc, "scenario.yaml", folder, load_openb)
+
+
+def run(
+    tmp_path: Path,
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    *jobs: tuple[float, float],
+    **extra: Any,
+) -> Outcome:
+    parsed = scenario(tmp_path, trace(tmp_path, *jobs), **extra)
+    store = tmp_path / "run"
+    store.mkdir()
+    name = next(iter(parsed.spec.strategies))
+    return run_strategy(parsed, name, snapshot, policy, store)
+
+
+def test_jobs_fill_the_cheapest_site_then_wait_for_a_slot(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """Three jobs of an hour at 0 on a two-slot site: the third waits an hour for a slot."""
+    out = run(tmp_path, snapshot, policy, (0, 3600), (0, 3600), (0, 3600),
+              sites=[CHEAP], strategies={"all": {}})  # fmt: skip
+    assert (out.jobs, out.done, out.refused, out.failed, out.unfinished) == (3, 3, 0, 0, 0)
+    assert out.cost == Decimal("10.80")  # 3 GPU-hours at 3.60 (FR site, priced in USD)
+    assert out.gpu_hours == out.done_gpu_hours == Decimal("3.00")
+    assert (out.wait_p50_s, out.wait_p95_s) == (0, 3600)
+    assert out.violations == () and out.outages == 0
+
+
+def test_the_engine_picks_the_cheaper_site_and_spills_to_the_dearer_one(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """Three jobs at once, two slots at 3.60 and two at 7.20: one job spills over."""
+    out = run(tmp_path, snapshot, policy, (0, 3600), (0, 3600), (0, 3600))
+    assert out.cost == Decimal("14.40")  # 2 x 3.60 + 1 x 7.20
+    assert out.spend_share == {"ionos": Decimal("0.5000"), "scaleway": Decimal("0.5000")}
+    assert out.wait_p95_s == 0
+
+
+def test_health_data_is_refused_where_no_site_may_hold_it(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    out = run(tmp_path, snapshot, policy, (0, 600), (60, 600),
+              sites=[US], data_classes={"health": 1.0})  # fmt: skip
+    assert (out.done, out.refused, out.failed) == (0, 2, 0)
+    assert out.cost == 0
+    [(reason, count)] = out.reasons.items()
+    assert count == 2 and "policy `health` requires a site in the EU/EEA" in reason
+    assert out.violations == ()
+
+
+def test_an_outage_takes_back_the_work_since_the_last_checkpoint(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """A 2 h job starts on the cheap site at 0; scaleway fails at 1 h 15 min for an hour.
+
+    Checkpoints every 30 min keep 1 h; 15 min are lost. The same round moves the job to
+    the dear site, where the remaining hour runs: 4,500 s at 3.60 and 3,600 s at 7.20.
+    """
+    outages = {"scaleway": {"windows": [{"at_hours": 1.25, "for_hours": 1}]}}
+    out = run(tmp_path, snapshot, policy, (0, 7200), outages=outages)
+    assert (out.done, out.failed, out.outages) == (1, 0, 1)
+    assert out.lost_gpu_hours == Decimal("0.25")
+    assert out.cost == Decimal("11.70")  # 1.25 h x 3.60 + 1 h x 7.20
+    assert out.gpu_hours == Decimal("2.25") and out.done_gpu_hours == Decimal("2.00")
+    assert (out.recoveries, out.recovery_mean_s) == (1, 0.0)
+
+
+def test_without_checkpoints_an_outage_loses_the_whole_attempt(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    outages = {"scaleway": {"windows": [{"at_hours": 1.25, "for_hours": 1}]}}
+    out = run(tmp_path, snapshot, policy, (0, 7200), outages=outages, checkpoint_minutes=0)
+    assert out.lost_gpu_hours == Decimal("1.25")
+    assert out.cost == Decimal("18.90")  # 1.25 h x 3.60 + the whole 2 h x 7.20
+
+
+def test_a_job_whose_only_site_failed_it_is_lost_with_all_it_ran(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """One site: the control plane blocks a site for a run once an attempt of it was lost
+    there, so the preempted job has nowhere left to go and fails; the hour and a quarter it
+    ran, checkpoints and all, bought nothing."""
+    outages = {"scaleway": {"windows": [{"at_hours": 1.25, "for_hours": 1}]}}
+    out = run(tmp_path, snapshot, policy, (0, 7200), sites=[CHEAP], outages=outages)
+    assert (out.done, out.refused, out.failed) == (0, 0, 1)
+    assert out.gpu_hours == out.lost_gpu_hours == Decimal("1.25")
+    [reason] = out.reasons
+    assert "blocked after failures: cheap" in reason
+
+
+def test_the_same_seed_gives_the_same_figures(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    jobs = [(n * 300.0, 1800.0 + 60 * (n % 7)) for n in range(40)]
+    extra = {
+        "outages": {"scaleway": {"mtbf_hours": 2, "mttr_hours": 0.5}},
+        "data_classes": {"public": 0.5, "health": 0.5},
+        "seed": 3,
+    }
+    runs = []
+    for n in range(2):
+        folder = tmp_path / str(n)
+        folder.mkdir()
+        runs.append(run(folder, snapshot, policy, *jobs, **extra))
+    first, second = runs
+    assert first == second
+    assert first.outages > 0 and first.violations == ()
+
+
+@pytest.mark.parametrize(
+    ("data_class", "site", "breaks"),
+    [
+        pytest.param("public", US, None, id="public anywhere"),
+        pytest.param("health", US, "outside the EU/EEA", id="health in the US"),
+        pytest.param("health", CHEAP, None, id="health at scaleway in FR"),
+        pytest.param(
+            "health",
+            {**CHEAP, "name": "az", "provider": "azure", "country": "NL"},
+            "CLOUD Act",
+            id="health at azure in NL",
+        ),
+        pytest.param(
+            "health",
+            {**CHEAP, "name": "nb", "provider": "nebius", "country": "FI"},
+            "CLOUD Act",
+            id="health at nebius: exposure unclear",
+        ),
+        pytest.param(
+            "health", {**CHEAP, "name": "no", "country": "NO"}, None, id="Norway is in the EEA"
+        ),
+    ],
+)
+def test_the_compliance_check_reads_the_policy_text(
+    snapshot: CatalogSnapshot, data_class: str, site: dict[str, Any], breaks: str | None
+) -> None:
+    why = violation(data_class, SiteSpec.model_validate({"backend": "local", **site}), snapshot)
+    assert (why is None) if breaks is None else (why is not None and breaks in why)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        pytest.param({"strategies": {"x": {"sites": ["gcp-*"]}}}, "matches no site", id="pattern"),
+        pytest.param({"data_classes": {"secret": 1}}, "not secret", id="class"),
+        pytest.param(
+            {"outages": {"gcp": {"windows": [{"at_hours": 1, "for_hours": 1}]}}},
+            "is no site's provider",
+            id="outage of no site's provider",
+        ),
+        pytest.param({"outages": {"scaleway": {"mtbf_hours": 5}}}, "mttr_hours", id="half"),
+        pytest.param({"sites": [CHEAP, CHEAP]}, "share a name", id="same name"),
+        pytest.param({"sites": [{**CHEAP, "country": "France"}]}, "sites[0]", id="bad site"),
+        pytest.param({"round_seconds": 0}, "round_seconds", id="round"),
+    ],
+)
+def test_a_bad_scenario_names_what_to_change(
+    tmp_path: Path, change: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(InputError, match=says.replace("[", r"\[")):
+        scenario(tmp_path, trace(tmp_path, (0, 60)), **change)
+
+
+def test_multi_gpu_and_unscheduled_pods_are_left_out_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        HEADER
+        + "a,1,1,1,1000,,BE,Succeeded,10,70,20\n"  # kept: arrives at 10, runs 50 s
+        + "b,1,1,8,1000,,BE,Succeeded,10,70,20\n"  # 8 GPUs
+        + "c,1,1,1,500,,BE,Pending,10,70,\n"  # never scheduled
+        + "d,1,1,1,1000,,BE,Succeeded,90000,90100,90000\n"  # day 1: outside the window
+    )
+    jobs = load_openb(path, 0, 1)
+    assert [(j.name, j.arrival, j.work) for j in jobs.jobs] == [("a", 10.0, 50.0)]
+    assert (jobs.skipped_multi_gpu, jobs.skipped_unscheduled) == (1, 1)
+
+
+def test_the_cli_runs_a_scenario_file_as_simulate_file(tmp_path: Path) -> None:
+    """`archipel simulate FILE.yaml --json`, as docs/simulate.md shows it."""
+    jobs = trace(tmp_path, (0, 3600), (0, 3600), (0, 3600))
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        json.dumps(
+            {
+                "name": "cli",
+                "trace": {"openb": jobs.name},
+                "sites": [CHEAP],
+                "strategies": {"one": {}, "again": {"sites": ["cheap"]}},
+                "drain_hours": 5,
+            }
+        )
+    )
+    archipel = str(Path(sys.executable).parent / "archipel")
+    shown = subprocess.run(
+        [archipel, "simulate", str(spec), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARCHIPEL_DATA_DIR": str(tmp_path)},
+    )
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    assert [s["strategy"] for s in doc["strategies"]] == ["one", "again"]
+    assert {s["cost"] for s in doc["strategies"]} == {"10.80"}
+    bad = subprocess.run([archipel, "simulate", str(tmp_path / "nope.yaml")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -147,10 +147,17 @@ def test_the_reconciler_launches_a_run_on_the_engines_first_choice(scenario: Sce
         finally:
             store.close()
     assert after is not None
+    # every fitting site blocked: the run starts over with none blocked
+    unblocked = [n for n in ranking if scenario.healthy[n] and scenario.taken[n] < slots[n]]
     if open_now:
         assert (after.state, after.site) == (RunState.LAUNCHING, open_now[0])
     elif any(n not in scenario.blocked for n in ranking):  # fits, but down or full now
         assert after.state is RunState.PENDING
         assert (after.message or "").startswith("waiting for a site: ")
+    elif unblocked:
+        assert (after.state, after.site) == (RunState.LAUNCHING, unblocked[0])
+        assert after.blocked_sites == ()
+    elif ranking:  # blocked everywhere, and down or full everywhere: waits, nothing blocked
+        assert after.state is RunState.PENDING and after.blocked_sites == ()
     else:
         assert after.state is RunState.FAILED

@@ -140,6 +140,44 @@ def test_preemption_is_recovered_until_the_budget_is_spent(
     assert "restart budget spent" in store.events(run.id)[-1].detail  # type: ignore[operator]
 
 
+def test_a_run_that_lost_an_attempt_on_every_site_it_may_use_tries_them_again(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    """Personal data: paris and frankfurt only. Preempted on both, the run does not fail
+    while it has restarts left: it starts over on the cheaper one, nothing blocked."""
+    run = store.submit("acme", workload(max_restarts=5))
+    reconciler.step()
+    fakes["paris"].preempt(f"{run.id}-a1")
+    reconciler.step()
+    fakes["frankfurt"].preempt(f"{run.id}-a2")
+    reconciler.step()
+    again = store.get(run.id)
+    assert again is not None
+    assert (again.state, again.site, again.restarts) == (RunState.LAUNCHING, "paris", 2)
+    assert again.blocked_sites == ()
+    assert fakes["paris"].observe([f"{run.id}-a3"])[f"{run.id}-a3"].state is AttemptState.RUNNING
+
+
+def test_a_run_whose_every_site_lost_it_and_is_down_waits_for_one_to_come_back(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    run = store.submit("acme", workload(max_restarts=5))
+    reconciler.step()
+    fakes["paris"].preempt(f"{run.id}-a1")
+    reconciler.step()
+    fakes["paris"].set_health(False, "outage")
+    fakes["frankfurt"].preempt(f"{run.id}-a2")
+    fakes["frankfurt"].set_health(False, "outage")
+    reconciler.step()
+    waiting = store.get(run.id)
+    assert waiting is not None and waiting.state is RunState.PENDING
+    assert "down" in (waiting.message or "") and waiting.blocked_sites == ()
+    fakes["frankfurt"].set_health(True)
+    reconciler.step()
+    back = store.get(run.id)
+    assert back is not None and (back.state, back.site) == (RunState.LAUNCHING, "frankfurt")
+
+
 def test_work_that_no_site_may_hold_fails_with_the_reason(
     store: Store, reconciler: Reconciler
 ) -> None:

@@ -134,18 +134,17 @@ def test_without_checkpoints_an_outage_loses_the_whole_attempt(
     assert out.cost == Decimal("18.90")  # 1.25 h x 3.60 + the whole 2 h x 7.20
 
 
-def test_a_job_whose_only_site_failed_it_is_lost_with_all_it_ran(
+def test_a_job_whose_only_site_fails_waits_for_its_repair(
     tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
 ) -> None:
-    """One site: the control plane blocks a site for a run once an attempt of it was lost
-    there, so the preempted job has nowhere left to go and fails; the hour and a quarter it
-    ran, checkpoints and all, bought nothing."""
+    """One site, down from 1 h 15 min to 2 h 15 min: the job keeps its first hour, waits
+    out the repair and runs its second hour from 2 h 15 min. Nothing fails."""
     outages = {"scaleway": {"windows": [{"at_hours": 1.25, "for_hours": 1}]}}
     out = run(tmp_path, snapshot, policy, (0, 7200), sites=[CHEAP], outages=outages)
-    assert (out.done, out.refused, out.failed) == (0, 0, 1)
-    assert out.gpu_hours == out.lost_gpu_hours == Decimal("1.25")
-    [reason] = out.reasons
-    assert "blocked after failures: cheap" in reason
+    assert (out.done, out.refused, out.failed) == (1, 0, 0)
+    assert out.gpu_hours == Decimal("2.25") and out.lost_gpu_hours == Decimal("0.25")
+    assert out.cost == Decimal("8.10")  # 2.25 h x 3.60
+    assert (out.recoveries, out.recovery_mean_s) == (1, 3600.0)
 
 
 def test_the_same_seed_gives_the_same_figures(

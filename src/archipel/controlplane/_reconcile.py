@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from archipel.backends import AttemptState, SiteHealth
 from archipel.controlplane._fairness import Capacity, Shares, in_turns
@@ -258,10 +259,13 @@ class Reconciler:
         if run.message != waiting:
             self.store.set_message(run, waiting)
 
-    def _choose(self, rnd: Round, run: RunView) -> SiteChoice:
-        """One engine call: the site for ``run`` now, and why every other site lost."""
+    def _choose(self, rnd: Round, run: RunView, blocked: bool = True) -> SiteChoice:
+        """One engine call: the site for ``run`` now, and why every other site lost
+        (``blocked=False``: as if no site had lost an attempt of it)."""
         state = SiteState(
-            blocked={n: f"{n} blocked after failures" for n in run.blocked_sites},
+            blocked={n: f"{n} blocked after failures" for n in run.blocked_sites}
+            if blocked
+            else {},
             down={n: _down(n, h) for n, h in rnd.health.items() if not h.healthy},
             full={
                 n: f"{n} full ({rnd.busy[n]} of {site.spec.slots} slots taken)"
@@ -273,10 +277,22 @@ class Reconciler:
         return self.placer.place(run.workload, state)
 
     def _place(self, rnd: Round, run: RunView, choice: SiteChoice) -> None:
-        """Record the chosen site's attempt and launch it; or wait, or fail, saying why."""
+        """Record the chosen site's attempt and launch it; or wait, or fail, saying why.
+
+        Sites where an attempt of the run was lost are avoided while another site may
+        take it. When every site that may is one of them, the run starts over with none
+        blocked (its restart budget still bounds the retries): a site lost to an outage
+        that is repaired since, or the only site of its provider, is worth another try,
+        and a run must not fail for having been unlucky everywhere once.
+        """
+        fields: dict[str, Any] = {}
+        if choice.site is None and not choice.waits and run.blocked_sites:
+            retry = self._choose(rnd, run, blocked=False)
+            if retry.site is not None or retry.waits:
+                choice, fields["blocked_sites"] = retry, ()
         if choice.waits:
             waiting = f"waiting for a site: {choice.explain()}"
-            rnd.move(run, RunState.PENDING, waiting)  # the move records the message too
+            rnd.move(run, RunState.PENDING, waiting, **fields)  # the message too
             return
         if choice.site is None:
             why = choice.explain(without=(Reason.SITE_BLOCKED,))
@@ -294,6 +310,7 @@ class Reconciler:
                 f"{run.id}-a{number}", number, choice.site, self.sites[choice.site].spec.terms()
             ),
             port=None if serve is None else serve.port or self.launcher.new_port(),
+            **fields,
         )
         if moved is not None:
             rnd.busy[choice.site] += 1

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
+from sqlalchemy import event
 
 from archipel.backends import (
     AttemptState,
@@ -453,6 +454,8 @@ def run_strategy(
     store = Store(
         f"sqlite:///{folder / 'state.db'}", clock=kernel.clock, new_id=lambda: f"r-{next(ids):08d}"
     )
+    # a simulation's store is thrown away with its folder: no commit waits for the disk
+    event.listen(store.engine, "connect", _no_sync)
     store.migrate()
     try:
         backends = {s.name: Site(s, SimBackend(world, s.name)) for s in sites}
@@ -487,6 +490,10 @@ def run_strategy(
         store.close()
     return _outcome(strategy, scenario, sites, world, states, snapshot, len(outages), rounds,
                     kernel.events)  # fmt: skip
+
+
+def _no_sync(connection: Any, _record: Any) -> None:
+    connection.execute("PRAGMA synchronous=OFF")
 
 
 def _submitter(

@@ -114,6 +114,13 @@ class Budget:
     project: str | None = None
     alert_at: tuple[Decimal, ...] = ()
 
+    @property
+    def owner(self) -> tuple[str, str]:
+        """Which column of the entries the budget filters on, and the value (as core's)."""
+        return (
+            ("tenant", self.tenant) if self.tenant is not None else ("project", self.project or "")
+        )
+
 
 @dataclass(frozen=True)
 class Spec:

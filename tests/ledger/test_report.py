@@ -28,11 +28,11 @@ from hypothesis import strategies as st
 from tests.profiles import examples
 
 from archipel.core import Concentration, InputError
+from archipel.ledger._budgets import period_of
 from archipel.ledger._report import (
     Report,
     Share,
     actual_burn_down,
-    budget_period,
     build_report,
     rates_into,
     report_document,
@@ -339,41 +339,43 @@ PERIODS = [
 
 @pytest.mark.parametrize(("kind", "today", "expected"), PERIODS)
 def test_budget_periods(kind: str, today: date, expected: tuple[date, date]) -> None:
-    assert budget_period(kind, today) == expected
+    p = period_of(kind, today)
+    assert (p.start, p.end) == expected
 
 
 BUDGETS = [
-    # (budget, spent, used, projected, alert kind and severity); today 2026-02-20, day 20 of 28
+    # (budget, spent, used, projected, alerts); today 2026-02-20: the entries before it count
+    # (the ledger's rule: the day in progress does not), and 19 days of February are over
     (
         Budget(
             "research-feb", D(500), "USD", "month", tenant="research", alert_at=(D("0.5"), D(1))
         ),
         D(400),
         D("0.8"),
-        D(560),
-        ("budget", "warning"),
+        D("589.473684211"),  # 400 x 28 / 19
+        [("budget", "warning"), ("budget", "warning")],  # 50% reached; 100% forecast
     ),
     (
         Budget("radiology-q1", D(150), "USD", "quarter", tenant="radiology", alert_at=(D(1),)),
-        D(176),
-        D("1.173333"),
-        D("310.588235294"),
-        ("budget", "critical"),
-    ),  # 176 x 90 / 51
+        D(110),  # 100 EUR of January; the 60 EUR of 2026-02-20 are today's
+        D("0.733333"),
+        D(198),  # 110 x 90 / 50
+        [("budget", "warning")],  # 100% forecast
+    ),
     (
         Budget("scans-feb", D(100), "USD", "month", project="scans", alert_at=(D("0.8"),)),
-        D(66),
-        D("0.66"),
-        D("92.4"),
-        ("budget-forecast", "info"),
-    ),  # 66 x 28 / 20
+        D(0),  # its only February entry is today's
+        D(0),
+        D(0),
+        [],
+    ),
     (
         Budget("ads-year", D(1000), "EUR", "year", project="ads", alert_at=(D("0.5"),)),
-        D("21.818181818"),
+        D("21.818181818"),  # 24 USD at the cross rate 0.909090909091
         D("0.021818"),
-        D("156.149732619"),
-        None,
-    ),  # 24 USD in EUR; x 365 / 51
+        D("159.272727271"),  # x 365 / 50
+        [],
+    ),
 ]
 
 
@@ -385,12 +387,12 @@ def test_budget_status(
     spent: Decimal,
     used: Decimal,
     projected: Decimal,
-    alert: tuple[str, str] | None,
+    alert: list[tuple[str, str]],
 ) -> None:
     r = report(Spec(budgets=(budget,)), today=date(2026, 2, 20))
     (b,) = r.budgets
     assert (b.spent, b.used, b.projected) == (spent, used, projected)
-    assert [(a.kind, a.severity) for a in r.alerts] == ([alert] if alert else [])
+    assert [(a.kind, a.severity) for a in r.alerts] == alert
 
 
 def test_an_empty_ledger_reports_zeros() -> None:

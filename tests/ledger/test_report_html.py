@@ -157,7 +157,7 @@ def test_the_header_says_the_period_totals_and_alerts(page: str) -> None:
     assert "1,300.00 USD" in text
     assert "generated 2026-02-20 09:30 UTC" in text
     assert "aws holds 61.5% of spend, above the cap of 60.0%" in text
-    assert "budget research (tenant research): 80.0% of 500.00 USD spent this month" in text
+    assert "budget research: spent 400.00 USD this month from 2026-02-01: 80% of 500.00 USD" in text
     assert "84.6%" in text  # CLOUD Act-exposed share of spend
 
 

@@ -66,12 +66,13 @@ def budget_status(
     today: date,
 ) -> list[BudgetStatus]:
     """Each budget of ``spec`` in its current period."""
-    return [_status(connection, b, rates, today) for b in spec.budgets]
+    return [status_of(connection, b, rates, today) for b in spec.budgets]
 
 
-def _status(
+def status_of(
     connection: duckdb.DuckDBPyConnection, b: Budget, rates: Mapping[str, Decimal], today: date
 ) -> BudgetStatus:
+    """One budget in its current period (see the module's text)."""
     period = period_of(b.period, today)
     column, owner = b.owner
     rows = connection.execute(

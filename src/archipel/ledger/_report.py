@@ -30,7 +30,8 @@ from archipel.core import (
     ProviderFacts,
     cross_rate,
 )
-from archipel.ledger._alerts import commitment_alerts
+from archipel.ledger._alerts import budget_alerts, commitment_alerts
+from archipel.ledger._budgets import BudgetStatus, status_of
 from archipel.ledger._commitments import Burn as LedgerBurn
 from archipel.ledger._commitments import burn_down as ledger_burn_down
 from archipel.ledger._documents import planned_document
@@ -330,8 +331,15 @@ def _build(
     workloads = _ranked(money.groups(con, ["workload"]), top)
     tenants = _ranked(money.groups(con, ["tenant"]), top)
     commitments, source, burns = _commitments(con, spec, rates, today, burn_down)
-    budgets = tuple(_budget(con, b, rates, today) for b in getattr(spec, "budgets", ()) or ())
-    alerts = _alerts(spec, providers, concentration, commitments, budgets)
+    statuses = [status_of(con, b, rates, today) for b in getattr(spec, "budgets", ()) or ()]
+    budgets = tuple(_budget_figure(s) for s in statuses)
+    alerts = (
+        *_alerts(spec, providers, concentration, commitments),
+        *(  # the very alerts `archipel ledger budgets` raises
+            Alert(a.kind, a.subject, f"budget {a.subject}: {a.message}", a.severity)
+            for a in budget_alerts(statuses)
+        ),
+    )
     if burns:  # the ledger's burn-downs: the very alerts `archipel ledger commitments` raises
         said = commitment_alerts(burns, spec.alerts)  # type: ignore[attr-defined]
         alerts = (
@@ -631,38 +639,11 @@ def _next_month(month: date) -> date:
 # --- budgets -------------------------------------------------------------------------------
 
 
-def budget_period(kind: str, today: date) -> tuple[date, date]:
-    """The calendar month, quarter or year holding ``today``: ``[start, end)``."""
-    if kind == "month":
-        start = today.replace(day=1)
-        return start, _next_month(start)
-    if kind == "quarter":
-        start = date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
-        return start, _next_month(_next_month(_next_month(start)))
-    if kind == "year":
-        return date(today.year, 1, 1), date(today.year + 1, 1, 1)
-    raise InputError(f"budget period {kind!r}: choose month, quarter or year")
-
-
-def _budget(
-    con: duckdb.DuckDBPyConnection, b: Any, rates: Mapping[str, Decimal], today: date
-) -> BudgetFigure:
-    scope = "tenant" if getattr(b, "tenant", None) else "project"
-    subject = getattr(b, scope)
-    start, end = budget_period(b.period, today)
-    money = _Converter(b.currency, rates_into(rates, b.currency, f"budget {b.name}"))
-    groups = money.groups(
-        con,
-        [],
-        where=f"{scope} = $subject AND month >= $start AND month < $end",
-        params={"subject": subject, "start": start, "end": end},
-    )
-    spent = groups[0][1][0] if groups else Decimal(0)
+def _budget_figure(s: BudgetStatus) -> BudgetFigure:
+    """A budget's figure from the ledger's own status of it (``archipel ledger budgets``)."""
+    b = s.budget
+    scope, subject = b.owner
     amount = Decimal(b.amount)
-    elapsed = (min(today, end) - start).days + 1
-    with localcontext() as ctx:
-        ctx.prec = 80
-        projected = (spent * (end - start).days / elapsed).quantize(_NANO)
     return BudgetFigure(
         name=b.name,
         scope=scope,
@@ -670,12 +651,12 @@ def _budget(
         currency=b.currency,
         amount=amount,
         period=b.period,
-        start=start,
-        end=end,
-        spent=spent,
-        used=_fraction(spent, amount),
-        projected=projected,
-        alert_at=tuple(Decimal(str(a)) for a in (getattr(b, "alert_at", None) or ())),
+        start=s.period.start,
+        end=s.period.end,
+        spent=s.spent,
+        used=_fraction(s.spent, amount),
+        projected=s.spent if s.forecast is None else s.forecast,
+        alert_at=tuple(Decimal(str(a)) for a in b.alert_at),
     )
 
 
@@ -691,10 +672,9 @@ def _alerts(
     providers: Sequence[Share],
     concentration: Concentration | None,
     commitments: Sequence[CommitmentFigure],
-    budgets: Sequence[BudgetFigure],
 ) -> tuple[Alert, ...]:
     # The same tolerances as `archipel ledger commitments`; the page words them for its
-    # readers, and adds concentration and budget-pace alerts the CLI has no place for.
+    # readers, and adds concentration alerts the CLI has no place for.
     tolerances = getattr(spec, "alerts", None)
     shortfall = Decimal(str(getattr(tolerances, "shortfall", "0.05")))
     overrun = Decimal(str(getattr(tolerances, "overrun", "0.05")))
@@ -740,29 +720,6 @@ def _alerts(
                         "warning",
                     )
                 )
-    for b in budgets:
-        crossed = [a for a in b.alert_at if b.used >= a]
-        if crossed:
-            out.append(
-                Alert(
-                    "budget",
-                    b.name,
-                    f"budget {b.name} ({b.scope} {b.subject}): {_percent(b.used)} of "
-                    f"{_money(b.amount)} {b.currency} spent this {b.period}",
-                    "critical" if max(crossed) >= 1 else "warning",
-                )
-            )
-        elif b.amount and any(b.projected >= b.amount * a for a in b.alert_at):
-            out.append(
-                Alert(
-                    "budget-forecast",
-                    b.name,
-                    f"budget {b.name} ({b.scope} {b.subject}): at this pace "
-                    f"{_money(b.projected)} {b.currency} by {b.end - timedelta(days=1)}, "
-                    f"{_percent(_fraction(b.projected, b.amount))} of the budget",
-                    "info",
-                )
-            )
     return tuple(out)
 
 

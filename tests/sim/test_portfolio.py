@@ -8,6 +8,7 @@ outage takes back to the last checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -21,7 +22,15 @@ from archipel.controlplane import SiteSpec
 from archipel.core import CatalogSnapshot, InputError
 from archipel.policy import Policy
 from archipel.sim._openb import load_openb
-from archipel.sim._portfolio import Outcome, parse_scenario, run_strategy, violation
+from archipel.sim._portfolio import (
+    Outcome,
+    ScenarioSpec,
+    draw_outages,
+    parse_scenario,
+    run_strategy,
+    up_share,
+    violation,
+)
 
 HEADER = "name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n"
 ROOT = Path(__file__).resolve().parents[2]
@@ -262,3 +271,43 @@ def test_the_cli_runs_a_scenario_file_as_simulate_file(tmp_path: Path) -> None:
     bad = subprocess.run([archipel, "simulate", str(tmp_path / "nope.yaml")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("windows", "k", "share"),
+    [
+        pytest.param([], 1, 1.0, id="no outage"),
+        pytest.param([(10, "a", 20)], 1, 1.0, id="one of two down: one is up"),
+        pytest.param([(10, "a", 20)], 2, 0.8, id="both up: 80 of 100 s"),
+        pytest.param([(10, "a", 20), (20, "b", 20)], 1, 0.9, id="both down 20 to 30"),
+        pytest.param([(90, "a", 50)], 2, 0.9, id="cut at the horizon"),
+        pytest.param([(10, "c", 50)], 2, 1.0, id="another provider's outage"),
+    ],
+)
+def test_the_share_of_time_with_k_providers_up(
+    windows: list[tuple[float, str, float]], k: int, share: float
+) -> None:
+    assert up_share(windows, ["a", "b"], 100, k) == pytest.approx(share)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_drawn_outages_match_the_binomial_availability_of_k_of_n(k: int) -> None:
+    """Three providers failing independently (MTBF 90 h, MTTR 10 h: each up 90% of the
+    time): over 200,000 hours, the share with at least k up is the binomial tail
+    sum_{j>=k} C(3, j) 0.9^j 0.1^(3-j), within a percent."""
+    doc = {
+        "name": "k-of-n",
+        "seed": 11,
+        "trace": {"openb": "unused.csv"},
+        "sites": [dict(CHEAP, name=p, provider=p) for p in ("aws", "azure", "scaleway")],
+        "strategies": {"all": {}},
+        "outages": {p: {"mtbf_hours": 90, "mttr_hours": 10} for p in ("aws", "azure", "scaleway")},
+    }
+    spec = ScenarioSpec.model_validate(doc)
+    horizon = 200_000 * 3600.0
+    windows = draw_outages(spec, ["aws", "azure", "scaleway"], horizon)
+    a = 90 / (90 + 10)
+    expected = sum(math.comb(3, j) * a**j * (1 - a) ** (3 - j) for j in range(k, 4))
+    assert up_share(windows, ["aws", "azure", "scaleway"], horizon, k) == pytest.approx(
+        expected, abs=0.01
+    )

@@ -341,6 +341,7 @@ def _scenario_document(parsed: Any, outcomes: list[Any]) -> dict[str, Any]:
                 else round(o.recovery_mean_s, 3),
                 "recoveries": o.recoveries,
                 "outages": o.outages,
+                "dark_hours": o.dark_hours,
                 "spend_share": {p: str(v) for p, v in o.spend_share.items()},
                 "violations": list(o.violations),
                 "reasons": dict(o.reasons),
@@ -364,8 +365,8 @@ def _render_scenario(out: Any, doc: dict[str, Any]) -> None:
     )
     table = Table(header_style="bold")
     columns = ("strategy", "done", "refused", "failed", "cost", "per done GPU-h", "GPU-h",
-               "lost GPU-h", "wait p95", "recovery", "outages", "top provider",
-               "violations")  # fmt: skip
+               "lost GPU-h", "wait p95", "recovery", "outages", "all down",
+               "top provider", "violations")  # fmt: skip
     for column in columns:
         table.add_column(column, justify="left" if column == "strategy" else "right")
     for s in doc["strategies"]:
@@ -383,6 +384,7 @@ def _render_scenario(out: Any, doc: dict[str, Any]) -> None:
             _duration(s["wait_p95_s"]),
             "-" if s["recovery_mean_s"] is None else _duration(s["recovery_mean_s"]),
             str(s["outages"]),
+            _duration(s["dark_hours"] * 3600),
             "-" if top is None else f"{top} {Decimal(shares[top]):.0%}",
             str(len(s["violations"])),
         )

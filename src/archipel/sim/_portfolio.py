@@ -382,13 +382,14 @@ class Outcome:
     recovery_mean_s: float | None
     recoveries: int
     outages: int
+    dark_hours: float  # hours with none of the strategy's providers up
     spend_share: Mapping[str, Decimal]  # provider -> share of cost
     violations: tuple[str, ...]
     events: int
     rounds: int
 
 
-def _outages(
+def draw_outages(
     spec: ScenarioSpec, providers: Sequence[str], horizon: float
 ) -> list[tuple[float, str, float]]:
     """(start, provider, repair seconds) of every outage within ``horizon``, from the seed.
@@ -477,7 +478,7 @@ def run_strategy(
         last = scenario.jobs.jobs[-1].arrival if scenario.jobs.jobs else 0.0
         horizon = last + spec.drain_hours * HOUR
         used = sorted({s.provider for s in sites})
-        outages = _outages(spec, used, horizon)
+        outages = draw_outages(spec, used, horizon)
         for start, provider, repair in outages:
             kernel.at(start, lambda p=provider, r=repair: world.outage(p, r))  # type: ignore[misc]
         kernel.run(until=horizon)
@@ -488,8 +489,9 @@ def run_strategy(
         states = {r.id: (r.state, r.message or "") for r in store.runs(limit=10**9)}
     finally:
         store.close()
-    return _outcome(strategy, scenario, sites, world, states, snapshot, len(outages), rounds,
-                    kernel.events)  # fmt: skip
+    dark = (1 - up_share(outages, used, horizon, 1)) * horizon
+    return _outcome(strategy, scenario, sites, world, states, snapshot, len(outages), dark,
+                    rounds, kernel.events)  # fmt: skip
 
 
 def _no_sync(connection: Any, _record: Any) -> None:
@@ -542,6 +544,25 @@ class _Rounds:
                 return
 
 
+def up_share(
+    outages: Sequence[tuple[float, str, float]], providers: Sequence[str], horizon: float, k: int
+) -> float:
+    """The share of ``[0, horizon)`` with at least ``k`` of ``providers`` up, from the
+    outage windows (start, provider, repair seconds) the simulation injects."""
+    edges: list[tuple[float, int]] = []
+    for start, provider, repair in outages:
+        if provider in providers and start < horizon:
+            edges += [(start, -1), (min(start + repair, horizon), +1)]
+    up, last, covered = len(set(providers)), 0.0, 0.0
+    for t, change in sorted(edges):
+        if up >= k:
+            covered += t - last
+        up, last = up + change, t
+    if up >= k:
+        covered += horizon - last
+    return covered / horizon if horizon > 0 else 1.0
+
+
 def _percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
@@ -557,6 +578,7 @@ def _outcome(
     states: Mapping[str, tuple[RunState, str]],
     snapshot: CatalogSnapshot,
     outages: int,
+    dark: float,
     rounds: _Rounds,
     events: int,
 ) -> Outcome:
@@ -622,6 +644,7 @@ def _outcome(
         recovery_mean_s=statistics.fmean(recoveries) if recoveries else None,
         recoveries=len(recoveries),
         outages=outages,
+        dark_hours=round(dark / HOUR, 3),
         spend_share={
             p: (v / cost).quantize(Decimal("0.0001")) if cost else Decimal(0)
             for p, v in sorted(cost_by_provider.items())

@@ -190,3 +190,31 @@ def test_a_run_on_an_ec2_site_runs_there_when_ec2_takes_it(
     assert now is not None and (now.site, now.state) == ("paris", RunState.RUNNING)
     (instance,) = paris.instances("running")
     assert {t["Key"]: t["Value"] for t in instance["Tags"]}["archipel:run"] == run.id
+
+
+def test_a_run_interrupted_on_ec2_resumes_elsewhere_with_its_checkpoint(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    make_reconciler: MakeReconciler,
+    moto_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The attempt on paris (EC2) saved step 12 to S3 before a spot interruption: the run
+    goes on at frankfurt, and its checkpoint folder holds step 12 when it is launched."""
+    aws_environment(monkeypatch)
+    paris = make_site(moto_url, tmp_path / "paris")
+    reconciler = make_reconciler(SITES, {**fakes, "paris": paris.backend})
+    run = store.submit("acme", workload(max_restarts=2))
+    for _ in range(2):
+        reconciler.step()
+    (instance,) = paris.instances("running")
+    key = f"stage/checkpoints/{run.id}/step"
+    paris.s3.client.put_object(Bucket=BUCKET, Key=key, Body=b"12\n")  # the instance's sync
+    paris.check.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    paris.ec2.state_reasons[instance["InstanceId"]] = "Server.SpotInstanceTermination"
+    reconciler.step()
+    moved = store.get(run.id)
+    assert moved is not None and moved.site == "frankfurt" and moved.restarts == 1
+    env = fakes["frankfurt"]._jobs[f"{run.id}-a2"].request.env
+    assert (Path(env["ARCHIPEL_CHECKPOINT_DIR"]) / "step").read_text() == "12\n"

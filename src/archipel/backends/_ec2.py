@@ -43,6 +43,7 @@ elsewhere. Throttled calls are retried by botocore (``standard`` mode,
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,10 +51,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from archipel.backends._ec2_checkpoints import CheckpointHome, pull, push
 from archipel.backends._ec2_script import (
+    CHECKPOINT_SYNC_SECONDS,
     USER_DATA_LIMIT,
     Staging,
     bad_env_names,
+    checkpoint_of,
     user_data,
 )
 from archipel.backends._ec2_states import instance_state, launch_error, needs_exit_code
@@ -102,6 +106,9 @@ class Ec2Config:
     endpoint_url: str | None = None  # an emulator's, for tests; None: AWS's own
     max_attempts: int = 4  # tries of one API call (botocore's standard retry mode)
     health_ttl: float = 60.0  # seconds a healthy answer is kept
+    # how often a running attempt's checkpoint is copied to S3 (a spot interruption loses
+    # at most this much of it)
+    checkpoint_sync_seconds: int = CHECKPOINT_SYNC_SECONDS
 
     @property
     def where(self) -> str:
@@ -302,7 +309,7 @@ class Ec2Backend:
             return LaunchResult(
                 a, False, error=f"an EC2 site runs one node per attempt, not {request.nodes}"
             )
-        size = len(user_data(request, self.staging, self._name).encode())
+        size = len(self._user_data(request).encode())
         if size > USER_DATA_LIMIT:
             return LaunchResult(
                 a,
@@ -327,7 +334,7 @@ class Ec2Backend:
             "MinCount": 1,
             "MaxCount": 1,
             "ClientToken": a[:64],
-            "UserData": user_data(request, self.staging, self._name),
+            "UserData": self._user_data(request),
             "InstanceInitiatedShutdownBehavior": "terminate",
             "TagSpecifications": [
                 {"ResourceType": "instance", "Tags": tags},
@@ -374,6 +381,14 @@ class Ec2Backend:
     def _run(self, request: LaunchRequest, folder: Path) -> LaunchResult:
         a = request.attempt_id
         c = self.config
+        home = self._checkpoint_home(request)
+        if home is not None:
+            try:
+                push(self._s3, home)
+            except api_errors() as exc:
+                why = f"cannot copy the run's checkpoint to {home.uri}: {_describe(exc)}"
+                return LaunchResult(a, False, error=why, retryable=True)
+            record(folder, "checkpoint", json.dumps([str(home.local), home.bucket, home.prefix]))
         if request.files is not None:
             target = self.staging.uri(a, "workdir.tar.gz")
             try:
@@ -416,13 +431,46 @@ class Ec2Backend:
             instance = instances.get(a)
             try:
                 if instance is None:
-                    result[a] = self._forgotten(a)
+                    result[a] = self._bring_back(self._forgotten(a))
                 else:
-                    result[a] = self._from_instance(a, instance)
+                    result[a] = self._bring_back(self._from_instance(a, instance))
             except api_errors() as exc:
                 reason = f"cannot read the exit status from S3: {_describe(exc)}"
                 result[a] = Observation(a, AttemptState.UNOBSERVED, reason=reason)
         return result
+
+    def _user_data(self, request: LaunchRequest) -> str:
+        sync = self.config.checkpoint_sync_seconds
+        return user_data(request, self.staging, self._name, sync_seconds=sync)
+
+    def _checkpoint_home(self, request: LaunchRequest) -> CheckpointHome | None:
+        found = checkpoint_of(request)
+        if found is None:
+            return None
+        run_id, local = found
+        return CheckpointHome(Path(local), self.staging.bucket, self.staging.checkpoints(run_id))
+
+    def _bring_back(self, observation: Observation) -> Observation:
+        """An ended attempt's checkpoint mirrored home before its end is reported, once;
+        ``unobserved`` while S3 cannot be read (see ``_ec2_checkpoints``)."""
+        a = observation.attempt_id
+        folder = self._dir(a)
+        saved = recorded(folder, "checkpoint")
+        if not observation.state.finished or saved is None or recorded(folder, "checkpoint_back"):
+            return observation
+        local, bucket, prefix = json.loads(saved)
+        home = CheckpointHome(Path(local), bucket, prefix)
+        try:
+            files = str(pull(self._s3, home))
+        except api_errors() as exc:  # S3 out of reach: the next round asks again
+            why = f"cannot bring the checkpoint back from {home.uri}: {_describe(exc)}"
+            log.warning("site %s: attempt %s: %s", self._name, a, why)
+            return Observation(a, AttemptState.UNOBSERVED, observation.backend_id, reason=why)
+        except OSError as exc:  # the server's disk: asking again would not help
+            files = f"failed: {_describe(exc)}"
+            log.error("site %s: attempt %s: checkpoint not brought back: %s", self._name, a, exc)
+        record(folder, "checkpoint_back", files)
+        return observation
 
     def _from_instance(self, attempt_id: str, instance: dict[str, Any]) -> Observation:
         state = str(instance.get("State", {}).get("Name", ""))

@@ -6,6 +6,12 @@ Every attempt has a folder in the site's staging location, ``<staging>/<attempt_
 - ``output.log``: the command's output (standard output and error), uploaded when it ends;
 - ``exit_code``: the command's exit status and a newline, uploaded last.
 
+An attempt with a checkpoint (its run's ``ARCHIPEL_CHECKPOINT_DIR``) also has the
+run's checkpoint prefix, ``<staging>/checkpoints/<run id>/``: the script copies it
+into ``/var/lib/archipel/<attempt_id>/checkpoint`` before the command starts (the
+command's ``ARCHIPEL_CHECKPOINT_DIR``), back to S3 every ``sync_seconds`` while it
+runs and once more when it ends; see :mod:`archipel.backends._ec2_checkpoints`.
+
 The user data script (run once as root by cloud-init at first boot) makes
 ``/var/lib/archipel/<attempt_id>/work``, unpacks the workdir into it, runs the
 command there with only the attempt's own environment (``env -i``: a small base,
@@ -37,6 +43,9 @@ USER_DATA_LIMIT = 16 * 1024
 WORKDIR_FAILED = 125
 _STAGING = re.compile(r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/([A-Za-z0-9._/-]*))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: how often the boot script copies a running attempt's checkpoint to S3, by default
+CHECKPOINT_SYNC_SECONDS = 60
 #: what every attempt starts with on the instance, before its own variables
 _BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -68,6 +77,19 @@ class Staging:
     def uri(self, attempt_id: str, name: str) -> str:
         return f"s3://{self.bucket}/{self.key(attempt_id, name)}"
 
+    def checkpoints(self, run_id: str) -> str:
+        """The key prefix of a run's checkpoint (``.../checkpoints/<run id>/``)."""
+        return "/".join(p for p in (self.prefix, "checkpoints", run_id) if p) + "/"
+
+
+def checkpoint_of(request: LaunchRequest) -> tuple[str, str] | None:
+    """(run id, the server's checkpoint folder) when the attempt has a checkpoint."""
+    run_id = request.env.get("ARCHIPEL_RUN_ID")
+    folder = request.env.get("ARCHIPEL_CHECKPOINT_DIR")
+    if not run_id or not folder or not _RUN_ID.match(run_id):
+        return None
+    return run_id, folder
+
 
 def bad_env_names(env: Mapping[str, str]) -> list[str]:
     """The names the script could not pass on (not shell variable names), sorted."""
@@ -75,7 +97,11 @@ def bad_env_names(env: Mapping[str, str]) -> list[str]:
 
 
 def user_data(
-    request: LaunchRequest, staging: Staging, site: str, root: str = "/var/lib/archipel"
+    request: LaunchRequest,
+    staging: Staging,
+    site: str,
+    root: str = "/var/lib/archipel",
+    sync_seconds: int = CHECKPOINT_SYNC_SECONDS,
 ) -> str:
     """The boot script of one attempt's instance (see the module docstring); its
     folder is ``<root>/<attempt_id>``."""
@@ -87,6 +113,9 @@ def user_data(
         "ARCHIPEL_ATTEMPT_ID": a,
         "ARCHIPEL_ATTEMPT_DIR": f"{home}/work",
     }
+    checkpoint = checkpoint_of(request)
+    if checkpoint is not None:  # the instance's own copy (archipel.backends._ec2_checkpoints)
+        env["ARCHIPEL_CHECKPOINT_DIR"] = f"{home}/checkpoint"
     q = shlex.quote
     lines = [
         "#!/bin/bash",
@@ -113,9 +142,27 @@ def user_data(
         ]
     assignments = " ".join(f"{name}={q(value)}" for name, value in env.items())
     command = " ".join(q(part) for part in request.command)
+    run = f'env -i {assignments} {command} </dev/null >"$home/output.log" 2>&1'
+    if checkpoint is None:
+        lines += [run, 'report "$?"', ""]
+        return "\n".join(lines)
+    remote = q(f"s3://{staging.bucket}/{staging.checkpoints(checkpoint[0])}")
+    sync_up = f'aws s3 sync --only-show-errors --delete "$home/checkpoint" {remote}'
     lines += [
-        f'env -i {assignments} {command} </dev/null >"$home/output.log" 2>&1',
-        'report "$?"',
+        'mkdir -p "$home/checkpoint"',
+        f'if ! aws s3 sync --only-show-errors --delete {remote} "$home/checkpoint"; then',
+        f'  echo "archipel: cannot fetch the checkpoint {remote}" >"$home/output.log"',
+        f"  report {WORKDIR_FAILED}",
+        "fi",
+        f"( while sleep {int(sync_seconds)}; do {sync_up}; done ) >/dev/null 2>&1 &",
+        "syncing=$!",
+        run,
+        'status="$?"',
+        'kill "$syncing" 2>/dev/null; wait "$syncing" 2>/dev/null',
+        f"if ! {sync_up}; then",
+        f'  echo "archipel: cannot copy the last checkpoint to {remote}" >>"$home/output.log"',
+        "fi",
+        'report "$status"',
         "",
     ]
     return "\n".join(lines)

@@ -61,6 +61,9 @@ class RunRow(Base):
         Index("ix_runs_state", "state"),
         Index("ix_runs_tenant", "tenant"),
         Index("ix_runs_group_id", "group_id"),
+        # a tenant's runs page by page (the console), newest or oldest first, by state too
+        Index("ix_runs_tenant_created", "tenant", "created_at"),
+        Index("ix_runs_tenant_state_created", "tenant", "state", "created_at"),
     )
 
 

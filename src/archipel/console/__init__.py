@@ -6,6 +6,7 @@ API token and gets a session cookie; the console then enforces the API's own
 roles over the same store (see docs/console.md).
 """
 
+from archipel.console._app import PREFIX, create_console, mount
 from archipel.console._assets import HTMX_SHA256, HTMX_VERSION
 
-__all__ = ["HTMX_SHA256", "HTMX_VERSION"]
+__all__ = ["HTMX_SHA256", "HTMX_VERSION", "PREFIX", "create_console", "mount"]

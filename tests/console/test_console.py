@@ -398,6 +398,8 @@ def test_cancelling_from_the_console_cancels_the_attempt_too(
     assert store.get(run_id).state is RunState.CANCELLED  # type: ignore[union-attr]
     after = browser.get(f"{UI}/runs/{run_id}").text
     assert "Cancel this run" not in after and "cancelled by the user" in after
+    placement = after.split('id="placement-title"')[1].split("attempts-title")[0]
+    assert "placed on paris (attempt 1)" in placement and "If it were placed now" not in placement
 
 
 # --- the sites ------------------------------------------------------------------------------

@@ -34,3 +34,10 @@ def test_nothing_shipped_loads_from_another_origin() -> None:
             text = item.read_text()
             assert not re.search(r'(src|href)="(https?:)?//', text), item.name
             assert "@import" not in text and "url(http" not in text, item.name
+
+
+def test_the_browser_tests_axe_is_the_pinned_one() -> None:
+    script = (ROOT / "scripts/console/vendor.sh").read_text()
+    digest = re.search(r'^AXE_SHA256="([^"]+)"$', script, re.M)[1]  # type: ignore[index]
+    shipped = (ROOT / "tests/console/vendor/axe.min.js").read_bytes()
+    assert hashlib.sha256(shipped).hexdigest() == digest

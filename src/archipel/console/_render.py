@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
@@ -37,6 +38,11 @@ def when(value: datetime | None) -> str:
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def number(value: float | Decimal) -> str:
+    """A count as a person writes it: ``1``, ``0.5``, never ``1.0`` or ``1E+1``."""
+    return format(Decimal(str(value)).normalize(), "f")
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("archipel.console", "templates"),
@@ -46,6 +52,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["number"] = number
     return env
 
 

@@ -186,12 +186,18 @@ def decision(ui: Console, run: RunView) -> Decision:
     return Decision(choice.site, price, lost, None)
 
 
+#: how the history words the placement decisions it records (the reconciler's details)
+_DECIDED = ("placed on ", "waiting for a site", "no site can run it")
+
+
 def _run_context(ui: Console, seen: Viewer, run: RunView) -> dict[str, Any]:
+    events = ui.store.events(run.id)
     return {
         "run": run,
         "workload": run.workload,
         "attempts": ui.store.attempts(run.id),
-        "events": ui.store.events(run.id),
+        "events": events,
+        "decided": [e for e in events if e.detail and e.detail.startswith(_DECIDED)],
         "decision": None if run.state.terminal else decision(ui, run),
         "viewer": seen,
     }

@@ -264,6 +264,11 @@ def five(store: Store) -> list[str]:
         pytest.param("site=frankfurt", [3, 1], id="one site"),
         pytest.param("site=frankfurt&state=running", [3], id="site and state"),
         pytest.param("state=failed", [], id="nothing matches"),
+        pytest.param("provider=ionos", [3, 1], id="a provider: its sites"),
+        pytest.param("provider=ionos&provider=scaleway", [3, 1, 0], id="two providers"),
+        pytest.param("provider=ionos&site=paris", [], id="a site not of the provider"),
+        pytest.param("provider=aws", [], id="a provider whose sites ran nothing"),
+        pytest.param("provider=nobody", [], id="a provider of no site"),
     ],
 )
 def test_the_runs_list_filters_and_sorts(

@@ -47,6 +47,7 @@ class RunsQuery:
 
     states: tuple[RunState, ...]
     sites: tuple[str, ...]
+    providers: tuple[str, ...]
     sort: str
     page: int
     per_page: int
@@ -56,6 +57,7 @@ class RunsQuery:
         values = {
             "state": [s.value for s in self.states],
             "site": list(self.sites),
+            "provider": list(self.providers),
             "sort": self.sort,
             "page": self.page,
             "per_page": self.per_page,
@@ -71,32 +73,52 @@ class RunsQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.states or self.sites)
+        return bool(self.states or self.sites or self.providers)
 
 
 def runs_query(
     state: Annotated[list[RunState] | None, Query()] = None,
     site: Annotated[list[str] | None, Query()] = None,
+    provider: Annotated[list[str] | None, Query()] = None,
     sort: Sort = "newest",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=10, le=MAX_PER_PAGE)] = PER_PAGE,
 ) -> RunsQuery:
-    return RunsQuery(tuple(state or ()), tuple(site or ()), sort, page, per_page)
+    return RunsQuery(
+        tuple(state or ()), tuple(site or ()), tuple(provider or ()), sort, page, per_page
+    )
 
 
 Filters = Annotated[RunsQuery, Depends(runs_query)]
 
 
+def _sites_of(ui: Console, q: RunsQuery) -> tuple[str, ...] | None:
+    """The sites a run must be on to match ``q`` (``()``: any; ``None``: none can match).
+
+    A provider is a filter on the sites it has: a run matches one of the checked
+    sites (if any) that belongs to one of the checked providers (if any).
+    """
+    if not q.providers:
+        return q.sites
+    of_providers = {n for n, s in ui.reconciler.sites.items() if s.spec.provider in q.providers}
+    wanted = tuple(sorted(of_providers & set(q.sites) if q.sites else of_providers))
+    return wanted or None
+
+
 def _table(ui: Console, seen: Viewer, q: RunsQuery) -> dict[str, Any]:
     """What the runs table shows for ``q``: one page of the tenant's runs and the count."""
-    runs, total = ui.store.runs_page(
-        seen.who.tenant,
-        states=q.states,
-        sites=q.sites,
-        order=q.sort,
-        offset=(q.page - 1) * q.per_page,
-        limit=q.per_page,
-    )
+    sites = _sites_of(ui, q)
+    runs: list[RunView] = []
+    total = 0
+    if sites is not None:
+        runs, total = ui.store.runs_page(
+            seen.who.tenant,
+            states=q.states,
+            sites=sites,
+            order=q.sort,
+            offset=(q.page - 1) * q.per_page,
+            limit=q.per_page,
+        )
     first = (q.page - 1) * q.per_page + 1 if runs else 0
     return {
         "runs": runs,
@@ -118,6 +140,7 @@ def runs_page(request: Request, ui: Ui, seen: Seen, q: Filters) -> Response:
         "viewer": seen,
         "states": list(RunState),
         "site_names": sorted(ui.reconciler.sites),
+        "provider_names": sorted({s.spec.provider for s in ui.reconciler.sites.values()}),
         "sorts": SORTS,
     }
     return page(request, "runs.html", context)

@@ -11,10 +11,12 @@ from fastapi.testclient import TestClient
 from tests.controlplane.conftest import SITES
 
 from archipel.backends import FakeBackend
+from archipel.cli._server import _plan_planner
 from archipel.console import PREFIX, mount
 from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.controlplane._api import create_app
 from archipel.core import CatalogSnapshot
+from archipel.placement import Planner
 from archipel.policy import Policy
 
 KEY = b"k" * 32
@@ -68,12 +70,29 @@ def clock() -> Clock:
     return Clock()
 
 
+@pytest.fixture(scope="session")
+def plans(snapshot: CatalogSnapshot, policy: Policy) -> Callable[[], Planner]:
+    """The plan form's engine, made as ``archipel server`` makes it."""
+    return _plan_planner(snapshot, policy)
+
+
 @pytest.fixture
-def app_client(store: Store, reconciler: Reconciler, clock: Clock) -> TestClient:
-    """The control plane's API with the console mounted, as ``archipel server`` composes it."""
-    app = create_app(store, reconciler, open_prefixes=(PREFIX,))
-    mount(app, store, reconciler, key=KEY, clock=clock)
-    return TestClient(app, follow_redirects=False)
+def compose(
+    store: Store, reconciler: Reconciler, clock: Clock, plans: Callable[[], Planner]
+) -> Callable[[], TestClient]:
+    """A new browser on the API with the console mounted, as ``archipel server`` composes it."""
+
+    def composed() -> TestClient:
+        app = create_app(store, reconciler, open_prefixes=(PREFIX,))
+        mount(app, store, reconciler, key=KEY, clock=clock, planner=plans)
+        return TestClient(app, follow_redirects=False)
+
+    return composed
+
+
+@pytest.fixture
+def app_client(compose: Callable[[], TestClient]) -> TestClient:
+    return compose()
 
 
 def csrf_of(html: str) -> str:
@@ -87,13 +106,11 @@ SignIn = Callable[..., TestClient]
 
 
 @pytest.fixture
-def sign_in(store: Store, reconciler: Reconciler, clock: Clock) -> Callable[..., TestClient]:
+def sign_in(store: Store, compose: Callable[[], TestClient]) -> Callable[..., TestClient]:
     """``sign_in(tenant, role)``: a new browser (its own cookies), signed in with a new token."""
 
     def signed(tenant: str = "acme", role: str = "submitter") -> TestClient:
-        app = create_app(store, reconciler, open_prefixes=(PREFIX,))
-        mount(app, store, reconciler, key=KEY, clock=clock)
-        browser = TestClient(app, follow_redirects=False)
+        browser = compose()
         token = store.create_token(tenant, role)
         form = browser.get(f"{PREFIX}/login")
         done = browser.post(

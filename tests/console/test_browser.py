@@ -12,6 +12,7 @@ Set ``ARCHIPEL_CONSOLE_SCREENSHOTS=1`` to write the screenshots docs/console.md 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -237,6 +238,25 @@ def test_the_sites_view_lists_the_two_local_sites(sign_in: SignIn, server: Serve
     shot(page, "sites")
 
 
+def test_the_plan_form_ranks_placements_and_counts_rejections(
+    sign_in: SignIn, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(new_token(server, "default", "viewer"))
+    page.get_by_role("link", name="Plan").click()
+    page.get_by_label("Accelerators").fill("H100:8")
+    page.get_by_label("Data class").select_option("personal")
+    page.get_by_label("Countries").fill("FR,DE")
+    page.get_by_role("button", name="Plan").click()
+    page.wait_for_url("**/ui/plan?*")
+    expect(page.locator('table.placements tr[data-rank="1"]')).to_be_visible()
+    for row in page.locator("table.placements tbody tr").all():
+        expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^(FR|DE)$"))
+    expect(page.locator("table.rejected")).to_contain_text("site in US")
+    shot(page, "plan")
+
+
 def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:
     from playwright.sync_api import expect
 
@@ -281,6 +301,7 @@ def test_axe_finds_no_serious_violation_on_any_view(
             ("empty runs", "/ui/runs?state=preempted"),
             ("run", f"/ui/runs/{run_id}"),
             ("sites", "/ui/sites"),
+            ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
         ]:
             page.goto(path)
             found[name] = _axe(page)

@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from archipel.controlplane import Reconciler, SiteSpec, Store
+    from archipel.core import CatalogSnapshot
     from archipel.ledger import Ledger
+    from archipel.placement import Planner
+    from archipel.policy import Policy
 
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
@@ -340,7 +343,14 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
 
     app = create_app(store, reconciler, limits=limits, quotas=quotas, open_prefixes=(PREFIX,))
     # the console authenticates its callers itself (a session cookie signed with this key)
-    mount(app, store, reconciler, key=_console_key(home), clock=time.time)
+    mount(
+        app,
+        store,
+        reconciler,
+        key=_console_key(home),
+        clock=time.time,
+        planner=_plan_planner(placer.catalog, placer.policy),
+    )
     if settings.finops is not None:
         from archipel.cli._ledger_commitments import mount_finops
 
@@ -385,6 +395,21 @@ def _admin_token(store: Store) -> None:
     except FileExistsError:  # a replica sharing this data directory wrote it first
         store.revoke_token(token.split("_")[1])
         typer.echo(f"an admin token for tenant `default` is in {token_path}")
+
+
+def _plan_planner(catalog: CatalogSnapshot, policy: Policy) -> Callable[[], Planner]:
+    """The console's plan form's engine: the whole catalog under the server's policy, in
+    the policy's currency (as ``archipel plan`` compares), built once on first use."""
+    import functools
+
+    from archipel.cli._common import in_comparison_currency
+    from archipel.placement import Planner
+
+    @functools.cache
+    def planner() -> Planner:
+        return Planner(in_comparison_currency(catalog, None, policy), policy)
+
+    return planner
 
 
 def _console_key(home: Path) -> bytes:

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archipel.console import _runs, _sites
+from archipel.console import _plan, _runs, _sites
 from archipel.console._auth import (
     Console,
     NotSignedInError,
@@ -41,6 +41,7 @@ from archipel.console._session import (
     Signer,
 )
 from archipel.controlplane import Reconciler, Store
+from archipel.placement import Planner
 
 #: where :func:`mount` puts the console on the control plane's application
 PREFIX = "/ui"
@@ -50,22 +51,29 @@ Seen = Annotated[Viewer, Depends(viewer)]
 
 
 def create_console(
-    store: Store, reconciler: Reconciler, *, key: bytes, clock: Callable[[], float]
+    store: Store,
+    reconciler: Reconciler,
+    *,
+    key: bytes,
+    clock: Callable[[], float],
+    planner: Callable[[], Planner] | None = None,
 ) -> FastAPI:
     """The console over the control plane's store and reconciler.
 
     ``key`` signs the session cookies and CSRF tokens (at least 32 bytes; the
     server keeps it in its data directory); ``clock`` gives seconds since the
-    epoch, for the sessions' expiry.
+    epoch, for the sessions' expiry; ``planner`` gives the engine over the whole
+    catalog that the plan form uses (without it, there is no plan form).
     """
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.console = Console(store, reconciler, Signer(key), clock)
+    app.state.console = Console(store, reconciler, Signer(key), clock, planner)
     app.get("/")(home)
     app.get("/login")(login_form)
     app.post("/login")(login)
     app.post("/logout")(logout)
     app.include_router(_runs.router)
     app.include_router(_sites.router)
+    app.include_router(_plan.router)
     static = Path(str(files("archipel.console") / "static"))
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_exception_handler(NotSignedInError, _sign_in_first)
@@ -76,10 +84,16 @@ def create_console(
 
 
 def mount(
-    app: FastAPI, store: Store, reconciler: Reconciler, *, key: bytes, clock: Callable[[], float]
+    app: FastAPI,
+    store: Store,
+    reconciler: Reconciler,
+    *,
+    key: bytes,
+    clock: Callable[[], float],
+    planner: Callable[[], Planner] | None = None,
 ) -> None:
     """Serve the console under :data:`PREFIX` on the control plane's ``app``."""
-    app.mount(PREFIX, create_console(store, reconciler, key=key, clock=clock))
+    app.mount(PREFIX, create_console(store, reconciler, key=key, clock=clock, planner=planner))
 
 
 def home(request: Request) -> Response:

@@ -17,6 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from archipel.console._session import SESSION_COOKIE, Session, Signer
 from archipel.controlplane import Principal, Reconciler, Store
 from archipel.core import ArchipelError
+from archipel.placement import Planner
 
 #: the roles that may cancel a run, and the one that lists the sites (as in the API)
 CANCELLERS = frozenset({"submitter", "admin"})
@@ -31,6 +32,7 @@ class Console:
     reconciler: Reconciler
     signer: Signer
     clock: Callable[[], float]  # seconds since the epoch
+    planner: Callable[[], Planner] | None = None  # the plan form's engine, built on first use
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from sqlalchemy import update
 
 from archipel.backends import FakeBackend
 from archipel.console import PREFIX
+from archipel.console._sites import jurisdiction
 from archipel.controlplane import Reconciler, Store
 from archipel.controlplane._models import RunRow
-from archipel.core import RunState, Workload
+from archipel.core import CloudActExposure, ProviderFacts, RunState, Workload
 
 from .conftest import SPEC, Clock, SignIn, csrf_of
 
@@ -423,6 +424,49 @@ def test_the_sites_view_shows_each_sites_facts_occupancy_and_health(
         name: re.findall(r"<td>([^<]*)</td>", row)
         for name, row in re.findall(r'<tr data-site="([^"]+)">(.*?)</tr>', html, re.S)
     }
-    assert rows["paris"][:7] == ["paris", "local", "scaleway", "fr-par", "FR", "cpu:1", "2 of 2"]
-    assert rows["frankfurt"][6] == "0 of 2"
+    assert rows["paris"][:5] == ["paris", "local", "scaleway", "fr-par", "FR"]
+    assert rows["paris"][6:8] == ["cpu:1", "2 of 2"]
+    assert rows["frankfurt"][7] == "0 of 2"
+    # the provider registry's facts: Scaleway is French, outside the CLOUD Act's reach; AWS
+    # is American
+    assert rows["paris"][5].startswith("HQ FR, CLOUD Act: no")
+    assert rows["virginia"][5].startswith("HQ US, CLOUD Act: yes")
     assert "down" in html and "maintenance" in html
+
+
+@pytest.mark.parametrize(
+    ("facts", "line"),
+    [
+        pytest.param(
+            ProviderFacts("x", "X", registered=False), "not in the provider registry", id="unknown"
+        ),
+        pytest.param(ProviderFacts("x", "X"), "HQ ?, CLOUD Act: ?, ISO 27001 ?", id="no facts"),
+        pytest.param(
+            ProviderFacts(
+                "x",
+                "X",
+                hq_country="FR",
+                cloud_act=CloudActExposure.NO,
+                secnumcloud="qualified",
+                certifications={"iso27001": True},
+            ),
+            "HQ FR, CLOUD Act: no, SecNumCloud qualified, ISO 27001",
+            id="qualified",
+        ),
+        pytest.param(
+            ProviderFacts(
+                "x",
+                "X",
+                hq_country="US",
+                cloud_act=CloudActExposure.VIA_PARENT,
+                secnumcloud="none",
+                certifications={"iso27001": False},
+                marketplace=True,
+            ),
+            "HQ US, CLOUD Act: via-parent, no ISO 27001, marketplace",
+            id="marketplace",
+        ),
+    ],
+)
+def test_a_sites_jurisdiction_reads_as_one_line(facts: ProviderFacts, line: str) -> None:
+    assert jurisdiction(facts) == line

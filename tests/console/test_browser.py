@@ -301,6 +301,7 @@ def test_axe_finds_no_serious_violation_on_any_view(
             ("empty runs", "/ui/runs?state=preempted"),
             ("run", f"/ui/runs/{run_id}"),
             ("sites", "/ui/sites"),
+            ("services", "/ui/services"),
             ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
         ]:
             page.goto(path)

@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archipel.console import _plan, _runs, _sites
+from archipel.console import _plan, _runs, _services, _sites
 from archipel.console._auth import (
     Console,
     NotSignedInError,
@@ -72,6 +72,7 @@ def create_console(
     app.post("/login")(login)
     app.post("/logout")(logout)
     app.include_router(_runs.router)
+    app.include_router(_services.router)
     app.include_router(_sites.router)
     app.include_router(_plan.router)
     static = Path(str(files("archipel.console") / "static"))

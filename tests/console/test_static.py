@@ -41,3 +41,18 @@ def test_the_browser_tests_axe_is_the_pinned_one() -> None:
     digest = re.search(r'^AXE_SHA256="([^"]+)"$', script, re.M)[1]  # type: ignore[index]
     shipped = (ROOT / "tests/console/vendor/axe.min.js").read_bytes()
     assert hashlib.sha256(shipped).hexdigest() == digest
+
+
+def test_every_asset_is_in_the_packages_data() -> None:
+    """A template or script the wheel would leave out works in a checkout and breaks
+    installed: every file of templates/ and static/ matches a package-data pattern."""
+    import fnmatch
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["archipel"]
+    package = ROOT / "src" / "archipel"
+    for folder in ("templates", "static"):
+        for path in (package / "console" / folder).iterdir():
+            name = str(path.relative_to(package))
+            assert any(fnmatch.fnmatch(name, p) for p in patterns), name

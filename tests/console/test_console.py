@@ -23,8 +23,11 @@ from .conftest import SPEC, Clock, SignIn, csrf_of
 UI = PREFIX
 
 
-def submit(store: Store, tenant: str = "acme", name: str = "train") -> str:
-    return store.submit(tenant, Workload.model_validate({**SPEC, "name": name})).id
+def submit(
+    store: Store, tenant: str = "acme", name: str = "train", data_class: str = "personal"
+) -> str:
+    doc = {**SPEC, "name": name, "data": {"class": data_class}}
+    return store.submit(tenant, Workload.model_validate(doc)).id
 
 
 def run_ids(html: str) -> list[str]:
@@ -245,8 +248,9 @@ def _set_state(store: Store, run_id: str, state: RunState, site: str | None = No
 
 @pytest.fixture
 def five(store: Store) -> list[str]:
-    """Five runs of tenant acme, a minute apart, named e, c, a, d, b (oldest first)."""
-    ids = [submit(store, "acme", n) for n in "ecadb"]
+    """Five runs of tenant acme, a minute apart, named e, c, a, d, b (oldest first); a and
+    b hold health data, the others personal data."""
+    ids = [submit(store, "acme", n, "health" if n in "ab" else "personal") for n in "ecadb"]
     _aged(store, ids)
     _set_state(store, ids[0], RunState.RUNNING, "paris")
     _set_state(store, ids[1], RunState.SUCCEEDED, "frankfurt")
@@ -270,6 +274,9 @@ def five(store: Store) -> list[str]:
         pytest.param("provider=ionos&site=paris", [], id="a site not of the provider"),
         pytest.param("provider=aws", [], id="a provider whose sites ran nothing"),
         pytest.param("provider=nobody", [], id="a provider of no site"),
+        pytest.param("class=health", [4, 2], id="a data class"),
+        pytest.param("class=health&state=running", [], id="a data class and a state"),
+        pytest.param("class=personal&class=health", [4, 3, 2, 1, 0], id="two data classes"),
     ],
 )
 def test_the_runs_list_filters_and_sorts(

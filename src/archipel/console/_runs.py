@@ -48,6 +48,7 @@ class RunsQuery:
     states: tuple[RunState, ...]
     sites: tuple[str, ...]
     providers: tuple[str, ...]
+    classes: tuple[str, ...]
     sort: str
     page: int
     per_page: int
@@ -58,6 +59,7 @@ class RunsQuery:
             "state": [s.value for s in self.states],
             "site": list(self.sites),
             "provider": list(self.providers),
+            "class": list(self.classes),
             "sort": self.sort,
             "page": self.page,
             "per_page": self.per_page,
@@ -73,19 +75,26 @@ class RunsQuery:
 
     @property
     def filtered(self) -> bool:
-        return bool(self.states or self.sites or self.providers)
+        return bool(self.states or self.sites or self.providers or self.classes)
 
 
 def runs_query(
     state: Annotated[list[RunState] | None, Query()] = None,
     site: Annotated[list[str] | None, Query()] = None,
     provider: Annotated[list[str] | None, Query()] = None,
+    data_class: Annotated[list[str] | None, Query(alias="class")] = None,
     sort: Sort = "newest",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     per_page: Annotated[int, Query(ge=10, le=MAX_PER_PAGE)] = PER_PAGE,
 ) -> RunsQuery:
     return RunsQuery(
-        tuple(state or ()), tuple(site or ()), tuple(provider or ()), sort, page, per_page
+        tuple(state or ()),
+        tuple(site or ()),
+        tuple(provider or ()),
+        tuple(data_class or ()),
+        sort,
+        page,
+        per_page,
     )
 
 
@@ -115,6 +124,7 @@ def _table(ui: Console, seen: Viewer, q: RunsQuery) -> dict[str, Any]:
             seen.who.tenant,
             states=q.states,
             sites=sites,
+            data_classes=q.classes,
             order=q.sort,
             offset=(q.page - 1) * q.per_page,
             limit=q.per_page,
@@ -141,6 +151,7 @@ def runs_page(request: Request, ui: Ui, seen: Seen, q: Filters) -> Response:
         "states": list(RunState),
         "site_names": sorted(ui.reconciler.sites),
         "provider_names": sorted({s.spec.provider for s in ui.reconciler.sites.values()}),
+        "class_names": ui.store.data_classes(seen.who.tenant),
         "sorts": SORTS,
     }
     return page(request, "runs.html", context)

@@ -56,6 +56,7 @@ class RunRow(Base):
     updated_at: Mapped[datetime]
     group_id: Mapped[str | None] = mapped_column(String(40))
     service_key: Mapped[str | None] = mapped_column(String(64))
+    data_class: Mapped[str | None] = mapped_column(String(100))  # the spec's, as written
 
     __table_args__ = (
         Index("ix_runs_state", "state"),

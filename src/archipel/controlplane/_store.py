@@ -182,11 +182,15 @@ class Store:
         *,
         states: Sequence[RunState] = (),
         sites: Sequence[str] = (),
+        data_classes: Sequence[str] = (),
         order: str = "newest",
         offset: int = 0,
         limit: int = 50,
     ) -> tuple[list[RunView], int]:
         """One page of a tenant's runs in one of :data:`RUN_ORDERS`, and how many match.
+
+        Each filter given keeps the runs that match one of its values: ``states``,
+        ``sites``, ``data_classes`` (as the specs write them); an empty one keeps all.
 
         Both queries are bounded by the tenant's indexes (``tenant, created_at``
         and ``tenant, state, created_at``): a page costs ``offset + limit`` rows
@@ -197,10 +201,22 @@ class Store:
             where.append(RunRow.state.in_([st.value for st in states]))
         if sites:
             where.append(RunRow.site.in_(list(sites)))
+        if data_classes:
+            where.append(RunRow.data_class.in_(list(data_classes)))
         with self._session() as s:
             total = int(s.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0)
             q = select(RunRow).where(*where).order_by(*RUN_ORDERS[order]).offset(offset)
             return [run_view(r) for r in s.scalars(q.limit(limit))], total
+
+    def data_classes(self, tenant: str) -> list[str]:
+        """The data classes of a tenant's runs, as their specs write them, sorted."""
+        q = (
+            select(RunRow.data_class)
+            .where(RunRow.tenant == tenant, RunRow.data_class.is_not(None))
+            .distinct()
+        )
+        with self._session() as s:
+            return sorted(str(c) for c in s.scalars(q))
 
     def busy(self) -> dict[str, int]:
         """Site -> how many runs of every tenant hold one of its slots (launching or running)."""
@@ -466,6 +482,7 @@ def _new_runs(
             updated_at=at,
             group_id=group_id,
             service_key=key,
+            data_class=workload.data.class_,
         )
         for name in names
     ]

@@ -14,6 +14,7 @@ PACKAGES = [
     "archipel.policy",
     "archipel.placement",
     "archipel.cli",
+    "archipel.console",
     "archipel.backends",
     "archipel.controlplane",
     "archipel.gateway",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from archipel.controlplane import Reconciler, SiteSpec, Store
+    from archipel.core import CatalogSnapshot
     from archipel.ledger import Ledger
+    from archipel.placement import Planner
+    from archipel.policy import Policy
 
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
@@ -335,7 +339,18 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         replicas=settings.max_replicas,
         gpus=settings.max_gpus,
     )
-    app = create_app(store, reconciler, limits=limits, quotas=quotas)
+    from archipel.console import PREFIX, mount
+
+    app = create_app(store, reconciler, limits=limits, quotas=quotas, open_prefixes=(PREFIX,))
+    # the console authenticates its callers itself (a session cookie signed with this key)
+    mount(
+        app,
+        store,
+        reconciler,
+        key=_console_key(home),
+        clock=time.time,
+        planner=_plan_planner(placer.catalog, placer.policy),
+    )
     if settings.finops is not None:
         from archipel.cli._ledger_commitments import mount_finops
 
@@ -382,6 +397,40 @@ def _admin_token(store: Store) -> None:
         typer.echo(f"an admin token for tenant `default` is in {token_path}")
 
 
+def _plan_planner(catalog: CatalogSnapshot, policy: Policy) -> Callable[[], Planner]:
+    """The console's plan form's engine: the whole catalog under the server's policy, in
+    the policy's currency (as ``archipel plan`` compares), built once on first use."""
+    import functools
+
+    from archipel.cli._common import in_comparison_currency
+    from archipel.placement import Planner
+
+    @functools.cache
+    def planner() -> Planner:
+        return Planner(in_comparison_currency(catalog, None, policy), policy)
+
+    return planner
+
+
+def _console_key(home: Path) -> bytes:
+    """The key that signs the console's sessions: made on first start, kept in the data
+    directory (0600) beside the token, so sessions outlive a restart."""
+    import contextlib
+    import secrets
+
+    path = home / "console.key"
+    if not _private_file(path):
+        # a replica sharing this data directory may write it first: then that one is used
+        with contextlib.suppress(FileExistsError):
+            _write_private(path, secrets.token_hex(32) + "\n")
+    key = path.read_text().strip()
+    if len(key) < 64:
+        from archipel.core import InputError
+
+        raise InputError(f"{path} holds no console key; delete it and start the server again")
+    return key.encode()
+
+
 @contextmanager
 def reconciling(
     reconciler: Reconciler, interval: float, may_reconcile: Callable[[], bool] | None = None
@@ -421,6 +470,7 @@ def _serve(app: FastAPI, listener: Any, settings: Settings, url: str) -> None:
         f"archipel control plane on http://{settings.host}:{settings.port} "
         f"(state: {url.split('@')[-1]})"
     )
+    typer.echo(f"console: http://{settings.host}:{settings.port}/ui/ (sign in with an API token)")
     uvicorn.Server(config).run(sockets=[listener])
 
 

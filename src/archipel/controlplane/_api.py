@@ -35,6 +35,7 @@ what they are given is in ``_api_deps`` and the documents they answer in
 """
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -108,8 +109,13 @@ def create_app(
     *,
     limits: Limits | None = None,
     quotas: Quotas | None = None,
+    open_prefixes: Collection[str] = (),
 ) -> FastAPI:
-    """The API over one store and one reconciler (which owns the sites), under ``quotas``."""
+    """The API over one store and one reconciler (which owns the sites), under ``quotas``.
+
+    Paths under ``open_prefixes`` pass the token check: the caller mounts there
+    what authenticates its callers itself (the console, under ``/ui``).
+    """
     app = FastAPI(
         title="Archipel control plane",
         version="1",
@@ -123,7 +129,11 @@ def create_app(
     # the token is checked there, from the headers alone (async: on the event loop;
     # verified tokens are cached by the store, so this rarely touches the database)
     app.add_middleware(
-        Guard, authenticate=store.authenticate, public=PUBLIC, limits=limits or Limits()
+        Guard,
+        authenticate=store.authenticate,
+        public=PUBLIC,
+        limits=limits or Limits(),
+        open_prefixes=open_prefixes,
     )
     app.get("/healthz")(healthz)
     # the order of the routers is that of the paths in /openapi.json

@@ -33,9 +33,6 @@ QUOTA: Responses = {
     429: {"model": ErrorOut, "description": "the tenant's quota is used up for now"}
 }
 
-#: how many times a cancel is tried again while the run keeps moving under it
-_CANCEL_TRIES = 5
-
 
 @router.post(
     "/v1/runs",
@@ -129,12 +126,7 @@ def logs(run_id: RunId, who: Who, ctx: Ctx, offset: Annotated[int, Query(ge=0)] 
 )
 def cancel(run_id: RunId, who: Writer, ctx: Ctx) -> RunOut:
     """Cancel a run (and its attempt on its site). Cancelling a finished run changes nothing."""
-    run = ctx.own_run(run_id, who)
-    for _ in range(_CANCEL_TRIES):
-        done = ctx.reconciler.cancel(run)
-        if done is not None:
-            return run_out(ctx.store, done, full=True)
-        latest = ctx.store.get(run_id)
-        assert latest is not None
-        run = latest
-    raise HTTPException(409, "the run kept changing; try again")
+    done = ctx.reconciler.cancel_latest(ctx.own_run(run_id, who))
+    if done is None:
+        raise HTTPException(409, "the run kept changing; try again")
+    return run_out(ctx.store, done, full=True)

@@ -88,8 +88,11 @@ def _too_large(limit: int) -> str:
 class Guard:
     """Authenticate from the headers, then read a bounded body within a deadline.
 
-    ``public`` paths need no token. Anywhere else the principal is put in the
-    request's state (``request.state.principal``) for the handlers.
+    ``public`` paths need no token, nor do paths under one of ``open_prefixes``,
+    where what is mounted authenticates its callers itself (the console: a
+    session cookie); the limits on the body hold there too. Anywhere else the
+    principal is put in the request's state (``request.state.principal``) for
+    the handlers.
     """
 
     def __init__(
@@ -98,18 +101,26 @@ class Guard:
         authenticate: Callable[[str], Principal | None],
         public: Collection[str],
         limits: Limits,
+        open_prefixes: Collection[str] = (),
     ) -> None:
         self.app = app
         self.authenticate = authenticate
         self.public = frozenset(public)
         self.limits = limits
+        # "/ui" opens "/ui" and "/ui/...", never "/uix"
+        self.open_prefixes = tuple(p.rstrip("/") for p in open_prefixes)
+
+    def _needs_token(self, path: str) -> bool:
+        if path in self.public:
+            return False
+        return not any(path == p or path.startswith(p + "/") for p in self.open_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = scope["headers"]
-        if scope["path"] not in self.public:
+        if self._needs_token(scope["path"]):
             token = bearer_token(headers)
             who = self.authenticate(token) if token else None
             if who is None:

@@ -56,11 +56,15 @@ class RunRow(Base):
     updated_at: Mapped[datetime]
     group_id: Mapped[str | None] = mapped_column(String(40))
     service_key: Mapped[str | None] = mapped_column(String(64))
+    data_class: Mapped[str | None] = mapped_column(String(100))  # the spec's, as written
 
     __table_args__ = (
         Index("ix_runs_state", "state"),
         Index("ix_runs_tenant", "tenant"),
         Index("ix_runs_group_id", "group_id"),
+        # a tenant's runs page by page (the console), newest or oldest first, by state too
+        Index("ix_runs_tenant_created", "tenant", "created_at"),
+        Index("ix_runs_tenant_state_created", "tenant", "state", "created_at"),
     )
 
 

@@ -339,6 +339,18 @@ class Reconciler:
 
     # -- cancel ------------------------------------------------------------------
 
+    def cancel_latest(self, run: RunView, tries: int = 5) -> RunView | None:
+        """Cancel ``run``, reading it again and retrying while it keeps moving under the
+        cancel (a round may move it meanwhile); ``None`` after ``tries`` such races."""
+        for _ in range(tries):
+            done = self.cancel(run)
+            if done is not None:
+                return done
+            latest = self.store.get(run.id)
+            assert latest is not None  # runs are never deleted
+            run = latest
+        return None
+
     def cancel(self, run: RunView) -> RunView | None:
         """Cancel a run: its attempt (if any) on its backend, then the run.
 

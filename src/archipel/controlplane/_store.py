@@ -58,6 +58,15 @@ from archipel.core import RunState, Workload, check_transition
 #: runs in the order they are listed: oldest first, the replicas of a group in replica order
 _ORDER = (RunRow.created_at, func.length(RunRow.name), RunRow.name, RunRow.id)
 
+#: the orders a page of runs may be read in (:meth:`Store.runs_page`); ties broken by id
+RUN_ORDERS: dict[str, tuple[Any, ...]] = {
+    "newest": (RunRow.created_at.desc(), RunRow.id.desc()),
+    "oldest": (RunRow.created_at, RunRow.id),
+    "updated": (RunRow.updated_at.desc(), RunRow.id.desc()),
+    "name": (RunRow.name, RunRow.id),
+    "state": (RunRow.state, RunRow.created_at.desc(), RunRow.id.desc()),
+}
+
 
 def random_run_id() -> str:
     """A new run's id: ``r-`` and 12 random hex digits."""
@@ -116,6 +125,10 @@ class Store:
 
     def revoke_token(self, token_id: str) -> bool:
         return self.tokens.revoke(token_id)
+
+    def token_principal(self, token_id: str) -> Principal | None:
+        """The principal of an active token named by its public id (a session names it so)."""
+        return self.tokens.active(token_id)
 
     # -- runs ------------------------------------------------------------------
 
@@ -177,6 +190,59 @@ class Store:
             if states:
                 q = q.where(RunRow.state.in_([st.value for st in states]))
             return [run_view(r) for r in s.scalars(q)]
+
+    def runs_page(
+        self,
+        tenant: str,
+        *,
+        states: Sequence[RunState] = (),
+        sites: Sequence[str] = (),
+        data_classes: Sequence[str] = (),
+        order: str = "newest",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[list[RunView], int]:
+        """One page of a tenant's runs in one of :data:`RUN_ORDERS`, and how many match.
+
+        Each filter given keeps the runs that match one of its values: ``states``,
+        ``sites``, ``data_classes`` (as the specs write them); an empty one keeps all.
+
+        Both queries are bounded by the tenant's indexes (``tenant, created_at``
+        and ``tenant, state, created_at``): a page costs ``offset + limit`` rows
+        read in order, not a sort of every run.
+        """
+        where = [RunRow.tenant == tenant]
+        if states:
+            where.append(RunRow.state.in_([st.value for st in states]))
+        if sites:
+            where.append(RunRow.site.in_(list(sites)))
+        if data_classes:
+            where.append(RunRow.data_class.in_(list(data_classes)))
+        with self._session() as s:
+            total = int(s.scalar(select(func.count()).select_from(RunRow).where(*where)) or 0)
+            q = select(RunRow).where(*where).order_by(*RUN_ORDERS[order]).offset(offset)
+            return [run_view(r) for r in s.scalars(q.limit(limit))], total
+
+    def data_classes(self, tenant: str) -> list[str]:
+        """The data classes of a tenant's runs, as their specs write them, sorted."""
+        q = (
+            select(RunRow.data_class)
+            .where(RunRow.tenant == tenant, RunRow.data_class.is_not(None))
+            .distinct()
+        )
+        with self._session() as s:
+            return sorted(str(c) for c in s.scalars(q))
+
+    def busy(self) -> dict[str, int]:
+        """Site -> how many runs of every tenant hold one of its slots (launching or running)."""
+        active = [st.value for st in RunState if st.active]
+        q = (
+            select(RunRow.site, func.count())
+            .where(RunRow.state.in_(active), RunRow.site.is_not(None))
+            .group_by(RunRow.site)
+        )
+        with self._session() as s:
+            return {str(site): int(n) for site, n in s.execute(q)}
 
     def queued(self, states: Sequence[RunState], per_tenant: int) -> dict[str, list[RunView]]:
         """Each tenant's oldest ``per_tenant`` runs in ``states``, in the order of :meth:`runs`.
@@ -436,6 +502,7 @@ def _new_runs(
             updated_at=at,
             group_id=group_id,
             service_key=key,
+            data_class=workload.data.class_,
         )
         for name in names
     ]

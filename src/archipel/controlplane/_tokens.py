@@ -82,6 +82,26 @@ class Tokens:
             self._cache[digest_key] = (principal, time.monotonic() + self.cache_seconds)
         return principal
 
+    def active(self, token_id: str) -> Principal | None:
+        """The principal of the token with public id ``token_id`` while it is not revoked.
+
+        For a session opened with a token (the console's): the session names the
+        token by id and holds no secret. Remembered like :meth:`authenticate`.
+        """
+        key = f"id:{token_id}"
+        cached = self._cache.get(key)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        with self._session() as s:
+            row = s.get(TokenRow, token_id)
+            if row is None or row.revoked_at is not None:
+                return None
+            principal = Principal(row.tenant, row.role, row.id)
+        if len(self._cache) > _CACHE_SIZE:
+            self._cache.clear()
+        self._cache[key] = (principal, time.monotonic() + self.cache_seconds)
+        return principal
+
     def _verify(self, token: str) -> Principal | None:
         parts = token.split("_", 2)
         if len(parts) != 3 or parts[0] != "arch":

@@ -1,0 +1,12 @@
+"""The web console: the control plane's runs and sites in a browser, under ``/ui``.
+
+Server-rendered pages (Jinja2) made live by htmx, which the package ships
+(``static/htmx.min.js``; no Node at run time, no CDN). A person signs in with an
+API token and gets a session cookie; the console then enforces the API's own
+roles over the same store (see docs/console.md).
+"""
+
+from archipel.console._app import PREFIX, create_console, mount
+from archipel.console._assets import HTMX_SHA256, HTMX_VERSION
+
+__all__ = ["HTMX_SHA256", "HTMX_VERSION", "PREFIX", "create_console", "mount"]

@@ -1,0 +1,318 @@
+"""The console in a real browser (Debian's Chromium, driven by Playwright) against a real
+``archipel server`` with two local sites: sign in, watch a run submitted through the API
+appear and succeed without a reload, read its logs and placement, cancel another, and
+check what a viewer and another tenant may see. No page may log a console error.
+
+One server and one browser for the module (each test opens its own browser context:
+its own cookies). The browser is installed by ``scripts/console/browser.sh`` (as root);
+without it the tests are skipped with the reason, which fails the run under ``CI=true``.
+Set ``ARCHIPEL_CONSOLE_SCREENSHOTS=1`` to write the screenshots docs/console.md shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+from tests.controlplane.test_end_to_end import Server, spec
+from tests.profiles import in_ci
+
+from archipel.backends import LocalBackend
+from archipel.controlplane import Store
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parents[2]
+INSTALL = ROOT / "scripts" / "console" / "browser.sh"
+AXE = Path(__file__).with_name("vendor") / "axe.min.js"  # scripts/console/vendor.sh
+#: the impacts axe may not find on any view
+SERIOUS = {"serious", "critical"}
+SHOTS = ROOT / "docs" / "img"
+#: how long a page may take to show what a test waits for (ms): runs take seconds
+WAIT_MS = 30_000
+
+pytestmark = pytest.mark.slow
+
+
+def _unavailable(why: str) -> None:
+    message = f"the console's browser tests cannot run: {why}"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    """The system Chromium's path, installed by scripts/console/browser.sh when missing."""
+    try:
+        done = subprocess.run(
+            ["bash", str(INSTALL)], capture_output=True, text=True, timeout=600, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        _unavailable(f"{INSTALL} did not finish: {exc}")
+    if done.returncode != 0:
+        _unavailable(done.stderr.strip()[-2000:] or f"{INSTALL} exited {done.returncode}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright is not installed (the dev extra: pip install -e .[dev])")
+    with sync_playwright() as p:
+        # as root, Chromium refuses to start with its sandbox; the pages are our own
+        args = ["--no-sandbox"] if os.geteuid() == 0 else []
+        launched = p.chromium.launch(executable_path=chromium, args=args)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    home = tmp_path_factory.mktemp("console") / "home"
+    home.mkdir()
+    s = Server(home, ROOT / "examples/controlplane/sites.yaml")
+    s.start()
+    yield s
+    s.stop()
+    for site in ("paris", "frankfurt"):
+        folder = s.home / "sites" / site
+        if folder.exists():
+            LocalBackend(site, folder).kill_all()
+
+
+def new_token(server: Server, tenant: str, role: str) -> str:
+    store = Store(f"sqlite:///{server.home / 'state.db'}")
+    try:
+        return store.create_token(tenant, role)
+    finally:
+        store.close()
+
+
+def api(server: Server, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{server.port}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+
+
+SignIn = Callable[[str], "Page"]
+
+
+@pytest.fixture
+def sign_in(browser: Browser, server: Server) -> Iterator[SignIn]:
+    """``sign_in(token)``: a fresh browser context signed in through the form, on the runs
+    list. Every page's console errors and uncaught exceptions are collected, and the test
+    fails if there are any."""
+    errors: list[str] = []
+    contexts = []
+
+    def signed(token: str) -> Page:
+        context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}")
+        contexts.append(context)
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto("/ui/")
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/runs")
+        return page
+
+    yield signed
+    for context in contexts:
+        context.close()
+    assert errors == [], f"the browser logged errors: {errors}"
+
+
+def admin_token(server: Server) -> str:
+    return (server.home / "token").read_text().strip()
+
+
+def shot(page: Page, name: str) -> None:
+    if os.environ.get("ARCHIPEL_CONSOLE_SCREENSHOTS") == "1":
+        page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+
+
+def row(page: Page, run_id: str) -> Any:
+    return page.locator(f'tr[data-run="{run_id}"]')
+
+
+def test_a_run_submitted_through_the_api_appears_and_succeeds_without_a_reload(
+    sign_in: SignIn, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    token = admin_token(server)
+    page = sign_in(token)
+    expect(page.get_by_text("No runs yet")).to_be_visible()
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    with api(server, token) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=5), "name": "quick"}).json()["id"]
+    expect(row(page, run_id)).to_be_visible(timeout=WAIT_MS)
+    expect(row(page, run_id).locator(".state")).to_have_text("succeeded", timeout=WAIT_MS)
+    assert page.evaluate("window.__same_page") is True
+    # while nothing changes, a poll sends back the table's ETag and gets a bodiless 304,
+    # and the table stays as it is
+    with page.expect_response(
+        lambda r: "/ui/runs/table" in r.url and r.status == 304, timeout=WAIT_MS
+    ):
+        pass
+    expect(row(page, run_id).locator(".state")).to_have_text("succeeded")
+    shot(page, "runs")
+
+    row(page, run_id).get_by_role("link", name="quick").click()
+    expect(page.locator("#run-state")).to_have_text("succeeded")
+    expect(page.locator("#logs")).to_contain_text("training done", timeout=WAIT_MS)
+    placement = page.locator("section", has=page.locator("#placement-title"))
+    expect(placement).to_contain_text("placed on paris (attempt 1)")
+    history = page.locator("table.history")
+    for state in ("pending", "placing", "launching", "running", "succeeded"):
+        expect(history).to_contain_text(state)
+    shot(page, "run")
+
+
+def test_cancelling_a_running_run_from_its_page(sign_in: SignIn, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    token = admin_token(server)
+    with api(server, token) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=300), "name": "long"}).json()["id"]
+    page = sign_in(token)
+    page.goto(f"/ui/runs/{run_id}")
+    expect(page.locator("#run-state")).to_have_text("running", timeout=WAIT_MS)
+    expect(page.locator("#logs")).to_contain_text("step 1", timeout=WAIT_MS)
+    expect(page.locator("#placement-choice")).to_contain_text("Chosen")
+    page.get_by_role("button", name="Cancel this run").click()
+    expect(page.locator("#run-state")).to_have_text("cancelled", timeout=WAIT_MS)
+    expect(page.get_by_role("button", name="Cancel this run")).to_have_count(0)
+    with api(server, token) as c:
+        assert c.get(f"/v1/runs/{run_id}").json()["state"] == "cancelled"
+
+
+def test_a_viewer_sees_the_run_but_no_cancel_button(sign_in: SignIn, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    with api(server, admin_token(server)) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=300), "name": "watched"}).json()["id"]
+    page = sign_in(new_token(server, "default", "viewer"))
+    page.goto(f"/ui/runs/{run_id}")
+    expect(page.locator("#run-state")).to_have_text("running", timeout=WAIT_MS)
+    expect(page.get_by_role("button", name="Cancel this run")).to_have_count(0)
+    expect(page.get_by_role("link", name="Sites")).to_have_count(0)
+    with api(server, admin_token(server)) as c:
+        c.post(f"/v1/runs/{run_id}/cancel")
+
+
+def test_another_tenant_sees_none_of_its_runs(sign_in: SignIn, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    with api(server, admin_token(server)) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=5), "name": "private"}).json()["id"]
+    page = sign_in(new_token(server, "globex", "admin"))
+    expect(page.get_by_text("No runs yet")).to_be_visible()
+    expect(row(page, run_id)).to_have_count(0)
+    # fetched with the page's cookies rather than opened: a 404 page logs a console error
+    answer = page.request.get(f"/ui/runs/{run_id}")
+    assert answer.status == 404 and run_id in answer.text()
+
+
+def test_the_sites_view_lists_the_two_local_sites(sign_in: SignIn, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(admin_token(server))
+    page.get_by_role("link", name="Sites").click()
+    expect(page.locator('tr[data-site="paris"]')).to_contain_text("scaleway")
+    expect(page.locator('tr[data-site="frankfurt"]')).to_contain_text("DE")
+    expect(page.locator('tr[data-site="paris"]')).to_contain_text("healthy")
+    shot(page, "sites")
+
+
+def test_the_plan_form_ranks_placements_and_counts_rejections(
+    sign_in: SignIn, server: Server
+) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(new_token(server, "default", "viewer"))
+    page.get_by_role("link", name="Plan").click()
+    page.get_by_label("Accelerators").fill("H100:8")
+    page.get_by_label("Data class").select_option("personal")
+    page.get_by_label("Countries").fill("FR,DE")
+    page.get_by_role("button", name="Plan").click()
+    page.wait_for_url("**/ui/plan?*")
+    expect(page.locator('table.placements tr[data-rank="1"]')).to_be_visible()
+    for row in page.locator("table.placements tbody tr").all():
+        expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^(FR|DE)$"))
+    expect(page.locator("table.rejected")).to_contain_text("site in US")
+    shot(page, "plan")
+
+
+def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    page = sign_in(admin_token(server))
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("**/ui/login")
+    page.goto("/ui/runs")
+    expect(page.get_by_label("API token")).to_be_visible()
+
+
+AXE_RUN = """async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.map(n => n.target.join(" ")).slice(0, 3),
+  }));
+}"""
+
+
+def test_axe_finds_no_serious_violation_on_any_view(
+    browser: Browser, sign_in: SignIn, server: Server
+) -> None:
+    """axe-core (vendored in tests/console/vendor) on each view. Its script is injected,
+    which the console's CSP forbids: this context alone bypasses the CSP."""
+    token = admin_token(server)
+    with api(server, token) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=5), "name": "audited"}).json()["id"]
+    context = browser.new_context(base_url=f"http://127.0.0.1:{server.port}", bypass_csp=True)
+    try:
+        page = context.new_page()
+        found = {}
+        page.goto("/ui/login")
+        found["login"] = _axe(page)
+        page.get_by_label("API token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url("**/ui/runs")
+        # the harness itself: a page with a known critical violation is caught
+        page.set_content('<html lang="en"><title>t</title><main><img src="data:,"></main>')
+        assert {"image-alt"} <= {v["id"] for v in _axe(page) if v["impact"] == "critical"}
+        for name, path in [
+            ("runs", "/ui/runs"),
+            ("empty runs", "/ui/runs?state=preempted"),
+            ("run", f"/ui/runs/{run_id}"),
+            ("sites", "/ui/sites"),
+            ("services", "/ui/services"),
+            ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
+        ]:
+            page.goto(path)
+            found[name] = _axe(page)
+    finally:
+        context.close()
+    serious = {view: [v for v in vs if v["impact"] in SERIOUS] for view, vs in found.items()}
+    assert all(not vs for vs in serious.values()), serious
+
+
+def _axe(page: Page) -> list[dict[str, Any]]:
+    page.add_script_tag(path=str(AXE))
+    violations: list[dict[str, Any]] = page.evaluate(AXE_RUN)
+    return violations

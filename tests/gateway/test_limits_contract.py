@@ -66,9 +66,15 @@ async def open_leasing(
     limits: Mapping[str, Limits],
     lease: int = 4,
     lease_seconds: float = 1.0,
+    sweep: bool = False,
 ) -> AsyncIterator[LeasingLimiter]:
-    """A started ``LeasingLimiter`` on the test Redis that must not have fallen back."""
-    limiter = LeasingLimiter(REDIS_URL, prefix, limits, lease=lease, lease_seconds=lease_seconds)
+    """A started ``LeasingLimiter`` on the test Redis that must not have fallen back.
+
+    Its background sweep is off unless asked for: the tests give the limiter their own
+    times, and a sweep would mix in the loop's."""
+    limiter = LeasingLimiter(
+        REDIS_URL, prefix, limits, lease=lease, lease_seconds=lease_seconds, sweep=sweep
+    )
     await limiter.start()
     try:
         yield limiter

@@ -167,3 +167,69 @@ def test_a_lease_without_shared_limits_is_refused() -> None:
 
     with pytest.raises(ValueError, match="lease takes units from limits shared through Redis"):
         RateLimits(backend="local", lease=10)
+
+
+def test_units_a_silent_tenant_left_go_back_without_another_request(
+    prefix: str, redis_client: redis.Redis
+) -> None:
+    """A tenant takes a lease of 2, uses 1, and sends nothing more: the sweep gives the
+    other unit back within two lease periods (0.2 s each here), so another process may
+    use it."""
+
+    async def main() -> None:
+        limits = {"t": Limits(requests_per_minute=2)}
+        async with open_leasing(prefix, limits, lease=2, lease_seconds=0.2, sweep=True) as one:
+            now = asyncio.get_running_loop().time()
+            assert await one.admit("t", now) == 0  # took 2 units, holds 1
+            assert float(redis_client.hget(f"{prefix}:t", "rl") or b"nan") == pytest.approx(0)
+            await asyncio.sleep(0.6)
+            level = float(redis_client.hget(f"{prefix}:t", "rl") or b"nan")
+            assert level >= 1  # the unit is back (and a little refill)
+            async with open_leasing(prefix, limits, lease=1) as two:
+                assert await two.admit("t", asyncio.get_running_loop().time()) == 0
+
+    asyncio.run(main())
+
+
+def test_pending_charges_of_many_tenants_go_out_at_once(prefix: str) -> None:
+    """Ten tenants' charges: ten calls in flight together, not one after the other."""
+
+    async def main() -> None:
+        tenants = {f"t{i}": Limits(tokens_per_minute=10**6) for i in range(10)}
+        async with open_leasing(prefix, tenants) as lim:
+            script = lim._sync_script
+            assert script is not None
+            in_flight = most = 0
+
+            async def slow(**kwargs: object) -> object:
+                nonlocal in_flight, most
+                in_flight += 1
+                most = max(most, in_flight)
+                await asyncio.sleep(0.05)
+                in_flight -= 1
+                return await script(**kwargs)  # type: ignore[arg-type]
+
+            lim._sync_script = slow  # type: ignore[assignment]
+            for tenant in tenants:
+                lim.charge_tokens(tenant, 10, T0)
+            await lim.flush()
+            assert most == len(tenants)
+            assert all(lease.pending == 0 for lease in lim._leases.values())
+
+    asyncio.run(main())
+
+
+def test_the_script_is_in_redis_once_the_limiter_has_started(
+    prefix: str, redis_client: redis.Redis
+) -> None:
+    """Loaded at start: the first request does not pay for loading it."""
+    from archipel.gateway._limits_lease import _SYNC
+
+    sha = redis_client.script_load(_SYNC)
+    redis_client.script_flush()
+
+    async def main() -> None:
+        async with open_leasing(prefix, {"t": Limits(requests_per_minute=60)}):
+            assert redis_client.script_exists(sha) == [True]
+
+    asyncio.run(main())

@@ -24,7 +24,8 @@ What leasing costs, and its bounds (checked by ``tests/gateway/test_limits_lease
   bucket with the next call (capped at capacity).
 - **Under-admission**: units held by one process are not available to another,
   so a tenant may be refused while up to ``L`` units per process sit leased;
-  they go back within ``lease_seconds``.
+  they go back within two ``lease_seconds`` (a sweep every ``lease_seconds``
+  returns them even if the tenant sends nothing more).
 - **Token debt is seen late by at most one sync**: a process knows the token level
   as of its last call plus its own charges since. While another process's charges
   are on their way, it may admit up to ``L`` more requests of a tenant already in
@@ -143,6 +144,7 @@ class LeasingLimiter(RedisLimiter):
         fallback_clock: Callable[[], float] = time.monotonic,
         retry_interval: float = 1.0,
         fallback_share: int = 1,
+        sweep: bool = True,
     ) -> None:
         super().__init__(
             url, prefix, limits, timeout=timeout, fallback_clock=fallback_clock,
@@ -158,6 +160,9 @@ class LeasingLimiter(RedisLimiter):
         self._sync_script: AsyncScript | None = None
         self._syncing: asyncio.Task[None] | None = None
         self._last_now = 0.0  # the caller's latest time, for charges sent later
+        self._last_seen = 0.0  # this loop's time when it was given
+        self._sweeping: asyncio.Task[None] | None = None
+        self._sweep = sweep  # off: expired units go back with the tenant's next call only
         self._takes: set[asyncio.Task[float | None]] = set()  # calls taking units
 
     async def start(self) -> None:
@@ -165,6 +170,33 @@ class LeasingLimiter(RedisLimiter):
         client = self.redis.client
         if client is not None:
             self._sync_script = client.register_script(_SYNC)
+            try:  # loaded now, so that the first request does not pay for it
+                await client.script_load(_SYNC)
+            except _FAILURES as exc:
+                self._failed(exc)
+        if self._sweep:
+            self._sweeping = asyncio.get_running_loop().create_task(self._sweep_forever())
+
+    async def _sweep_forever(self) -> None:
+        """Every ``lease_seconds``: units a tenant left unused past their time go back to
+        the shared bucket, even if the tenant sends nothing more (else they would wait
+        for its next request, and other processes be refused meanwhile)."""
+        while True:
+            await asyncio.sleep(self.lease_seconds)
+            with contextlib.suppress(Exception):  # a failure is counted by _failed; go on
+                await self.sweep(self._now_estimate())
+
+    def _now_estimate(self) -> float:
+        """The callers' time now: their latest, plus what elapsed since on this loop."""
+        return self._last_now + max(asyncio.get_running_loop().time() - self._last_seen, 0.0)
+
+    async def sweep(self, now: float) -> None:
+        """Give back every lease's units unused past their time, and send what is pending."""
+        for lease in self._leases.values():
+            lease.expire(now)
+        due = [t for t, lease in self._leases.items() if lease.give_back or lease.pending]
+        if due and self._reachable():
+            await asyncio.gather(*(self._sync_quietly(t, now) for t in due))
 
     async def flush(self) -> None:
         """Send every pending charge now, and wait for them (and for calls taking units)."""
@@ -191,6 +223,8 @@ class LeasingLimiter(RedisLimiter):
         return lease
 
     async def close(self) -> None:
+        if self._sweeping is not None:
+            self._sweeping.cancel()
         if self._syncing is not None:
             self._syncing.cancel()
         with contextlib.suppress(TimeoutError):
@@ -201,7 +235,7 @@ class LeasingLimiter(RedisLimiter):
         limits = self._limits[tenant]
         if limits.requests_per_minute is None and limits.tokens_per_minute is None:
             return 0.0
-        self._last_now = now
+        self._seen(now)
         lease = self._lease(tenant)
         lease.expire(now)
         wait = lease.token_wait(limits, now)
@@ -230,10 +264,15 @@ class LeasingLimiter(RedisLimiter):
         limits = self._limits.get(tenant)
         if limits is None or limits.tokens_per_minute is None:
             return
-        self._last_now = now
+        self._seen(now)
         self._lease(tenant).pending += tokens
         if self._syncing is None or self._syncing.done():
             self._syncing = asyncio.get_running_loop().create_task(self._sync_later())
+
+    def _seen(self, now: float) -> None:
+        self._last_now = now
+        with contextlib.suppress(RuntimeError):  # no running loop: a synchronous caller
+            self._last_seen = asyncio.get_running_loop().time()
 
     def _size(self, limits: Limits) -> int:
         rpm = limits.requests_per_minute
@@ -262,18 +301,25 @@ class LeasingLimiter(RedisLimiter):
         await self._send_pending()
 
     async def _send_pending(self) -> None:
-        """Send each tenant's pending charges; while Redis fails, charge them in process."""
-        for tenant in [t for t, lease in self._leases.items() if lease.pending]:
-            lease = self._leases[tenant]
-            if self._reachable():
-                try:
-                    await self._sync(tenant, 0, self._last_now)
-                    continue
-                except _FAILURES as exc:
-                    self._failed(exc)
-            self.fallbacks += 1
-            self._local.charge_tokens(tenant, lease.pending, self._clock())
-            lease.pending = 0
+        """Send every tenant's pending charges, all at once; while Redis fails, charge
+        them in process."""
+        due = [t for t, lease in self._leases.items() if lease.pending]
+        if self._reachable():
+            await asyncio.gather(*(self._sync_quietly(t, self._last_now) for t in due))
+        for tenant in due:
+            lease = self._leases.get(tenant)
+            if lease is not None and lease.pending:  # not sent: Redis failed
+                self.fallbacks += 1
+                self._local.charge_tokens(tenant, lease.pending, self._clock())
+                lease.pending = 0
+
+    async def _sync_quietly(self, tenant: str, now: float) -> None:
+        """One call sending a tenant's pending charges and expired units; a failure is
+        counted (the limiter degrades) and what was not sent stays pending."""
+        try:
+            await self._sync(tenant, 0, now)
+        except _FAILURES as exc:
+            self._failed(exc)
 
     async def _sync(self, tenant: str, want: int, now: float) -> float:
         """One call: send pending tokens and expired units, take ``want`` units."""

@@ -9,22 +9,28 @@ it an entry after all or reports it with the very message the row path gives:
 the SQL only ever accepts what the Python reader accepts, with the same
 values, and everything else is decided by the Python reader.
 
-A usage log read whole takes a fast path first: if its bytes hold nothing the
+A usage log read whole takes a fast path first: if its lines hold nothing the
 fast path cannot vouch for (an escape, a carriage return, NaN, a trailing
-comma, a long exponent: one regular expression over the file), DuckDB's JSON
+comma, a long exponent: one regular expression, matched by DuckDB over the
+file's lines in parallel while Python counts its newlines), DuckDB's JSON
 reader reads it once, each field as its JSON text, and casts check every
-field as the line path's SQL does. Only if every line passes, and every line
-is a row (no blank line, so line numbers hold), are the rows staged; otherwise
-nothing is, and the file is read line by line as above.
+field as the line path's SQL does, in the same statement. Only if every line
+passes, and every line is a row (no blank line, so line numbers hold), are
+the rows staged; otherwise nothing is, and the file is read line by line as
+above. Only the reads that number lines keep the file's order (a table's row
+number is then the line's); every other statement runs in any order, on every
+core.
 
 Each row's identity is ``(source, key)`` and its content a digest (MD5 of its
-typed columns). The rows of a file are sorted as :meth:`Ledger.add` sorts
-them: a row whose (source, key, digest) the store already holds, or an earlier
-line of the file holds, is a duplicate; the first new row of a key the store
-never saw is *new*, every other a *correction*. Only new rows and corrections
-are written, as Parquet files partitioned hive-style by source and month of
-their start (``source=gateway/month=2026-11/part-<batch>-0.parquet``), each
-row carrying its batch (increasing with every ingest) and its line. The
+typed columns, computed as the row is staged). The rows of a file are sorted as
+:meth:`Ledger.add` sorts them: a row whose (source, key, digest) the store
+already holds, or an earlier line of the file holds, is a duplicate; the first
+new row of a key the store never saw is *new*, every other a *correction*.
+Duplicates being few as a rule, they are what is computed (a hash aggregate of
+the file's repeats, a join with the stored digests). Only new rows and
+corrections are written, as Parquet files partitioned hive-style by source and
+month of their start (``source=gateway/month=2026-11/part-<batch>-0.parquet``),
+each row carrying its batch (increasing with every ingest) and its line. The
 current entry of a key is its row of the latest batch, latest line.
 
 Nothing is half-visible: files are written under a hidden temporary folder,
@@ -45,6 +51,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,23 +346,54 @@ _TEXTS = ("request_id", "tenant", "model", "data_class", *_NULLABLE, "cost", "cu
 _COUNTS = (("status", 2**31 - 1), ("input_tokens", 2**63 - 1), ("output_tokens", 2**63 - 1))
 
 
-def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
-    """(lines, bytes to the end of the last complete line, newlines) of ``path``, or ``None``
-    when a byte of it is one the fast path does not vouch for (see ``_SUSPECT``)."""
-    lines, reached, physical = 0, 0, 0
-    for block, done, last in _blocks(path, 0):
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-        found = con.execute("SELECT regexp_matches(?, ?)", [text, _SUSPECT]).fetchone()
-        if found is None or found[0]:
-            return None
-        count = block.count(b"\n")
-        lines += count + (0 if block.endswith(b"\n") else 1)
-        if not last:
-            reached, physical = done, physical + count
-    return lines, reached, physical
+@dataclass(frozen=True, slots=True)
+class _Bytes:
+    """What a pass over a file's bytes found: line numbers DuckDB's readers cannot tell."""
+
+    #: lines, the last one counted even without its newline
+    lines: int
+    #: bytes to the end of the last complete line
+    reached: int
+    #: complete lines (newlines)
+    physical: int
+    #: no carriage return (DuckDB's readers end a line there too) and no byte order mark at
+    #: the start (DuckDB's readers drop it): DuckDB numbers the lines as the file does
+    plain: bool
+
+
+def _scan_bytes(path: Path) -> _Bytes:
+    """Count the lines of ``path``; run beside DuckDB (it holds no lock DuckDB needs)."""
+    newlines, returns, last, size = 0, 0, b"\n", 0
+    with path.open("rb") as f:
+        while data := f.read(BLOCK):
+            if size == 0 and data.startswith(b"\xef\xbb\xbf"):
+                returns += 1
+            newlines += data.count(b"\n")
+            returns += data.count(b"\r")
+            last = data[-1:]
+            size += len(data)
+    if last == b"\n":
+        return _Bytes(newlines, size, newlines, returns == 0)
+    with path.open("rb") as f:
+        f.seek(max(0, size - BLOCK))
+        tail = f.read()
+    reached = size - len(tail) + tail.rfind(b"\n") + 1
+    return _Bytes(newlines + 1, reached, newlines, returns == 0)
+
+
+def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """Whether no line of ``path`` holds what the fast path does not vouch for (see
+    ``_SUSPECT``): DuckDB reads the lines as text in parallel and matches each (RE2)."""
+    try:
+        found = con.execute(
+            "SELECT count(*) FILTER (WHERE regexp_matches(line, ?)) FROM read_csv(?, "
+            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+            "header = false, auto_detect = false, compression = 'none')",
+            [_SUSPECT, str(path)],
+        ).fetchone()
+    except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
+        return False
+    return found is not None and found[0] == 0
 
 
 def _keys_present(path: Path, lines: int) -> bool:
@@ -373,9 +411,12 @@ def _keys_present(path: Path, lines: int) -> bool:
 
 
 def _fast_select() -> str:
-    """Typed entry columns of the rows of ``raw`` (each field's JSON text, NULL when null or
-    missing) that pass checks mirroring ``_USAGE_OK``. With no escape in the file, a JSON
-    string is its text between its quotes, and a JSON number is written without quotes."""
+    """Typed entry columns of every line of the usage log ``?`` (DuckDB's JSON reader, each
+    field's JSON text, NULL when null or missing), in the file's order, without the country
+    (a join, which need not keep the order); ``ok``: the line passes checks mirroring
+    ``_USAGE_OK``; ``has_null``: a nullable field is NULL (null, or missing). With no escape in
+    the file, a JSON string is its text between its quotes, and a JSON number is written
+    without quotes."""
 
     def v(name: str) -> str:
         return f'("{name}"::VARCHAR)'
@@ -410,66 +451,83 @@ def _fast_select() -> str:
             "end_us - lat_us >= 0",
         ]
     )
+    columns = ", ".join(f"'{name}': 'JSON'" for name in _FIELDS)
+    nulls = " OR ".join(f'"{name}" IS NULL' for name in _NULLABLE)
     return f"""
     WITH cast_ AS (
-        SELECT rowid + 1 AS line_no, {strings}, {counts},
+        SELECT {strings}, {counts},
             TRY_CAST({v("ts")} AS DOUBLE) AS d_ts,
-            TRY_CAST({v("latency_ms")} AS DOUBLE) AS d_latency_ms, *
-        FROM raw
+            TRY_CAST({v("latency_ms")} AS DOUBLE) AS d_latency_ms, ({nulls}) AS has_null, *
+        FROM read_json(?, format = 'newline_delimited', columns = {{{columns}}},
+            compression = 'none')
     ), checked AS (
         SELECT *, TRY_CAST(round(d_ts * 1e6) AS BIGINT) AS end_us,
             TRY_CAST(round(d_latency_ms * 1e3) AS BIGINT) AS lat_us,
             TRY_CAST(s_cost AS {DECIMAL}) AS amount
         FROM cast_
-    ), typed AS (
-        SELECT line_no, s_request_id AS key, make_timestamp(end_us - lat_us) AS start,
-            make_timestamp(end_us) AS "end", s_tenant AS tenant, s_replica AS workload,
-            s_model AS model, s_provider AS provider, s_region AS region,
-            s_data_class AS data_class, i_status::INTEGER AS status,
-            i_input_tokens AS input_tokens, i_output_tokens AS output_tokens,
-            CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
-            CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency
-        FROM checked WHERE {checks}
     )
-    SELECT t.line_no, '{SOURCE}' AS source, t.key, t.start, t."end", t.tenant,
-        NULL::VARCHAR AS project, t.workload, t.model, NULL::VARCHAR AS accelerator,
-        t.provider, t.region, c.country, t.data_class, t.status, 0::{DECIMAL} AS gpu_hours,
-        t.input_tokens, t.output_tokens, t.cost, t.currency
-    FROM typed t LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region
+    SELECT s_request_id AS key, make_timestamp(end_us - lat_us) AS start,
+        make_timestamp(end_us) AS "end", s_tenant AS tenant, s_replica AS workload,
+        s_model AS model, s_provider AS provider, s_region AS region,
+        s_data_class AS data_class, i_status::INTEGER AS status,
+        i_input_tokens AS input_tokens, i_output_tokens AS output_tokens,
+        CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
+        CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency,
+        coalesce({checks}, false) AS ok, has_null
+    FROM checked
     """
+
+
+@contextmanager
+def _in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep rows in the order they are read (a table's ``rowid`` is then the line's number);
+    everything else may run in any order, which is faster."""
+    con.execute("SET preserve_insertion_order = true")
+    try:
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = false")
 
 
 def _stage_fast(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
     """Read the usage log ``path`` whole into ``staged`` if every line of it is an entry the
     fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
-    ``None``, with nothing staged: some line is not, and the line-by-line path decides."""
-    vouched = _vouch(con, path)
-    if vouched is None:
-        return None
-    lines = vouched[0]
-    columns = ", ".join(f"'{name}': 'JSON'" for name in _FIELDS)
-    try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_json(?, "
-            f"format = 'newline_delimited', columns = {{{columns}}}, compression = 'none')",
-            [str(path)],
-        )
-    except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
-        return None
-    try:
-        nulls = " OR ".join(f'"{name}" IS NULL' for name in _NULLABLE)
-        rows, null = con.execute(f"SELECT count(*), count(*) FILTER ({nulls}) FROM raw").fetchone()  # type: ignore[misc]
-        if rows != lines or (null and not _keys_present(path, lines)):
-            return None  # blank lines (numbering), or a key missing rather than null
-        con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {_fast_select()}")
-        accepted = con.execute("SELECT count(*) FROM accepted").fetchone()[0]  # type: ignore[index]
-        if accepted != lines:
+    ``None``, with nothing staged: some line is not, and the line-by-line path decides.
+
+    Three passes, the first two in parallel threads: the bytes counted in Python (line
+    numbers), the lines matched against ``_SUSPECT`` by DuckDB, then DuckDB's JSON reader
+    typing and checking every line in the file's order."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        counted = pool.submit(_scan_bytes, path)
+        if not _vouch(con, path):
             return None
-        con.execute("INSERT INTO staged SELECT * FROM accepted ORDER BY line_no")
-        return vouched
+        try:
+            with _in_order(con):
+                con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {_fast_select()}", [str(path)])
+        except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
+            return None
+        scan = counted.result()
+    try:
+        rows, bad, null = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE has_null) "
+            "FROM typed"
+        ).fetchone()  # type: ignore[misc]
+        if not scan.plain or rows != scan.lines or bad:
+            return None  # blank lines or a carriage return (numbering), or a line unchecked
+        if null and not _keys_present(path, scan.lines):
+            return None  # a key missing rather than null
+        con.execute(
+            f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM ("
+            f"SELECT t.rowid + 1 AS line_no, '{SOURCE}' AS source, t.key, t.start, t.\"end\", "
+            "t.tenant, NULL::VARCHAR AS project, t.workload, t.model, "
+            "NULL::VARCHAR AS accelerator, t.provider, t.region, c.country, t.data_class, "
+            f"t.status, 0::{DECIMAL} AS gpu_hours, t.input_tokens, t.output_tokens, t.cost, "
+            "t.currency FROM typed t "
+            "LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region)"
+        )
+        return scan.lines, scan.reached, scan.physical
     finally:
-        con.execute("DROP TABLE IF EXISTS raw")
-        con.execute("DROP TABLE IF EXISTS accepted")
+        con.execute("DROP TABLE IF EXISTS typed")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,12 +748,13 @@ def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     """Read ``path`` into the table ``lines`` (one row a line, in order); the number of
     lines, or ``None`` when DuckDB's reading would not number them as the file does."""
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
-            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
-            "header = false, auto_detect = false, compression = 'auto')",
-            [str(path)],
-        )
+        with _in_order(con):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
+                "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+                "header = false, auto_detect = false, compression = 'auto')",
+                [str(path)],
+            )
     except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
         return None
     rows = con.execute("SELECT count(*) FROM lines").fetchone()
@@ -763,7 +822,7 @@ def _stage(
     """Parse the lines of ``block`` into ``staged``; returns (non-blank lines, problems)."""
     select = _usage_select() if fmt == "usage" else _entries_select()
     con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {select}")
-    con.execute("INSERT INTO staged SELECT * FROM accepted")
+    con.execute(f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM accepted")
     lines = con.execute("SELECT count(*) FROM block").fetchone()[0]  # type: ignore[index]
     rejected = [
         (n, line.encode())
@@ -795,7 +854,8 @@ def _decide(
             problems.append(UsageProblem(name, number, entries_problem(raw)))
     if rescued:
         marks = ", ".join("?" for _ in range(len(ENTRY_COLUMNS) + 1))
-        con.executemany(f"INSERT INTO staged VALUES ({marks})", rescued)
+        names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+        con.executemany(f"INSERT INTO staged (line_no, {names}) VALUES ({marks})", rescued)
     return problems
 
 
@@ -839,9 +899,10 @@ def ingest_columnar(
         con = duckdb.connect()
         try:
             con.execute("SET enable_progress_bar = false")
-            con.execute("SET preserve_insertion_order = true")  # rowid: the line's order
+            # rows in any order, but where a table's rowid numbers the lines (_in_order)
+            con.execute("SET preserve_insertion_order = false")
             columns = ", ".join(f'"{n}" {kind}' for n, kind in ENTRY_SCHEMA)
-            con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns})")
+            con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns}, digest VARCHAR)")
             con.execute(
                 "CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)"
             )
@@ -928,44 +989,54 @@ def _write(
     con: duckdb.DuckDBPyConnection, folder: Path, committed: list[str], batch: int
 ) -> tuple[Added, list[tuple[str, str, int]]]:
     """Sort the staged rows against the store; write new rows and corrections as Parquet
-    under a temporary folder; returns what was added and the files (relative, source, rows)."""
+    under a temporary folder; returns what was added and the files (relative, source, rows).
+
+    The duplicates are few as a rule, so they are what is computed (the lines dropped: a
+    repeat of an earlier line's (source, key, digest), by a hash aggregate, or a row the
+    store holds, by a join), and the rest is written straight from ``staged``."""
     from archipel.ledger._store import Added
 
-    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
-    con.execute(
-        f"CREATE TEMP TABLE firsts AS SELECT line_no, {names}, {_digest()} AS digest FROM staged "
-        "QUALIFY row_number() OVER (PARTITION BY source, key, digest ORDER BY line_no) = 1"
-    )
+    con.execute(f"UPDATE staged SET digest = {_digest()} WHERE digest IS NULL")  # rescued rows
     staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
     if committed:
-        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM firsts").fetchall()]
+        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM staged").fetchall()]
         mine = [f for f in committed if any(f"/source={s}/" in f for s in sources)]
     else:
         mine = []
+    repeats = (
+        "SELECT s.line_no FROM staged s JOIN (SELECT source, key, digest, min(line_no) AS first "
+        "FROM staged GROUP BY source, key, digest HAVING count(*) > 1) r "
+        "ON s.source = r.source AND s.key = r.key AND s.digest = r.digest AND s.line_no > r.first"
+    )
     if mine:
         listed = ", ".join(_quote(f) for f in mine)
         con.execute(
             "CREATE TEMP TABLE old AS SELECT source, key, digest FROM "
             f"read_parquet([{listed}], hive_partitioning = false)"
         )
+        con.execute(
+            f"CREATE TEMP TABLE dropped AS {repeats} UNION SELECT s.line_no FROM staged s "
+            "SEMI JOIN old o ON s.source = o.source AND s.key = o.key AND s.digest = o.digest"
+        )
+        seen = "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
     else:
-        con.execute("CREATE TEMP TABLE old (source VARCHAR, key VARCHAR, digest VARCHAR)")
-    con.execute(
-        "CREATE TEMP TABLE fresh AS SELECT f.* FROM firsts f "
-        "ANTI JOIN old o ON f.source = o.source AND f.key = o.key AND f.digest = o.digest"
-    )
-    fresh, new = con.execute(
-        "SELECT (SELECT count(*) FROM fresh), count(*) FROM "
-        "(SELECT DISTINCT source, key FROM fresh) k "
-        "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
-    ).fetchone()  # type: ignore[misc]
-    added = Added(int(new), int(fresh) - int(new), int(staged) - int(fresh))
+        con.execute(f"CREATE TEMP TABLE dropped AS {repeats}")
+        seen = ""
+    duplicates = con.execute("SELECT count(*) FROM dropped").fetchone()[0]  # type: ignore[index]
+    fresh = "staged"
+    if duplicates:
+        fresh = "(SELECT * FROM staged ANTI JOIN dropped USING (line_no))"
+    new = con.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT source, key FROM {fresh}) k {seen}"
+    ).fetchone()[0]  # type: ignore[index]
+    added = Added(int(new), int(staged) - int(duplicates) - int(new), int(duplicates))
     written: list[tuple[str, str, int]] = []
-    if fresh:
+    if staged > duplicates:
+        names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
         temporary = folder / f".tmp-{batch}"
         con.execute(
             f"COPY (SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, "
-            "strftime(start, '%Y-%m') AS month FROM fresh) "
+            f"strftime(start, '%Y-%m') AS month FROM {fresh}) "
             f"TO {_quote(str(temporary))} (FORMAT parquet, PARTITION_BY (source, month), "
             f"WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part-{batch}-{{i}}')"
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -417,6 +418,32 @@ def test_a_grown_file_is_read_on_and_a_rewritten_one_whole(tmp_path: Path) -> No
     assert (rotated.start_offset, rotated.added.new, rotated.added.duplicates) == (0, 1, 1)
     assert first.added.new == 2
     assert [row[1] for row in _current(ledger)] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("months", [1, 2, 6], ids=["one month", "two months", "six months"])
+def test_one_file_a_partition_for_each_month_the_rows_start_in(tmp_path: Path, months: int) -> None:
+    # a request each month of 2026, completed at noon on the 15th (a few written by one
+    # query each, more by one partitioned write): the same rows and totals either way
+    ends = [datetime(2026, m, 15, 12, tzinfo=UTC).timestamp() for m in range(1, months + 1)]
+    lines = [usage(f"k{n}", ts=end, latency_ms=250.0) for n, end in enumerate(ends)]
+    path = write_usage(tmp_path / "u.jsonl", *lines, *lines)  # then each again: duplicates
+    rows, columns = _ledger(tmp_path, "rows"), _ledger(tmp_path, "columns")
+    expected = ingest_usage(rows, path, COUNTRIES)
+    got = ingest_columnar(columns, path, COUNTRIES)
+    assert got.fast
+    assert got.added == expected.added
+    assert (got.added.new, got.added.duplicates) == (months, months)
+    assert _current(columns) == _current(rows)
+    files = sorted(
+        str(f.relative_to(tmp_path / "columns-parquet"))
+        for f in (tmp_path / "columns-parquet").glob("source=*/month=*/*.parquet")
+    )
+    assert files == [
+        f"source=gateway/month=2026-{m:02d}/part-{got.batch}-0.parquet"
+        for m in range(1, months + 1)
+    ]
+    rows.close()
+    columns.close()
 
 
 def test_on_every_database_the_folder_is_recorded_and_found_again(

@@ -411,12 +411,13 @@ def _keys_present(path: Path, lines: int) -> bool:
 
 
 def _fast_select() -> str:
-    """Typed entry columns of every line of the usage log ``?`` (DuckDB's JSON reader, each
-    field's JSON text, NULL when null or missing), in the file's order, without the country
-    (a join, which need not keep the order); ``ok``: the line passes checks mirroring
-    ``_USAGE_OK``; ``has_null``: a nullable field is NULL (null, or missing). With no escape in
-    the file, a JSON string is its text between its quotes, and a JSON number is written
-    without quotes."""
+    """The entry columns and digest of every line of the usage log ``?`` (DuckDB's JSON
+    reader, each field's JSON text, NULL when null or missing), in the file's order; the
+    country from the map ``?`` (provider, unit separator, region: a separator no text of a
+    file without escapes holds), not a join, which need not keep the order. ``ok``: the line
+    passes checks mirroring ``_USAGE_OK``; ``has_null``: a nullable field is NULL (null, or
+    missing). With no escape in the file, a JSON string is its text between its quotes, and
+    a JSON number is written without quotes."""
 
     def v(name: str) -> str:
         return f'("{name}"::VARCHAR)'
@@ -465,16 +466,22 @@ def _fast_select() -> str:
             TRY_CAST(round(d_latency_ms * 1e3) AS BIGINT) AS lat_us,
             TRY_CAST(s_cost AS {DECIMAL}) AS amount
         FROM cast_
+    ), entry AS (
+        SELECT '{SOURCE}' AS source, s_request_id AS key,
+            make_timestamp(end_us - lat_us) AS start, make_timestamp(end_us) AS "end",
+            s_tenant AS tenant, NULL::VARCHAR AS project, s_replica AS workload,
+            s_model AS model, NULL::VARCHAR AS accelerator, s_provider AS provider,
+            s_region AS region, map(?::VARCHAR[], ?::VARCHAR[])[
+                s_provider || chr(31) || s_region] AS country,
+            s_data_class AS data_class, i_status::INTEGER AS status,
+            0::{DECIMAL} AS gpu_hours, i_input_tokens AS input_tokens,
+            i_output_tokens AS output_tokens,
+            CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
+            CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency,
+            coalesce({checks}, false) AS ok, has_null
+        FROM checked
     )
-    SELECT s_request_id AS key, make_timestamp(end_us - lat_us) AS start,
-        make_timestamp(end_us) AS "end", s_tenant AS tenant, s_replica AS workload,
-        s_model AS model, s_provider AS provider, s_region AS region,
-        s_data_class AS data_class, i_status::INTEGER AS status,
-        i_input_tokens AS input_tokens, i_output_tokens AS output_tokens,
-        CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
-        CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency,
-        coalesce({checks}, false) AS ok, has_null
-    FROM checked
+    SELECT *, {_digest()} AS digest FROM entry
     """
 
 
@@ -489,45 +496,49 @@ def _in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         con.execute("SET preserve_insertion_order = false")
 
 
-def _stage_fast(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
-    """Read the usage log ``path`` whole into ``staged`` if every line of it is an entry the
+def _stage_fast(
+    con: duckdb.DuckDBPyConnection, path: Path, countries: Countries
+) -> tuple[int, int, int] | None:
+    """Read the usage log ``path`` whole, as ``staged``, if every line of it is an entry the
     fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
     ``None``, with nothing staged: some line is not, and the line-by-line path decides.
 
     Three passes, the first two in parallel threads: the bytes counted in Python (line
     numbers), the lines matched against ``_SUSPECT`` by DuckDB, then DuckDB's JSON reader
-    typing and checking every line in the file's order."""
+    typing, checking and digesting every line in the file's order, into the table ``fast``
+    (``staged`` is then a view of it: a row's number is its line's)."""
+    known = [(f"{p}\x1f{r}", c) for (p, r), c in countries.items()]
     with ThreadPoolExecutor(max_workers=1) as pool:
         counted = pool.submit(_scan_bytes, path)
         if not _vouch(con, path):
             return None
         try:
             with _in_order(con):
-                con.execute(f"CREATE OR REPLACE TEMP TABLE typed AS {_fast_select()}", [str(path)])
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE fast AS {_fast_select()}",
+                    [str(path), [k for k, _ in known], [c for _, c in known]],
+                )
         except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
             return None
         scan = counted.result()
-    try:
-        rows, bad, null = con.execute(
-            "SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE has_null) "
-            "FROM typed"
-        ).fetchone()  # type: ignore[misc]
-        if not scan.plain or rows != scan.lines or bad:
-            return None  # blank lines or a carriage return (numbering), or a line unchecked
-        if null and not _keys_present(path, scan.lines):
-            return None  # a key missing rather than null
-        con.execute(
-            f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM ("
-            f"SELECT t.rowid + 1 AS line_no, '{SOURCE}' AS source, t.key, t.start, t.\"end\", "
-            "t.tenant, NULL::VARCHAR AS project, t.workload, t.model, "
-            "NULL::VARCHAR AS accelerator, t.provider, t.region, c.country, t.data_class, "
-            f"t.status, 0::{DECIMAL} AS gpu_hours, t.input_tokens, t.output_tokens, t.cost, "
-            "t.currency FROM typed t "
-            "LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region)"
-        )
-        return scan.lines, scan.reached, scan.physical
-    finally:
-        con.execute("DROP TABLE IF EXISTS typed")
+    rows, bad, null = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE has_null) "
+        "FROM fast"
+    ).fetchone()  # type: ignore[misc]
+    if (
+        not scan.plain  # a carriage return or a byte order mark (numbering)
+        or rows != scan.lines  # blank lines (numbering)
+        or bad
+        or (null and not _keys_present(path, scan.lines))  # a key missing rather than null
+    ):
+        con.execute("DROP TABLE fast")
+        return None
+    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+    con.execute("DROP TABLE staged")
+    con.execute(
+        f"CREATE TEMP VIEW staged AS SELECT rowid + 1 AS line_no, {names}, digest FROM fast"
+    )
+    return scan.lines, scan.reached, scan.physical
 
 
 # ---------------------------------------------------------------------------------------------
@@ -854,8 +865,11 @@ def _decide(
             problems.append(UsageProblem(name, number, entries_problem(raw)))
     if rescued:
         marks = ", ".join("?" for _ in range(len(ENTRY_COLUMNS) + 1))
-        names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
-        con.executemany(f"INSERT INTO staged (line_no, {names}) VALUES ({marks})", rescued)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE rescued AS SELECT * EXCLUDE (digest) FROM staged LIMIT 0"
+        )
+        con.executemany(f"INSERT INTO rescued VALUES ({marks})", rescued)
+        con.execute(f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM rescued")
     return problems
 
 
@@ -917,7 +931,7 @@ def ingest_columnar(
             reached = offset
             physical = lines_before
             fast = (
-                _stage_fast(con, path)
+                _stage_fast(con, path, countries)
                 if fmt == "usage" and offset == 0 and path.suffix != ".gz"
                 else None
             )
@@ -996,7 +1010,6 @@ def _write(
     store holds, by a join), and the rest is written straight from ``staged``."""
     from archipel.ledger._store import Added
 
-    con.execute(f"UPDATE staged SET digest = {_digest()} WHERE digest IS NULL")  # rescued rows
     staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
     if committed:
         sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM staged").fetchall()]
@@ -1030,28 +1043,62 @@ def _write(
         f"SELECT count(*) FROM (SELECT DISTINCT source, key FROM {fresh}) k {seen}"
     ).fetchone()[0]  # type: ignore[index]
     added = Added(int(new), int(staged) - int(duplicates) - int(new), int(duplicates))
+    written = _copy(con, fresh, folder, batch) if staged > duplicates else []
+    return added, written
+
+
+#: Parquet compression: zstd at its fastest level writes files half the size of snappy's
+#: for the same time (BENCHMARKS.md, "Ledger ingest")
+PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+#: at most this many partitions are written by a query each; more by one partitioned write
+DIRECT = 4
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection, rows: str, folder: Path, batch: int
+) -> list[tuple[str, str, int]]:
+    """Write ``rows`` as Parquet partitions of ``folder`` (through a temporary folder); the
+    files written (relative, source, rows).
+
+    A file's rows span a month or two as a rule: each partition is then written by a plain
+    query, which is faster than DuckDB's partitioned write (that first copies every row
+    into a buffer per partition); with many partitions, one partitioned write is faster."""
+    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+    month = "strftime(start, '%Y-%m')"
+    select = f"SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, {month} AS month"
+    temporary = folder / f".tmp-{batch}"
+    found = con.execute(
+        f"SELECT source, {month}, count(*) FROM {rows} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     written: list[tuple[str, str, int]] = []
-    if staged > duplicates:
-        names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
-        temporary = folder / f".tmp-{batch}"
+    if len(found) <= DIRECT and all(_SOURCE_NAME.fullmatch(s) for s, _, _ in found):
+        for source, part, count in found:
+            relative = Path(f"source={source}", f"month={part}", f"part-{batch}-0.parquet")
+            (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"COPY ({select} FROM {rows} WHERE source = {_quote(source)} "
+                f"AND {month} = {_quote(part)}) TO {_quote(str(temporary / relative))} ({PARQUET})"
+            )
+            written.append((str(relative), source, int(count)))
+    else:
         con.execute(
-            f"COPY (SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, "
-            f"strftime(start, '%Y-%m') AS month FROM {fresh}) "
-            f"TO {_quote(str(temporary))} (FORMAT parquet, PARTITION_BY (source, month), "
-            f"WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part-{batch}-{{i}}')"
+            f"COPY ({select} FROM {rows}) TO {_quote(str(temporary))} ({PARQUET}, "
+            "PARTITION_BY (source, month), WRITE_PARTITION_COLUMNS true, "
+            f"FILENAME_PATTERN 'part-{batch}-{{i}}')"
         )
         for file in sorted(temporary.glob("source=*/month=*/*.parquet")):
             relative = file.relative_to(temporary)
-            target = folder / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, target)
-            source = relative.parts[0].removeprefix("source=")
-            rows = con.execute(
-                f"SELECT count(*) FROM read_parquet({_quote(str(target))})"
+            count = con.execute(
+                f"SELECT count(*) FROM read_parquet({_quote(str(file))})"
             ).fetchone()[0]  # type: ignore[index]
-            written.append((str(relative), source, int(rows)))
-        shutil.rmtree(temporary, ignore_errors=True)
-    return added, written
+            source = relative.parts[0].removeprefix("source=")
+            written.append((str(relative), source, int(count)))
+    for name, _, _ in written:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary / name, target)
+    shutil.rmtree(temporary, ignore_errors=True)
+    return written
 
 
 def _commit(

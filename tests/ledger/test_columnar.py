@@ -10,6 +10,7 @@ own cases (tests/ledger/test_ingest.py) with their hand-written figures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -243,6 +245,8 @@ FAST_BYTES: list[tuple[str, bytes, bool]] = [
     ("a raw tab in a text", GOOD.replace("acme", "ac\tme").encode() + b"\n", False),
     ("a raw control byte in a text", GOOD.replace("acme", "ac\x01me").encode() + b"\n", False),
     ("a byte order mark in a text", GOOD.replace("acme", "ac\ufeffme").encode() + b"\n", False),
+    ("lines ended by CR LF", f"{GOOD}\r\n{NULLS}\r\n".encode(), False),
+    ("a line of white space (line numbers)", f"{GOOD}\n \t \n{NULLS}\n".encode(), False),
     ("a carriage return alone ends no line for Python",
      f"{GOOD}\r{NULLS}\n".encode(), False),
 ]  # fmt: skip
@@ -444,6 +448,69 @@ def test_one_file_a_partition_for_each_month_the_rows_start_in(tmp_path: Path, m
     ]
     rows.close()
     columns.close()
+
+
+#: usage("a") as the stored digest covers it: the MD5 of its columns' texts as a JSON list
+#: (written out by hand: the format every stored partition's digests have)
+DIGEST_A = hashlib.md5(
+    b'["gateway","a","2025-12-01 00:00:00","2025-12-01 00:00:00.25","acme",null,'
+    b'"llama-3-70b/paris","llama-3-70b",null,"scaleway","fr-par","FR","public","200",'
+    b'"0.000000000000000","100","20","0.000100000000000","EUR"]'
+).hexdigest()
+
+
+def _stored(folder: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect()
+    try:
+        return sorted(
+            con.execute(
+                "SELECT key, digest FROM read_parquet(?, hive_partitioning = false)",
+                [str(folder / "source=*" / "month=*" / "*.parquet")],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "line path"])
+def test_the_stored_digest_is_the_md5_of_the_columns_as_a_json_list(
+    tmp_path: Path, fast: bool
+) -> None:
+    ledger = _ledger(tmp_path, "l")
+    odd = [] if fast else ["{"]  # a line the fast path leaves to the line path
+    report = ingest_columnar(ledger, write_usage(tmp_path / "u.jsonl", usage("a"), *odd), COUNTRIES)
+    assert report.fast is fast
+    assert _stored(tmp_path / "l-parquet") == [("a", DIGEST_A)]
+
+
+def test_partitions_an_earlier_version_wrote_are_read_and_their_rows_found_again(
+    tmp_path: Path,
+) -> None:
+    # partitions as the first columnar store wrote them (snappy, written by DuckDB's
+    # partitioned write): a later ingest finds their rows as duplicates, and corrects them
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "u.jsonl", usage("a"), usage("b"))
+    ingest_columnar(ledger, path, COUNTRIES)
+    con = duckdb.connect()
+    for file in (tmp_path / "l-parquet").glob("source=*/month=*/*.parquet"):
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{file}')) TO '{file}.old' "
+            "(FORMAT parquet, COMPRESSION snappy)"
+        )
+        file.with_name(file.name + ".old").replace(file)
+        codecs = con.execute(
+            f"SELECT DISTINCT compression FROM parquet_metadata('{file}')"
+        ).fetchall()
+        assert codecs == [("SNAPPY",)]
+    con.close()
+    again = ingest_columnar(ledger, path, COUNTRIES, whole=True)
+    assert (again.added.new, again.added.corrections, again.added.duplicates) == (0, 0, 2)
+    fixed = write_usage(tmp_path / "v.jsonl", usage("a", cost="0.0002"), usage("c"))
+    later = ingest_columnar(ledger, fixed, COUNTRIES)
+    assert (later.added.new, later.added.corrections, later.added.duplicates) == (1, 1, 0)
+    costs = {row[1]: row[17] for row in _current(ledger)}
+    assert costs == {"a": Decimal("0.0002"), "b": Decimal("0.0001"), "c": Decimal("0.0001")}
+    ledger.close()
 
 
 def test_on_every_database_the_folder_is_recorded_and_found_again(

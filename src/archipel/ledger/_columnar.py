@@ -51,7 +51,6 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,54 +345,48 @@ _TEXTS = ("request_id", "tenant", "model", "data_class", *_NULLABLE, "cost", "cu
 _COUNTS = (("status", 2**31 - 1), ("input_tokens", 2**63 - 1), ("output_tokens", 2**63 - 1))
 
 
-@dataclass(frozen=True, slots=True)
-class _Bytes:
-    """What a pass over a file's bytes found: line numbers DuckDB's readers cannot tell."""
+def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
+    """(lines, bytes to the end of the last complete line, newlines) of ``path``, or ``None``
+    when a line of it holds what the fast path does not vouch for (see ``_SUSPECT``), or is
+    blank, or DuckDB would not number the lines as the file does.
 
-    #: lines, the last one counted even without its newline
-    lines: int
-    #: bytes to the end of the last complete line
-    reached: int
-    #: complete lines (newlines)
-    physical: int
-    #: no carriage return (DuckDB's readers end a line there too) and no byte order mark at
-    #: the start (DuckDB's readers drop it): DuckDB numbers the lines as the file does
-    plain: bool
-
-
-def _scan_bytes(path: Path) -> _Bytes:
-    """Count the lines of ``path``; run beside DuckDB (it holds no lock DuckDB needs)."""
-    newlines, returns, last, size = 0, 0, b"\n", 0
+    DuckDB reads the lines as text in parallel and matches each (RE2). Ending lines only at
+    a newline, it refuses a carriage return (which Python's reader would not end a line at),
+    so its lines are the file's, but for a byte order mark at the start, which it drops."""
     with path.open("rb") as f:
-        while data := f.read(BLOCK):
-            if size == 0 and data.startswith(b"\xef\xbb\xbf"):
-                returns += 1
-            newlines += data.count(b"\n")
-            returns += data.count(b"\r")
-            last = data[-1:]
-            size += len(data)
-    if last == b"\n":
-        return _Bytes(newlines, size, newlines, returns == 0)
-    with path.open("rb") as f:
-        f.seek(max(0, size - BLOCK))
-        tail = f.read()
-    reached = size - len(tail) + tail.rfind(b"\n") + 1
-    return _Bytes(newlines + 1, reached, newlines, returns == 0)
-
-
-def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
-    """Whether no line of ``path`` holds what the fast path does not vouch for (see
-    ``_SUSPECT``): DuckDB reads the lines as text in parallel and matches each (RE2)."""
+        if f.read(3) == b"\xef\xbb\xbf":
+            return None
     try:
         found = con.execute(
-            "SELECT count(*) FILTER (WHERE regexp_matches(line, ?)) FROM read_csv(?, "
-            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
-            "header = false, auto_detect = false, compression = 'none')",
+            "SELECT count(*), count(*) FILTER (WHERE line IS NULL OR regexp_matches(line, ?)) "
+            "FROM read_csv(?, columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', "
+            "escape = '', new_line = '\\n', header = false, auto_detect = false, "
+            "compression = 'none')",
             [_SUSPECT, str(path)],
         ).fetchone()
-    except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
-        return False
-    return found is not None and found[0] == 0
+    except duckdb.Error:  # a byte it will not take in a line (not UTF-8, the delimiter, CR)
+        return None
+    if found is None or found[1]:
+        return None
+    lines = int(found[0])
+    reached = _line_end(path)
+    with path.open("rb") as f:
+        complete = reached == f.seek(0, os.SEEK_END)
+    return lines, reached, lines if complete else lines - 1
+
+
+def _line_end(path: Path) -> int:
+    """The bytes of ``path`` up to the end of its last complete line."""
+    with path.open("rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - HEAD)
+            f.seek(start)
+            cut = f.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            end = start
+    return 0
 
 
 def _keys_present(path: Path, lines: int) -> bool:
@@ -503,33 +496,30 @@ def _stage_fast(
     fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
     ``None``, with nothing staged: some line is not, and the line-by-line path decides.
 
-    Three passes, the first two in parallel threads: the bytes counted in Python (line
-    numbers), the lines matched against ``_SUSPECT`` by DuckDB, then DuckDB's JSON reader
-    typing, checking and digesting every line in the file's order, into the table ``fast``
-    (``staged`` is then a view of it: a row's number is its line's)."""
+    Two passes: the lines matched against ``_SUSPECT`` (and counted) by DuckDB, then
+    DuckDB's JSON reader typing, checking and digesting every line in the file's order, into
+    the table ``fast`` (``staged`` is then a view of it: a row's number is its line's)."""
     known = [(f"{p}\x1f{r}", c) for (p, r), c in countries.items()]
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        counted = pool.submit(_scan_bytes, path)
-        if not _vouch(con, path):
-            return None
-        try:
-            with _in_order(con):
-                con.execute(
-                    f"CREATE OR REPLACE TEMP TABLE fast AS {_fast_select()}",
-                    [str(path), [k for k, _ in known], [c for _, c in known]],
-                )
-        except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
-            return None
-        scan = counted.result()
+    counted = _vouch(con, path)
+    if counted is None:
+        return None
+    lines = counted[0]
+    try:
+        with _in_order(con):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE fast AS {_fast_select()}",
+                [str(path), [k for k, _ in known], [c for _, c in known]],
+            )
+    except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
+        return None
     rows, bad, null = con.execute(
         "SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE has_null) "
         "FROM fast"
     ).fetchone()  # type: ignore[misc]
     if (
-        not scan.plain  # a carriage return or a byte order mark (numbering)
-        or rows != scan.lines  # blank lines (numbering)
+        rows != lines  # a line of white space, which the JSON reader skips (numbering)
         or bad
-        or (null and not _keys_present(path, scan.lines))  # a key missing rather than null
+        or (null and not _keys_present(path, lines))  # a key missing rather than null
     ):
         con.execute("DROP TABLE fast")
         return None
@@ -538,7 +528,7 @@ def _stage_fast(
     con.execute(
         f"CREATE TEMP VIEW staged AS SELECT rowid + 1 AS line_no, {names}, digest FROM fast"
     )
-    return scan.lines, scan.reached, scan.physical
+    return counted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1010,38 +1000,44 @@ def _write(
     store holds, by a join), and the rest is written straight from ``staged``."""
     from archipel.ledger._store import Added
 
-    staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
+    staged, keys = con.execute(
+        "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM staged "
+        "GROUP BY source, key)"
+    ).fetchone()  # type: ignore[misc]
     if committed:
         sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM staged").fetchall()]
         mine = [f for f in committed if any(f"/source={s}/" in f for s in sources)]
     else:
         mine = []
-    repeats = (
-        "SELECT s.line_no FROM staged s JOIN (SELECT source, key, digest, min(line_no) AS first "
-        "FROM staged GROUP BY source, key, digest HAVING count(*) > 1) r "
-        "ON s.source = r.source AND s.key = r.key AND s.digest = r.digest AND s.line_no > r.first"
-    )
+    dropped = []
+    if staged > keys:  # a key on more than one line: repeats of an earlier line's digest?
+        dropped.append(
+            "SELECT s.line_no FROM staged s JOIN (SELECT source, key, digest, "
+            "min(line_no) AS first FROM staged GROUP BY source, key, digest "
+            "HAVING count(*) > 1) r ON s.source = r.source AND s.key = r.key "
+            "AND s.digest = r.digest AND s.line_no > r.first"
+        )
+    seen = ""
     if mine:
         listed = ", ".join(_quote(f) for f in mine)
         con.execute(
             "CREATE TEMP TABLE old AS SELECT source, key, digest FROM "
             f"read_parquet([{listed}], hive_partitioning = false)"
         )
-        con.execute(
-            f"CREATE TEMP TABLE dropped AS {repeats} UNION SELECT s.line_no FROM staged s "
-            "SEMI JOIN old o ON s.source = o.source AND s.key = o.key AND s.digest = o.digest"
+        dropped.append(
+            "SELECT s.line_no FROM staged s SEMI JOIN old o "
+            "ON s.source = o.source AND s.key = o.key AND s.digest = o.digest"
         )
         seen = "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
-    else:
-        con.execute(f"CREATE TEMP TABLE dropped AS {repeats}")
-        seen = ""
-    duplicates = con.execute("SELECT count(*) FROM dropped").fetchone()[0]  # type: ignore[index]
-    fresh = "staged"
-    if duplicates:
-        fresh = "(SELECT * FROM staged ANTI JOIN dropped USING (line_no))"
-    new = con.execute(
-        f"SELECT count(*) FROM (SELECT DISTINCT source, key FROM {fresh}) k {seen}"
-    ).fetchone()[0]  # type: ignore[index]
+    duplicates, fresh, new = 0, "staged", keys
+    if dropped:
+        con.execute(f"CREATE TEMP TABLE dropped AS {' UNION '.join(dropped)}")
+        duplicates = con.execute("SELECT count(*) FROM dropped").fetchone()[0]  # type: ignore[index]
+        if duplicates:
+            fresh = "(SELECT * FROM staged ANTI JOIN dropped USING (line_no))"
+        new = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT source, key FROM {fresh}) k {seen}"
+        ).fetchone()[0]  # type: ignore[index]
     added = Added(int(new), int(staged) - int(duplicates) - int(new), int(duplicates))
     written = _copy(con, fresh, folder, batch) if staged > duplicates else []
     return added, written

@@ -11,8 +11,8 @@ values, and everything else is decided by the Python reader.
 
 A usage log read whole takes a fast path first: if its lines hold nothing the
 fast path cannot vouch for (an escape, a carriage return, NaN, a trailing
-comma, a long exponent: one regular expression, matched by DuckDB over the
-file's lines in parallel while Python counts its newlines), DuckDB's JSON
+comma, a long exponent: one regular expression, which DuckDB matches against
+each of the file's lines, counting them, in parallel), DuckDB's JSON
 reader reads it once, each field as its JSON text, and casts check every
 field as the line path's SQL does, in the same statement. Only if every line
 passes, and every line is a row (no blank line, so line numbers hold), are

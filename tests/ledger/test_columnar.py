@@ -10,12 +10,15 @@ own cases (tests/ledger/test_ingest.py) with their hand-written figures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -230,15 +233,29 @@ FAST_CASES: list[tuple[str, list[str], bool]] = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("content", "fast"), [c[1:] for c in FAST_CASES], ids=[c[0] for c in FAST_CASES]
-)
-def test_the_fast_path_takes_only_files_it_can_vouch_for(
-    tmp_path: Path, content: list[str], fast: bool
-) -> None:
-    rows, columns = _ledger(tmp_path, "rows"), _ledger(tmp_path, "columns")
-    path = tmp_path / "usage.jsonl"
-    path.write_bytes("".join(f"{line}\n" for line in content).encode())
+#: name, the file's bytes, whether the fast path takes it: what DuckDB reads as lines and
+#: JSON differently from Python, or not at all
+FAST_BYTES: list[tuple[str, bytes, bool]] = [
+    ("the last line without its newline", f"{GOOD}\n{NULLS}".encode(), True),
+    ("a tab between fields", GOOD.replace(',"tenant"', ',\t"tenant"').encode() + b"\n", True),
+    ("a repeat and a correction (line numbers)",
+     "\n".join([GOOD, GOOD, GOOD.replace('"cost":"0.0001"', '"cost":"0.0002"'), GOOD]).encode(),
+     True),
+    ("a byte that is not UTF-8", GOOD.encode().replace(b"acme", b"ac\xffme") + b"\n", False),
+    ("a raw tab in a text", GOOD.replace("acme", "ac\tme").encode() + b"\n", False),
+    ("a raw control byte in a text", GOOD.replace("acme", "ac\x01me").encode() + b"\n", False),
+    ("a byte order mark in a text", GOOD.replace("acme", "ac\ufeffme").encode() + b"\n", False),
+    ("lines ended by CR LF", f"{GOOD}\r\n{NULLS}\r\n".encode(), False),
+    ("a line of white space (line numbers)", f"{GOOD}\n \t \n{NULLS}\n".encode(), False),
+    ("a carriage return alone ends no line for Python",
+     f"{GOOD}\r{NULLS}\n".encode(), False),
+]  # fmt: skip
+
+
+def _same_either_way(folder: Path, data: bytes, fast: bool) -> None:
+    rows, columns = _ledger(folder, "rows"), _ledger(folder, "columns")
+    path = folder / "usage.jsonl"
+    path.write_bytes(data)
     expected = ingest_usage(rows, path, COUNTRIES)
     got = ingest_columnar(columns, path, COUNTRIES)
     assert got.fast is fast
@@ -247,6 +264,24 @@ def test_the_fast_path_takes_only_files_it_can_vouch_for(
     assert _current(columns) == _current(rows)
     rows.close()
     columns.close()
+
+
+@pytest.mark.parametrize(
+    ("content", "fast"), [c[1:] for c in FAST_CASES], ids=[c[0] for c in FAST_CASES]
+)
+def test_the_fast_path_takes_only_files_it_can_vouch_for(
+    tmp_path: Path, content: list[str], fast: bool
+) -> None:
+    _same_either_way(tmp_path, "".join(f"{line}\n" for line in content).encode(), fast)
+
+
+@pytest.mark.parametrize(
+    ("data", "fast"), [c[1:] for c in FAST_BYTES], ids=[c[0] for c in FAST_BYTES]
+)
+def test_bytes_duckdb_reads_otherwise_are_left_to_the_line_path(
+    tmp_path: Path, data: bytes, fast: bool
+) -> None:
+    _same_either_way(tmp_path, data, fast)
 
 
 # -- atomicity, strictness, the store's folder ----------------------------------------------------
@@ -387,6 +422,95 @@ def test_a_grown_file_is_read_on_and_a_rewritten_one_whole(tmp_path: Path) -> No
     assert (rotated.start_offset, rotated.added.new, rotated.added.duplicates) == (0, 1, 1)
     assert first.added.new == 2
     assert [row[1] for row in _current(ledger)] == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("months", [1, 2, 6], ids=["one month", "two months", "six months"])
+def test_one_file_a_partition_for_each_month_the_rows_start_in(tmp_path: Path, months: int) -> None:
+    # a request each month of 2026, completed at noon on the 15th (a few written by one
+    # query each, more by one partitioned write): the same rows and totals either way
+    ends = [datetime(2026, m, 15, 12, tzinfo=UTC).timestamp() for m in range(1, months + 1)]
+    lines = [usage(f"k{n}", ts=end, latency_ms=250.0) for n, end in enumerate(ends)]
+    path = write_usage(tmp_path / "u.jsonl", *lines, *lines)  # then each again: duplicates
+    rows, columns = _ledger(tmp_path, "rows"), _ledger(tmp_path, "columns")
+    expected = ingest_usage(rows, path, COUNTRIES)
+    got = ingest_columnar(columns, path, COUNTRIES)
+    assert got.fast
+    assert got.added == expected.added
+    assert (got.added.new, got.added.duplicates) == (months, months)
+    assert _current(columns) == _current(rows)
+    files = sorted(
+        str(f.relative_to(tmp_path / "columns-parquet"))
+        for f in (tmp_path / "columns-parquet").glob("source=*/month=*/*.parquet")
+    )
+    assert files == [
+        f"source=gateway/month=2026-{m:02d}/part-{got.batch}-0.parquet"
+        for m in range(1, months + 1)
+    ]
+    rows.close()
+    columns.close()
+
+
+#: usage("a") as the stored digest covers it: the MD5 of its columns' texts as a JSON list
+#: (written out by hand: the format every stored partition's digests have)
+DIGEST_A = hashlib.md5(
+    b'["gateway","a","2025-12-01 00:00:00","2025-12-01 00:00:00.25","acme",null,'
+    b'"llama-3-70b/paris","llama-3-70b",null,"scaleway","fr-par","FR","public","200",'
+    b'"0.000000000000000","100","20","0.000100000000000","EUR"]'
+).hexdigest()
+
+
+def _stored(folder: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect()
+    try:
+        return sorted(
+            con.execute(
+                "SELECT key, digest FROM read_parquet(?, hive_partitioning = false)",
+                [str(folder / "source=*" / "month=*" / "*.parquet")],
+            ).fetchall()
+        )
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "line path"])
+def test_the_stored_digest_is_the_md5_of_the_columns_as_a_json_list(
+    tmp_path: Path, fast: bool
+) -> None:
+    ledger = _ledger(tmp_path, "l")
+    odd = [] if fast else ["{"]  # a line the fast path leaves to the line path
+    report = ingest_columnar(ledger, write_usage(tmp_path / "u.jsonl", usage("a"), *odd), COUNTRIES)
+    assert report.fast is fast
+    assert _stored(tmp_path / "l-parquet") == [("a", DIGEST_A)]
+
+
+def test_partitions_an_earlier_version_wrote_are_read_and_their_rows_found_again(
+    tmp_path: Path,
+) -> None:
+    # partitions as the first columnar store wrote them (snappy, written by DuckDB's
+    # partitioned write): a later ingest finds their rows as duplicates, and corrects them
+    ledger = _ledger(tmp_path, "l")
+    path = write_usage(tmp_path / "u.jsonl", usage("a"), usage("b"))
+    ingest_columnar(ledger, path, COUNTRIES)
+    con = duckdb.connect()
+    for file in (tmp_path / "l-parquet").glob("source=*/month=*/*.parquet"):
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{file}')) TO '{file}.old' "
+            "(FORMAT parquet, COMPRESSION snappy)"
+        )
+        file.with_name(file.name + ".old").replace(file)
+        codecs = con.execute(
+            f"SELECT DISTINCT compression FROM parquet_metadata('{file}')"
+        ).fetchall()
+        assert codecs == [("SNAPPY",)]
+    con.close()
+    again = ingest_columnar(ledger, path, COUNTRIES, whole=True)
+    assert (again.added.new, again.added.corrections, again.added.duplicates) == (0, 0, 2)
+    fixed = write_usage(tmp_path / "v.jsonl", usage("a", cost="0.0002"), usage("c"))
+    later = ingest_columnar(ledger, fixed, COUNTRIES)
+    assert (later.added.new, later.added.corrections, later.added.duplicates) == (1, 1, 0)
+    costs = {row[1]: row[17] for row in _current(ledger)}
+    assert costs == {"a": Decimal("0.0002"), "b": Decimal("0.0001"), "c": Decimal("0.0001")}
+    ledger.close()
 
 
 def test_on_every_database_the_folder_is_recorded_and_found_again(

@@ -9,22 +9,28 @@ it an entry after all or reports it with the very message the row path gives:
 the SQL only ever accepts what the Python reader accepts, with the same
 values, and everything else is decided by the Python reader.
 
-A usage log read whole takes a fast path first: if its bytes hold nothing the
+A usage log read whole takes a fast path first: if its lines hold nothing the
 fast path cannot vouch for (an escape, a carriage return, NaN, a trailing
-comma, a long exponent: one regular expression over the file), DuckDB's JSON
+comma, a long exponent: one regular expression, which DuckDB matches against
+each of the file's lines, counting them, in parallel), DuckDB's JSON
 reader reads it once, each field as its JSON text, and casts check every
-field as the line path's SQL does. Only if every line passes, and every line
-is a row (no blank line, so line numbers hold), are the rows staged; otherwise
-nothing is, and the file is read line by line as above.
+field as the line path's SQL does, in the same statement. Only if every line
+passes, and every line is a row (no blank line, so line numbers hold), are
+the rows staged; otherwise nothing is, and the file is read line by line as
+above. Only the reads that number lines keep the file's order (a table's row
+number is then the line's); every other statement runs in any order, on every
+core.
 
 Each row's identity is ``(source, key)`` and its content a digest (MD5 of its
-typed columns). The rows of a file are sorted as :meth:`Ledger.add` sorts
-them: a row whose (source, key, digest) the store already holds, or an earlier
-line of the file holds, is a duplicate; the first new row of a key the store
-never saw is *new*, every other a *correction*. Only new rows and corrections
-are written, as Parquet files partitioned hive-style by source and month of
-their start (``source=gateway/month=2026-11/part-<batch>-0.parquet``), each
-row carrying its batch (increasing with every ingest) and its line. The
+typed columns, computed as the row is staged). The rows of a file are sorted as
+:meth:`Ledger.add` sorts them: a row whose (source, key, digest) the store
+already holds, or an earlier line of the file holds, is a duplicate; the first
+new row of a key the store never saw is *new*, every other a *correction*.
+Duplicates being few as a rule, they are what is computed (a hash aggregate of
+the file's repeats, a join with the stored digests). Only new rows and
+corrections are written, as Parquet files partitioned hive-style by source and
+month of their start (``source=gateway/month=2026-11/part-<batch>-0.parquet``),
+each row carrying its batch (increasing with every ingest) and its line. The
 current entry of a key is its row of the latest batch, latest line.
 
 Nothing is half-visible: files are written under a hidden temporary folder,
@@ -341,21 +347,46 @@ _COUNTS = (("status", 2**31 - 1), ("input_tokens", 2**63 - 1), ("output_tokens",
 
 def _vouch(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
     """(lines, bytes to the end of the last complete line, newlines) of ``path``, or ``None``
-    when a byte of it is one the fast path does not vouch for (see ``_SUSPECT``)."""
-    lines, reached, physical = 0, 0, 0
-    for block, done, last in _blocks(path, 0):
-        try:
-            text = block.decode("utf-8")
-        except UnicodeDecodeError:
+    when a line of it holds what the fast path does not vouch for (see ``_SUSPECT``), or is
+    blank, or DuckDB would not number the lines as the file does.
+
+    DuckDB reads the lines as text in parallel and matches each (RE2). Ending lines only at
+    a newline, it refuses a carriage return (which Python's reader would not end a line at),
+    so its lines are the file's, but for a byte order mark at the start, which it drops."""
+    with path.open("rb") as f:
+        if f.read(3) == b"\xef\xbb\xbf":
             return None
-        found = con.execute("SELECT regexp_matches(?, ?)", [text, _SUSPECT]).fetchone()
-        if found is None or found[0]:
-            return None
-        count = block.count(b"\n")
-        lines += count + (0 if block.endswith(b"\n") else 1)
-        if not last:
-            reached, physical = done, physical + count
-    return lines, reached, physical
+    try:
+        found = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE line IS NULL OR regexp_matches(line, ?)) "
+            "FROM read_csv(?, columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', "
+            "escape = '', new_line = '\\n', header = false, auto_detect = false, "
+            "compression = 'none')",
+            [_SUSPECT, str(path)],
+        ).fetchone()
+    except duckdb.Error:  # a byte it will not take in a line (not UTF-8, the delimiter, CR)
+        return None
+    if found is None or found[1]:
+        return None
+    lines = int(found[0])
+    reached = _line_end(path)
+    with path.open("rb") as f:
+        complete = reached == f.seek(0, os.SEEK_END)
+    return lines, reached, lines if complete else lines - 1
+
+
+def _line_end(path: Path) -> int:
+    """The bytes of ``path`` up to the end of its last complete line."""
+    with path.open("rb") as f:
+        end = f.seek(0, os.SEEK_END)
+        while end > 0:
+            start = max(0, end - HEAD)
+            f.seek(start)
+            cut = f.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            end = start
+    return 0
 
 
 def _keys_present(path: Path, lines: int) -> bool:
@@ -373,9 +404,13 @@ def _keys_present(path: Path, lines: int) -> bool:
 
 
 def _fast_select() -> str:
-    """Typed entry columns of the rows of ``raw`` (each field's JSON text, NULL when null or
-    missing) that pass checks mirroring ``_USAGE_OK``. With no escape in the file, a JSON
-    string is its text between its quotes, and a JSON number is written without quotes."""
+    """The entry columns and digest of every line of the usage log ``?`` (DuckDB's JSON
+    reader, each field's JSON text, NULL when null or missing), in the file's order; the
+    country from the map ``?`` (provider, unit separator, region: a separator no text of a
+    file without escapes holds), not a join, which need not keep the order. ``ok``: the line
+    passes checks mirroring ``_USAGE_OK``; ``has_null``: a nullable field is NULL (null, or
+    missing). With no escape in the file, a JSON string is its text between its quotes, and
+    a JSON number is written without quotes."""
 
     def v(name: str) -> str:
         return f'("{name}"::VARCHAR)'
@@ -410,66 +445,90 @@ def _fast_select() -> str:
             "end_us - lat_us >= 0",
         ]
     )
+    columns = ", ".join(f"'{name}': 'JSON'" for name in _FIELDS)
+    nulls = " OR ".join(f'"{name}" IS NULL' for name in _NULLABLE)
     return f"""
     WITH cast_ AS (
-        SELECT rowid + 1 AS line_no, {strings}, {counts},
+        SELECT {strings}, {counts},
             TRY_CAST({v("ts")} AS DOUBLE) AS d_ts,
-            TRY_CAST({v("latency_ms")} AS DOUBLE) AS d_latency_ms, *
-        FROM raw
+            TRY_CAST({v("latency_ms")} AS DOUBLE) AS d_latency_ms, ({nulls}) AS has_null, *
+        FROM read_json(?, format = 'newline_delimited', columns = {{{columns}}},
+            compression = 'none')
     ), checked AS (
         SELECT *, TRY_CAST(round(d_ts * 1e6) AS BIGINT) AS end_us,
             TRY_CAST(round(d_latency_ms * 1e3) AS BIGINT) AS lat_us,
             TRY_CAST(s_cost AS {DECIMAL}) AS amount
         FROM cast_
-    ), typed AS (
-        SELECT line_no, s_request_id AS key, make_timestamp(end_us - lat_us) AS start,
-            make_timestamp(end_us) AS "end", s_tenant AS tenant, s_replica AS workload,
-            s_model AS model, s_provider AS provider, s_region AS region,
+    ), entry AS (
+        SELECT '{SOURCE}' AS source, s_request_id AS key,
+            make_timestamp(end_us - lat_us) AS start, make_timestamp(end_us) AS "end",
+            s_tenant AS tenant, NULL::VARCHAR AS project, s_replica AS workload,
+            s_model AS model, NULL::VARCHAR AS accelerator, s_provider AS provider,
+            s_region AS region, map(?::VARCHAR[], ?::VARCHAR[])[
+                s_provider || chr(31) || s_region] AS country,
             s_data_class AS data_class, i_status::INTEGER AS status,
-            i_input_tokens AS input_tokens, i_output_tokens AS output_tokens,
+            0::{DECIMAL} AS gpu_hours, i_input_tokens AS input_tokens,
+            i_output_tokens AS output_tokens,
             CASE WHEN s_currency = '' THEN NULL ELSE amount END AS cost,
-            CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency
-        FROM checked WHERE {checks}
+            CASE WHEN s_currency = '' THEN NULL ELSE s_currency END AS currency,
+            coalesce({checks}, false) AS ok, has_null
+        FROM checked
     )
-    SELECT t.line_no, '{SOURCE}' AS source, t.key, t.start, t."end", t.tenant,
-        NULL::VARCHAR AS project, t.workload, t.model, NULL::VARCHAR AS accelerator,
-        t.provider, t.region, c.country, t.data_class, t.status, 0::{DECIMAL} AS gpu_hours,
-        t.input_tokens, t.output_tokens, t.cost, t.currency
-    FROM typed t LEFT JOIN countries c ON c.provider = t.provider AND c.region = t.region
+    SELECT *, {_digest()} AS digest FROM entry
     """
 
 
-def _stage_fast(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, int] | None:
-    """Read the usage log ``path`` whole into ``staged`` if every line of it is an entry the
-    fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
-    ``None``, with nothing staged: some line is not, and the line-by-line path decides."""
-    vouched = _vouch(con, path)
-    if vouched is None:
-        return None
-    lines = vouched[0]
-    columns = ", ".join(f"'{name}': 'JSON'" for name in _FIELDS)
+@contextmanager
+def _in_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Keep rows in the order they are read (a table's ``rowid`` is then the line's number);
+    everything else may run in any order, which is faster."""
+    con.execute("SET preserve_insertion_order = true")
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE raw AS SELECT * FROM read_json(?, "
-            f"format = 'newline_delimited', columns = {{{columns}}}, compression = 'none')",
-            [str(path)],
-        )
+        yield
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+
+
+def _stage_fast(
+    con: duckdb.DuckDBPyConnection, path: Path, countries: Countries
+) -> tuple[int, int, int] | None:
+    """Read the usage log ``path`` whole, as ``staged``, if every line of it is an entry the
+    fast path can vouch for: (lines, bytes to the end of the last complete line, newlines).
+    ``None``, with nothing staged: some line is not, and the line-by-line path decides.
+
+    Two passes: the lines matched against ``_SUSPECT`` (and counted) by DuckDB, then
+    DuckDB's JSON reader typing, checking and digesting every line in the file's order, into
+    the table ``fast`` (``staged`` is then a view of it: a row's number is its line's)."""
+    known = [(f"{p}\x1f{r}", c) for (p, r), c in countries.items()]
+    counted = _vouch(con, path)
+    if counted is None:
+        return None
+    lines = counted[0]
+    try:
+        with _in_order(con):
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE fast AS {_fast_select()}",
+                [str(path), [k for k, _ in known], [c for _, c in known]],
+            )
     except duckdb.Error:  # a line DuckDB will not read (not an object, a key twice, ...)
         return None
-    try:
-        nulls = " OR ".join(f'"{name}" IS NULL' for name in _NULLABLE)
-        rows, null = con.execute(f"SELECT count(*), count(*) FILTER ({nulls}) FROM raw").fetchone()  # type: ignore[misc]
-        if rows != lines or (null and not _keys_present(path, lines)):
-            return None  # blank lines (numbering), or a key missing rather than null
-        con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {_fast_select()}")
-        accepted = con.execute("SELECT count(*) FROM accepted").fetchone()[0]  # type: ignore[index]
-        if accepted != lines:
-            return None
-        con.execute("INSERT INTO staged SELECT * FROM accepted ORDER BY line_no")
-        return vouched
-    finally:
-        con.execute("DROP TABLE IF EXISTS raw")
-        con.execute("DROP TABLE IF EXISTS accepted")
+    rows, bad, null = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT ok), count(*) FILTER (WHERE has_null) "
+        "FROM fast"
+    ).fetchone()  # type: ignore[misc]
+    if (
+        rows != lines  # a line of white space, which the JSON reader skips (numbering)
+        or bad
+        or (null and not _keys_present(path, lines))  # a key missing rather than null
+    ):
+        con.execute("DROP TABLE fast")
+        return None
+    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+    con.execute("DROP TABLE staged")
+    con.execute(
+        f"CREATE TEMP VIEW staged AS SELECT rowid + 1 AS line_no, {names}, digest FROM fast"
+    )
+    return counted
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,12 +749,13 @@ def _read_whole(con: duckdb.DuckDBPyConnection, path: Path) -> int | None:
     """Read ``path`` into the table ``lines`` (one row a line, in order); the number of
     lines, or ``None`` when DuckDB's reading would not number them as the file does."""
     try:
-        con.execute(
-            "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
-            "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
-            "header = false, auto_detect = false, compression = 'auto')",
-            [str(path)],
-        )
+        with _in_order(con):
+            con.execute(
+                "CREATE OR REPLACE TEMP TABLE lines AS SELECT line FROM read_csv(?, "
+                "columns = {'line': 'VARCHAR'}, delim = chr(1), quote = '', escape = '', "
+                "header = false, auto_detect = false, compression = 'auto')",
+                [str(path)],
+            )
     except duckdb.Error:  # a byte it will not take as a line (not UTF-8, the delimiter)
         return None
     rows = con.execute("SELECT count(*) FROM lines").fetchone()
@@ -763,7 +823,7 @@ def _stage(
     """Parse the lines of ``block`` into ``staged``; returns (non-blank lines, problems)."""
     select = _usage_select() if fmt == "usage" else _entries_select()
     con.execute(f"CREATE OR REPLACE TEMP TABLE accepted AS {select}")
-    con.execute("INSERT INTO staged SELECT * FROM accepted")
+    con.execute(f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM accepted")
     lines = con.execute("SELECT count(*) FROM block").fetchone()[0]  # type: ignore[index]
     rejected = [
         (n, line.encode())
@@ -795,7 +855,11 @@ def _decide(
             problems.append(UsageProblem(name, number, entries_problem(raw)))
     if rescued:
         marks = ", ".join("?" for _ in range(len(ENTRY_COLUMNS) + 1))
-        con.executemany(f"INSERT INTO staged VALUES ({marks})", rescued)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE rescued AS SELECT * EXCLUDE (digest) FROM staged LIMIT 0"
+        )
+        con.executemany(f"INSERT INTO rescued VALUES ({marks})", rescued)
+        con.execute(f"INSERT INTO staged SELECT *, {_digest()} AS digest FROM rescued")
     return problems
 
 
@@ -839,9 +903,10 @@ def ingest_columnar(
         con = duckdb.connect()
         try:
             con.execute("SET enable_progress_bar = false")
-            con.execute("SET preserve_insertion_order = true")  # rowid: the line's order
+            # rows in any order, but where a table's rowid numbers the lines (_in_order)
+            con.execute("SET preserve_insertion_order = false")
             columns = ", ".join(f'"{n}" {kind}' for n, kind in ENTRY_SCHEMA)
-            con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns})")
+            con.execute(f"CREATE TEMP TABLE staged (line_no BIGINT, {columns}, digest VARCHAR)")
             con.execute(
                 "CREATE TEMP TABLE countries (provider VARCHAR, region VARCHAR, country VARCHAR)"
             )
@@ -856,7 +921,7 @@ def ingest_columnar(
             reached = offset
             physical = lines_before
             fast = (
-                _stage_fast(con, path)
+                _stage_fast(con, path, countries)
                 if fmt == "usage" and offset == 0 and path.suffix != ".gz"
                 else None
             )
@@ -928,59 +993,108 @@ def _write(
     con: duckdb.DuckDBPyConnection, folder: Path, committed: list[str], batch: int
 ) -> tuple[Added, list[tuple[str, str, int]]]:
     """Sort the staged rows against the store; write new rows and corrections as Parquet
-    under a temporary folder; returns what was added and the files (relative, source, rows)."""
+    under a temporary folder; returns what was added and the files (relative, source, rows).
+
+    The duplicates are few as a rule, so they are what is computed (the lines dropped: a
+    repeat of an earlier line's (source, key, digest), by a hash aggregate, or a row the
+    store holds, by a join), and the rest is written straight from ``staged``."""
     from archipel.ledger._store import Added
 
-    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
-    con.execute(
-        f"CREATE TEMP TABLE firsts AS SELECT line_no, {names}, {_digest()} AS digest FROM staged "
-        "QUALIFY row_number() OVER (PARTITION BY source, key, digest ORDER BY line_no) = 1"
-    )
-    staged = con.execute("SELECT count(*) FROM staged").fetchone()[0]  # type: ignore[index]
+    staged, keys = con.execute(
+        "SELECT coalesce(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM staged "
+        "GROUP BY source, key)"
+    ).fetchone()  # type: ignore[misc]
     if committed:
-        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM firsts").fetchall()]
+        sources = [r[0] for r in con.execute("SELECT DISTINCT source FROM staged").fetchall()]
         mine = [f for f in committed if any(f"/source={s}/" in f for s in sources)]
     else:
         mine = []
+    dropped = []
+    if staged > keys:  # a key on more than one line: repeats of an earlier line's digest?
+        dropped.append(
+            "SELECT s.line_no FROM staged s JOIN (SELECT source, key, digest, "
+            "min(line_no) AS first FROM staged GROUP BY source, key, digest "
+            "HAVING count(*) > 1) r ON s.source = r.source AND s.key = r.key "
+            "AND s.digest = r.digest AND s.line_no > r.first"
+        )
+    seen = ""
     if mine:
         listed = ", ".join(_quote(f) for f in mine)
         con.execute(
             "CREATE TEMP TABLE old AS SELECT source, key, digest FROM "
             f"read_parquet([{listed}], hive_partitioning = false)"
         )
-    else:
-        con.execute("CREATE TEMP TABLE old (source VARCHAR, key VARCHAR, digest VARCHAR)")
-    con.execute(
-        "CREATE TEMP TABLE fresh AS SELECT f.* FROM firsts f "
-        "ANTI JOIN old o ON f.source = o.source AND f.key = o.key AND f.digest = o.digest"
-    )
-    fresh, new = con.execute(
-        "SELECT (SELECT count(*) FROM fresh), count(*) FROM "
-        "(SELECT DISTINCT source, key FROM fresh) k "
-        "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
-    ).fetchone()  # type: ignore[misc]
-    added = Added(int(new), int(fresh) - int(new), int(staged) - int(fresh))
+        dropped.append(
+            "SELECT s.line_no FROM staged s SEMI JOIN old o "
+            "ON s.source = o.source AND s.key = o.key AND s.digest = o.digest"
+        )
+        seen = "ANTI JOIN (SELECT DISTINCT source, key FROM old) o USING (source, key)"
+    duplicates, fresh, new = 0, "staged", keys
+    if dropped:
+        con.execute(f"CREATE TEMP TABLE dropped AS {' UNION '.join(dropped)}")
+        duplicates = con.execute("SELECT count(*) FROM dropped").fetchone()[0]  # type: ignore[index]
+        if duplicates:
+            fresh = "(SELECT * FROM staged ANTI JOIN dropped USING (line_no))"
+        new = con.execute(
+            f"SELECT count(*) FROM (SELECT DISTINCT source, key FROM {fresh}) k {seen}"
+        ).fetchone()[0]  # type: ignore[index]
+    added = Added(int(new), int(staged) - int(duplicates) - int(new), int(duplicates))
+    written = _copy(con, fresh, folder, batch) if staged > duplicates else []
+    return added, written
+
+
+#: Parquet compression: zstd at its fastest level writes files half the size of snappy's
+#: for the same time (BENCHMARKS.md, "Ledger ingest")
+PARQUET = "FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1"
+#: at most this many partitions are written by a query each; more by one partitioned write
+DIRECT = 4
+
+
+def _copy(
+    con: duckdb.DuckDBPyConnection, rows: str, folder: Path, batch: int
+) -> list[tuple[str, str, int]]:
+    """Write ``rows`` as Parquet partitions of ``folder`` (through a temporary folder); the
+    files written (relative, source, rows).
+
+    A file's rows span a month or two as a rule: each partition is then written by a plain
+    query, which is faster than DuckDB's partitioned write (that first copies every row
+    into a buffer per partition); with many partitions, one partitioned write is faster."""
+    names = ", ".join(f'"{n}"' for n in ENTRY_COLUMNS)
+    month = "strftime(start, '%Y-%m')"
+    select = f"SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, {month} AS month"
+    temporary = folder / f".tmp-{batch}"
+    found = con.execute(
+        f"SELECT source, {month}, count(*) FROM {rows} GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
     written: list[tuple[str, str, int]] = []
-    if fresh:
-        temporary = folder / f".tmp-{batch}"
+    if len(found) <= DIRECT and all(_SOURCE_NAME.fullmatch(s) for s, _, _ in found):
+        for source, part, count in found:
+            relative = Path(f"source={source}", f"month={part}", f"part-{batch}-0.parquet")
+            (temporary / relative).parent.mkdir(parents=True, exist_ok=True)
+            con.execute(
+                f"COPY ({select} FROM {rows} WHERE source = {_quote(source)} "
+                f"AND {month} = {_quote(part)}) TO {_quote(str(temporary / relative))} ({PARQUET})"
+            )
+            written.append((str(relative), source, int(count)))
+    else:
         con.execute(
-            f"COPY (SELECT {names}, digest, {batch}::BIGINT AS batch, line_no AS line, "
-            "strftime(start, '%Y-%m') AS month FROM fresh) "
-            f"TO {_quote(str(temporary))} (FORMAT parquet, PARTITION_BY (source, month), "
-            f"WRITE_PARTITION_COLUMNS true, FILENAME_PATTERN 'part-{batch}-{{i}}')"
+            f"COPY ({select} FROM {rows}) TO {_quote(str(temporary))} ({PARQUET}, "
+            "PARTITION_BY (source, month), WRITE_PARTITION_COLUMNS true, "
+            f"FILENAME_PATTERN 'part-{batch}-{{i}}')"
         )
         for file in sorted(temporary.glob("source=*/month=*/*.parquet")):
             relative = file.relative_to(temporary)
-            target = folder / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(file, target)
-            source = relative.parts[0].removeprefix("source=")
-            rows = con.execute(
-                f"SELECT count(*) FROM read_parquet({_quote(str(target))})"
+            count = con.execute(
+                f"SELECT count(*) FROM read_parquet({_quote(str(file))})"
             ).fetchone()[0]  # type: ignore[index]
-            written.append((str(relative), source, int(rows)))
-        shutil.rmtree(temporary, ignore_errors=True)
-    return added, written
+            source = relative.parts[0].removeprefix("source=")
+            written.append((str(relative), source, int(count)))
+    for name, _, _ in written:
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temporary / name, target)
+    shutil.rmtree(temporary, ignore_errors=True)
+    return written
 
 
 def _commit(

@@ -145,8 +145,7 @@ def test_a_launch_that_raises_oserror_blocks_the_site_and_goes_elsewhere(
     backends["paris"] = Breaking("paris", "launch", ConnectionError("sbatch: connection refused"))
     reconciler = make_reconciler(backends=backends)
     run = store.submit("acme", workload("w", POISON))
-    reconciler.step()
-    reconciler.step()
+    reconciler.step()  # one round: refused by paris, launched on frankfurt
     moved = store.get(run.id)
     assert moved is not None and moved.state is RunState.LAUNCHING
     assert moved.site == "frankfurt" and moved.blocked_sites == ("paris",)

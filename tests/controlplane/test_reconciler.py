@@ -202,14 +202,34 @@ def test_full_sites_make_runs_wait_without_filling_the_history(
     assert len(store.events(waiting[0].id)) <= 4
 
 
-def test_a_retryable_launch_failure_blocks_the_site(
+def test_a_retryable_launch_failure_blocks_the_site_and_goes_on_in_the_same_round(
     store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
 ) -> None:
     fakes["paris"].launch_failures.append(LaunchResult("x", False, error="quota", retryable=True))
     run = store.submit("acme", workload())
     reconciler.step()
-    reconciler.step()
-    assert store.get(run.id).site == "frankfurt"  # type: ignore[union-attr]
+    moved = store.get(run.id)
+    assert moved is not None and (moved.site, moved.state) == ("frankfurt", RunState.LAUNCHING)
+    assert moved.blocked_sites == ("paris",) and moved.restarts == 1
+    assert fakes["frankfurt"].launches == 1
+
+
+def test_launches_refused_everywhere_stop_at_one_try_per_site_in_a_round(
+    store: Store, reconciler: Reconciler, fakes: dict[str, FakeBackend]
+) -> None:
+    """paris and frankfurt (the sites personal data may use) both refuse, again and again:
+    one round tries each once, then leaves the run for the next round."""
+    for name in ("paris", "frankfurt"):
+        fakes[name].launch_failures += [
+            LaunchResult("x", False, error="quota", retryable=True) for _ in range(10)
+        ]
+    run = store.submit("acme", workload(max_restarts=10))
+    report = reconciler.step()
+    assert report.launched == 0
+    tried = [a.site for a in store.attempts(run.id)]
+    assert sorted(tried) == ["frankfurt", "paris"]
+    after = store.get(run.id)
+    assert after is not None and after.state is not RunState.FAILED
 
 
 def test_a_restarted_control_plane_adopts_and_never_launches_twice(

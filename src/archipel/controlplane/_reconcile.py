@@ -220,6 +220,21 @@ class Reconciler:
     # -- act ---------------------------------------------------------------------
 
     def _act(self, rnd: Round, run: RunView) -> None:
+        """Place and launch ``run``; a launch the site refused (no capacity, a quota, the
+        site unreachable) goes to the next site in the same round, not a round later,
+        each site tried once at most."""
+        for _ in range(max(1, len(self.sites))):
+            self._act_once(rnd, run)
+            latest = rnd.after.get(run.id)
+            if latest is None or latest.state is not RunState.RECOVERING:
+                return
+            # refused at launch (see Launcher._record): on to a site not refused yet, if
+            # one is free now; else the next round decides (waits, or starts over)
+            if self._choose(rnd, latest).site is None:
+                return
+            run = latest
+
+    def _act_once(self, rnd: Round, run: RunView) -> None:
         moved: RunView | None = run
         if run.state in (RunState.PREEMPTED, RunState.RECOVERING):
             moved = self._recover(rnd, run)

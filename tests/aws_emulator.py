@@ -123,6 +123,14 @@ class Emulated:
         pages = self.check.describe_instances(Filters=filters)["Reservations"]
         return [i for r in pages for i in r["Instances"]]
 
+    def interrupt(self) -> str:
+        """What a spot interruption looks like to the backend, for the site's one running
+        instance (moto cannot interrupt: terminate it, and answer with AWS's reason); its id."""
+        (instance,) = self.instances("running")
+        self.check.terminate_instances(InstanceIds=[instance["InstanceId"]])
+        self.ec2.state_reasons[instance["InstanceId"]] = "Server.SpotInstanceTermination"
+        return str(instance["InstanceId"])
+
     def volumes(self) -> list[dict[str, Any]]:
         filters = [{"Name": "tag:archipel:site", "Values": [self.backend.name]}]
         return list(self.check.describe_volumes(Filters=filters)["Volumes"])

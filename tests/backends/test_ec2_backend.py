@@ -29,7 +29,6 @@ from tests.aws_emulator import (
     Emulated,
     aws_environment,
     client_error,
-    emulator,
     make_site,
     plain,
 )
@@ -39,18 +38,6 @@ from archipel.backends._ec2_script import WORKDIR_FAILED, Staging, user_data
 from archipel.backends._ec2_states import instance_state
 
 from .contract import BackendContract, ShellHarness, new_id, workdir_archive
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with emulator() as url:
-        yield url
-
-
-@pytest.fixture
-def site(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulated:
-    aws_environment(monkeypatch)
-    return make_site(moto_url, tmp_path / "site")
 
 
 @pytest.fixture
@@ -247,10 +234,7 @@ def test_the_exit_status_the_boot_script_uploads_decides_the_outcome(
 def test_a_spot_interruption_is_a_preemption(site: Emulated) -> None:
     a = new_id()
     site.backend.launch(_request(a))
-    (instance,) = site.instances()
-    # moto cannot interrupt: terminate it, and answer with the reason AWS gives
-    site.check.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    site.ec2.state_reasons[instance["InstanceId"]] = "Server.SpotInstanceTermination"
+    site.interrupt()
     obs = site.backend.observe([a])[a]
     assert obs.state is AttemptState.PREEMPTED
     assert "spot interruption" in (obs.reason or "")

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import stat
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from tests.aws_emulator import (
     BUCKET,
     Emulated,
-    aws_environment,
     client_error,
-    emulator,
-    make_site,
 )
 
 from archipel.backends import AttemptState, LaunchRequest
@@ -24,18 +19,6 @@ from archipel.backends._ec2_script import WORKDIR_FAILED, Staging, user_data
 from .contract import new_id
 
 PREFIX = "stage/checkpoints"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with emulator() as url:
-        yield url
-
-
-@pytest.fixture
-def site(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulated:
-    aws_environment(monkeypatch)
-    return make_site(moto_url, tmp_path / "state")
 
 
 def request(attempt: str, run: str, checkpoint: Path) -> LaunchRequest:
@@ -62,13 +45,6 @@ def local_files(folder: Path) -> dict[str, bytes]:
     }
 
 
-def interrupt(site: Emulated) -> None:
-    """What a spot interruption looks like (moto cannot interrupt: terminate, and say so)."""
-    (instance,) = site.instances("running")
-    site.check.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    site.ec2.state_reasons[instance["InstanceId"]] = "Server.SpotInstanceTermination"
-
-
 def test_a_launch_mirrors_the_runs_checkpoint_to_its_prefix(site: Emulated, tmp_path: Path) -> None:
     run, home = new_id(), tmp_path / "ckpt"
     (home / "sub").mkdir(parents=True)
@@ -90,7 +66,7 @@ def test_an_interrupted_attempt_brings_its_checkpoint_home_before_its_end_is_tol
     s3 = site.s3.client
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{run}/step", Body=b"12\n")
     s3.delete_object(Bucket=BUCKET, Key=f"{PREFIX}/{run}/old")
-    interrupt(site)
+    site.interrupt()
     seen = site.backend.observe([a])[a]
     assert seen.state is AttemptState.PREEMPTED
     assert local_files(home) == {"step": b"12\n"}
@@ -113,7 +89,7 @@ def test_while_s3_cannot_be_read_the_end_stays_unobserved(site: Emulated, tmp_pa
     run, home, a = new_id(), tmp_path / "ckpt", new_id()
     assert site.backend.launch(request(a, run, home)).ok
     site.s3.client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{run}/step", Body=b"5\n")
-    interrupt(site)
+    site.interrupt()
     site.s3.fail("get_paginator", client_error("InternalError", "ListObjectsV2"))
     first = site.backend.observe([a])[a]
     assert first.state is AttemptState.UNOBSERVED
@@ -128,7 +104,7 @@ def test_a_key_that_would_leave_the_folder_is_skipped(site: Emulated, tmp_path: 
     s3 = site.s3.client
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{run}/../escaped", Body=b"x")
     s3.put_object(Bucket=BUCKET, Key=f"{PREFIX}/{run}/kept", Body=b"y")
-    interrupt(site)
+    site.interrupt()
     assert site.backend.observe([a])[a].state is AttemptState.PREEMPTED
     assert local_files(home) == {"kept": b"y"}
     assert not (tmp_path / "runs" / "escaped").exists()

@@ -208,11 +208,9 @@ def test_a_run_interrupted_on_ec2_resumes_elsewhere_with_its_checkpoint(
     run = store.submit("acme", workload(max_restarts=2))
     for _ in range(2):
         reconciler.step()
-    (instance,) = paris.instances("running")
     key = f"stage/checkpoints/{run.id}/step"
     paris.s3.client.put_object(Bucket=BUCKET, Key=key, Body=b"12\n")  # the instance's sync
-    paris.check.terminate_instances(InstanceIds=[instance["InstanceId"]])
-    paris.ec2.state_reasons[instance["InstanceId"]] = "Server.SpotInstanceTermination"
+    paris.interrupt()
     reconciler.step()
     moved = store.get(run.id)
     assert moved is not None and moved.site == "frankfurt" and moved.restarts == 1

@@ -7,7 +7,10 @@ policy's cost, instance hours, finish time and whether the deadline was met.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -273,6 +276,20 @@ def scenario(
         int | None,
         typer.Option("--seed", help="Draw outages and data classes with this seed instead."),
     ] = None,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            "--seeds",
+            min=1,
+            max=1000,
+            help="Run each strategy under this many seeds (the seed, then the next ones) and "
+            "show each figure's mean and range over them.",
+        ),
+    ] = 1,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Processes for --seeds (default: one per core)."),
+    ] = 0,
     policy: PolicyFile = None,
     as_json: AsJson = False,
 ) -> None:
@@ -295,6 +312,8 @@ def scenario(
             raise InputError(f"{file}: give one YAML mapping (name, trace, sites, strategies)")
         doc = documents[0] if seed is None else {**documents[0], "seed": seed}
         parsed = parse_scenario(doc, str(file), file.parent, load_openb)
+        if seeds > 1:
+            return _sweep(parsed, seeds, workers or os.cpu_count() or 1, policy, as_json)
         outcomes = run_scenario(parsed, load_catalog(), load_policy(policy))
         body = _scenario_document(parsed, outcomes)
         if as_json:
@@ -304,6 +323,113 @@ def scenario(
         return 1 if any(o["violations"] for o in body["strategies"]) else 0
 
     exit_with(guard(run))
+
+
+def catalog_and_policy(policy: Path | None) -> tuple[Any, Any]:
+    """What a sweep's worker processes load once each (picklable with its argument)."""
+    return load_catalog(), load_policy(policy)
+
+
+def _sweep(parsed: Any, count: int, workers: int, policy: Path | None, as_json: bool) -> int:
+    from archipel.sim._sweep import summarize, sweep
+
+    first = parsed.spec.seed
+    seeds = list(range(first, first + count))
+    results = sweep(parsed, seeds, functools.partial(catalog_and_policy, policy), workers)
+    summary = summarize(results)
+    body = {
+        **{k: v for k, v in _scenario_document(parsed, []).items() if k != "strategies"},
+        "seeds": seeds,
+        "runs": [{"seed": seed, **_outcome_document(o)} for _, seed, o in results],
+        "summary": [_summary_document(s) for s in summary],
+    }
+    if as_json:
+        typer.echo(json.dumps(body, indent=2))
+    else:
+        _render_sweep(console(), body)
+    return 1 if any(s.violations for s in summary) else 0
+
+
+def _summary_document(s: Any) -> dict[str, Any]:
+    figures = ("cost", "per_done_gpu_hour", "done", "refused", "failed", "lost_gpu_hours",
+               "wait_p95_s", "dark_hours")  # fmt: skip
+    return {
+        "strategy": s.strategy,
+        "seeds": s.seeds,
+        "currency": s.currency,
+        **{
+            f: {
+                "mean": round(getattr(s, f).mean, 4),
+                "low": round(getattr(s, f).low, 4),
+                "high": round(getattr(s, f).high, 4),
+            }
+            for f in figures
+        },
+        "violations": s.violations,
+    }
+
+
+def _render_sweep(out: Any, doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    seeds = doc["seeds"]
+    out.print(
+        f"{doc['scenario']}: {doc['trace']['jobs']} jobs, seeds {seeds[0]} to {seeds[-1]}: "
+        "each figure's mean over the seeds, and its lowest and highest",
+        markup=False,
+    )
+    table = Table(header_style="bold")
+    columns = ("strategy", "cost", "per done GPU-h", "done", "refused", "failed",
+               "lost GPU-h", "wait p95", "all down", "violations")  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+
+    def cell(f: dict[str, float], fmt: Callable[[float], str]) -> str:
+        return f"{fmt(f['mean'])} ({fmt(f['low'])} to {fmt(f['high'])})"
+
+    for s in doc["summary"]:
+        money = f"{{:,.2f}} {s['currency']}".format
+        table.add_row(
+            s["strategy"],
+            cell(s["cost"], money),
+            cell(s["per_done_gpu_hour"], "{:,.2f}".format),
+            cell(s["done"], "{:.0f}".format),
+            cell(s["refused"], "{:.0f}".format),
+            cell(s["failed"], "{:.0f}".format),
+            cell(s["lost_gpu_hours"], "{:,.2f}".format),
+            cell(s["wait_p95_s"], lambda v: _duration(v)),
+            cell(s["dark_hours"], lambda v: _duration(v * 3600)),
+            str(s["violations"]),
+        )
+    out.print(table)
+
+
+def _outcome_document(o: Any) -> dict[str, Any]:
+    return {
+        "strategy": o.strategy,
+        "sites": list(o.sites),
+        "jobs": o.jobs,
+        "done": o.done,
+        "refused": o.refused,
+        "failed": o.failed,
+        "unfinished": o.unfinished,
+        "currency": o.currency,
+        "cost": str(o.cost),
+        "gpu_hours": str(o.gpu_hours),
+        "done_gpu_hours": str(o.done_gpu_hours),
+        "lost_gpu_hours": str(o.lost_gpu_hours),
+        "wait_p50_s": o.wait_p50_s,
+        "wait_p95_s": o.wait_p95_s,
+        "recovery_mean_s": None if o.recovery_mean_s is None else round(o.recovery_mean_s, 3),
+        "recoveries": o.recoveries,
+        "outages": o.outages,
+        "dark_hours": o.dark_hours,
+        "spend_share": {p: str(v) for p, v in o.spend_share.items()},
+        "violations": list(o.violations),
+        "reasons": dict(o.reasons),
+        "events": o.events,
+        "rounds": o.rounds,
+    }
 
 
 def _scenario_document(parsed: Any, outcomes: list[Any]) -> dict[str, Any]:
@@ -320,36 +446,7 @@ def _scenario_document(parsed: Any, outcomes: list[Any]) -> dict[str, Any]:
             "skipped_multi_gpu": jobs.skipped_multi_gpu,
             "skipped_unscheduled": jobs.skipped_unscheduled,
         },
-        "strategies": [
-            {
-                "strategy": o.strategy,
-                "sites": list(o.sites),
-                "jobs": o.jobs,
-                "done": o.done,
-                "refused": o.refused,
-                "failed": o.failed,
-                "unfinished": o.unfinished,
-                "currency": o.currency,
-                "cost": str(o.cost),
-                "gpu_hours": str(o.gpu_hours),
-                "done_gpu_hours": str(o.done_gpu_hours),
-                "lost_gpu_hours": str(o.lost_gpu_hours),
-                "wait_p50_s": o.wait_p50_s,
-                "wait_p95_s": o.wait_p95_s,
-                "recovery_mean_s": None
-                if o.recovery_mean_s is None
-                else round(o.recovery_mean_s, 3),
-                "recoveries": o.recoveries,
-                "outages": o.outages,
-                "dark_hours": o.dark_hours,
-                "spend_share": {p: str(v) for p, v in o.spend_share.items()},
-                "violations": list(o.violations),
-                "reasons": dict(o.reasons),
-                "events": o.events,
-                "rounds": o.rounds,
-            }
-            for o in outcomes
-        ],
+        "strategies": [_outcome_document(o) for o in outcomes],
     }
 
 

@@ -287,9 +287,9 @@ def scenario(
         ),
     ] = 1,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option("--workers", min=1, help="Processes for --seeds (default: one per core)."),
-    ] = 0,
+    ] = None,
     policy: PolicyFile = None,
     as_json: AsJson = False,
 ) -> None:

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.controlplane.conftest import SITES
 
 from archipel.backends import FakeBackend
 from archipel.cli._server import _plan_planner
-from archipel.console import PREFIX, mount
+from archipel.console import PREFIX, Spend, mount
 from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.controlplane._api import create_app
 from archipel.core import CatalogSnapshot
@@ -77,14 +78,32 @@ def plans(snapshot: CatalogSnapshot, policy: Policy) -> Callable[[], Planner]:
 
 
 @pytest.fixture
+def spend() -> Spend | None:
+    """The spend view's figures: none (a server with ``--ledger off``) unless a test says."""
+    return None
+
+
+@pytest.fixture
+def api_extras() -> Callable[[FastAPI], None]:
+    """What a test adds to the API before the console is mounted (nothing by default)."""
+    return lambda _app: None
+
+
+@pytest.fixture
 def compose(
-    store: Store, reconciler: Reconciler, clock: Clock, plans: Callable[[], Planner]
+    store: Store,
+    reconciler: Reconciler,
+    clock: Clock,
+    plans: Callable[[], Planner],
+    spend: Spend | None,
+    api_extras: Callable[[FastAPI], None],
 ) -> Callable[[], TestClient]:
     """A new browser on the API with the console mounted, as ``archipel server`` composes it."""
 
     def composed() -> TestClient:
         app = create_app(store, reconciler, open_prefixes=(PREFIX,))
-        mount(app, store, reconciler, key=KEY, clock=clock, planner=plans)
+        mount(app, store, reconciler, key=KEY, clock=clock, planner=plans, spend=spend)
+        api_extras(app)
         return TestClient(app, follow_redirects=False)
 
     return composed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,9 @@ AXE = Path(__file__).with_name("vendor") / "axe.min.js"  # scripts/console/vendo
 #: the impacts axe may not find on any view
 SERIOUS = {"serious", "critical"}
 SHOTS = ROOT / "docs" / "img"
+#: the example year in the server's ledger, and its FinOps spec (docs/report.md)
+YEAR = ROOT / "examples" / "ledger" / "year.jsonl.gz"
+FINOPS = ROOT / "examples" / "ledger" / "finops.yaml"
 #: how long a page may take to show what a test waits for (ms): runs take seconds
 WAIT_MS = 30_000
 
@@ -78,9 +82,24 @@ def browser(chromium: str) -> Iterator[Browser]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The server, with the example year in its ledger and the example FinOps spec."""
     home = tmp_path_factory.mktemp("console") / "home"
     home.mkdir()
-    s = Server(home, ROOT / "examples/controlplane/sites.yaml")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIPEL_")}
+    subprocess.run(
+        [
+            str(Path(sys.executable).with_name("archipel")),
+            "ledger",
+            "ingest",
+            "--entries",
+            str(YEAR),
+        ],
+        env={**env, "ARCHIPEL_DATA_DIR": str(home)},
+        capture_output=True,
+        timeout=300,
+        check=True,
+    )
+    s = Server(home, ROOT / "examples/controlplane/sites.yaml", extra=["--finops", str(FINOPS)])
     s.start()
     yield s
     s.stop()
@@ -210,6 +229,7 @@ def test_a_viewer_sees_the_run_but_no_cancel_button(sign_in: SignIn, server: Ser
     expect(page.locator("#run-state")).to_have_text("running", timeout=WAIT_MS)
     expect(page.get_by_role("button", name="Cancel this run")).to_have_count(0)
     expect(page.get_by_role("link", name="Sites")).to_have_count(0)
+    expect(page.get_by_role("link", name="Spend")).to_have_count(0)
     with api(server, admin_token(server)) as c:
         c.post(f"/v1/runs/{run_id}/cancel")
 
@@ -255,6 +275,25 @@ def test_the_plan_form_ranks_placements_and_counts_rejections(
         expect(row.locator("td").nth(3)).to_have_text(re.compile(r"^(FR|DE)$"))
     expect(page.locator("table.rejected")).to_contain_text("site in US")
     shot(page, "plan")
+
+
+def test_the_spend_view_draws_the_example_year(sign_in: SignIn, server: Server) -> None:
+    """The report's figures and plots under the console's CSP: an inline style refused
+    would be a console error, which fails the test."""
+    from playwright.sync_api import expect
+
+    page = sign_in(admin_token(server))
+    page.get_by_role("link", name="Spend").click()
+    page.wait_for_url("**/ui/spend")
+    page.get_by_label("As of").fill("2026-11-30")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**/ui/spend?today=2026-11-30")
+    for name in ("aws-2025", "azure-2025", "oci-2025"):
+        expect(page.locator(f'tr[data-commitment="{name}"]')).to_be_visible()
+    expect(page.locator('li[data-alert="overrun"]')).to_contain_text("azure-2025")
+    expect(page.locator('tr[data-budget="health-monthly"]')).to_be_visible()
+    expect(page.locator("figure svg")).to_have_count(6)
+    shot(page, "spend")
 
 
 def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:
@@ -303,6 +342,7 @@ def test_axe_finds_no_serious_violation_on_any_view(
             ("sites", "/ui/sites"),
             ("services", "/ui/services"),
             ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
+            ("spend", "/ui/spend?today=2026-11-30"),
         ]:
             page.goto(path)
             found[name] = _axe(page)

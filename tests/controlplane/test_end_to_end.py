@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, home: Path, sites: Path, db: str | None = None) -> None:
+    def __init__(
+        self, home: Path, sites: Path, db: str | None = None, extra: Sequence[str] = ()
+    ) -> None:
         self.home, self.sites, self.port, self.db = home, sites, free_port(), db
+        self.extra = tuple(extra)  # more of `archipel server`'s options
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
 
@@ -56,6 +59,7 @@ class Server:
                     "--interval",
                     "0.2",
                     *(["--db", self.db] if self.db else []),
+                    *self.extra,
                 ],
                 cwd=ROOT,
                 env=env,

@@ -7,11 +7,11 @@ import functools
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +19,13 @@ from archipel.cli._common import AsJson, guard
 from archipel.cli._config import MAX_FILE_MB
 from archipel.cli._ledger import Db, open_ledger
 from archipel.cli._ledger_commitments import load_finops
-from archipel.core import InputError, parse_finops
+from archipel.core import FinOpsSpec, InputError, parse_finops
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from archipel.core import CatalogSnapshot
+    from archipel.ledger import Report
 
 SpecFile = Annotated[
     Path | None,
@@ -115,34 +121,29 @@ def _today(text: str | None) -> date:
         raise typer.BadParameter(f"{text!r} is not a date: write YYYY-MM-DD") from None
 
 
-def _report(
-    spec_path: Path | None,
-    db: str | None,
-    currency: str | None,
+def report_figures(
+    spec: FinOpsSpec,
+    connect: Callable[[], duckdb.DuckDBPyConnection],
+    snapshot: CatalogSnapshot,
+    *,
     today: date,
-    top: int,
-    html_path: Path | None,
-    csv_dir: Path | None,
-    plan_path: Path | None = None,
-) -> dict[str, Any]:
-    from archipel.cli._common import load_catalog
-    from archipel.ledger import burn_down
-    from archipel.ledger._plan import read_fleet_plan
-    from archipel.ledger._report import build_report, report_document, report_tables
+    currency: str | None = None,
+    top: int = 10,
+    plan: Any = None,
+) -> Report:
+    """``archipel report``'s figures over the entries ``connect()`` opens, as of ``today``:
+    the one function the command and the console's spend view (``archipel server``) call.
 
-    spec = load_finops(spec_path) if spec_path is not None else parse_finops({}, "<none>")
-    plan = None
-    if plan_path is not None:
-        plan = read_fleet_plan(plan_path, int(MAX_FILE_MB * 1024 * 1024))
-    snapshot = load_catalog()
+    Money goes into ``currency``, else the spec's, else the catalog's comparison currency;
+    ``plan`` (a fleet plan) draws each commitment's position if spend follows it.
+    """
+    from archipel.ledger import burn_down
+    from archipel.ledger._report import build_report
+
     code = (currency or spec.currency or snapshot.comparison_currency).strip().upper()
-    ledger = open_ledger(db)
-    try:
-        connection = ledger.frame()
-    finally:
-        ledger.close()
+    connection = connect()
     with connection:
-        figures = build_report(
+        return build_report(
             connection,
             spec,
             currency=code,
@@ -154,6 +155,35 @@ def _report(
             top=top,
             burn_down=None if plan is None else functools.partial(burn_down, plan=plan),
         )
+
+
+def _report(
+    spec_path: Path | None,
+    db: str | None,
+    currency: str | None,
+    today: date,
+    top: int,
+    html_path: Path | None,
+    csv_dir: Path | None,
+    plan_path: Path | None = None,
+) -> dict[str, Any]:
+    from archipel.cli._common import load_catalog
+    from archipel.ledger._plan import read_fleet_plan
+    from archipel.ledger._report import report_document, report_tables
+
+    spec = load_finops(spec_path) if spec_path is not None else parse_finops({}, "<none>")
+    plan = None
+    if plan_path is not None:
+        plan = read_fleet_plan(plan_path, int(MAX_FILE_MB * 1024 * 1024))
+    figures = report_figures(
+        spec,
+        lambda: _entries(db),
+        load_catalog(),
+        today=today,
+        currency=currency,
+        top=top,
+        plan=plan,
+    )
     if html_path is not None:
         from archipel.ledger._report_html import render_html
 
@@ -163,6 +193,14 @@ def _report(
     if csv_dir is not None:
         _write_csv(csv_dir, report_tables(figures))
     return report_document(figures)
+
+
+def _entries(db: str | None) -> duckdb.DuckDBPyConnection:
+    ledger = open_ledger(db)
+    try:
+        return ledger.frame()
+    finally:
+        ledger.close()
 
 
 @contextmanager

@@ -26,9 +26,10 @@ from archipel.cli._cp import MAX_WORKDIR_BYTES, _token_file, _warn
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from archipel.console import Spend
     from archipel.controlplane import Reconciler, SiteSpec, Store
     from archipel.core import CatalogSnapshot
-    from archipel.ledger import Ledger
+    from archipel.ledger import Ledger, Report
     from archipel.placement import Planner
     from archipel.policy import Policy
 
@@ -350,12 +351,36 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         key=_console_key(home),
         clock=time.time,
         planner=_plan_planner(placer.catalog, placer.policy),
+        spend=_spend(settings, placer.catalog),
     )
     if settings.finops is not None:
         from archipel.cli._ledger_commitments import mount_finops
 
         mount_finops(app, settings.finops, store.url)
     return store, reconciler, app
+
+
+def _spend(settings: Settings, catalog: CatalogSnapshot) -> Spend | None:
+    """The console's spend view: ``archipel report``'s figures over the ledger the server
+    meters into (none with ``--ledger off``), against the ``--finops`` spec if given."""
+    from datetime import UTC, date, datetime
+
+    from archipel.cli._config import default_db_url
+    from archipel.cli._ledger_commitments import entries_of, load_finops
+    from archipel.cli._report import report_figures
+    from archipel.console import Spend
+    from archipel.core import parse_finops
+
+    if (settings.ledger or "").lower() == "off":
+        return None
+    url = settings.ledger or settings.db or default_db_url()
+    finops = settings.finops
+    spec = load_finops(finops) if finops is not None else parse_finops({}, "<none>")
+
+    def figures(day: date) -> Report:
+        return report_figures(spec, lambda: entries_of(url, migrate=False), catalog, today=day)
+
+    return Spend(figures, lambda: datetime.now(UTC).date(), None if finops is None else str(finops))
 
 
 def _site_specs(sites: Path | None, home: Path) -> list[SiteSpec]:

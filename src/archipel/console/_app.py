@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archipel.console import _plan, _runs, _services, _sites
+from archipel.console import _plan, _runs, _services, _sites, _spend
 from archipel.console._auth import (
     Console,
     NotSignedInError,
@@ -40,6 +40,7 @@ from archipel.console._session import (
     SESSION_SECONDS,
     Signer,
 )
+from archipel.console._spend import Spend
 from archipel.controlplane import Reconciler, Store
 from archipel.placement import Planner
 
@@ -57,16 +58,19 @@ def create_console(
     key: bytes,
     clock: Callable[[], float],
     planner: Callable[[], Planner] | None = None,
+    spend: Spend | None = None,
 ) -> FastAPI:
     """The console over the control plane's store and reconciler.
 
     ``key`` signs the session cookies and CSRF tokens (at least 32 bytes; the
     server keeps it in its data directory); ``clock`` gives seconds since the
     epoch, for the sessions' expiry; ``planner`` gives the engine over the whole
-    catalog that the plan form uses (without it, there is no plan form).
+    catalog that the plan form uses (without it, there is no plan form);
+    ``spend`` gives the ledger's figures (without it, the spend view says the
+    server keeps no ledger).
     """
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.console = Console(store, reconciler, Signer(key), clock, planner)
+    app.state.console = Console(store, reconciler, Signer(key), clock, planner, spend)
     app.get("/")(home)
     app.get("/login")(login_form)
     app.post("/login")(login)
@@ -75,6 +79,7 @@ def create_console(
     app.include_router(_services.router)
     app.include_router(_sites.router)
     app.include_router(_plan.router)
+    app.include_router(_spend.router)
     static = Path(str(files("archipel.console") / "static"))
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_exception_handler(NotSignedInError, _sign_in_first)
@@ -92,9 +97,11 @@ def mount(
     key: bytes,
     clock: Callable[[], float],
     planner: Callable[[], Planner] | None = None,
+    spend: Spend | None = None,
 ) -> None:
     """Serve the console under :data:`PREFIX` on the control plane's ``app``."""
-    app.mount(PREFIX, create_console(store, reconciler, key=key, clock=clock, planner=planner))
+    console = create_console(store, reconciler, key=key, clock=clock, planner=planner, spend=spend)
+    app.mount(PREFIX, console)
 
 
 def home(request: Request) -> Response:

@@ -2,13 +2,14 @@
 
 The console enforces the API's roles (see :mod:`archipel.controlplane`): every
 role sees its own tenant's runs and nothing of another tenant's; a ``viewer``
-cannot cancel; only an ``admin`` lists the sites.
+cannot cancel; only an ``admin`` lists the sites and sees the ledger's spend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote
 
 from fastapi import Request
@@ -19,9 +20,14 @@ from archipel.controlplane import Principal, Reconciler, Store
 from archipel.core import ArchipelError
 from archipel.placement import Planner
 
-#: the roles that may cancel a run, and the one that lists the sites (as in the API)
+if TYPE_CHECKING:
+    from archipel.console._spend import Spend
+
+#: the roles that may cancel a run, the one that lists the sites, and the one that reads the
+#: ledger (``/v1/ledger/*``), as in the API
 CANCELLERS = frozenset({"submitter", "admin"})
 SITE_LISTERS = frozenset({"admin"})
+SPEND_READERS = frozenset({"admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,7 @@ class Console:
     signer: Signer
     clock: Callable[[], float]  # seconds since the epoch
     planner: Callable[[], Planner] | None = None  # the plan form's engine, built on first use
+    spend: Spend | None = None  # the ledger's figures; None when the server keeps no ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,10 @@ class Viewer:
     @property
     def may_list_sites(self) -> bool:
         return self.who.role in SITE_LISTERS
+
+    @property
+    def may_see_spend(self) -> bool:
+        return self.who.role in SPEND_READERS
 
 
 class ConsoleError(ArchipelError):

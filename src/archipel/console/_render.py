@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from fastapi import Request
@@ -43,6 +43,16 @@ def number(value: float | Decimal) -> str:
     return format(Decimal(str(value)).normalize(), "f")
 
 
+def money(value: Decimal) -> str:
+    """An exact amount as the report prints it: to the cent, half-even, thousands apart."""
+    return f"{value.quantize(Decimal('0.01'), ROUND_HALF_EVEN):,}"
+
+
+def percent(share: Decimal) -> str:
+    """A share (0 to 1) as the report prints it: ``12.3%``."""
+    return f"{(share * 100).quantize(Decimal('0.1'), ROUND_HALF_EVEN)}%"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("archipel.console", "templates"),
@@ -53,6 +63,8 @@ def _environment() -> Environment:
     )
     env.filters["when"] = when
     env.filters["number"] = number
+    env.filters["money"] = money
+    env.filters["percent"] = percent
     return env
 
 

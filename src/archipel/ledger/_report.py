@@ -153,6 +153,11 @@ class CommitmentFigure:
     def spent_to_date(self) -> Decimal:
         return self.spent[-1] if self.spent else Decimal(0)
 
+    @property
+    def burned(self) -> Decimal:
+        """The share of the amount spent to date (0 to 1, and more when overspent)."""
+        return _fraction(self.spent_to_date, self.amount)
+
 
 @dataclass(frozen=True, slots=True)
 class BudgetFigure:
@@ -772,7 +777,7 @@ def _commitment_doc(c: CommitmentFigure) -> dict[str, Any]:
         "end": c.end.isoformat(),
         "spent": amount(c.spent_to_date),
         "expected": amount(c.expected),
-        "burned": amount(_fraction(c.spent_to_date, c.amount)),
+        "burned": amount(c.burned),
         "months": [
             {"month": m.isoformat(), "spent": amount(s)}
             for m, s in zip(c.months, c.spent, strict=True)

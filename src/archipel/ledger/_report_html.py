@@ -14,6 +14,7 @@ import html
 import io
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import TYPE_CHECKING, Any
@@ -90,9 +91,41 @@ border-color:#e69f00}.info{background:#eaf3fb;border-color:#0072b2}
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Plots:
+    """The report's plots of spend, each a ``<figure>`` holding its SVG; ``None`` (and no
+    commitment plot) where there is nothing to draw. The page of ``archipel report`` and
+    the console's spend view show these same drawings."""
+
+    monthly: str | None
+    commitments: tuple[str, ...] = ()
+    concentration: str | None = None
+    jurisdiction: str | None = None
+
+
+def draw_plots(report: Report, *, monthly_only: bool = False) -> Plots:
+    """The plots of ``report``: spend per month by provider, and unless ``monthly_only``
+    each commitment's burn, the concentration and the jurisdiction shares."""
+    if not report.by_month:
+        return Plots(None)
+    colours = provider_colours(report)
+    monthly = monthly_plot(report, colours)
+    if monthly_only:
+        return Plots(monthly)
+    return Plots(
+        monthly,
+        commitments=tuple(
+            commitment_plot(c, colours.get(c.provider, PALETTE[0]), report.today)
+            for c in report.commitments
+        ),
+        concentration=concentration_plot(report) if report.providers else None,
+        jurisdiction=jurisdiction_plot(report),
+    )
+
+
 def render_html(report: Report) -> str:
     """The whole page for ``report``."""
-    colours = _provider_colours(report)
+    plots = draw_plots(report)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -100,10 +133,10 @@ def render_html(report: Report) -> str:
         f"<title>Archipel spend report, {_e(_period(report))}</title>",
         f"<style>{CSS}</style></head><body><main>",
         _header(report),
-        _monthly_section(report, colours),
-        _commitments_section(report, colours),
-        _concentration_section(report, colours),
-        _jurisdiction_section(report),
+        _monthly_section(report, plots),
+        _commitments_section(report, plots),
+        _concentration_section(report, plots),
+        _jurisdiction_section(report, plots),
         _top_section(report),
         _budgets_section(report),
         _footer(report),
@@ -119,7 +152,7 @@ def _e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _money(value: Decimal, currency: str | None = None) -> str:
+def money(value: Decimal, currency: str | None = None) -> str:
     text = f"{value.quantize(Decimal('0.01'), ROUND_HALF_EVEN):,}"
     return f"{text} {currency}" if currency else text
 
@@ -132,11 +165,11 @@ def _short(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _pct(share: Decimal) -> str:
+def percent(share: Decimal) -> str:
     return f"{(share * 100).quantize(Decimal('0.1'), ROUND_HALF_EVEN)}%"
 
 
-def _qty(value: Decimal | int) -> str:
+def quantity(value: Decimal | int) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value.quantize(Decimal('0.01'), ROUND_HALF_EVEN):,}"
@@ -171,12 +204,12 @@ def _header(report: Report) -> str:
     exposed = report.exposed
     eu = next((s for s in report.jurisdictions if s.name == "EU/EEA"), None)
     cards = [
-        ("spend", _money(t.spend, report.currency)),
-        ("GPU-hours", _qty(t.gpu_hours)),
+        ("spend", money(t.spend, report.currency)),
+        ("GPU-hours", quantity(t.gpu_hours)),
         ("tokens in / out", f"{t.input_tokens:,} / {t.output_tokens:,}"),
         ("entries", f"{t.entries:,}"),
-        ("spend in the EU/EEA", _pct(eu.spend_share) if eu else "-"),
-        ("spend CLOUD Act-exposed", _pct(exposed.spend_share)),
+        ("spend in the EU/EEA", percent(eu.spend_share) if eu else "-"),
+        ("spend CLOUD Act-exposed", percent(exposed.spend_share)),
     ]
     card_html = "".join(
         f'<div class="card"><span>{_e(k)}</span><b>{_e(v)}</b></div>' for k, v in cards
@@ -213,7 +246,7 @@ def _footer(report: Report) -> str:
 # --- plots ---------------------------------------------------------------------------------
 
 
-def _provider_colours(report: Report) -> dict[str | None, str]:
+def provider_colours(report: Report) -> dict[str | None, str]:
     ranked = [s.name for s in report.providers]
     colours: dict[str | None, str] = {}
     for i, name in enumerate(ranked):
@@ -288,9 +321,9 @@ def _money_axis(ax: Any, axis: str = "y") -> None:
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
 
 
-def _monthly_section(report: Report, colours: dict[str | None, str]) -> str:
-    if not report.by_month:
-        return "<section><h2>Spend by provider</h2><p>The ledger has no entries.</p></section>"
+def monthly_plot(report: Report, colours: dict[str | None, str]) -> str:
+    """Spend per month, stacked by provider (the nine largest in their own colour, the rest
+    as "others"): a ``<figure>`` with its SVG. The report must have entries."""
     months = list(report.months)
     shown = [s.name for s in report.providers][:SHOWN_PROVIDERS]
     series: dict[str, list[float]] = {}
@@ -326,18 +359,21 @@ def _monthly_section(report: Report, colours: dict[str | None, str]) -> str:
     _money_axis(ax)
     ax.set_ylabel(f"spend per month ({report.currency})", fontsize=9)
     _legend(ax, legend, fontsize=8, ncols=len(legend), loc="lower left", bbox_to_anchor=(0, 1))
+    return _svg(fig, "spend by provider per month")
+
+
+def _monthly_section(report: Report, plots: Plots) -> str:
+    if plots.monthly is None:
+        return "<section><h2>Spend by provider</h2><p>The ledger has no entries.</p></section>"
     totals = _table(
         ["provider", f"spend ({report.currency})", "GPU-hours", "share of spend"],
         [
-            (_e(s.name), _money(s.spend), _qty(s.gpu_hours), _pct(s.spend_share))
+            (_e(s.name), money(s.spend), quantity(s.gpu_hours), percent(s.spend_share))
             for s in report.providers
         ],
         numeric=(1, 2, 3),
     )
-    return (
-        "<section><h2>Spend by provider, per month</h2>"
-        f"{_svg(fig, 'spend by provider per month')}{totals}</section>"
-    )
+    return f"<section><h2>Spend by provider, per month</h2>{plots.monthly}{totals}</section>"
 
 
 def _month_end(month: date) -> date:
@@ -349,7 +385,7 @@ def _day(d: date) -> float:
     return float(d.toordinal())
 
 
-def _commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
+def commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
     fig = _figure(5.6, 3.0)
     ax = fig.add_subplot()
     start, end = _day(c.start), _day(c.end)
@@ -397,13 +433,9 @@ def _commitment_plot(c: CommitmentFigure, colour: str, today: date) -> str:
     return _svg(fig, f"commitment {c.name}")
 
 
-def _commitments_section(report: Report, colours: dict[str | None, str]) -> str:
+def _commitments_section(report: Report, plots: Plots) -> str:
     if not report.commitments:
         return ""
-    plots = "".join(
-        _commitment_plot(c, colours.get(c.provider, PALETTE[0]), report.today)
-        for c in report.commitments
-    )
     planned = any(c.planned is not None for c in report.commitments)
     rows = []
     for c in report.commitments:
@@ -411,21 +443,20 @@ def _commitments_section(report: Report, colours: dict[str | None, str]) -> str:
         at_end = (
             "-"
             if f is None
-            else f"{_money(f.at_end[0])} [{_money(f.at_end[1])}, {_money(f.at_end[2])}]"
+            else f"{money(f.at_end[0])} [{money(f.at_end[1])}, {money(f.at_end[2])}]"
         )
-        burned = c.spent_to_date / c.amount if c.amount else Decimal(0)
         row = [
             _e(c.name),
             _e(c.provider),
             f"{c.start} to {c.end}",
-            _money(c.amount, c.currency),
-            _money(c.spent_to_date),
-            _pct(burned),
-            _money(c.expected),
+            money(c.amount, c.currency),
+            money(c.spent_to_date),
+            percent(c.burned),
+            money(c.expected),
             at_end,
         ]
         if planned:
-            row.append("-" if c.planned is None else _money(c.planned.at_end))
+            row.append("-" if c.planned is None else money(c.planned.at_end))
         rows.append(tuple(row))
     headers = [
         "commitment",
@@ -442,14 +473,14 @@ def _commitments_section(report: Report, colours: dict[str | None, str]) -> str:
     table = _table(headers, rows, numeric=tuple(range(3, len(headers))))
     return (
         "<section><h2>Commitments: burn against the straight line</h2>"
-        f'<div class="grid">{plots}</div>{table}</section>'
+        f'<div class="grid">{"".join(plots.commitments)}</div>{table}</section>'
     )
 
 
-def _concentration_section(report: Report, colours: dict[str | None, str]) -> str:
+def concentration_plot(report: Report) -> str:
+    """Each provider's share of spend and of GPU-hours, with its cap when the spec sets one:
+    a ``<figure>`` with its SVG. The report must have providers."""
     providers = list(report.providers)
-    if not providers:
-        return ""
     fig = _figure(5.6, 0.45 * len(providers) + 0.9, left=_label_width(providers), top=0.1)
     ax = fig.add_subplot()
     names = [s.name for s in providers][::-1]
@@ -484,19 +515,30 @@ def _concentration_section(report: Report, colours: dict[str | None, str]) -> st
         [("spend", "#0072B2"), ("GPU-hours", "#56B4E9")] + ([("cap", "#c0392b")] if caps else []),
         loc="lower right",
     )
+    return _svg(fig, "concentration per provider")
+
+
+def cap_sentence(report: Report) -> str:
+    """The concentration cap the spec sets, in words."""
     c = report.concentration
-    cap_text = (
-        f"Cap: {c.max_share:.0%} of {'spend' if c.measure == 'spend' else 'GPU-hours'} per "
-        "provider" + (" (own caps for some)" if c.providers else "") + "."
-        if c is not None
-        else "The spec sets no concentration cap."
-    )
+    if c is None:
+        return "The spec sets no concentration cap."
+    what = "spend" if c.measure == "spend" else "GPU-hours"
+    own = " (own caps for some)" if c.providers else ""
+    return f"Cap: {c.max_share:.0%} of {what} per provider{own}."
+
+
+def _concentration_section(report: Report, plots: Plots) -> str:
+    providers = list(report.providers)
+    if not providers or plots.concentration is None:
+        return ""
+    c = report.concentration
     rows = [
         (
             _e(s.name),
-            _pct(s.spend_share),
-            _pct(s.gpu_share),
-            "-" if s.cap is None else _pct(s.cap),
+            percent(s.spend_share),
+            percent(s.gpu_share),
+            "-" if s.cap is None else percent(s.cap),
             '<span class="over">over</span>' if c and s.over_cap(c.measure) else "",
         )
         for s in providers
@@ -504,8 +546,8 @@ def _concentration_section(report: Report, colours: dict[str | None, str]) -> st
     table = _table(["provider", "spend", "GPU-hours", "cap", ""], rows, numeric=(1, 2, 3))
     return (
         "<section><h2>Concentration per provider</h2>"
-        f'<p class="sub">{_e(cap_text)}</p><div class="grid">'
-        f"{_svg(fig, 'concentration per provider')}<div>{table}</div></div></section>"
+        f'<p class="sub">{_e(cap_sentence(report))}</p><div class="grid">'
+        f"{plots.concentration}<div>{table}</div></div></section>"
     )
 
 
@@ -546,9 +588,9 @@ def _stacked(
     ax.tick_params(labelsize=8)
 
 
-def _jurisdiction_section(report: Report) -> str:
-    if not report.totals.entries:
-        return ""
+def jurisdiction_plot(report: Report) -> str:
+    """Shares of spend and GPU-hours by jurisdiction and by CLOUD Act exposure, as 100% bars:
+    a ``<figure>`` with its SVG. The report must have entries."""
     fig = _figure(11, 2.4, left=0.8, bottom=0.9)
     fig.subplots_adjust(wspace=0.25)
     left, right = fig.subplots(1, 2)
@@ -565,28 +607,40 @@ def _jurisdiction_section(report: Report) -> str:
         ax.set_title(title, fontsize=9, loc="left")
         present = [(s.name, colours[s.name]) for s in shares if s.spend or s.gpu_hours]
         _legend(ax, present, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    return _svg(fig, "jurisdiction and CLOUD Act exposure")
+
+
+def exposure_sentence(report: Report) -> str:
+    """How much is with CLOUD Act-exposed providers, and what "adequacy" means, in words."""
+    exposed = report.exposed
+    return (
+        f"{percent(exposed.spend_share)} of spend and {percent(exposed.gpu_share)} of "
+        f"GPU-hours are with providers exposed to the US CLOUD Act ({' or '.join(EXPOSED)}). "
+        "Adequacy: a country with an EU adequacy decision (full or for commercial "
+        "organisations); the US, under the partial Data Privacy Framework decision, is apart."
+    )
+
+
+def _jurisdiction_section(report: Report, plots: Plots) -> str:
+    if not report.totals.entries or plots.jurisdiction is None:
+        return ""
     rows = [
         (
             what,
             _e(s.name),
-            _money(s.spend),
-            _pct(s.spend_share),
-            _qty(s.gpu_hours),
-            _pct(s.gpu_share),
+            money(s.spend),
+            percent(s.spend_share),
+            quantity(s.gpu_hours),
+            percent(s.gpu_share),
         )
         for what, group in (("jurisdiction", report.jurisdictions), ("CLOUD Act", report.cloud_act))
         for s in group
         if s.spend or s.gpu_hours
     ]
     header = ["by", "group", f"spend ({report.currency})", "share", "GPU-hours", "share"]
-    exposed = report.exposed
     return (
         "<section><h2>Jurisdiction and CLOUD Act exposure</h2>"
-        f'<p class="sub">{_pct(exposed.spend_share)} of spend and {_pct(exposed.gpu_share)} of '
-        f"GPU-hours are with providers exposed to the US CLOUD Act ({' or '.join(EXPOSED)}). "
-        "Adequacy: a country with an EU adequacy decision (full or for commercial "
-        "organisations); the US, under the partial Data Privacy Framework decision, is apart."
-        f"</p>{_svg(fig, 'jurisdiction and CLOUD Act exposure')}"
+        f'<p class="sub">{_e(exposure_sentence(report))}</p>{plots.jurisdiction}'
         f"{_table(header, rows, numeric=(2, 3, 4, 5))}</section>"
     )
 
@@ -614,11 +668,11 @@ def _ranked_table(rows: Sequence[Ranked], what: str, currency: str) -> str:
         [
             (
                 _e(r.name or "(none)"),
-                _money(r.spend),
-                _qty(r.gpu_hours),
-                _qty(r.input_tokens),
-                _qty(r.output_tokens),
-                _qty(r.entries),
+                money(r.spend),
+                quantity(r.gpu_hours),
+                quantity(r.input_tokens),
+                quantity(r.output_tokens),
+                quantity(r.entries),
             )
             for r in rows
         ],
@@ -654,11 +708,11 @@ def _budgets_section(report: Report) -> str:
             _e(b.name),
             _e(f"{b.scope} {b.subject}"),
             _e(f"{b.period} from {b.start}"),
-            _money(b.amount, b.currency),
-            _money(b.spent),
-            _pct(b.used),
+            money(b.amount, b.currency),
+            money(b.spent),
+            percent(b.used),
             _bar(b.used),
-            _money(b.projected),
+            money(b.projected),
         )
         for b in report.budgets
     ]

@@ -160,3 +160,55 @@ def test_the_server_mounts_the_ledger_routes_when_asked(
         assert ("/v1/ledger/commitments" in paths) == (finops is not None)
     finally:
         store.close()
+
+
+def test_the_ledger_routes_read_the_ledger_the_server_meters_into(tmp_path: Path) -> None:
+    """`--ledger URL` apart from `--db`: /v1/ledger/* reads that ledger, as the console's
+    spend view does, not the control plane's own database."""
+    import inspect
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from fastapi.testclient import TestClient
+
+    from archipel.cli._server import Settings, _build, server
+    from archipel.core import Money
+    from archipel.ledger import Entry, Ledger
+
+    ledger_url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    ledger = Ledger(ledger_url)
+    ledger.migrate()
+    with ledger.transaction() as connection:
+        ledger.add(
+            connection,
+            [
+                Entry(
+                    source="runs",
+                    key="train/1",
+                    start=datetime(2026, 2, 3, tzinfo=UTC),
+                    end=datetime(2026, 2, 4, tzinfo=UTC),
+                    tenant="research",
+                    cost=Money(Decimal(250), "USD"),
+                    provider="aws",
+                    region="us-east-1",
+                    gpu_hours=Decimal(25),
+                )
+            ],
+        )
+    ledger.close()
+    options = {name: p.default for name, p in inspect.signature(server).parameters.items()}
+    spec = tmp_path / "finops.yaml"
+    spec.write_text(
+        "commitments:\n- {name: aws-2026, provider: aws, amount: 1000, currency: USD,\n"
+        "   period: {start: 2026-01-01, end: 2027-01-01}}\n"
+    )
+    options.update(db=f"sqlite:///{tmp_path / 'state.db'}", ledger=ledger_url, finops=spec)
+    store, _, app = _build(Settings(**options))
+    try:
+        admin = {"Authorization": f"Bearer {store.create_token('default', 'admin')}"}
+        doc = TestClient(app).get("/v1/ledger/commitments?today=2026-07-01", headers=admin)
+        assert doc.status_code == 200, doc.text
+        [commitment] = doc.json()["commitments"]
+        assert commitment["spent"] == "250"  # the ledger's entry; state.db holds none
+    finally:
+        store.close()

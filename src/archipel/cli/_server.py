@@ -271,12 +271,10 @@ def server(
 
 def _ledger(settings: Settings) -> Ledger | None:
     """The ledger ended attempts are metered into (not connected yet), or ``None``."""
-    from archipel.cli._config import default_db_url
     from archipel.ledger import Ledger
 
-    if (settings.ledger or "").lower() == "off":
-        return None
-    return Ledger(settings.ledger or settings.db or default_db_url())
+    url = _ledger_url(settings)
+    return None if url is None else Ledger(url)
 
 
 @contextmanager
@@ -356,8 +354,18 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
     if settings.finops is not None:
         from archipel.cli._ledger_commitments import mount_finops
 
-        mount_finops(app, settings.finops, store.url)
+        # the ledger the server meters into, as the console's spend view reads it
+        mount_finops(app, settings.finops, _ledger_url(settings) or store.url)
     return store, reconciler, app
+
+
+def _ledger_url(settings: Settings) -> str | None:
+    """The ledger the server meters ended attempts into; None with ``--ledger off``."""
+    from archipel.cli._config import default_db_url
+
+    if (settings.ledger or "").lower() == "off":
+        return None
+    return settings.ledger or settings.db or default_db_url()
 
 
 def _spend(settings: Settings, catalog: CatalogSnapshot) -> Spend | None:
@@ -365,15 +373,14 @@ def _spend(settings: Settings, catalog: CatalogSnapshot) -> Spend | None:
     meters into (none with ``--ledger off``), against the ``--finops`` spec if given."""
     from datetime import UTC, date, datetime
 
-    from archipel.cli._config import default_db_url
     from archipel.cli._ledger_commitments import entries_of, load_finops
     from archipel.cli._report import report_figures
     from archipel.console import Spend
     from archipel.core import parse_finops
 
-    if (settings.ledger or "").lower() == "off":
+    url = _ledger_url(settings)
+    if url is None:
         return None
-    url = settings.ledger or settings.db or default_db_url()
     finops = settings.finops
     spec = load_finops(finops) if finops is not None else parse_finops({}, "<none>")
 

@@ -1,0 +1,128 @@
+"""Study 2's serving model: replicas on spot across zones with on-demand fallback.
+
+Each expected figure is worked out by hand from synthetic availability ticks of 100 s."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from archipel.core import InputError
+from archipel.sim import SpotTrace
+from archipel.sim._serve import LlmRequest, ServeSpec, load_llm_trace, simulate_serving
+
+GAP = 100
+SPEC = ServeSpec(
+    replicas=2, spare=0, per_zone=2, slots=1, cold_start=50, prefill_tps=1000,
+    decode_tps=10, slo_wait=5, spot_price=Decimal("1"), on_demand_price=Decimal("3"),
+)  # fmt: skip
+QUIET = [LlmRequest(900.0, 0, 10)]  # one request of 1 s, when every policy is ready
+
+
+def zone(name: str, *ticks: int) -> SpotTrace:
+    return SpotTrace.of(name, GAP, list(ticks))
+
+
+def test_on_demand_holds_its_replicas_all_along() -> None:
+    """2 replicas for 1,000 s at 3 an hour; ready from 50 s: available 95% of the time."""
+    out = simulate_serving([zone("a", *[0] * 10)], QUIET, SPEC, "on-demand", loop=False)
+    assert out.on_demand_hours == Decimal("0.56")  # 2 x 1000 s = 0.5556 h
+    assert out.cost == Decimal("1.67")  # 2000 s x 3 / 3600
+    assert (out.available, out.up) == (pytest.approx(0.95), pytest.approx(0.95))
+    assert (out.requests, out.p50, out.slo_missed) == (1, pytest.approx(1.0), 0)
+
+
+def test_spot_in_one_zone_is_taken_back_and_relaunched() -> None:
+    """Spot at ticks 0-2 and 5-9: two replicas run 0-300 s, are preempted at 300, and
+    run again from 500 to 1000 s: 2 x 800 s of spot, ready 50-300 and 550-1000."""
+    out = simulate_serving(
+        [zone("a", 1, 1, 1, 0, 0, 1, 1, 1, 1, 1)], QUIET, SPEC, "spot", loop=False
+    )
+    assert out.spot_hours == Decimal("0.44")  # 1600 s
+    assert out.cost == Decimal("0.44")
+    assert out.preemptions == 2
+    assert out.available == pytest.approx((250 + 450) / 1000)
+
+
+def test_the_hedge_falls_back_to_on_demand_and_drains_it_when_spot_is_ready() -> None:
+    """Zone a never has spot, zone b from 300 s. 0-300: two on-demand replicas. At 300 two
+    spot replicas launch in b, ready at 350, when the on-demand ones are drained: 2 x 350
+    s on demand, 2 x 700 s of spot; never fewer than two ready after the first 50 s."""
+    zones = [zone("a", *[0] * 10), zone("b", 0, 0, 0, *[1] * 7)]
+    out = simulate_serving(zones, QUIET, SPEC, "spot-hedge", loop=False)
+    assert out.on_demand_hours == Decimal("0.19")  # 700 s
+    assert out.spot_hours == Decimal("0.39")  # 1400 s
+    assert out.cost == Decimal("0.97")  # 700 x 3 / 3600 + 1400 x 1 / 3600 = 0.9722
+    assert out.available == pytest.approx(0.95)
+    assert out.preemptions == 0
+
+
+def test_a_preempted_request_starts_over_and_waits_for_a_ready_replica() -> None:
+    """One replica, one slot, ready at 50 s. A 50 s request at 100 s is done at 150. A
+    200 s request at 120 s waits for it (30 s), runs from 150, is preempted at 300 (no
+    spot until 400), starts over on the replica launched at 400 and ready at 450: done
+    at 650, latency 530 s."""
+    spec = ServeSpec(replicas=1, spare=0, per_zone=1, slots=1, cold_start=50,
+                     prefill_tps=1000, decode_tps=1, slo_wait=5)  # fmt: skip
+    requests = [LlmRequest(100.0, 0, 50), LlmRequest(120.0, 0, 200)]
+    zones = [zone("a", 1, 1, 1, 0, 1, 1, 1, 1, 1, 1)]
+    out = simulate_serving(zones, requests, spec, "spot", loop=False)
+    assert (out.p50, out.p99) == (pytest.approx(50.0), pytest.approx(530.0))
+    assert out.slo_missed == 1  # the second waited 30 s
+
+
+@pytest.mark.parametrize(
+    ("zones", "policy", "says"),
+    [
+        pytest.param([zone("a", 1)], "cheapest", "choose one of", id="policy"),
+        pytest.param([], "spot", "at least one zone", id="no zone"),
+        pytest.param(
+            [zone("a", 1), SpotTrace.of("b", 60, [1])], "spot", "different gaps", id="gaps"
+        ),
+    ],
+)
+def test_bad_input_names_what_to_change(zones: list[SpotTrace], policy: str, says: str) -> None:
+    with pytest.raises(InputError, match=says):
+        simulate_serving(zones, QUIET, SPEC, policy)
+
+
+def test_the_llm_trace_is_read_from_its_csv(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,374,44\n"
+        "2023-11-16 18:15:50.9951690,396,109\n"
+    )
+    first, second = load_llm_trace(path)
+    assert (first.arrival, first.context, first.generated) == (0.0, 374, 44)
+    assert second.arrival == pytest.approx(4.314579)
+    path.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\nyesterday,1,1\n")
+    with pytest.raises(InputError, match="line 2"):
+        load_llm_trace(path)
+
+
+def test_the_cli_serves_the_example_and_says_it_in_json(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    spot = root / "examples/simulate/spot"
+    archipel = str(Path(sys.executable).parent / "archipel")
+    shown = subprocess.run(
+        [archipel, "simulate", "serve", "--trace", str(spot / "us-west-2a_v100_1.first3d.json"),
+         "--requests", str(root / "examples/simulate/serve/AzureLLMInferenceTrace_conv.csv"),
+         "--hours", "0.5", "--policy", "spot-hedge", "--json"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    doc = json.loads(shown.stdout)
+    [hedge] = doc["policies"]
+    assert hedge["policy"] == "spot-hedge" and hedge["saving"] is not None
+    assert hedge["requests"] > 9000  # half an hour at 5.5 a second
+    bad = subprocess.run([archipel, "simulate", "serve", "--trace", str(tmp_path / "nope.json"),
+                          "--requests", str(tmp_path / "nope.csv")],
+                         capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr

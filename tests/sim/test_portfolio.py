@@ -268,6 +268,18 @@ def test_the_cli_runs_a_scenario_file_as_simulate_file(tmp_path: Path) -> None:
     doc = json.loads(shown.stdout)
     assert [s["strategy"] for s in doc["strategies"]] == ["one", "again"]
     assert {s["cost"] for s in doc["strategies"]} == {"10.80"}
+    page = tmp_path / "report.html"
+    written = subprocess.run(
+        [archipel, "simulate", str(spec), "--report", str(page)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ARCHIPEL_DATA_DIR": str(tmp_path)},
+    )
+    assert written.returncode == 0, written.stderr
+    html = page.read_text()
+    assert html.count("<svg") == 2 and "<td>one</td>" in html and "<td>again</td>" in html
+    assert "http://" not in html.replace("http://www.w3.org", "")  # nothing fetched
+    assert "<script" not in html
     bad = subprocess.run([archipel, "simulate", str(tmp_path / "nope.yaml")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr

@@ -72,3 +72,7 @@ def test_the_cli_sweeps_with_seeds(tmp_path: Path) -> None:
     assert [(r["strategy"], r["seed"]) for r in doc["runs"]] == [("one", 5), ("one", 6)]
     [one] = doc["summary"]
     assert one["cost"] == {"mean": 7.2, "low": 7.2, "high": 7.2}  # 2 GPU-hours at 3.60
+    from archipel.sim._report import render_scenario_html
+
+    html = render_scenario_html(doc)
+    assert "seeds 5 to 6 (means, and ranges)" in html and html.count("<svg") == 2

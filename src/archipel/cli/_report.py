@@ -188,7 +188,7 @@ def _report(
         from archipel.ledger._report_html import render_html
 
         page = render_html(figures)
-        with _atomic(html_path) as out:
+        with atomic(html_path) as out:
             out.write_text(page, encoding="utf-8")
     if csv_dir is not None:
         _write_csv(csv_dir, report_tables(figures))
@@ -204,7 +204,7 @@ def _entries(db: str | None) -> duckdb.DuckDBPyConnection:
 
 
 @contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
+def atomic(path: Path) -> Iterator[Path]:
     """A temporary file beside ``path`` that replaces it only when fully written."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():

@@ -290,6 +290,14 @@ def scenario(
         int | None,
         typer.Option("--workers", min=1, help="Processes for --seeds (default: one per core)."),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the results as one self-contained HTML page (plots, no CDN).",
+        ),
+    ] = None,
     policy: PolicyFile = None,
     as_json: AsJson = False,
 ) -> None:
@@ -313,9 +321,10 @@ def scenario(
         doc = documents[0] if seed is None else {**documents[0], "seed": seed}
         parsed = parse_scenario(doc, str(file), file.parent, load_openb)
         if seeds > 1:
-            return _sweep(parsed, seeds, workers or os.cpu_count() or 1, policy, as_json)
+            return _sweep(parsed, seeds, workers or os.cpu_count() or 1, policy, as_json, report)
         outcomes = run_scenario(parsed, load_catalog(), load_policy(policy))
         body = _scenario_document(parsed, outcomes)
+        _write_report(report, body)
         if as_json:
             typer.echo(json.dumps(body, indent=2))
         else:
@@ -330,7 +339,22 @@ def catalog_and_policy(policy: Path | None) -> tuple[Any, Any]:
     return load_catalog(), load_policy(policy)
 
 
-def _sweep(parsed: Any, count: int, workers: int, policy: Path | None, as_json: bool) -> int:
+def _write_report(path: Path | None, doc: dict[str, Any]) -> None:
+    """The page of ``doc`` into ``path``, replaced only once fully written."""
+    if path is None:
+        return
+    from archipel.cli._report import atomic
+    from archipel.sim._report import render_scenario_html
+
+    page = render_scenario_html(doc)
+    with atomic(path) as out:
+        out.write_text(page, encoding="utf-8")
+    typer.echo(f"wrote {path}", err=True)
+
+
+def _sweep(
+    parsed: Any, count: int, workers: int, policy: Path | None, as_json: bool, report: Path | None
+) -> int:
     from archipel.sim._sweep import summarize, sweep
 
     first = parsed.spec.seed
@@ -343,6 +367,7 @@ def _sweep(parsed: Any, count: int, workers: int, policy: Path | None, as_json: 
         "runs": [{"seed": seed, **_outcome_document(o)} for _, seed, o in results],
         "summary": [_summary_document(s) for s in summary],
     }
+    _write_report(report, body)
     if as_json:
         typer.echo(json.dumps(body, indent=2))
     else:

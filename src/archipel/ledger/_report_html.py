@@ -722,3 +722,9 @@ def _budgets_section(report: Report) -> str:
         numeric=(3, 4, 5, 7),
     )
     return f"<section><h2>Budgets</h2>{table}</section>"
+
+
+# the pieces another page draws with (the simulator's report): one look, one way to draw
+new_figure = _figure
+inline_svg = _svg
+axis_style = _style

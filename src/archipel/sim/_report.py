@@ -1,0 +1,168 @@
+"""A scenario's results as one self-contained HTML page: the strategies' figures, where
+each stands between cost and work done, and what it lost (no script, no CDN).
+
+It reads the document ``archipel simulate SCENARIO.yaml --json`` prints (one run, or a
+sweep's summary over seeds) and draws with the ledger report's own look and plotting.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from archipel.ledger._report_html import CSS, PALETTE, axis_style, inline_svg, new_figure
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per strategy: (mean, low, high) of each figure, whatever the document."""
+    if "summary" in doc:
+        return [
+            {
+                "strategy": s["strategy"],
+                "currency": s["currency"],
+                "seeds": s["seeds"],
+                "violations": s["violations"],
+                **{
+                    k: (s[k]["mean"], s[k]["low"], s[k]["high"])
+                    for k in (
+                        "cost",
+                        "per_done_gpu_hour",
+                        "done",
+                        "refused",
+                        "failed",
+                        "lost_gpu_hours",
+                        "wait_p95_s",
+                        "dark_hours",
+                    )
+                },
+                "jobs": None,
+            }
+            for s in doc["summary"]
+        ]
+    rows = []
+    for s in doc["strategies"]:
+        done_hours = float(s["done_gpu_hours"])
+        per = float(s["cost"]) / done_hours if done_hours else 0.0
+
+        def one(v: float) -> tuple[float, float, float]:
+            return (v, v, v)
+
+        rows.append(
+            {
+                "strategy": s["strategy"],
+                "currency": s["currency"],
+                "seeds": 1,
+                "violations": len(s["violations"]),
+                "cost": one(float(s["cost"])),
+                "per_done_gpu_hour": one(per),
+                "done": one(float(s["done"])),
+                "refused": one(float(s["refused"])),
+                "failed": one(float(s["failed"])),
+                "lost_gpu_hours": one(float(s["lost_gpu_hours"])),
+                "wait_p95_s": one(float(s["wait_p95_s"])),
+                "dark_hours": one(float(s["dark_hours"])),
+                "jobs": s["jobs"],
+            }
+        )
+    return rows
+
+
+def _cell(figure: tuple[float, float, float], fmt: str) -> str:
+    mean, low, high = figure
+    text = format(mean, fmt)
+    if low != high:
+        text += f' <span class="sub">({format(low, fmt)} to {format(high, fmt)})</span>'
+    return text
+
+
+def _frontier(rows: Sequence[dict[str, Any]], jobs: int) -> str:
+    """Cost per useful GPU-hour against the share of jobs done, one point per strategy."""
+    fig = new_figure(5.6, 3.2, left=0.7, bottom=0.5)
+    ax = fig.add_subplot()
+    for i, r in enumerate(rows):
+        colour = PALETTE[i % len(PALETTE)]
+        x = [v / jobs * 100 for v in r["done"]]
+        y = r["per_done_gpu_hour"]
+        ax.errorbar([x[0]], [y[0]], xerr=[[x[0] - x[1]], [x[2] - x[0]]],
+                    yerr=[[y[0] - y[1]], [y[2] - y[0]]], fmt="o", color=colour,
+                    capsize=3, label=r["strategy"])  # fmt: skip
+    ax.set_xlabel("jobs done (%)", fontsize=8)
+    ax.set_ylabel(f"cost per done GPU-hour ({rows[0]['currency']})", fontsize=8)
+    axis_style(ax)
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title("Where each strategy stands: lower and further right is better",
+                 fontsize=9, loc="left")  # fmt: skip
+    return inline_svg(fig, "cost per done GPU-hour against jobs done")
+
+
+def _losses(rows: Sequence[dict[str, Any]]) -> str:
+    """GPU-hours lost and hours with every provider down, per strategy."""
+    fig = new_figure(5.6, 3.2, left=0.7, bottom=0.5)
+    ax = fig.add_subplot()
+    names = [r["strategy"] for r in rows]
+    xs = range(len(rows))
+    width = 0.38
+    lost = [r["lost_gpu_hours"][0] for r in rows]
+    dark = [r["dark_hours"][0] for r in rows]
+    ax.bar([x - width / 2 for x in xs], lost, width, color=PALETTE[0], label="GPU-hours lost")
+    ax.bar([x + width / 2 for x in xs], dark, width, color=PALETTE[1],
+           label="hours with every provider down")  # fmt: skip
+    ax.set_xticks(list(xs), names, fontsize=8)
+    axis_style(ax)
+    ax.legend(fontsize=7, frameon=False)
+    ax.set_title("What the outages took", fontsize=9, loc="left")
+    return inline_svg(fig, "GPU-hours lost and hours all down, per strategy")
+
+
+def render_scenario_html(doc: Mapping[str, Any]) -> str:
+    """The page for one scenario document (see the module's text)."""
+    rows = _rows(doc)
+    trace = doc["trace"]
+    jobs = int(trace["jobs"])
+    seeds = doc.get("seeds") or [doc.get("seed")]
+    header = ["strategy", "cost", "per done GPU-h", "done", "refused", "failed",
+              "lost GPU-h", "wait p95 (s)", "all down (h)", "violations"]  # fmt: skip
+    body = "".join(
+        "<tr>"
+        f"<td>{_e(r['strategy'])}</td>"
+        f'<td class="n">{_cell(r["cost"], ",.2f")} {_e(r["currency"])}</td>'
+        f'<td class="n">{_cell(r["per_done_gpu_hour"], ",.2f")}</td>'
+        f'<td class="n">{_cell(r["done"], ".0f")} / {jobs}</td>'
+        f'<td class="n">{_cell(r["refused"], ".0f")}</td>'
+        f'<td class="n">{_cell(r["failed"], ".0f")}</td>'
+        f'<td class="n">{_cell(r["lost_gpu_hours"], ",.2f")}</td>'
+        f'<td class="n">{_cell(r["wait_p95_s"], ",.0f")}</td>'
+        f'<td class="n">{_cell(r["dark_hours"], ",.2f")}</td>'
+        f'<td class="n">{r["violations"]}</td>'
+        "</tr>"
+        for r in rows
+    )
+    head = "".join(
+        f'<th class="n">{_e(h)}</th>' if i else f"<th>{_e(h)}</th>" for i, h in enumerate(header)
+    )
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    seed_text = (
+        f"seed {seeds[0]}"
+        if len(seeds) == 1
+        else f"seeds {seeds[0]} to {seeds[-1]} (means, and ranges)"
+    )
+    plots = _frontier(rows, jobs) + _losses(rows)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Simulation: {_e(doc['scenario'])}</title>"
+        f"<style>{CSS}</style></head><body><main>"
+        f"<header><h1>Simulation: {_e(doc['scenario'])}</h1>"
+        f'<p class="sub">{jobs} jobs of {_e(trace["source"])}, days {trace["first_day"]:g} to '
+        f"{trace['first_day'] + trace['days']:g} · {_e(seed_text)}</p></header>"
+        f"<section><h2>The strategies</h2>{table}</section>"
+        f'<section><h2>Cost, work done and losses</h2><div class="grid">{plots}</div></section>'
+        '<p class="note">Every decision is the control plane\'s own (its store, reconciler '
+        "and placement engine) on simulated sites; violations are judged by a check written "
+        "apart from the policy engine. The model is in docs/simulate-portfolio.md.</p>"
+        "</main></body></html>\n"
+    )

@@ -9,6 +9,7 @@
 #   REPS=3 DURATION=20 CONC=1,32,128 OUT=/tmp/gwbench/x bash bench/gateway/run.sh
 #   TARGETS=direct,archipel bash bench/gateway/run.sh
 #   TARGETS=direct,archipel,archipel-redis bash bench/gateway/run.sh   # shared rate limits
+#   TARGETS=direct,archipel,archipel-lease bash bench/gateway/run.sh   # shared, leased
 #   TARGETS=direct,archipel,archipel-2w bash bench/gateway/run.sh      # --workers 2
 #   EXTRA_TARGETS=/path/more-targets.json TARGETS=direct,archipel,mine bash bench/gateway/run.sh
 #   (extra args go to bench.py, e.g. --warmup 2)
@@ -51,6 +52,11 @@ mkdir -p "$OUT"
     "$REPO/bench/gateway/archipel.yaml"
   echo "rate_limits: {backend: redis, redis_url: redis://127.0.0.1:6379/0, prefix: archipel-bench}"
 } > "$OUT/archipel-redis.yaml"
+# the same, its Redis-shared limits leased 50 request units at a time (archipel-lease)
+{ sed -e 's/port: 4300/port: 4305/' -e 's#archipel-usage.jsonl#archipel-lease-usage.jsonl#' \
+    "$REPO/bench/gateway/archipel.yaml"
+  echo "rate_limits: {backend: redis, redis_url: redis://127.0.0.1:6379/0, prefix: archipel-bench-lease, lease: 50}"
+} > "$OUT/archipel-lease.yaml"
 # the same gateway with two worker processes (archipel-2w), on both cores
 sed -e 's/port: 4300/port: 4304/' -e 's#archipel-usage.jsonl#archipel-2w-usage.jsonl#' \
   "$REPO/bench/gateway/archipel.yaml" > "$OUT/archipel-2w.yaml"

@@ -216,3 +216,33 @@ def test_a_run_interrupted_on_ec2_resumes_elsewhere_with_its_checkpoint(
     assert moved is not None and moved.site == "frankfurt" and moved.restarts == 1
     env = fakes["frankfurt"]._jobs[f"{run.id}-a2"].request.env
     assert (Path(env["ARCHIPEL_CHECKPOINT_DIR"]) / "step").read_text() == "12\n"
+
+
+def test_a_health_run_never_reaches_a_us_ec2_site_nor_its_bucket(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    make_reconciler: MakeReconciler,
+    moto_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """virginia (US, AWS, the cheapest site) is an EC2 site: a health run goes to an EU
+    site of a provider without CLOUD Act exposure, and nothing of it, checkpoint included,
+    is written to virginia's staging bucket; a public run does go there."""
+    aws_environment(monkeypatch)
+    virginia = make_site(moto_url, tmp_path / "virginia")
+    reconciler = make_reconciler(SITES, {**fakes, "virginia": virginia.backend})
+    health = store.submit("acme", workload("scan", cls="health"))
+    for _ in range(2):
+        reconciler.step()
+    placed = store.get(health.id)
+    assert placed is not None and placed.site in ("paris", "frankfurt")
+    assert virginia.instances() == []
+    listed = virginia.s3.client.list_objects_v2(Bucket=BUCKET, Prefix="stage/")
+    assert not [o["Key"] for o in listed.get("Contents", []) if health.id in o["Key"]]
+
+    public = store.submit("acme", workload("crawl", cls="public"))
+    reconciler.step()
+    assert store.get(public.id).site == "virginia"  # type: ignore[union-attr]
+    listed = virginia.s3.client.list_objects_v2(Bucket=BUCKET, Prefix="stage/")
+    assert all(health.id not in o["Key"] for o in listed.get("Contents", []))

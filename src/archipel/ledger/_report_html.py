@@ -105,11 +105,12 @@ class Plots:
 
 def draw_plots(report: Report, *, monthly_only: bool = False) -> Plots:
     """The plots of ``report``: spend per month by provider, and unless ``monthly_only``
-    each commitment's burn, the concentration and the jurisdiction shares."""
-    if not report.by_month:
-        return Plots(None)
+    each commitment's burn, the concentration and the jurisdiction shares. A commitment
+    is drawn even before anything was spent: its burn line, ramp and planned position say
+    where it should go."""
     colours = provider_colours(report)
-    monthly = monthly_plot(report, colours)
+    spent = bool(report.by_month)
+    monthly = monthly_plot(report, colours) if spent else None
     if monthly_only:
         return Plots(monthly)
     return Plots(
@@ -118,8 +119,8 @@ def draw_plots(report: Report, *, monthly_only: bool = False) -> Plots:
             commitment_plot(c, colours.get(c.provider, PALETTE[0]), report.today)
             for c in report.commitments
         ),
-        concentration=concentration_plot(report) if report.providers else None,
-        jurisdiction=jurisdiction_plot(report),
+        concentration=concentration_plot(report) if spent and report.providers else None,
+        jurisdiction=jurisdiction_plot(report) if spent else None,
     )
 
 

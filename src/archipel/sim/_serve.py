@@ -116,7 +116,6 @@ class _Replica:
 class ServeOutcome:
     policy: str
     cost: Decimal
-    saving: Decimal | None  # against all on-demand, when computed
     spot_hours: Decimal
     on_demand_hours: Decimal
     available: float  # share of the time with at least `replicas` ready
@@ -298,7 +297,6 @@ def simulate_serving(
     return ServeOutcome(
         policy=policy,
         cost=cost.quantize(Decimal("0.01")),
-        saving=None,
         spot_hours=spot_h.quantize(Decimal("0.01")),
         on_demand_hours=od_h.quantize(Decimal("0.01")),
         available=service._ready_time / span,

@@ -8,7 +8,7 @@ credentials only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from tests.aws_emulator import (
     BUCKET,
     IMAGE,
     REGION,
+    Emulated,
     aws_environment,
     client_error,
     emulator,
@@ -142,20 +143,27 @@ def moto_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def ec2_site(
+    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], Emulated]:
+    """``ec2_site(name)``: an EC2 site on the emulator standing in for the declared site
+    ``name``, boto3 seeing dummy credentials only."""
+    aws_environment(monkeypatch)
+    return lambda name: make_site(moto_url, tmp_path / name)
+
+
 @pytest.mark.parametrize("code", ["InsufficientInstanceCapacity", "VcpuLimitExceeded"])
 def test_a_run_ec2_refuses_moves_to_the_next_site(
     code: str,
     store: Store,
     fakes: dict[str, FakeBackend],
     make_reconciler: MakeReconciler,
-    moto_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    ec2_site: Callable[[str], Emulated],
 ) -> None:
     """paris (the cheapest site the run's policy allows) is an EC2 site whose launch is
     refused: the run is placed on frankfurt, and paris keeps no instance."""
-    aws_environment(monkeypatch)
-    paris = make_site(moto_url, tmp_path / "paris")
+    paris = ec2_site("paris")
     paris.ec2.fail("run_instances", client_error(code, "RunInstances", "none left"))
     backends: dict[str, Backend] = {**fakes, "paris": paris.backend}
     reconciler = make_reconciler(SITES, backends)
@@ -176,12 +184,9 @@ def test_a_run_on_an_ec2_site_runs_there_when_ec2_takes_it(
     store: Store,
     fakes: dict[str, FakeBackend],
     make_reconciler: MakeReconciler,
-    moto_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    ec2_site: Callable[[str], Emulated],
 ) -> None:
-    aws_environment(monkeypatch)
-    paris = make_site(moto_url, tmp_path / "paris")
+    paris = ec2_site("paris")
     reconciler = make_reconciler(SITES, {**fakes, "paris": paris.backend})
     run = store.submit("acme", workload())
     for _ in range(3):
@@ -196,14 +201,11 @@ def test_a_run_interrupted_on_ec2_resumes_elsewhere_with_its_checkpoint(
     store: Store,
     fakes: dict[str, FakeBackend],
     make_reconciler: MakeReconciler,
-    moto_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    ec2_site: Callable[[str], Emulated],
 ) -> None:
     """The attempt on paris (EC2) saved step 12 to S3 before a spot interruption: the run
     goes on at frankfurt, and its checkpoint folder holds step 12 when it is launched."""
-    aws_environment(monkeypatch)
-    paris = make_site(moto_url, tmp_path / "paris")
+    paris = ec2_site("paris")
     reconciler = make_reconciler(SITES, {**fakes, "paris": paris.backend})
     run = store.submit("acme", workload(max_restarts=2))
     for _ in range(2):
@@ -222,15 +224,12 @@ def test_a_health_run_never_reaches_a_us_ec2_site_nor_its_bucket(
     store: Store,
     fakes: dict[str, FakeBackend],
     make_reconciler: MakeReconciler,
-    moto_url: str,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    ec2_site: Callable[[str], Emulated],
 ) -> None:
     """virginia (US, AWS, the cheapest site) is an EC2 site: a health run goes to an EU
     site of a provider without CLOUD Act exposure, and nothing of it, checkpoint included,
     is written to virginia's staging bucket; a public run does go there."""
-    aws_environment(monkeypatch)
-    virginia = make_site(moto_url, tmp_path / "virginia")
+    virginia = ec2_site("virginia")
     reconciler = make_reconciler(SITES, {**fakes, "virginia": virginia.backend})
     health = store.submit("acme", workload("scan", cls="health"))
     for _ in range(2):

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from redis.commands.core import AsyncScript
 
 from archipel.gateway._config import Limits
-from archipel.gateway._limits_redis import _FAILURES, IDLE_MARGIN, RedisLimiter
+from archipel.gateway._limits_redis import _FAILURES, IDLE_MARGIN, RedisLimiter, log
 from archipel.gateway._limits_redis import SCRIPT_BUCKETS as _BUCKETS
 
 # KEYS[1]: the tenant's hash. ARGV: now, requests per minute, tokens per minute
@@ -183,8 +183,10 @@ class LeasingLimiter(RedisLimiter):
         for its next request, and other processes be refused meanwhile)."""
         while True:
             await asyncio.sleep(self.lease_seconds)
-            with contextlib.suppress(Exception):  # a failure is counted by _failed; go on
+            try:  # Redis failing is counted by _failed in the calls; anything else is a bug
                 await self.sweep(self._now_estimate())
+            except Exception:  # the sweeps must go on: say it, and sweep again next time
+                log.exception("gateway: a sweep of leased rate-limit units failed")
 
     def _now_estimate(self) -> float:
         """The callers' time now: their latest, plus what elapsed since on this loop."""

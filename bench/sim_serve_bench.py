@@ -19,8 +19,9 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from archipel.cli._common import load_catalog, load_policy
 from archipel.sim import load_trace
-from archipel.sim._serve import ServeSpec, load_llm_trace, simulate_serving
+from archipel.sim._serve import ServeSpec, load_llm_trace, placer_for, simulate_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 TRACES = Path("/work/shared/data/traces/spot/availability/1-node/aws-02-15-2023")
@@ -35,6 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     zones = [load_trace(p) for p in sorted(args.traces.glob("*.json"))]
     requests = load_llm_trace(REQUESTS)
+    snapshot, rules = load_catalog(), load_policy(None)
     print(f"{len(zones)} zones ({', '.join(z.name for z in zones)}); {args.hours:g} h; "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print("policy | zones | cost | saving | available | p50 s | p99 s | waited > 10 s | "
@@ -44,7 +46,8 @@ def main() -> None:
             ("spot-hedge", zones)]  # fmt: skip
     for policy, used in runs:
         t = time.perf_counter()
-        o = simulate_serving(used, requests, SPEC, policy, args.hours)
+        placer = placer_for(used, SPEC, snapshot, rules)
+        o = simulate_serving(used, requests, SPEC, policy, args.hours, placer=placer)
         wall = time.perf_counter() - t
         baseline = baseline or o.cost
         saving = 1 - o.cost / baseline

@@ -4,14 +4,27 @@ Each expected figure is worked out by hand from synthetic availability ticks of 
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from archipel.catalog import load_snapshot
 from archipel.core import InputError
+from archipel.policy import default_policy
 from archipel.sim import SpotTrace
-from archipel.sim._serve import LlmRequest, ServeSpec, load_llm_trace, simulate_serving
+from archipel.sim._serve import (
+    LlmRequest,
+    ServeOutcome,
+    ServeSpec,
+    ZoneSite,
+    load_llm_trace,
+    placer_for,
+    simulate_serving,
+)
 
 GAP = 100
 SPEC = ServeSpec(
@@ -21,13 +34,33 @@ SPEC = ServeSpec(
 QUIET = [LlmRequest(900.0, 0, 10)]  # one request of 1 s, when every policy is ready
 
 
+SNAPSHOT, POLICY = load_snapshot(), default_policy()
+
+
 def zone(name: str, *ticks: int) -> SpotTrace:
     return SpotTrace.of(name, GAP, list(ticks))
 
 
+def serve(
+    zones: list[SpotTrace],
+    requests: list[LlmRequest],
+    spec: ServeSpec,
+    policy: str,
+    loop: bool = True,
+    data_class: str = "internal",
+    memo: bool = True,
+    sites: list[ZoneSite] | None = None,
+) -> ServeOutcome:
+    """One policy, its replicas placed by the engine on the shipped catalog and policy."""
+    placer = placer_for(
+        zones, spec, SNAPSHOT, POLICY, data_class=data_class, memo=memo, sites=sites
+    )
+    return simulate_serving(zones, requests, spec, policy, loop=loop, placer=placer)
+
+
 def test_on_demand_holds_its_replicas_all_along() -> None:
     """2 replicas for 1,000 s at 3 an hour; ready from 50 s: available 95% of the time."""
-    out = simulate_serving([zone("a", *[0] * 10)], QUIET, SPEC, "on-demand", loop=False)
+    out = serve([zone("a", *[0] * 10)], QUIET, SPEC, "on-demand", loop=False)
     assert out.on_demand_hours == Decimal("0.56")  # 2 x 1000 s = 0.5556 h
     assert out.cost == Decimal("1.67")  # 2000 s x 3 / 3600
     assert (out.available, out.up) == (pytest.approx(0.95), pytest.approx(0.95))
@@ -37,9 +70,7 @@ def test_on_demand_holds_its_replicas_all_along() -> None:
 def test_spot_in_one_zone_is_taken_back_and_relaunched() -> None:
     """Spot at ticks 0-2 and 5-9: two replicas run 0-300 s, are preempted at 300, and
     run again from 500 to 1000 s: 2 x 800 s of spot, ready 50-300 and 550-1000."""
-    out = simulate_serving(
-        [zone("a", 1, 1, 1, 0, 0, 1, 1, 1, 1, 1)], QUIET, SPEC, "spot", loop=False
-    )
+    out = serve([zone("a", 1, 1, 1, 0, 0, 1, 1, 1, 1, 1)], QUIET, SPEC, "spot", loop=False)
     assert out.spot_hours == Decimal("0.44")  # 1600 s
     assert out.cost == Decimal("0.44")
     assert out.preemptions == 2
@@ -51,7 +82,7 @@ def test_the_hedge_falls_back_to_on_demand_and_drains_it_when_spot_is_ready() ->
     spot replicas launch in b, ready at 350, when the on-demand ones are drained: 2 x 350
     s on demand, 2 x 700 s of spot; never fewer than two ready after the first 50 s."""
     zones = [zone("a", *[0] * 10), zone("b", 0, 0, 0, *[1] * 7)]
-    out = simulate_serving(zones, QUIET, SPEC, "spot-hedge", loop=False)
+    out = serve(zones, QUIET, SPEC, "spot-hedge", loop=False)
     assert out.on_demand_hours == Decimal("0.19")  # 700 s
     assert out.spot_hours == Decimal("0.39")  # 1400 s
     assert out.cost == Decimal("0.97")  # 700 x 3 / 3600 + 1400 x 1 / 3600 = 0.9722
@@ -68,7 +99,7 @@ def test_a_preempted_request_starts_over_and_waits_for_a_ready_replica() -> None
                      prefill_tps=1000, decode_tps=1, slo_wait=5)  # fmt: skip
     requests = [LlmRequest(100.0, 0, 50), LlmRequest(120.0, 0, 200)]
     zones = [zone("a", 1, 1, 1, 0, 1, 1, 1, 1, 1, 1)]
-    out = simulate_serving(zones, requests, spec, "spot", loop=False)
+    out = serve(zones, requests, spec, "spot", loop=False)
     assert (out.p50, out.p99) == (pytest.approx(50.0), pytest.approx(530.0))
     assert out.slo_missed == 1  # the second waited 30 s
 
@@ -85,7 +116,7 @@ def test_a_preempted_request_starts_over_and_waits_for_a_ready_replica() -> None
 )
 def test_bad_input_names_what_to_change(zones: list[SpotTrace], policy: str, says: str) -> None:
     with pytest.raises(InputError, match=says):
-        simulate_serving(zones, QUIET, SPEC, policy)
+        serve(zones, QUIET, SPEC, policy)
 
 
 def test_the_llm_trace_is_read_from_its_csv(tmp_path: Path) -> None:
@@ -126,3 +157,57 @@ def test_the_cli_serves_the_example_and_says_it_in_json(tmp_path: Path) -> None:
                           "--requests", str(tmp_path / "nope.csv")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+# -- the placement engine in the loop ---------------------------------------------------
+
+
+def test_the_data_class_keeps_replicas_out_of_zones_its_policy_forbids() -> None:
+    """Health data stays in the EU with a provider out of the CLOUD Act's reach: the
+    Paris zone (Scaleway) never has spot and the Virginia one (AWS) always has; the hedge
+    runs its two replicas on demand in Paris, and none ever goes to Virginia. Internal
+    data takes Virginia's spot."""
+    zones = [zone("paris", *[0] * 10), zone("virginia", *[1] * 10)]
+    sites = [ZoneSite("scaleway", "fr-par", "FR"), ZoneSite("aws", "us-east-1", "US")]
+    health = serve(zones, QUIET, SPEC, "spot-hedge", loop=False, data_class="health", sites=sites)
+    assert (health.spot_hours, health.on_demand_hours) == (Decimal("0.00"), Decimal("0.56"))
+    internal = serve(zones, QUIET, SPEC, "spot-hedge", loop=False, sites=sites)
+    assert (internal.spot_hours, internal.on_demand_hours) == (Decimal("0.56"), Decimal("0.00"))
+
+
+def test_a_data_class_no_zone_may_serve_is_refused_with_the_engines_reason() -> None:
+    with pytest.raises(InputError, match=r"health.*site in US.*EU/EEA"):
+        serve([zone("us-east-1a_v100", 1)], QUIET, SPEC, "spot", data_class="health")
+
+
+def test_spot_replicas_go_to_the_emptiest_zone_first() -> None:
+    """Four replicas wanted, up to three a zone, spot in both zones until 200 s: two in
+    each (the spread rule), not three and one. At 200 s zone b is taken back: its two are
+    preempted, zone a takes one more (its third, its limit) and the fourth runs on
+    demand. Spot: 2 x 500 + 2 x 200 + 300 s; on demand 300 s; four ready 50-200 and
+    250-500 s."""
+    spec = ServeSpec(replicas=4, spare=0, per_zone=3, slots=1, cold_start=50,
+                     spot_price=Decimal("1"), on_demand_price=Decimal("3"))  # fmt: skip
+    zones = [zone("a", 1, 1, 1, 1, 1), zone("b", 1, 1, 0, 0, 0)]
+    out = serve(zones, QUIET, spec, "spot-hedge", loop=False)
+    assert out.preemptions == 2
+    assert (out.spot_hours, out.on_demand_hours) == (Decimal("0.47"), Decimal("0.08"))
+    assert out.cost == Decimal("0.72")  # 1700 / 3600 + 300 x 3 / 3600 = 0.7222
+    assert out.available == pytest.approx(400 / 500)
+
+
+@given(
+    ticks=st.lists(st.lists(st.integers(0, 1), min_size=12, max_size=12), min_size=1, max_size=4),
+    policy=st.sampled_from(["on-demand", "spot", "spot-hedge"]),
+)
+@settings(max_examples=30, deadline=None)
+def test_the_memo_never_changes_a_decision(ticks: list[list[int]], policy: str) -> None:
+    """The memo returns the engine's earlier answer for the same sites' state: with and
+    without it, every figure of the run is the same; only the engine's calls differ."""
+    zones = [zone(f"z{n}", *t) for n, t in enumerate(ticks)]
+    requests = [LlmRequest(float(s), 100, 5) for s in range(0, 1200, 40)]
+    memo = serve(zones, requests, SPEC, policy, loop=False)
+    fresh = serve(zones, requests, SPEC, policy, loop=False, memo=False)
+    assert fresh.engine_calls == fresh.decisions >= memo.engine_calls
+    same = dataclasses.replace(memo, engine_calls=fresh.engine_calls)
+    assert same == fresh

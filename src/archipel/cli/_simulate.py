@@ -575,9 +575,28 @@ def serve(
     on_demand_price: Annotated[
         str, typer.Option("--on-demand-price", metavar="PRICE", help="Per replica-hour.")
     ] = "3.06",
+    data_class: Annotated[
+        str,
+        typer.Option(
+            "--data-class",
+            metavar="CLASS",
+            help="The data class the service serves: the engine places replicas only where "
+            "its policy allows.",
+        ),
+    ] = "internal",
+    policy_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy-file", metavar="FILE", help="Policy YAML (default: the shipped policy)."
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Serve an LLM from replicas on spot across zones, on real traces, under each policy.
+
+    Each zone is a spot site and each region an on-demand site, as the control plane
+    declares them, and every replica is placed by its placement engine under the data
+    class's policy.
 
     Prints per policy: cost and its saving against all on-demand, spot and on-demand
     replica-hours, availability (time with all the replicas wanted ready, and with one),
@@ -585,7 +604,13 @@ def serve(
     2 on bad input.
     """
     from archipel.sim import load_trace
-    from archipel.sim._serve import SERVE_POLICIES, ServeSpec, load_llm_trace, simulate_serving
+    from archipel.sim._serve import (
+        SERVE_POLICIES,
+        ServeSpec,
+        load_llm_trace,
+        placer_for,
+        simulate_serving,
+    )
 
     def run() -> dict[str, Any]:
         zones = [load_trace(p) for p in trace]
@@ -597,9 +622,15 @@ def serve(
             on_demand_price=decimal_flag(on_demand_price),
         )
         chosen = [p.value for p in policy] if policy else list(SERVE_POLICIES)
-        outcomes = [simulate_serving(zones, arrivals, spec, p, hours) for p in chosen]
+        snapshot, rules = catalog_and_policy(policy_file)
+        placer = placer_for(zones, spec, snapshot, rules, data_class=data_class)
+
+        def one(name: str) -> Any:
+            return simulate_serving(zones, arrivals, spec, name, hours, placer=placer)
+
+        outcomes = [one(p) for p in chosen]
         baseline = (
-            simulate_serving(zones, arrivals, spec, "on-demand", hours).cost
+            one("on-demand").cost
             if "on-demand" not in chosen
             else next(o.cost for o in outcomes if o.policy == "on-demand")
         )
@@ -608,6 +639,11 @@ def serve(
             "requests": requests.name,
             "replicas": replicas,
             "slots": slots,
+            "data_class": data_class,
+            "sites": {
+                "spot": placer.zone_names,
+                "allowed": [placer.zone_names[z] for z in sorted(placer.allowed)],
+            },
             "policies": [
                 {
                     "policy": o.policy,
@@ -625,6 +661,8 @@ def serve(
                     },
                     "slo_missed": o.slo_missed,
                     "preemptions": o.preemptions,
+                    "events": o.events,
+                    "placements": {"decisions": o.decisions, "engine_calls": o.engine_calls},
                 }
                 for o in outcomes
             ],

@@ -33,17 +33,20 @@ one), request latency percentiles, and requests that waited longer than ``slo_wa
 from __future__ import annotations
 
 import csv
+import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
-from archipel.core import InputError
+from archipel.core import CatalogSnapshot, InputError
+from archipel.policy import Policy
 from archipel.sim._kernel import Kernel
-from archipel.sim._queue import ReplicaPool
+from archipel.sim._queue import ReplicaPool, Request
+from archipel.sim._serve_engine import ReplicaPlacer, ZoneSite, zone_site
 from archipel.sim._trace import SpotTrace
 
 SERVE_POLICIES = ("on-demand", "spot", "spot-hedge")
@@ -107,6 +110,7 @@ def load_llm_trace(path: Path) -> list[LlmRequest]:
 class _Replica:
     kind: str  # "spot" or "on-demand"
     zone: int | None
+    site: str
     launched: float
     ready: bool = False
     stopped: float | None = None
@@ -126,6 +130,9 @@ class ServeOutcome:
     p99: float | None
     slo_missed: int
     preemptions: int
+    events: int = 0  # the kernel's events: arrivals, completions, ticks, replicas ready
+    decisions: int = 0  # replica placements asked of the engine
+    engine_calls: int = 0  # of which the engine computed (the rest: its memo)
 
 
 @dataclass
@@ -134,6 +141,7 @@ class _Service:
     spec: ServeSpec
     zones: Sequence[SpotTrace]
     policy: str
+    placer: ReplicaPlacer
     pool: ReplicaPool = field(init=False)
     replicas: list[_Replica] = field(default_factory=list)
     preemptions: int = 0
@@ -168,8 +176,8 @@ class _Service:
 
     # -- launching and stopping ---------------------------------------------------------
 
-    def _launch(self, kind: str, zone: int | None) -> None:
-        replica = _Replica(kind, zone, self.kernel.now)
+    def _launch(self, kind: str, zone: int | None, site: str) -> None:
+        replica = _Replica(kind, zone, site, self.kernel.now)
         self.replicas.append(replica)
         self.kernel.after(self.spec.cold_start, lambda: self._ready(replica))
 
@@ -210,29 +218,38 @@ class _Service:
                     self._stop(r, preempted=True)
         n = self.spec.replicas
         if self.policy == "on-demand":
-            for _ in range(n - len(self._alive("on-demand"))):
-                self._launch("on-demand", None)
-        elif self.policy == "spot":
-            if self._has_spot(0, tick):
-                for _ in range(min(n, self.spec.per_zone) - len(self._alive("spot", 0))):
-                    self._launch("spot", 0)
+            self._on_demand(n - len(self._alive("on-demand")))
+        elif self.policy == "spot":  # the first zone only: every other is down for it
+            has = [z == 0 and self._has_spot(0, tick) for z in range(len(self.zones))]
+            self._spot(min(n, self.spec.per_zone), has)
         else:
             self._hedge(tick)
 
+    def _spot(self, want: int, has: Sequence[bool]) -> None:
+        """Launch spot replicas until ``want`` are alive or no zone can take one."""
+        held = [len(self._alive("spot", z)) for z in range(len(self.zones))]
+        for _ in range(want - sum(held)):
+            zone = self.placer.spot_zone(has, held, self.spec.per_zone)
+            if zone is None:
+                return
+            self._launch("spot", zone, self.placer.zone_names[zone])
+            held[zone] += 1
+
+    def _on_demand(self, count: int) -> None:
+        for _ in range(count):
+            site = self.placer.on_demand_site()
+            if site is None:  # the policy allows no on-demand site
+                return
+            self._launch("on-demand", None, site)
+
     def _hedge(self, tick: int) -> None:
-        want = self.spec.replicas + self.spec.spare
-        zones = [z for z in range(len(self.zones)) if self._has_spot(z, tick)]
-        while len(self._alive("spot")) < want:
-            room = [z for z in zones if len(self._alive("spot", z)) < self.spec.per_zone]
-            if not room:
-                break
-            self._launch("spot", min(room, key=lambda z: (len(self._alive("spot", z)), z)))
+        has = [self._has_spot(z, tick) for z in range(len(self.zones))]
+        self._spot(self.spec.replicas + self.spec.spare, has)
         spot_ready = sum(1 for r in self._alive("spot") if r.ready)
         spot_alive = len(self._alive("spot"))
         on_demand = self._alive("on-demand")
         deficit = self.spec.replicas - spot_alive
-        for _ in range(deficit - len(on_demand)):  # what spot cannot hold: on-demand
-            self._launch("on-demand", None)
+        self._on_demand(deficit - len(on_demand))  # what spot cannot hold: on-demand
         if spot_ready >= self.spec.replicas:  # spot serves it all again: drain on-demand
             for r in on_demand:
                 self._stop(r, preempted=False)
@@ -244,6 +261,32 @@ class _Service:
                 r.stopped = self.kernel.now
 
 
+def placer_for(
+    zones: Sequence[SpotTrace],
+    spec: ServeSpec,
+    snapshot: CatalogSnapshot,
+    policy: Policy,
+    *,
+    data_class: str = "internal",
+    provider: str = "aws",
+    sites: Sequence[ZoneSite] | None = None,
+    memo: bool = True,
+) -> ReplicaPlacer:
+    """The engine that places the service's replicas: a spot site per zone and an
+    on-demand site per region, at ``spec``'s prices, for ``data_class``. Each zone is
+    where ``sites`` says, by default in ``provider`` at the region its name says and
+    that region's country in the catalog (:func:`zone_site`)."""
+    _check_zones(zones)
+    if sites is None:
+        sites = [zone_site(z, snapshot, provider) for z in zones]
+    elif len(sites) != len(zones):
+        raise InputError(f"{len(sites)} sites for {len(zones)} zones: give one site per zone")
+    return ReplicaPlacer(
+        zones, sites, spec.spot_price, spec.on_demand_price, snapshot, policy,
+        data_class=data_class, currency=spec.currency, memo=memo,
+    )  # fmt: skip
+
+
 def simulate_serving(
     zones: Sequence[SpotTrace],
     requests: Sequence[LlmRequest],
@@ -251,34 +294,45 @@ def simulate_serving(
     policy: str,
     hours: float | None = None,
     loop: bool = True,
+    *,
+    placer: ReplicaPlacer,
 ) -> ServeOutcome:
     """One policy over the traces' span (or ``hours``), the requests looped to cover it
-    (``loop=False``: once)."""
+    (``loop=False``: once), each replica placed by ``placer`` (see :func:`placer_for`)."""
     if policy not in SERVE_POLICIES:
         raise InputError(f"policy {policy!r}: choose one of {', '.join(SERVE_POLICIES)}")
-    if not zones:
-        raise InputError("give at least one zone's spot availability trace")
-    gaps = {t.gap_seconds for t in zones}
-    if len(gaps) != 1:
-        raise InputError(f"the zone traces tick at different gaps ({sorted(gaps)} s)")
+    _check_zones(zones)
+    if placer.zone_names and len(placer.zone_names) != len(zones):
+        raise ValueError("the placer was built for other zones")
     gap = zones[0].gap_seconds
     span = min(len(t) for t in zones) * gap if hours is None else hours * 3600
     kernel = Kernel(_START)
-    service = _Service(kernel, spec, zones, policy)
-    for k in range(math.ceil(span / gap)):
-        kernel.at(k * gap, lambda k=k: service.tick(k), priority=0)  # type: ignore[misc]
-    period = requests[-1].arrival + 1.0
-    made = []
-    for lap in itertools.count():
-        offset = lap * period
-        if offset >= span or (lap and not loop):
-            break
-        for r in requests:
-            at = offset + r.arrival
-            if at >= span:
-                break
-            need = r.context / spec.prefill_tps + r.generated / spec.decode_tps
-            kernel.at(at, lambda need=need: made.append(service.pool.arrive(need)), 1)  # type: ignore[misc]
+    service = _Service(kernel, spec, zones, policy, placer)
+    calls, engine_calls = placer.calls, placer.engine_calls
+    ticks = math.ceil(span / gap)
+
+    # Ticks and arrivals are scheduled one ahead, not all at once: the heap stays small.
+    # A tick runs first at its instant (priority -1), an arrival after what else is due
+    # then (priority 1), as if all had been scheduled at the start.
+    def tick(k: int) -> None:
+        service.tick(k)
+        if k + 1 < ticks:
+            kernel.at((k + 1) * gap, functools.partial(tick, k + 1), priority=-1)
+
+    arrivals = _arrivals(requests, spec, span, loop)
+    made: list[Request] = []
+
+    def arrive(need: float) -> None:
+        made.append(service.pool.arrive(need))
+        following = next(arrivals, None)
+        if following is not None:
+            kernel.at(following[0], functools.partial(arrive, following[1]), priority=1)
+
+    if ticks:
+        kernel.at(0, functools.partial(tick, 0), priority=-1)
+    first = next(arrivals, None)
+    if first is not None:
+        kernel.at(first[0], functools.partial(arrive, first[1]), priority=1)
     kernel.run(until=span)
     service.finish()
     done = sorted(r.latency for r in service.pool.finished)
@@ -307,4 +361,31 @@ def simulate_serving(
         p99=pct(0.99),
         slo_missed=missed,
         preemptions=service.preemptions,
+        events=kernel.events,
+        decisions=placer.calls - calls,
+        engine_calls=placer.engine_calls - engine_calls,
     )
+
+
+def _check_zones(zones: Sequence[SpotTrace]) -> None:
+    if not zones:
+        raise InputError("give at least one zone's spot availability trace")
+    gaps = {t.gap_seconds for t in zones}
+    if len(gaps) != 1:
+        raise InputError(f"the zone traces tick at different gaps ({sorted(gaps)} s)")
+
+
+def _arrivals(
+    requests: Sequence[LlmRequest], spec: ServeSpec, span: float, loop: bool
+) -> Iterator[tuple[float, float]]:
+    """Each request's arrival and the seconds of one slot it needs, looped over ``span``."""
+    period = requests[-1].arrival + 1.0
+    for lap in itertools.count():
+        offset = lap * period
+        if offset >= span or (lap and not loop):
+            return
+        for r in requests:
+            at = offset + r.arrival
+            if at >= span:
+                return
+            yield at, r.context / spec.prefill_tps + r.generated / spec.decode_tps

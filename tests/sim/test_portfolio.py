@@ -323,3 +323,66 @@ def test_drawn_outages_match_the_binomial_availability_of_k_of_n(k: int) -> None
     assert up_share(windows, ["aws", "azure", "scaleway"], horizon, k) == pytest.approx(
         expected, abs=0.01
     )
+
+
+# -- commitments ------------------------------------------------------------------------
+
+
+def test_a_commitment_not_spent_is_owed_all_the_same(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """Price alone sends two one-hour jobs to the cheap site (2 x 3.60); the 20.00
+    promised to ionos is not spent and is owed: 7.20 + 20.00."""
+    out = run(tmp_path, snapshot, policy, (0, 3600), (0, 3600),
+              commitments=[{"provider": "ionos", "amount": "20", "discount": "0.25"}])  # fmt: skip
+    assert (out.cost, out.net_cost) == (Decimal("7.20"), Decimal("7.20"))
+    assert (out.shortfall, out.total_cost) == (Decimal("20.00"), Decimal("27.20"))
+
+
+def test_commitment_first_burns_the_commitment_then_goes_back_to_the_cheapest(
+    tmp_path: Path, snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """10.80 promised to ionos at 25 % off: an hour there burns 7.20 x 0.75 = 5.40. The
+    score (commitment 3, price 1) puts the two jobs at 0 on ionos (3 x 100 + 50 against
+    100, over 4), which burns it all; the job at 2 h, with nothing left to burn, goes to
+    the cheap site. List 2 x 7.20 + 3.60; paid 10.80 + 3.60, nothing owed."""
+    out = run(tmp_path, snapshot, policy, (0, 3600), (0, 3600), (7200, 3600),
+              commitments=[{"provider": "ionos", "amount": "10.80", "discount": "0.25"}],
+              strategies={"burn": {"scores": {"commitment": 3, "price": 1}}})  # fmt: skip
+    assert out.cost == Decimal("18.00")
+    assert (out.net_cost, out.shortfall, out.total_cost) == (
+        Decimal("14.40"), Decimal("0.00"), Decimal("14.40"),
+    )  # fmt: skip
+    assert out.spend_share == {"ionos": Decimal("0.8000"), "scaleway": Decimal("0.2000")}
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        pytest.param(
+            {"strategies": {"burn": {"scores": {"commitment": 1}}}},
+            "commitment needs commitments to burn",
+            id="nothing to burn",
+        ),
+        pytest.param(
+            {"commitments": [{"provider": "oracle", "amount": "5"}]},
+            "'oracle' is no site's provider",
+            id="unknown provider",
+        ),
+        pytest.param(
+            {"commitments": [{"provider": "ionos", "amount": "5"}] * 2},
+            "a second commitment with ionos",
+            id="two for one provider",
+        ),
+        pytest.param(
+            {"strategies": {"x": {"scores": {"speed": 1}}}},
+            "strategies.x.scores",
+            id="unknown score",
+        ),
+    ],
+)
+def test_bad_commitments_and_scores_name_what_to_change(
+    tmp_path: Path, extra: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(InputError, match=says):
+        scenario(tmp_path, trace(tmp_path, (0, 60)), **extra)

@@ -450,6 +450,9 @@ def _outcome_document(o: Any) -> dict[str, Any]:
         "outages": o.outages,
         "dark_hours": o.dark_hours,
         "spend_share": {p: str(v) for p, v in o.spend_share.items()},
+        "net_cost": str(o.net_cost),
+        "shortfall": str(o.shortfall),
+        "total_cost": str(o.total_cost),
         "violations": list(o.violations),
         "reasons": dict(o.reasons),
         "events": o.events,
@@ -471,6 +474,15 @@ def _scenario_document(parsed: Any, outcomes: list[Any]) -> dict[str, Any]:
             "skipped_multi_gpu": jobs.skipped_multi_gpu,
             "skipped_unscheduled": jobs.skipped_unscheduled,
         },
+        "commitments": [
+            {
+                "provider": c.provider,
+                "amount": str(c.amount),
+                "currency": c.currency,
+                "discount": str(c.discount),
+            }
+            for c in spec.commitments
+        ],
         "strategies": [_outcome_document(o) for o in outcomes],
     }
 
@@ -485,8 +497,21 @@ def _render_scenario(out: Any, doc: dict[str, Any]) -> None:
         f"{t['skipped_unscheduled']} never-scheduled pods left out), seed {doc['seed']}",
         markup=False,
     )
+    committed = bool(doc.get("commitments"))
+    if committed:
+        out.print(
+            "commitments: "
+            + "; ".join(
+                f"{c['provider']} {Decimal(c['amount']):,.2f} {c['currency']}"
+                + (f" at {Decimal(c['discount']):.0%} off" if Decimal(c["discount"]) else "")
+                for c in doc["commitments"]
+            )
+            + "; paid: usage less the discounts, plus what was promised and not spent (owed)",
+            markup=False,
+        )
     table = Table(header_style="bold")
-    columns = ("strategy", "done", "refused", "failed", "cost", "per done GPU-h", "GPU-h",
+    money = ("paid", "owed") if committed else ("cost",)
+    columns = ("strategy", "done", "refused", "failed", *money, "per done GPU-h", "GPU-h",
                "lost GPU-h", "wait p95", "recovery", "outages", "all down",
                "top provider", "violations")  # fmt: skip
     for column in columns:
@@ -494,13 +519,17 @@ def _render_scenario(out: Any, doc: dict[str, Any]) -> None:
     for s in doc["strategies"]:
         shares = s["spend_share"]
         top = max(shares, key=lambda p: Decimal(shares[p])) if shares else None
+        paid = s["total_cost"] if committed else s["cost"]
+        cells = [f"{Decimal(paid):,.2f} {s['currency']}"]
+        if committed:
+            cells.append(f"{Decimal(s['shortfall']):,.2f}")
         table.add_row(
             s["strategy"],
             f"{s['done']}/{s['jobs']}",
             str(s["refused"]),
             str(s["failed"]),
-            f"{Decimal(s['cost']):,.2f} {s['currency']}",
-            _per(s["cost"], s["done_gpu_hours"]),
+            *cells,
+            _per(paid, s["done_gpu_hours"]),
             s["gpu_hours"],
             s["lost_gpu_hours"],
             _duration(s["wait_p95_s"]),

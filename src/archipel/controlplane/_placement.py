@@ -25,7 +25,14 @@ from archipel.core import (
     parse_accelerator_spec,
     to_nano,
 )
-from archipel.placement import PlacementRequest, Plan, Planner, site_filters
+from archipel.placement import (
+    DEFAULT_SCORES,
+    PlacementRequest,
+    Plan,
+    Planner,
+    ScorePlugin,
+    site_filters,
+)
 from archipel.policy import Policy
 
 
@@ -72,13 +79,20 @@ class SitePlacer:
     One planner over every declared site; the state of the sites at a decision
     (blocked, down, full, spread) is applied by filter plugins of that decision,
     so each placement is one engine call that also says why every other site lost.
+    ``scores`` are the planner's score plugins (price alone by default).
     """
 
-    def __init__(self, sites: Sequence[SiteSpec], catalog: CatalogSnapshot, policy: Policy) -> None:
+    def __init__(
+        self,
+        sites: Sequence[SiteSpec],
+        catalog: CatalogSnapshot,
+        policy: Policy,
+        scores: Sequence[ScorePlugin] = DEFAULT_SCORES,
+    ) -> None:
         self.sites = {s.name: s for s in sites}
         self.catalog = catalog
         self.policy = policy
-        self.planner = Planner(self._snapshot(self.sites), policy)
+        self.planner = Planner(self._snapshot(self.sites), policy, scores=scores)
 
     def _snapshot(self, names: Collection[str]) -> CatalogSnapshot:
         rows = []

@@ -63,6 +63,13 @@ from archipel.core import (
     parse_workload,
 )
 from archipel.policy import Policy
+from archipel.sim._commit import (
+    Commitments,
+    CommitmentSpec,
+    ScoreName,
+    check_commitments,
+    score_plugins,
+)
 from archipel.sim._kernel import Kernel
 from archipel.sim._openb import JobTrace, TraceJob
 
@@ -105,9 +112,11 @@ class OutageModel(StrictModel):
 
 
 class StrategySpec(StrictModel):
-    """A strategy: the sites the engine may use (names or ``*`` patterns; all if empty)."""
+    """A strategy: the sites the engine may use (names or ``*`` patterns; all if empty),
+    and its score plugins with their weights (``price`` alone if none is named)."""
 
     sites: list[str] = Field(default_factory=list)
+    scores: dict[ScoreName, Annotated[int, Field(ge=1, le=1000)]] = Field(default_factory=dict)
 
 
 class TraceSpec(StrictModel):
@@ -129,6 +138,8 @@ class ScenarioSpec(StrictModel):
         default_factory=lambda: {"public": 1.0}
     )
     outages: dict[str, OutageModel] = Field(default_factory=dict)
+    #: promises to spend with a provider over the simulated span (see ``_commit``)
+    commitments: list[CommitmentSpec] = Field(default_factory=list)
     checkpoint_minutes: Annotated[float, Field(ge=0)] = 30
     round_seconds: Annotated[float, Field(gt=0)] = 60
     #: after the last arrival, how long the sites may run before the figures are taken
@@ -174,6 +185,13 @@ def parse_scenario(doc: Any, where: str, folder: Path, load: Callable[..., JobTr
             f"(the classes the compliance check judges){extra}"
         )
     providers = {s.provider for s in sites}
+    check_commitments(spec.commitments, providers, where)
+    for name, strategy in spec.strategies.items():
+        if "commitment" in strategy.scores and not spec.commitments:
+            raise InputError(
+                f"{where}: strategies.{name}.scores: commitment needs commitments to burn; "
+                "declare them under commitments, or drop the commitment score"
+            )
     for provider in spec.outages:
         if provider not in providers:
             raise InputError(
@@ -384,6 +402,9 @@ class Outcome:
     outages: int
     dark_hours: float  # hours with none of the strategy's providers up
     spend_share: Mapping[str, Decimal]  # provider -> share of cost
+    net_cost: Decimal  # cost less the commitments' discounts
+    shortfall: Decimal  # committed and not spent: owed all the same
+    total_cost: Decimal  # net_cost + shortfall: what the strategy pays
     violations: tuple[str, ...]
     events: int
     rounds: int
@@ -451,6 +472,11 @@ def run_strategy(
     ]
     kernel = Kernel(START)
     world = World(kernel, sites, spec.checkpoint_minutes * 60)
+    commitments = Commitments(spec.commitments, snapshot)
+    scores = score_plugins(
+        spec.strategies[strategy].scores,
+        lambda: commitments.remaining(_list_cost(world, sites, snapshot, running=True)),
+    )
     ids = iter(range(1, 10**9))
     store = Store(
         f"sqlite:///{folder / 'state.db'}", clock=kernel.clock, new_id=lambda: f"r-{next(ids):08d}"
@@ -463,7 +489,7 @@ def run_strategy(
         reconciler = Reconciler(
             store,
             backends,
-            SitePlacer(sites, snapshot, policy),
+            SitePlacer(sites, snapshot, policy, scores),
             folder / "checkpoints",
             pick_port=lambda: 0,
             clock=kernel.clock,
@@ -491,7 +517,7 @@ def run_strategy(
         store.close()
     dark = (1 - up_share(outages, used, horizon, 1)) * horizon
     return _outcome(strategy, scenario, sites, world, states, snapshot, len(outages), dark,
-                    rounds, kernel.events)  # fmt: skip
+                    rounds, kernel.events, commitments)  # fmt: skip
 
 
 def _no_sync(connection: Any, _record: Any) -> None:
@@ -581,24 +607,14 @@ def _outcome(
     dark: float,
     rounds: _Rounds,
     events: int,
+    commitments: Commitments,
 ) -> Outcome:
     by_site = {s.name: s for s in sites}
     currency = snapshot.comparison_currency
-    rates = snapshot.fx_rates
-    cost_by_provider: dict[str, Decimal] = defaultdict(Decimal)
-    seconds = Decimal(0)
-    for name, busy in sorted(world.busy.items()):
-        s = by_site[name]
-        if s.currency not in rates:
-            raise InputError(
-                f"site {s.name}: no exchange rate for {s.currency} in the catalog "
-                f"(it knows {', '.join(sorted(rates))})"
-            )
-        rate = cross_rate(rates[s.currency], rates[currency])
-        exact = Decimal(repr(busy))
-        seconds += exact
-        cost_by_provider[s.provider] += exact * s.price_per_hour * rate / 3600
+    cost_by_provider = _list_cost(world, sites, snapshot)
+    seconds = sum((Decimal(repr(b)) for b in world.busy.values()), Decimal(0))
     cost = sum(cost_by_provider.values(), Decimal(0))
+    bill = commitments.bill(cost_by_provider)
     tasks = list(world.tasks.values())
     waits = [t.first_start - t.submitted for t in tasks if t.first_start is not None]
     recoveries = [r for t in tasks for r in t.recoveries]
@@ -649,10 +665,38 @@ def _outcome(
             p: (v / cost).quantize(Decimal("0.0001")) if cost else Decimal(0)
             for p, v in sorted(cost_by_provider.items())
         },
+        net_cost=bill.net.quantize(cent),
+        shortfall=bill.shortfall.quantize(cent),
+        total_cost=bill.total.quantize(cent),
         violations=tuple(found),
         events=events,
         rounds=rounds.count,
     )
+
+
+def _list_cost(
+    world: World, sites: Sequence[SiteSpec], snapshot: CatalogSnapshot, running: bool = False
+) -> dict[str, Decimal]:
+    """Per provider: attempt time at each site's list price, in the comparison currency
+    (``running``: the attempts still running count up to now)."""
+    by_site = {s.name: s for s in sites}
+    currency, rates = snapshot.comparison_currency, snapshot.fx_rates
+    busy = dict(world.busy)
+    if running:
+        for job in world.jobs.values():
+            if job.state is AttemptState.RUNNING:
+                busy[job.site] = busy.get(job.site, 0.0) + world.kernel.now - job.started
+    out: dict[str, Decimal] = defaultdict(Decimal)
+    for name, seconds in sorted(busy.items()):
+        s = by_site[name]
+        if s.currency not in rates:
+            raise InputError(
+                f"site {s.name}: no exchange rate for {s.currency} in the catalog "
+                f"(it knows {', '.join(sorted(rates))})"
+            )
+        rate = cross_rate(rates[s.currency], rates[currency])
+        out[s.provider] += Decimal(repr(seconds)) * s.price_per_hour * rate / 3600
+    return out
 
 
 def run_scenario(scenario: Scenario, snapshot: CatalogSnapshot, policy: Policy) -> list[Outcome]:

@@ -47,7 +47,8 @@ def _rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     rows = []
     for s in doc["strategies"]:
         done_hours = float(s["done_gpu_hours"])
-        per = float(s["cost"]) / done_hours if done_hours else 0.0
+        paid = float(s.get("total_cost", s["cost"]))  # net of discounts, plus shortfalls
+        per = paid / done_hours if done_hours else 0.0
 
         def one(v: float) -> tuple[float, float, float]:
             return (v, v, v)
@@ -58,7 +59,7 @@ def _rows(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "currency": s["currency"],
                 "seeds": 1,
                 "violations": len(s["violations"]),
-                "cost": one(float(s["cost"])),
+                "cost": one(paid),
                 "per_done_gpu_hour": one(per),
                 "done": one(float(s["done"])),
                 "refused": one(float(s["refused"])),

@@ -77,7 +77,7 @@ class Summary:
     strategy: str
     seeds: int
     currency: str
-    cost: Spread
+    cost: Spread  # what the strategy pays: its total cost (see Outcome.total_cost)
     per_done_gpu_hour: Spread
     done: Spread
     refused: Spread
@@ -89,7 +89,7 @@ class Summary:
 
 
 def _per_hour(o: Outcome) -> float:
-    return float(o.cost / o.done_gpu_hours) if o.done_gpu_hours else 0.0
+    return float(o.total_cost / o.done_gpu_hours) if o.done_gpu_hours else 0.0
 
 
 def summarize(results: Sequence[tuple[str, int, Outcome]]) -> list[Summary]:
@@ -108,7 +108,7 @@ def summarize(results: Sequence[tuple[str, int, Outcome]]) -> list[Summary]:
                 strategy=strategy,
                 seeds=len(outcomes),
                 currency=outcomes[0].currency,
-                cost=spread(lambda o: o.cost),
+                cost=spread(lambda o: o.total_cost),
                 per_done_gpu_hour=spread(_per_hour),
                 done=spread(lambda o: o.done),
                 refused=spread(lambda o: o.refused),

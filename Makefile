@@ -52,10 +52,10 @@ bench: $(BIN)/.installed  ## performance figures next to their baselines (see BE
 # `make lock LOCK_ARGS="--upgrade-package highspy"` one package.
 LOCK_ARGS ?=
 lock: $(BIN)/.installed  ## resolve pyproject.toml into requirements.lock (see above)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --python-version 3.11 \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --extra ray --python-version 3.11 \
 		--universal --generate-hashes --custom-compile-command 'make lock' --quiet \
 		--output-file $(LOCK) $(LOCK_ARGS)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --extra mutation \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra gateway --extra ray --extra mutation \
 		--python-version 3.11 --universal --generate-hashes --custom-compile-command 'make lock' \
 		--quiet --constraint $(LOCK) --output-file $(MUTATION_LOCK) $(LOCK_ARGS)
 	$(BIN)/uv pip compile requirements-focus.in --python-version 3.11 --universal \

@@ -290,6 +290,16 @@ def scenario(
         int | None,
         typer.Option("--workers", min=1, help="Processes for --seeds (default: one per core)."),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Run the --seeds sweep on a Ray cluster instead of local processes: its "
+            "address (HOST:PORT, ray://HOST:PORT or auto), or local to start one here. "
+            "Needs archipel[ray].",
+        ),
+    ] = None,
     report: Annotated[
         Path | None,
         typer.Option(
@@ -320,8 +330,11 @@ def scenario(
             raise InputError(f"{file}: give one YAML mapping (name, trace, sites, strategies)")
         doc = documents[0] if seed is None else {**documents[0], "seed": seed}
         parsed = parse_scenario(doc, str(file), file.parent, load_openb)
+        if ray_address is not None and seeds < 2:
+            raise InputError("--ray runs a sweep: give --seeds 2 or more")
         if seeds > 1:
-            return _sweep(parsed, seeds, workers or os.cpu_count() or 1, policy, as_json, report)
+            return _sweep(parsed, seeds, workers or os.cpu_count() or 1, policy, as_json, report,
+                          ray_address)  # fmt: skip
         outcomes = run_scenario(parsed, load_catalog(), load_policy(policy))
         body = _scenario_document(parsed, outcomes)
         _write_report(report, body)
@@ -353,13 +366,23 @@ def _write_report(path: Path | None, doc: dict[str, Any]) -> None:
 
 
 def _sweep(
-    parsed: Any, count: int, workers: int, policy: Path | None, as_json: bool, report: Path | None
+    parsed: Any,
+    count: int,
+    workers: int,
+    policy: Path | None,
+    as_json: bool,
+    report: Path | None,
+    ray_address: str | None = None,
 ) -> int:
-    from archipel.sim._sweep import summarize, sweep
+    from archipel.sim._sweep import summarize, sweep, sweep_on_ray
 
     first = parsed.spec.seed
     seeds = list(range(first, first + count))
-    results = sweep(parsed, seeds, functools.partial(catalog_and_policy, policy), workers)
+    loader = functools.partial(catalog_and_policy, policy)
+    if ray_address is not None:
+        results = sweep_on_ray(parsed, seeds, loader, ray_address)
+    else:
+        results = sweep(parsed, seeds, loader, workers)
     summary = summarize(results)
     body = {
         **{k: v for k, v in _scenario_document(parsed, []).items() if k != "strategies"},

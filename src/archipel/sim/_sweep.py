@@ -1,4 +1,4 @@
-"""Sweeps: every strategy of a scenario under several seeds, in parallel local processes.
+"""Sweeps: every strategy of a scenario under several seeds, in parallel processes.
 
 One draw of outages and data classes is one story; a strategy's figures over several
 seeds say how much of a difference is the strategy and how much the draw. Each (strategy,
@@ -6,6 +6,10 @@ seed) pair is one task: a fresh store and kernel in a worker process (``spawn``:
 inherited from the caller), which loads the catalog and the policy once through the
 ``loader`` it is given. The results come back in (strategy, seed) order whatever order
 the workers finish in, so a sweep's output is the same for the same scenario and seeds.
+
+The workers are local processes (:func:`sweep`), or, for a sweep that outgrows one
+machine, the tasks of a Ray cluster (:func:`sweep_on_ray`): the same tasks, the same
+function, the same order of results.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
-from archipel.core import CatalogSnapshot
+from archipel.core import CatalogSnapshot, InputError
 from archipel.policy import Policy
 from archipel.sim._portfolio import Outcome, Scenario, run_strategy
 
@@ -31,6 +35,55 @@ _loaded: tuple[CatalogSnapshot, Policy] | None = None
 def _start(loader: Loader) -> None:
     global _loaded
     _loaded = loader()
+
+
+def _on_ray_worker(
+    scenario: Scenario, strategy: str, seed: int, loader: Loader
+) -> tuple[str, int, Outcome]:
+    """One task in a Ray worker process, which loads the catalog and policy once."""
+    if _loaded is None:
+        _start(loader)
+    return _one((scenario, strategy, seed))
+
+
+def sweep_on_ray(
+    scenario: Scenario, seeds: Sequence[int], loader: Loader, address: str
+) -> list[tuple[str, int, Outcome]]:
+    """:func:`sweep` on a Ray cluster: ``address`` is a running cluster's (``HOST:PORT``,
+    ``ray://HOST:PORT`` or ``auto``), or ``local`` to start one on this machine for the
+    sweep. Archipel must be installed, at this version, where the cluster's workers run."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError(
+            "--ray needs Ray on this machine: pip install 'archipel[ray]' (or drop --ray "
+            "to sweep on local processes)"
+        ) from None
+    ours = not ray.is_initialized()
+    if ours:
+        try:
+            if address == "local":
+                ray.init(include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(address=address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise InputError(
+                f"--ray {address}: cannot join the Ray cluster ({exc}); give a running "
+                "cluster's address (ray start --head prints it) or local"
+            ) from None
+    try:
+        task = ray.remote(_on_ray_worker)
+        shared = ray.put(scenario)
+        refs = [
+            task.remote(shared, strategy, seed, loader)
+            for strategy in scenario.spec.strategies
+            for seed in seeds
+        ]
+        results: list[tuple[str, int, Outcome]] = ray.get(refs)
+        return results
+    finally:
+        if ours:
+            ray.shutdown()
 
 
 def _one(task: tuple[Scenario, str, int]) -> tuple[str, int, Outcome]:

@@ -5,6 +5,9 @@ Each expected figure is worked out by hand from synthetic availability ticks of 
 from __future__ import annotations
 
 import dataclasses
+import re
+import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -65,6 +68,9 @@ def test_on_demand_holds_its_replicas_all_along() -> None:
     assert out.cost == Decimal("1.67")  # 2000 s x 3 / 3600
     assert (out.available, out.up) == (pytest.approx(0.95), pytest.approx(0.95))
     assert (out.requests, out.p50, out.slo_missed) == (1, pytest.approx(1.0), 0)
+    # after each tick: time, ready, spot, on demand, cost so far (2 x 500 s at 3 an hour)
+    assert out.timeline[5] == (500, 2, 0, 2, pytest.approx(2 * 500 * 3 / 3600))
+    assert len(out.timeline) == 10 and out.preempted_at == ()
 
 
 def test_spot_in_one_zone_is_taken_back_and_relaunched() -> None:
@@ -73,8 +79,9 @@ def test_spot_in_one_zone_is_taken_back_and_relaunched() -> None:
     out = serve([zone("a", 1, 1, 1, 0, 0, 1, 1, 1, 1, 1)], QUIET, SPEC, "spot", loop=False)
     assert out.spot_hours == Decimal("0.44")  # 1600 s
     assert out.cost == Decimal("0.44")
-    assert out.preemptions == 2
+    assert out.preemptions == 2 and out.preempted_at == (300, 300)
     assert out.available == pytest.approx((250 + 450) / 1000)
+    assert [ready for _, ready, *_ in out.timeline] == [0, 2, 2, 0, 0, 0, 2, 2, 2, 2]
 
 
 def test_the_hedge_falls_back_to_on_demand_and_drains_it_when_spot_is_ready() -> None:
@@ -157,6 +164,25 @@ def test_the_cli_serves_the_example_and_says_it_in_json(tmp_path: Path) -> None:
                           "--requests", str(tmp_path / "nope.csv")],
                          capture_output=True, text=True)  # fmt: skip
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_the_report_is_one_self_contained_page(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    spot = root / "examples/simulate/spot"
+    archipel = str(Path(sys.executable).parent / "archipel")
+    page = tmp_path / "serve.html"
+    shown = subprocess.run(
+        [archipel, "simulate", "serve", "--trace", str(spot / "us-west-2a_v100_1.first3d.json"),
+         "--requests", str(root / "examples/simulate/serve/AzureLLMInferenceTrace_conv.csv"),
+         "--hours", "1", "--report", str(page)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    html = page.read_text()
+    assert html.count("<svg") == 3  # the frontier, the cumulative cost, the timelines
+    assert "<script" not in html and "src=" not in html  # nothing fetched, nothing run
+    assert all(link.startswith("#") for link in re.findall(r'href="([^"]*)"', html))
+    assert html.count("<tr>") == 4  # a header and the three policies
 
 
 # -- the placement engine in the loop ---------------------------------------------------

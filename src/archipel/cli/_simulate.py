@@ -642,6 +642,15 @@ def serve(
             "--policy-file", metavar="FILE", help="Policy YAML (default: the shipped policy)."
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            metavar="FILE",
+            help="Also write the results as one self-contained HTML page: cost against "
+            "availability, replicas ready and preemptions over time, cumulative cost.",
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Serve an LLM from replicas on spot across zones, on real traces, under each policy.
@@ -686,7 +695,7 @@ def serve(
             if "on-demand" not in chosen
             else next(o.cost for o in outcomes if o.policy == "on-demand")
         )
-        return {
+        doc = {
             "zones": [t.name for t in zones],
             "requests": requests.name,
             "replicas": replicas,
@@ -719,6 +728,14 @@ def serve(
                 for o in outcomes
             ],
         }
+        if report is not None:
+            from archipel.cli._report import atomic
+            from archipel.sim._serve_report import render_serve_html
+
+            with atomic(report) as out:
+                out.write_text(render_serve_html(doc, outcomes), encoding="utf-8")
+            typer.echo(f"wrote {report}", err=True)
+        return doc
 
     doc = guard(run)
     if as_json:

@@ -133,6 +133,9 @@ class ServeOutcome:
     events: int = 0  # the kernel's events: arrivals, completions, ticks, replicas ready
     decisions: int = 0  # replica placements asked of the engine
     engine_calls: int = 0  # of which the engine computed (the rest: its memo)
+    #: after each tick: (seconds, replicas ready, spot alive, on-demand alive, cost so far)
+    timeline: tuple[tuple[float, int, int, int, float], ...] = ()
+    preempted_at: tuple[float, ...] = ()  # when each preemption happened (seconds)
 
 
 @dataclass
@@ -144,7 +147,11 @@ class _Service:
     placer: ReplicaPlacer
     pool: ReplicaPool = field(init=False)
     replicas: list[_Replica] = field(default_factory=list)
+    live: list[_Replica] = field(default_factory=list)  # those not stopped
     preemptions: int = 0
+    _closed_cost: float = 0.0  # of the replicas stopped, for the timeline
+    timeline: list[tuple[float, int, int, int, float]] = field(default_factory=list)
+    preempted_at: list[float] = field(default_factory=list)
     _ready_since: float = 0.0
     _ready_time: float = 0.0  # time with at least `replicas` ready
     _up_time: float = 0.0  # time with at least one ready
@@ -165,20 +172,17 @@ class _Service:
         self._last = now
 
     def _ready_count(self) -> int:
-        return sum(1 for r in self.replicas if r.ready and r.stopped is None)
+        return sum(1 for r in self.live if r.ready)
 
     def _alive(self, kind: str, zone: int | None = None) -> list[_Replica]:
-        return [
-            r
-            for r in self.replicas
-            if r.stopped is None and r.kind == kind and (zone is None or r.zone == zone)
-        ]
+        return [r for r in self.live if r.kind == kind and (zone is None or r.zone == zone)]
 
     # -- launching and stopping ---------------------------------------------------------
 
     def _launch(self, kind: str, zone: int | None, site: str) -> None:
         replica = _Replica(kind, zone, site, self.kernel.now)
         self.replicas.append(replica)
+        self.live.append(replica)
         self.kernel.after(self.spec.cold_start, lambda: self._ready(replica))
 
     def _ready(self, replica: _Replica) -> None:
@@ -195,8 +199,11 @@ class _Service:
         was_ready = replica.ready
         replica.stopped = self.kernel.now
         replica.ready = False
+        self.live.remove(replica)
+        self._closed_cost += self._cost(replica, self.kernel.now)
         if preempted:
             self.preemptions += 1
+            self.preempted_at.append(self.kernel.now)
         if was_ready:
             self.pool.resize(self._ready_count() * self.spec.slots, preempt=preempted)
 
@@ -224,6 +231,18 @@ class _Service:
             self._spot(min(n, self.spec.per_zone), has)
         else:
             self._hedge(tick)
+        self._record()
+
+    def _record(self) -> None:
+        """The state after a tick's decisions, for the report's timelines."""
+        now = self.kernel.now
+        spot = sum(1 for r in self.live if r.kind == "spot")
+        cost = self._closed_cost + sum(self._cost(r, now) for r in self.live)
+        self.timeline.append((now, self._ready_count(), spot, len(self.live) - spot, cost))
+
+    def _cost(self, replica: _Replica, until: float) -> float:
+        price = self.spec.spot_price if replica.kind == "spot" else self.spec.on_demand_price
+        return (until - replica.launched) * float(price) / 3600
 
     def _spot(self, want: int, has: Sequence[bool]) -> None:
         """Launch spot replicas until ``want`` are alive or no zone can take one."""
@@ -256,9 +275,9 @@ class _Service:
 
     def finish(self) -> None:
         self._account()
-        for r in self.replicas:
-            if r.stopped is None:
-                r.stopped = self.kernel.now
+        for r in self.live:
+            r.stopped = self.kernel.now
+        self.live.clear()
 
 
 def placer_for(
@@ -364,6 +383,8 @@ def simulate_serving(
         events=kernel.events,
         decisions=placer.calls - calls,
         engine_calls=placer.engine_calls - engine_calls,
+        timeline=tuple(service.timeline),
+        preempted_at=tuple(service.preempted_at),
     )
 
 

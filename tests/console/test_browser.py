@@ -11,11 +11,13 @@ Set ``ARCHIPEL_CONSOLE_SCREENSHOTS=1`` to write the screenshots docs/console.md 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +41,11 @@ SHOTS = ROOT / "docs" / "img"
 #: the example year in the server's ledger, and its FinOps spec (docs/report.md)
 YEAR = ROOT / "examples" / "ledger" / "year.jsonl.gz"
 FINOPS = ROOT / "examples" / "ledger" / "finops.yaml"
+#: the example fleet (docs/fleet.md)
+LAB = ROOT / "examples" / "fleet" / "lab.yaml"
+#: a scenario of half a day of the example portfolio, and the trace it replays
+SCENARIO = Path(__file__).with_name("data") / "scenario.yaml"
+TRACE = ROOT / "examples" / "simulate" / "portfolio" / "openb-days-120-123.csv"
 #: how long a page may take to show what a test waits for (ms): runs take seconds
 WAIT_MS = 30_000
 
@@ -219,6 +226,32 @@ def test_cancelling_a_running_run_from_its_page(sign_in: SignIn, server: Server)
         assert c.get(f"/v1/runs/{run_id}").json()["state"] == "cancelled"
 
 
+def test_a_runs_logs_grow_on_its_page_without_a_reload(sign_in: SignIn, server: Server) -> None:
+    """The page follows the current attempt's output as it is written (the chain of
+    fragments read on from the offset already shown), line after line, then stops."""
+    from playwright.sync_api import expect
+
+    token = admin_token(server)
+    with api(server, token) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=25), "name": "chatty"}).json()["id"]
+    page = sign_in(token)
+    page.goto(f"/ui/runs/{run_id}")
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    logs = page.locator("#logs")
+    expect(logs).to_contain_text("step 2/25", timeout=WAIT_MS)
+    assert "training done" not in logs.inner_text()
+    expect(logs).to_contain_text("step 20/25", timeout=WAIT_MS)
+    expect(logs).to_contain_text("training done", timeout=WAIT_MS)
+    text = logs.inner_text()
+    # each line once, in order: what was shown is never asked for again
+    steps = [line for line in text.splitlines() if line.startswith("step ")]
+    assert steps == [f"step {n}/25 on paris" for n in range(1, 26)], text
+    assert page.evaluate("window.__same_page") is True
+    # the API serves the very same bytes (GET /v1/runs/{id}/logs)
+    with api(server, token) as c:
+        assert c.get(f"/v1/runs/{run_id}/logs").json()["data"].strip() == text.strip()
+
+
 def test_a_viewer_sees_the_run_but_no_cancel_button(sign_in: SignIn, server: Server) -> None:
     from playwright.sync_api import expect
 
@@ -277,6 +310,34 @@ def test_the_plan_form_ranks_placements_and_counts_rejections(
     shot(page, "plan")
 
 
+def test_the_fleet_form_plans_the_example_lab_as_the_command_does(
+    sign_in: SignIn, server: Server
+) -> None:
+    """``archipel fleet plan examples/fleet/lab.yaml`` uploaded: the same total as the
+    command's (tests/console/test_fleet.py compares every figure)."""
+    from playwright.sync_api import expect
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIPEL_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("archipel")), "fleet", "plan", str(LAB), "--json"],
+        env={**env, "ARCHIPEL_DATA_DIR": str(server.home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    total = Decimal(json.loads(done.stdout)["total_cost"])
+    page = sign_in(new_token(server, "default", "viewer"))
+    page.get_by_role("link", name="Plan").click()
+    page.get_by_role("link", name="plan a fleet file").click()
+    page.get_by_label("Fleet file (YAML)").set_input_files(str(LAB))
+    page.get_by_role("button", name="Plan the fleet").click()
+    expect(page.locator("#fleet-verdict")).to_have_text("feasible", timeout=WAIT_MS)
+    expect(page.locator('[data-total="total_cost"]')).to_have_text(f"{total:,.2f} USD")
+    expect(page.locator("table.providers")).to_contain_text("oci")
+    shot(page, "fleet")
+
+
 def test_the_spend_view_draws_the_example_year(sign_in: SignIn, server: Server) -> None:
     """The report's figures and plots under the console's CSP: an inline style refused
     would be a console error, which fails the test."""
@@ -294,6 +355,40 @@ def test_the_spend_view_draws_the_example_year(sign_in: SignIn, server: Server) 
     expect(page.locator('tr[data-budget="health-monthly"]')).to_be_visible()
     expect(page.locator("figure svg")).to_have_count(6)
     shot(page, "spend")
+
+
+def test_an_admin_runs_a_simulation_and_its_page_shows_the_results_without_a_reload(
+    sign_in: SignIn, server: Server
+) -> None:
+    """The scenario and its trace uploaded, the server's worker runs it, the page shows the
+    strategies' table and the two plots when it ends (an inline style refused by the CSP
+    would be a console error, which fails the test)."""
+    from playwright.sync_api import expect
+
+    page = sign_in(admin_token(server))
+    page.get_by_role("link", name="Simulations").click()
+    page.wait_for_url("**/ui/simulations")
+    page.get_by_label("Scenario (YAML)").set_input_files(str(SCENARIO))
+    page.get_by_label("Trace (openb CSV)").set_input_files(str(TRACE))
+    page.get_by_role("button", name="Run the simulation").click()
+    page.wait_for_url(re.compile(r".*/ui/simulations/s-[0-9a-f]{12}$"))
+    page.evaluate("window.__same_page = true")
+    expect(page.locator("#simulation-state")).to_have_text("succeeded", timeout=120_000)
+    assert page.evaluate("window.__same_page") is True
+    for strategy in ("single-provider", "multi-cloud"):
+        expect(page.locator(f'tr[data-strategy="{strategy}"]')).to_be_visible()
+    expect(page.locator("figure svg")).to_have_count(2)
+    shot(page, "simulation")
+    # a viewer of the tenant sees it at the same address, and has no upload form
+    address = page.url
+    viewer = sign_in(new_token(server, "default", "viewer"))
+    viewer.goto(address)
+    expect(viewer.locator("#simulation-state")).to_have_text("succeeded")
+    viewer.get_by_role("navigation", name="Views").get_by_role("link", name="Simulations").click()
+    expect(viewer.get_by_role("button", name="Run the simulation")).to_have_count(0)
+    # another tenant does not
+    other = sign_in(new_token(server, "globex", "admin"))
+    assert other.request.get(address).status == 404
 
 
 def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:
@@ -343,13 +438,19 @@ def test_axe_finds_no_serious_violation_on_any_view(
             ("services", "/ui/services"),
             ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
             ("spend", "/ui/spend?today=2026-11-30"),
+            ("simulations", "/ui/simulations"),
         ]:
             page.goto(path)
             found[name] = _axe(page)
+        # a simulation's page with its results, when an earlier test ran one
+        ran = page.locator('table.simulations a[href*="/ui/simulations/s-"]')
+        if ran.count():
+            page.goto(ran.first.get_attribute("href") or "")
+            found["simulation"] = _axe(page)
     finally:
         context.close()
     serious = {view: [v for v in vs if v["impact"] in SERIOUS] for view, vs in found.items()}
-    assert all(not vs for vs in serious.values()), serious
+    assert not {view: vs for view, vs in serious.items() if vs}
 
 
 def _axe(page: Page) -> list[dict[str, Any]]:

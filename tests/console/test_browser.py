@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.controlplane.test_end_to_end import Server, spec
+from tests.controlplane.test_end_to_end import (
+    Server,
+    free_port,
+    spec,
+    submit_example_service,
+    wait_until,
+)
 from tests.profiles import in_ci
 
 from archipel.backends import LocalBackend
@@ -88,8 +94,15 @@ def browser(chromium: str) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The server, with the example year in its ledger and the example FinOps spec."""
+def gateway_port() -> int:
+    """Where the gateway a test starts listens; the server reads its metrics there."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, gateway_port: int) -> Iterator[Server]:
+    """The server, with the example year in its ledger and the example FinOps spec, told
+    where the gateway's metrics are (no gateway runs until a test starts one)."""
     home = tmp_path_factory.mktemp("console") / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIPEL_")}
@@ -106,7 +119,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         timeout=300,
         check=True,
     )
-    s = Server(home, ROOT / "examples/controlplane/sites.yaml", extra=["--finops", str(FINOPS)])
+    metrics = f"http://127.0.0.1:{gateway_port}/metrics"
+    extra = ["--finops", str(FINOPS), "--gateway-metrics", metrics]
+    s = Server(home, ROOT / "examples/controlplane/sites.yaml", extra=extra)
     s.start()
     yield s
     s.stop()
@@ -389,6 +404,104 @@ def test_an_admin_runs_a_simulation_and_its_page_shows_the_results_without_a_rel
     # another tenant does not
     other = sign_in(new_token(server, "globex", "admin"))
     assert other.request.get(address).status == 404
+
+
+def test_the_services_view_shows_each_replicas_traffic_from_the_gateway_without_a_reload(
+    browser: Browser, sign_in: SignIn, server: Server, gateway_port: int, tmp_path: Path
+) -> None:
+    """The example service on the two sites, then the gateway following the control plane:
+    the page first says the gateway cannot be read, then shows each replica up with the
+    requests sent through the gateway, live."""
+    from playwright.sync_api import expect
+
+    from archipel.gateway import hash_key
+
+    token = admin_token(server)
+    with api(server, token) as c:
+        [group] = submit_example_service(c)
+
+        def running() -> list[str] | None:
+            runs = c.get("/v1/runs", params={"group": group}).json()
+            ids = [r["id"] for r in runs if r["state"] == "running"]
+            return ids if len(ids) == 2 else None
+
+        replicas = wait_until(running, 60, "both replicas to run")
+    page = sign_in(token)
+    gateway = None
+    try:
+        page.get_by_role("link", name="Services").click()
+        for run_id in replicas:
+            expect(page.locator(f'tr[data-replica="{run_id}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#gateway-status")).to_contain_text("could not be read")
+        page.evaluate("window.__same_page = true")
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            json.dumps(  # JSON is YAML
+                {
+                    "listen": {"host": "127.0.0.1", "port": gateway_port},
+                    "metering": {"path": str(tmp_path / "usage.jsonl")},
+                    "control_plane": {"url": f"http://127.0.0.1:{server.port}", "interval": 0.2},
+                    "health_checks": {"interval": 0.5, "timeout": 1},
+                    "tenants": {
+                        "clinic": {"key_sha256": [hash_key("sk-c")], "data_class": "health"}
+                    },
+                }
+            )
+        )
+        gateway = subprocess.Popen(
+            [str(Path(sys.executable).with_name("archipel")), "gateway", "--config", str(config)],
+            env={**os.environ, "ARCHIPEL_DATA_DIR": str(server.home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        cells = page.locator("td[data-requests]")
+        expect(page.locator("#gateway-status")).to_contain_text(
+            "Traffic from the gateway", timeout=WAIT_MS
+        )
+        expect(page.locator("table.service")).not_to_contain_text("down", timeout=WAIT_MS)
+        expect(page.get_by_text("up", exact=True)).to_have_count(2, timeout=WAIT_MS)
+        sent = 6
+        with httpx.Client(base_url=f"http://127.0.0.1:{gateway_port}", timeout=10) as gw:
+            for _ in range(sent):
+                answer = gw.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": "Bearer sk-c"},
+                    json={"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert answer.status_code == 200, answer.text
+
+        def counted() -> bool:
+            values = [int(c.get_attribute("data-requests") or 0) for c in cells.all()]
+            return sum(values) == sent
+
+        wait_until(counted, WAIT_MS / 1000, "the page to show the requests sent")
+        assert [c.get_attribute("data-errors") for c in page.locator("td[data-errors]").all()] == [
+            "0",
+            "0",
+        ]
+        assert page.evaluate("window.__same_page") is True
+        shot(page, "services")
+        # axe on the view with its traffic (its script is injected: this context bypasses
+        # the CSP)
+        audit = browser.new_context(base_url=f"http://127.0.0.1:{server.port}", bypass_csp=True)
+        try:
+            checked = audit.new_page()
+            checked.goto("/ui/login")
+            checked.get_by_label("API token").fill(token)
+            checked.get_by_role("button", name="Sign in").click()
+            checked.wait_for_url("**/ui/runs")
+            checked.goto("/ui/services")
+            expect(checked.locator("td[data-requests]")).to_have_count(2)
+            assert [v for v in _axe(checked) if v["impact"] in SERIOUS] == []
+        finally:
+            audit.close()
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(30)
+        with api(server, token) as c:
+            for run_id in replicas:
+                c.post(f"/v1/runs/{run_id}/cancel")
 
 
 def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:

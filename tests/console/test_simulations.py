@@ -209,3 +209,22 @@ def test_a_simulation_its_server_left_running_is_failed_by_the_next_worker(
     sim = store.simulations.get(sim_id, "acme")
     assert sim is not None and sim.state is SimulationState.FAILED
     assert sim.message is not None and "stopped while it ran" in sim.message
+
+
+def test_a_server_stopping_mid_simulation_stops_it_and_records_it_failed(
+    sign_in: SignIn, store: Store
+) -> None:
+    import time
+
+    admin = sign_in("acme", "admin")
+    sim_id = upload(admin, SCENARIO.read_bytes(), TRACE.read_bytes()).headers["location"]
+    sim_id = sim_id.rsplit("/", 1)[1]
+    worker = SimulationWorker(store.simulations, None, poll_seconds=0.05).start()
+    deadline = time.monotonic() + 30
+    while not worker.busy and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert worker.busy, "the worker never started the simulation"
+    worker.stop()
+    sim = store.simulations.get(sim_id, "acme")
+    assert sim is not None and sim.state is SimulationState.FAILED
+    assert sim.message is not None and "stopped while it ran" in sim.message

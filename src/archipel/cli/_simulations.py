@@ -110,6 +110,11 @@ class SimulationWorker:
         self._thread.start()
         return self
 
+    @property
+    def busy(self) -> bool:
+        """Whether a simulation's process is running now."""
+        return self._process is not None
+
     def wake(self) -> None:
         """Look for a queued simulation now (the console calls it after queuing one)."""
         self._wake.set()
@@ -162,7 +167,14 @@ class SimulationWorker:
             if self.policy is not None:
                 command += ["--policy", str(self.policy)]
             self._process = subprocess.Popen(
-                command, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                command,
+                cwd=tmp,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                # its own session: a Ctrl-C meant for the server does not reach it; the
+                # server's stop() ends it and records it as failed
+                start_new_session=True,
             )
             try:
                 out, err = self._process.communicate(timeout=self.time_limit.total_seconds())

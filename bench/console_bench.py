@@ -10,8 +10,13 @@ a 10,000-run list filtered in <= 200 ms):
   without the two indexes the console added (``ix_runs_tenant_created``,
   ``ix_runs_tenant_state_created``), and the API's own ``GET /v1/runs?limit=50``;
 - in a browser, when Playwright and a Chromium are installed
-  (scripts/console/browser.sh): the first page load (navigation to ``load``) of the runs
-  list and of a filtered list, median of N, from the Navigation Timing API.
+  (scripts/console/browser.sh): the first page load (navigation to ``load``, from the
+  Navigation Timing API) of every view, median of N, each in a new browser context
+  signed in but with an empty cache (so htmx, the style sheet and the icon are fetched
+  too): the runs list, filtered, a run, services, plan, sites, simulations, a
+  simulation with its results and plots (run once beforehand by the server's own
+  simulation worker on ``tests/console/data/scenario.yaml``), and the fleet upload of
+  ``examples/fleet/lab.yaml`` from the click to its plan shown.
 
 Run: .venv/bin/python bench/console_bench.py [--runs 10000] [--repeat 15]
 Wall-clock figures depend on the machine: this is a script, never a test.
@@ -39,6 +44,8 @@ import uvicorn
 
 from archipel.backends import FakeBackend
 from archipel.catalog import load_snapshot
+from archipel.cli._server import _fleet_planner, _plan_planner
+from archipel.cli._simulations import SimulationWorker
 from archipel.console import PREFIX, mount
 from archipel.controlplane import Reconciler, Site, SitePlacer, SiteSpec, Store
 from archipel.controlplane._api import create_app
@@ -96,6 +103,21 @@ def fill(store: Store, tenant: str, n: int) -> None:
         c.execute(sa.insert(RunRow), rows)
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "tests" / "console" / "data" / "scenario.yaml"
+TRACE = ROOT / "examples" / "simulate" / "portfolio" / "openb-days-120-123.csv"
+LAB = ROOT / "examples" / "fleet" / "lab.yaml"
+
+
+def simulate(store: Store, tenant: str) -> str:
+    """A simulation of ``tenant``'s, run by the server's own worker: its id."""
+    sim_id = store.simulations.submit(
+        tenant, "bench", SCENARIO.read_text(), TRACE.name, TRACE.read_text()
+    )
+    SimulationWorker(store.simulations, None).run_once()
+    return sim_id
+
+
 def serve(url: str) -> tuple[uvicorn.Server, int, str]:
     """The API with the console, as ``archipel server`` composes it, on a free port."""
     store = Store(url)
@@ -105,7 +127,16 @@ def serve(url: str) -> tuple[uvicorn.Server, int, str]:
         store, sites, SitePlacer(SITES, snapshot, policy), Path(tempfile.mkdtemp())
     )
     app = create_app(store, reconciler, open_prefixes=(PREFIX,))
-    mount(app, store, reconciler, key=os.urandom(32), clock=time.time)
+    planner = _plan_planner(snapshot, policy)
+    mount(
+        app,
+        store,
+        reconciler,
+        key=os.urandom(32),
+        clock=time.time,
+        planner=planner,
+        fleet=_fleet_planner(planner),
+    )
     token = store.create_token("bulk", "admin")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -160,7 +191,9 @@ def http_figures(port: int, token: str, repeat: int) -> dict[str, float]:
     return out
 
 
-def browser_figures(port: int, token: str, repeat: int) -> dict[str, float] | str:
+def browser_figures(
+    port: int, token: str, repeat: int, run_id: str, sim_id: str
+) -> dict[str, float] | str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
         from playwright.sync_api import sync_playwright
@@ -168,23 +201,53 @@ def browser_figures(port: int, token: str, repeat: int) -> dict[str, float] | st
         return "Playwright is not installed"
     if chromium is None:
         return "no Chromium (scripts/console/browser.sh installs it)"
+    views = [
+        ("runs list", "/ui/runs"),
+        ("runs list, filtered", "/ui/runs?state=failed"),
+        ("a run", f"/ui/runs/{run_id}"),
+        ("services", "/ui/services"),
+        ("plan (H100:8, personal, FR,DE)", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
+        ("sites", "/ui/sites"),
+        ("simulations", "/ui/simulations"),
+        ("a simulation, with its plots", f"/ui/simulations/{sim_id}"),
+    ]
     out: dict[str, float] = {}
     with sync_playwright() as p:
         args = ["--no-sandbox"] if os.geteuid() == 0 else []
         browser = p.chromium.launch(executable_path=chromium, args=args)
-        page = browser.new_page(base_url=f"http://127.0.0.1:{port}")
+        base = f"http://127.0.0.1:{port}"
+        signing = browser.new_context(base_url=base)
+        page = signing.new_page()
         page.goto("/ui/login")
         page.get_by_label("API token").fill(token)
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_url("**/ui/runs")
-        for name, path in [("runs list", "/ui/runs"), ("filtered", "/ui/runs?state=failed")]:
+        cookies = signing.storage_state()
+        signing.close()
+        for name, path in views:
             times = []
             for _ in range(repeat):
-                page.goto(path, wait_until="load")
+                # a new context each time: signed in, nothing cached
+                context = browser.new_context(base_url=base, storage_state=cookies)
+                cold = context.new_page()
+                cold.goto(path, wait_until="load")
                 times.append(
-                    page.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
+                    cold.evaluate("performance.getEntriesByType('navigation')[0].loadEventEnd")
                 )
-            out[f"browser: {name}, navigation to load"] = statistics.median(times)
+                context.close()
+            out[f"first load: {name}"] = statistics.median(times)
+        times = []
+        for _ in range(repeat):
+            context = browser.new_context(base_url=base, storage_state=cookies)
+            form = context.new_page()
+            form.goto("/ui/plan/fleet")
+            form.get_by_label("Fleet file (YAML)").set_input_files(str(LAB))
+            started = time.perf_counter()
+            form.get_by_role("button", name="Plan the fleet").click()
+            form.locator("#fleet-verdict").wait_for()
+            times.append((time.perf_counter() - started) * 1000)
+            context.close()
+        out["fleet upload (lab.yaml): click to plan shown"] = statistics.median(times)
         browser.close()
     return out
 
@@ -200,6 +263,10 @@ def main() -> None:
     store.migrate()
     fill(store, "bulk", args.runs)
     fill(store, "other", args.runs)  # another tenant's runs share the table
+    run_id = store.runs_page("bulk", order="newest", offset=0, limit=1)[0][0].id
+    started = time.perf_counter()
+    sim_id = simulate(store, "bulk")
+    simulated = time.perf_counter() - started
     store.close()
     bare = folder / "bare.db"
     shutil.copy(db, bare)
@@ -214,7 +281,7 @@ def main() -> None:
     )
     server, port, token = serve(f"sqlite:///{db}")
     figures = http_figures(port, token, args.repeat)
-    browser = browser_figures(port, token, max(5, args.repeat // 3))
+    browser = browser_figures(port, token, max(5, args.repeat // 3), run_id, sim_id)
     server.should_exit = True
     base_server, base_port, base_token = serve(f"sqlite:///{bare}")
     baseline = http_figures(base_port, base_token, args.repeat)
@@ -231,6 +298,12 @@ def main() -> None:
         print("|---|---:|")
         for name, ms in browser.items():
             print(f"| {name} | {ms:.1f} |")
+        loads = {k: v for k, v in browser.items() if k.startswith("first load")}
+        slowest = max(loads, key=lambda k: loads[k])
+        print(
+            f"\ntarget: a first page load <= 1000 ms: slowest {loads[slowest]:.1f} ms ({slowest})"
+        )
+    print(f"the simulation the pages show ran in {simulated:.1f} s (the server's worker)")
     worst = max(v for k, v in figures.items() if k.startswith(("filter", "first")))
     print(f"\ntarget: a filtered list <= 200 ms: worst {worst:.1f} ms")
     shutil.rmtree(folder, ignore_errors=True)

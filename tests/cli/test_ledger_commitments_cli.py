@@ -153,7 +153,7 @@ def test_the_server_mounts_the_ledger_routes_when_asked(
         name: p.default for name, p in inspect.signature(server).parameters.items()
     }  # the server's defaults, as `archipel server` would start
     options.update(db=f"sqlite:///{tmp_path / 'state.db'}", finops=finops)
-    store, _, app = _build(Settings(**options))
+    store, _, app, _ = _build(Settings(**options))
     try:
         paths = set(app.openapi()["paths"])
         assert ("/v1/ledger/metrics" in paths) == (finops is not None)
@@ -203,7 +203,7 @@ def test_the_ledger_routes_read_the_ledger_the_server_meters_into(tmp_path: Path
         "   period: {start: 2026-01-01, end: 2027-01-01}}\n"
     )
     options.update(db=f"sqlite:///{tmp_path / 'state.db'}", ledger=ledger_url, finops=spec)
-    store, _, app = _build(Settings(**options))
+    store, _, app, _ = _build(Settings(**options))
     try:
         admin = {"Authorization": f"Bearer {store.create_token('default', 'admin')}"}
         doc = TestClient(app).get("/v1/ledger/commitments?today=2026-07-01", headers=admin)

@@ -13,7 +13,7 @@ from tests.controlplane.conftest import SITES
 
 from archipel.backends import FakeBackend
 from archipel.cli._server import _plan_planner
-from archipel.console import PREFIX, Spend, mount
+from archipel.console import PREFIX, FleetPlanner, GatewayMetrics, Simulator, Spend, mount
 from archipel.controlplane import Reconciler, Site, SitePlacer, Store
 from archipel.controlplane._api import create_app
 from archipel.core import CatalogSnapshot
@@ -84,6 +84,24 @@ def spend() -> Spend | None:
 
 
 @pytest.fixture
+def simulator() -> Simulator | None:
+    """What runs uploaded scenarios: nothing (a server that runs none) unless a test says."""
+    return None
+
+
+@pytest.fixture
+def fleet() -> FleetPlanner | None:
+    """What plans uploaded fleet files: nothing (no fleet form) unless a test says."""
+    return None
+
+
+@pytest.fixture
+def gateway() -> GatewayMetrics | None:
+    """Where the gateway's metrics are: nowhere (no gateway configured) unless a test says."""
+    return None
+
+
+@pytest.fixture
 def api_extras() -> Callable[[FastAPI], None]:
     """What a test adds to the API before the console is mounted (nothing by default)."""
     return lambda _app: None
@@ -96,13 +114,27 @@ def compose(
     clock: Clock,
     plans: Callable[[], Planner],
     spend: Spend | None,
+    simulator: Simulator | None,
+    fleet: FleetPlanner | None,
+    gateway: GatewayMetrics | None,
     api_extras: Callable[[FastAPI], None],
 ) -> Callable[[], TestClient]:
     """A new browser on the API with the console mounted, as ``archipel server`` composes it."""
 
     def composed() -> TestClient:
         app = create_app(store, reconciler, open_prefixes=(PREFIX,))
-        mount(app, store, reconciler, key=KEY, clock=clock, planner=plans, spend=spend)
+        mount(
+            app,
+            store,
+            reconciler,
+            key=KEY,
+            clock=clock,
+            planner=plans,
+            spend=spend,
+            simulator=simulator,
+            fleet=fleet,
+            gateway=gateway,
+        )
         api_extras(app)
         return TestClient(app, follow_redirects=False)
 

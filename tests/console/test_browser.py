@@ -11,17 +11,25 @@ Set ``ARCHIPEL_CONSOLE_SCREENSHOTS=1`` to write the screenshots docs/console.md 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from tests.controlplane.test_end_to_end import Server, spec
+from tests.controlplane.test_end_to_end import (
+    Server,
+    free_port,
+    spec,
+    submit_example_service,
+    wait_until,
+)
 from tests.profiles import in_ci
 
 from archipel.backends import LocalBackend
@@ -39,6 +47,11 @@ SHOTS = ROOT / "docs" / "img"
 #: the example year in the server's ledger, and its FinOps spec (docs/report.md)
 YEAR = ROOT / "examples" / "ledger" / "year.jsonl.gz"
 FINOPS = ROOT / "examples" / "ledger" / "finops.yaml"
+#: the example fleet (docs/fleet.md)
+LAB = ROOT / "examples" / "fleet" / "lab.yaml"
+#: a scenario of half a day of the example portfolio, and the trace it replays
+SCENARIO = Path(__file__).with_name("data") / "scenario.yaml"
+TRACE = ROOT / "examples" / "simulate" / "portfolio" / "openb-days-120-123.csv"
 #: how long a page may take to show what a test waits for (ms): runs take seconds
 WAIT_MS = 30_000
 
@@ -81,8 +94,15 @@ def browser(chromium: str) -> Iterator[Browser]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The server, with the example year in its ledger and the example FinOps spec."""
+def gateway_port() -> int:
+    """Where the gateway a test starts listens; the server reads its metrics there."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, gateway_port: int) -> Iterator[Server]:
+    """The server, with the example year in its ledger and the example FinOps spec, told
+    where the gateway's metrics are (no gateway runs until a test starts one)."""
     home = tmp_path_factory.mktemp("console") / "home"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIPEL_")}
@@ -99,7 +119,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         timeout=300,
         check=True,
     )
-    s = Server(home, ROOT / "examples/controlplane/sites.yaml", extra=["--finops", str(FINOPS)])
+    metrics = f"http://127.0.0.1:{gateway_port}/metrics"
+    extra = ["--finops", str(FINOPS), "--gateway-metrics", metrics]
+    s = Server(home, ROOT / "examples/controlplane/sites.yaml", extra=extra)
     s.start()
     yield s
     s.stop()
@@ -219,6 +241,32 @@ def test_cancelling_a_running_run_from_its_page(sign_in: SignIn, server: Server)
         assert c.get(f"/v1/runs/{run_id}").json()["state"] == "cancelled"
 
 
+def test_a_runs_logs_grow_on_its_page_without_a_reload(sign_in: SignIn, server: Server) -> None:
+    """The page follows the current attempt's output as it is written (the chain of
+    fragments read on from the offset already shown), line after line, then stops."""
+    from playwright.sync_api import expect
+
+    token = admin_token(server)
+    with api(server, token) as c:
+        run_id = c.post("/v1/runs", json={**spec(steps=25), "name": "chatty"}).json()["id"]
+    page = sign_in(token)
+    page.goto(f"/ui/runs/{run_id}")
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+    logs = page.locator("#logs")
+    expect(logs).to_contain_text("step 2/25", timeout=WAIT_MS)
+    assert "training done" not in logs.inner_text()
+    expect(logs).to_contain_text("step 20/25", timeout=WAIT_MS)
+    expect(logs).to_contain_text("training done", timeout=WAIT_MS)
+    text = logs.inner_text()
+    # each line once, in order: what was shown is never asked for again
+    steps = [line for line in text.splitlines() if line.startswith("step ")]
+    assert steps == [f"step {n}/25 on paris" for n in range(1, 26)], text
+    assert page.evaluate("window.__same_page") is True
+    # the API serves the very same bytes (GET /v1/runs/{id}/logs)
+    with api(server, token) as c:
+        assert c.get(f"/v1/runs/{run_id}/logs").json()["data"].strip() == text.strip()
+
+
 def test_a_viewer_sees_the_run_but_no_cancel_button(sign_in: SignIn, server: Server) -> None:
     from playwright.sync_api import expect
 
@@ -277,6 +325,34 @@ def test_the_plan_form_ranks_placements_and_counts_rejections(
     shot(page, "plan")
 
 
+def test_the_fleet_form_plans_the_example_lab_as_the_command_does(
+    sign_in: SignIn, server: Server
+) -> None:
+    """``archipel fleet plan examples/fleet/lab.yaml`` uploaded: the same total as the
+    command's (tests/console/test_fleet.py compares every figure)."""
+    from playwright.sync_api import expect
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIPEL_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("archipel")), "fleet", "plan", str(LAB), "--json"],
+        env={**env, "ARCHIPEL_DATA_DIR": str(server.home)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    total = Decimal(json.loads(done.stdout)["total_cost"])
+    page = sign_in(new_token(server, "default", "viewer"))
+    page.get_by_role("link", name="Plan").click()
+    page.get_by_role("link", name="plan a fleet file").click()
+    page.get_by_label("Fleet file (YAML)").set_input_files(str(LAB))
+    page.get_by_role("button", name="Plan the fleet").click()
+    expect(page.locator("#fleet-verdict")).to_have_text("feasible", timeout=WAIT_MS)
+    expect(page.locator('[data-total="total_cost"]')).to_have_text(f"{total:,.2f} USD")
+    expect(page.locator("table.providers")).to_contain_text("oci")
+    shot(page, "fleet")
+
+
 def test_the_spend_view_draws_the_example_year(sign_in: SignIn, server: Server) -> None:
     """The report's figures and plots under the console's CSP: an inline style refused
     would be a console error, which fails the test."""
@@ -294,6 +370,138 @@ def test_the_spend_view_draws_the_example_year(sign_in: SignIn, server: Server) 
     expect(page.locator('tr[data-budget="health-monthly"]')).to_be_visible()
     expect(page.locator("figure svg")).to_have_count(6)
     shot(page, "spend")
+
+
+def test_an_admin_runs_a_simulation_and_its_page_shows_the_results_without_a_reload(
+    sign_in: SignIn, server: Server
+) -> None:
+    """The scenario and its trace uploaded, the server's worker runs it, the page shows the
+    strategies' table and the two plots when it ends (an inline style refused by the CSP
+    would be a console error, which fails the test)."""
+    from playwright.sync_api import expect
+
+    page = sign_in(admin_token(server))
+    page.get_by_role("link", name="Simulations").click()
+    page.wait_for_url("**/ui/simulations")
+    page.get_by_label("Scenario (YAML)").set_input_files(str(SCENARIO))
+    page.get_by_label("Trace (openb CSV)").set_input_files(str(TRACE))
+    page.get_by_role("button", name="Run the simulation").click()
+    page.wait_for_url(re.compile(r".*/ui/simulations/s-[0-9a-f]{12}$"))
+    page.evaluate("window.__same_page = true")
+    expect(page.locator("#simulation-state")).to_have_text("succeeded", timeout=120_000)
+    assert page.evaluate("window.__same_page") is True
+    for strategy in ("single-provider", "multi-cloud"):
+        expect(page.locator(f'tr[data-strategy="{strategy}"]')).to_be_visible()
+    expect(page.locator("figure svg")).to_have_count(2)
+    shot(page, "simulation")
+    # a viewer of the tenant sees it at the same address, and has no upload form
+    address = page.url
+    viewer = sign_in(new_token(server, "default", "viewer"))
+    viewer.goto(address)
+    expect(viewer.locator("#simulation-state")).to_have_text("succeeded")
+    viewer.get_by_role("navigation", name="Views").get_by_role("link", name="Simulations").click()
+    expect(viewer.get_by_role("button", name="Run the simulation")).to_have_count(0)
+    # another tenant does not
+    other = sign_in(new_token(server, "globex", "admin"))
+    assert other.request.get(address).status == 404
+
+
+def test_the_services_view_shows_each_replicas_traffic_from_the_gateway_without_a_reload(
+    browser: Browser, sign_in: SignIn, server: Server, gateway_port: int, tmp_path: Path
+) -> None:
+    """The example service on the two sites, then the gateway following the control plane:
+    the page first says the gateway cannot be read, then shows each replica up with the
+    requests sent through the gateway, live."""
+    from playwright.sync_api import expect
+
+    from archipel.gateway import hash_key
+
+    token = admin_token(server)
+    with api(server, token) as c:
+        [group] = submit_example_service(c)
+
+        def running() -> list[str] | None:
+            runs = c.get("/v1/runs", params={"group": group}).json()
+            ids = [r["id"] for r in runs if r["state"] == "running"]
+            return ids if len(ids) == 2 else None
+
+        replicas = wait_until(running, 60, "both replicas to run")
+    page = sign_in(token)
+    gateway = None
+    try:
+        page.get_by_role("link", name="Services").click()
+        for run_id in replicas:
+            expect(page.locator(f'tr[data-replica="{run_id}"]')).to_be_visible(timeout=WAIT_MS)
+        expect(page.locator("#gateway-status")).to_contain_text("could not be read")
+        page.evaluate("window.__same_page = true")
+        config = tmp_path / "gateway.yaml"
+        config.write_text(
+            json.dumps(  # JSON is YAML
+                {
+                    "listen": {"host": "127.0.0.1", "port": gateway_port},
+                    "metering": {"path": str(tmp_path / "usage.jsonl")},
+                    "control_plane": {"url": f"http://127.0.0.1:{server.port}", "interval": 0.2},
+                    "health_checks": {"interval": 0.5, "timeout": 1},
+                    "tenants": {
+                        "clinic": {"key_sha256": [hash_key("sk-c")], "data_class": "health"}
+                    },
+                }
+            )
+        )
+        gateway = subprocess.Popen(
+            [str(Path(sys.executable).with_name("archipel")), "gateway", "--config", str(config)],
+            env={**os.environ, "ARCHIPEL_DATA_DIR": str(server.home)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        cells = page.locator("td[data-requests]")
+        expect(page.locator("#gateway-status")).to_contain_text(
+            "Traffic from the gateway", timeout=WAIT_MS
+        )
+        expect(page.locator("table.service")).not_to_contain_text("down", timeout=WAIT_MS)
+        expect(page.get_by_text("up", exact=True)).to_have_count(2, timeout=WAIT_MS)
+        sent = 6
+        with httpx.Client(base_url=f"http://127.0.0.1:{gateway_port}", timeout=10) as gw:
+            for _ in range(sent):
+                answer = gw.post(
+                    "/v1/chat/completions",
+                    headers={"Authorization": "Bearer sk-c"},
+                    json={"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hi"}]},
+                )
+                assert answer.status_code == 200, answer.text
+
+        def counted() -> bool:
+            values = [int(c.get_attribute("data-requests") or 0) for c in cells.all()]
+            return sum(values) == sent
+
+        wait_until(counted, WAIT_MS / 1000, "the page to show the requests sent")
+        assert [c.get_attribute("data-errors") for c in page.locator("td[data-errors]").all()] == [
+            "0",
+            "0",
+        ]
+        assert page.evaluate("window.__same_page") is True
+        shot(page, "services")
+        # axe on the view with its traffic (its script is injected: this context bypasses
+        # the CSP)
+        audit = browser.new_context(base_url=f"http://127.0.0.1:{server.port}", bypass_csp=True)
+        try:
+            checked = audit.new_page()
+            checked.goto("/ui/login")
+            checked.get_by_label("API token").fill(token)
+            checked.get_by_role("button", name="Sign in").click()
+            checked.wait_for_url("**/ui/runs")
+            checked.goto("/ui/services")
+            expect(checked.locator("td[data-requests]")).to_have_count(2)
+            assert [v for v in _axe(checked) if v["impact"] in SERIOUS] == []
+        finally:
+            audit.close()
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(30)
+        with api(server, token) as c:
+            for run_id in replicas:
+                c.post(f"/v1/runs/{run_id}/cancel")
 
 
 def test_signing_out_returns_to_the_sign_in_page(sign_in: SignIn, server: Server) -> None:
@@ -343,13 +551,19 @@ def test_axe_finds_no_serious_violation_on_any_view(
             ("services", "/ui/services"),
             ("plan", "/ui/plan?gpus=H100:8&class=personal&countries=FR,DE"),
             ("spend", "/ui/spend?today=2026-11-30"),
+            ("simulations", "/ui/simulations"),
         ]:
             page.goto(path)
             found[name] = _axe(page)
+        # a simulation's page with its results, when an earlier test ran one
+        ran = page.locator('table.simulations a[href*="/ui/simulations/s-"]')
+        if ran.count():
+            page.goto(ran.first.get_attribute("href") or "")
+            found["simulation"] = _axe(page)
     finally:
         context.close()
     serious = {view: [v for v in vs if v["impact"] in SERIOUS] for view, vs in found.items()}
-    assert all(not vs for vs in serious.values()), serious
+    assert not {view: vs for view, vs in serious.items() if vs}
 
 
 def _axe(page: Page) -> list[dict[str, Any]]:

@@ -117,3 +117,44 @@ def fleet_plan(
         return 0 if result.feasible else EXIT_INFEASIBLE
 
     exit_with(guard(run))
+
+
+def plan_uploaded_fleet(planner: Any, text: str, *, time_limit: float) -> dict[str, Any]:
+    """``archipel fleet plan FILE --json``'s document for a fleet file uploaded in the console,
+    planned by ``planner`` (the server's catalog and policy, in the policy's currency).
+
+    The upload is one file: its workloads are written inline (a ``{file: PATH}`` entry
+    would read the server's disk, and is refused), and private offers are not merged
+    (as the plan form does not). :class:`InputError` names what is wrong.
+    """
+    import tempfile
+
+    from archipel.cli._config import load_fleet, read_yaml_documents
+    from archipel.cli._documents import fleet_document
+    from archipel.core import InputError
+    from archipel.placement import plan_fleet
+
+    with tempfile.TemporaryDirectory(prefix="archipel-fleet-") as tmp:
+        path = Path(tmp) / "fleet.yaml"
+        path.write_text(text, encoding="utf-8")
+        try:
+            documents = read_yaml_documents(path)
+            doc = documents[0] if len(documents) == 1 else None
+            if isinstance(doc, dict) and "offers" in doc:
+                raise InputError(
+                    "fleet.yaml: offers: private offers are not merged in the console; "
+                    "plan this fleet with `archipel fleet plan FILE --offers ...`"
+                )
+            workloads = doc.get("workloads") if isinstance(doc, dict) else None
+            if isinstance(workloads, list) and any(
+                isinstance(w, dict) and "file" in w for w in workloads
+            ):
+                raise InputError(
+                    "fleet.yaml: workloads: write each workload inline; an uploaded fleet "
+                    "cannot name other files ({file: PATH})"
+                )
+            spec = load_fleet(path)
+        except InputError as exc:
+            raise InputError(str(exc).replace(f"{tmp}/", "")) from None
+    result = plan_fleet(planner, spec, solver="milp", time_limit=time_limit, gap=0.01, seed=0)
+    return fleet_document(result, planner.snapshot, horizon=spec.horizon)

@@ -26,13 +26,17 @@ from archipel.cli._cp import MAX_WORKDIR_BYTES, _token_file, _warn
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from archipel.console import Spend
+    from archipel.cli._simulations import SimulationWorker
+    from archipel.console import FleetPlanner, GatewayMetrics, Spend
     from archipel.controlplane import Reconciler, SiteSpec, Store
     from archipel.core import CatalogSnapshot
     from archipel.ledger import Ledger, Report
     from archipel.placement import Planner
     from archipel.policy import Policy
 
+#: the longest the solver may take over a fleet uploaded in the console (the CLI's default is
+#: 60 s; the example lab solves in under a second)
+_FLEET_SECONDS = 20.0
 #: how long the server waits, on its way out, for a reconcile round under way to end
 _STOP_SECONDS = 5.0
 
@@ -145,6 +149,16 @@ MaxWorkdirTotalOpt = Annotated[
     ),
 ]
 
+GatewayMetricsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gateway-metrics",
+        metavar="URL",
+        help="The inference gateway's metrics (e.g. http://127.0.0.1:8080/metrics): the "
+        "console shows each service replica's traffic, errors, health and circuit from it.",
+    ),
+]
+
 LedgerOpt = Annotated[
     str | None,
     typer.Option(
@@ -213,6 +227,7 @@ class Settings:
     ledger: str | None = None
     ledger_interval: float = 5.0
     finops: Path | None = None
+    gateway_metrics: str | None = None
 
 
 def server(
@@ -238,6 +253,7 @@ def server(
     ledger: LedgerOpt = None,
     ledger_interval: LedgerIntervalOpt = 5.0,
     finops: FinOpsOpt = None,
+    gateway_metrics: GatewayMetricsOpt = None,
 ) -> None:
     """Run the control plane: the HTTP API and the reconciler that runs your workloads.
 
@@ -257,14 +273,16 @@ def server(
     # the ledger's handle first: opening the SQLite file to check its mode once the store
     # is connected to it would drop the store's locks on it (POSIX locks are per process)
     into = guard(lambda: _ledger(settings))
-    store, reconciler, app = guard(lambda: _build(settings))
+    store, reconciler, app, simulations = guard(lambda: _build(settings))
     listener.listen(_BACKLOG)  # the admin token and the store are ready: clients may come
     # replicas on one database: only the holder of the lease reconciles (docs/deploy.md)
     lease = ReconcileLease(store.engine)
+    simulations.start()
     try:
         with metering(store, into, settings), reconciling(reconciler, interval, lease.held):
             _serve(app, listener, settings, store.url)  # both stopped before the store closes
     finally:
+        simulations.stop()
         lease.release()
         store.close()
 
@@ -298,8 +316,9 @@ def metering(store: Store, ledger: Ledger | None, settings: Settings) -> Iterato
         ledger.close()
 
 
-def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
-    """The store (migrated), the sites, the reconciler and the HTTP API, ready to serve."""
+def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI, SimulationWorker]:
+    """The store (migrated), the sites, the reconciler, the HTTP API, ready to serve, and the
+    console's simulation worker (not started)."""
     from archipel.cli._common import load_catalog, load_policy
     from archipel.cli._config import data_dir
     from archipel.controlplane import Reconciler, SitePlacer, build_sites
@@ -338,8 +357,13 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         replicas=settings.max_replicas,
         gpus=settings.max_gpus,
     )
-    from archipel.console import PREFIX, mount
+    from archipel.cli._simulations import MAX_UNFINISHED, TIME_LIMIT, SimulationWorker, check
+    from archipel.console import PREFIX, Simulator, mount
 
+    # simulations uploaded in the console run one at a time, in a process of their own
+    worker = SimulationWorker(store.simulations, settings.policy)
+    simulator = Simulator(check, worker.wake, MAX_UNFINISHED, TIME_LIMIT.total_seconds() / 60)
+    planner = _plan_planner(placer.catalog, placer.policy)
     app = create_app(store, reconciler, limits=limits, quotas=quotas, open_prefixes=(PREFIX,))
     # the console authenticates its callers itself (a session cookie signed with this key)
     mount(
@@ -348,15 +372,18 @@ def _build(settings: Settings) -> tuple[Store, Reconciler, FastAPI]:
         reconciler,
         key=_console_key(home),
         clock=time.time,
-        planner=_plan_planner(placer.catalog, placer.policy),
+        planner=planner,
         spend=_spend(settings, placer.catalog),
+        simulator=simulator,
+        fleet=_fleet_planner(planner),
+        gateway=_gateway_metrics(settings.gateway_metrics),
     )
     if settings.finops is not None:
         from archipel.cli._ledger_commitments import mount_finops
 
         # the ledger the server meters into, as the console's spend view reads it
         mount_finops(app, settings.finops, _ledger_url(settings) or store.url)
-    return store, reconciler, app
+    return store, reconciler, app, worker
 
 
 def _ledger_url(settings: Settings) -> str | None:
@@ -442,6 +469,42 @@ def _plan_planner(catalog: CatalogSnapshot, policy: Policy) -> Callable[[], Plan
         return Planner(in_comparison_currency(catalog, None, policy), policy)
 
     return planner
+
+
+def _fleet_planner(planner: Callable[[], Planner]) -> FleetPlanner:
+    """The console's fleet upload: ``archipel fleet plan``'s document on the plan form's
+    engine (the server's catalog and policy, in the policy's currency)."""
+    from archipel.cli._fleet import plan_uploaded_fleet
+    from archipel.console import FleetPlanner
+
+    def plan(text: str) -> dict[str, Any]:
+        return plan_uploaded_fleet(planner(), text, time_limit=_FLEET_SECONDS)
+
+    return FleetPlanner(plan, _FLEET_SECONDS)
+
+
+def _gateway_metrics(url: str | None) -> GatewayMetrics | None:
+    """How the console reads the gateway's ``/metrics`` (``--gateway-metrics``): one GET with
+    a short timeout; what goes wrong is an :class:`OSError` the services view shows."""
+    if url is None:
+        return None
+    import httpx
+
+    from archipel.console import GatewayMetrics
+    from archipel.core import InputError
+
+    if not url.startswith(("http://", "https://")):
+        raise InputError(f"--gateway-metrics {url!r}: give an http:// or https:// URL")
+
+    def fetch() -> str:
+        try:
+            answer = httpx.get(url, timeout=2.0)
+            answer.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ConnectionError(f"{type(exc).__name__}: {exc}") from exc
+        return answer.text
+
+    return GatewayMetrics(url, fetch)
 
 
 def _console_key(home: Path) -> bytes:

@@ -573,11 +573,9 @@ def _per(cost: str, hours: str) -> str:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
+    from archipel.sim import duration
+
+    return duration(seconds)
 
 
 # -- serving on spot (study 2) -----------------------------------------------------------------

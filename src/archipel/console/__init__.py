@@ -1,5 +1,5 @@
-"""The web console: the control plane's runs and sites, and the ledger's spend, in a
-browser, under ``/ui``.
+"""The web console: the control plane's runs and sites, the ledger's spend and the
+simulator's studies, in a browser, under ``/ui``.
 
 Server-rendered pages (Jinja2) made live by htmx, which the package ships
 (``static/htmx.min.js``; no Node at run time, no CDN). A person signs in with an
@@ -9,6 +9,19 @@ roles over the same store (see docs/console.md).
 
 from archipel.console._app import PREFIX, create_console, mount
 from archipel.console._assets import HTMX_SHA256, HTMX_VERSION
+from archipel.console._fleet import FleetPlanner
+from archipel.console._simulations import Simulator
 from archipel.console._spend import Spend
+from archipel.console._traffic import GatewayMetrics
 
-__all__ = ["HTMX_SHA256", "HTMX_VERSION", "PREFIX", "Spend", "create_console", "mount"]
+__all__ = [
+    "FleetPlanner",
+    "GatewayMetrics",
+    "HTMX_SHA256",
+    "HTMX_VERSION",
+    "PREFIX",
+    "Simulator",
+    "Spend",
+    "create_console",
+    "mount",
+]

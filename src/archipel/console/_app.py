@@ -19,7 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from archipel.console import _plan, _runs, _services, _sites, _spend
+from archipel.console import _fleet, _plan, _runs, _services, _simulations, _sites, _spend
 from archipel.console._auth import (
     Console,
     NotSignedInError,
@@ -32,6 +32,7 @@ from archipel.console._auth import (
     sign_in_redirect,
     viewer,
 )
+from archipel.console._fleet import FleetPlanner
 from archipel.console._render import base, page
 from archipel.console._session import (
     LOGIN_COOKIE,
@@ -40,7 +41,9 @@ from archipel.console._session import (
     SESSION_SECONDS,
     Signer,
 )
+from archipel.console._simulations import Simulator
 from archipel.console._spend import Spend
+from archipel.console._traffic import GatewayMetrics, TrafficReader
 from archipel.controlplane import Reconciler, Store
 from archipel.placement import Planner
 
@@ -59,6 +62,9 @@ def create_console(
     clock: Callable[[], float],
     planner: Callable[[], Planner] | None = None,
     spend: Spend | None = None,
+    simulator: Simulator | None = None,
+    fleet: FleetPlanner | None = None,
+    gateway: GatewayMetrics | None = None,
 ) -> FastAPI:
     """The console over the control plane's store and reconciler.
 
@@ -67,10 +73,17 @@ def create_console(
     epoch, for the sessions' expiry; ``planner`` gives the engine over the whole
     catalog that the plan form uses (without it, there is no plan form);
     ``spend`` gives the ledger's figures (without it, the spend view says the
-    server keeps no ledger).
+    server keeps no ledger); ``simulator`` checks and runs uploaded scenarios
+    (without it, the simulations view shows those stored and runs none); ``fleet``
+    plans uploaded fleet files (without it, the plan page has no fleet form);
+    ``gateway`` says where the gateway's metrics are (without it, the services view
+    says that no gateway is configured).
     """
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    app.state.console = Console(store, reconciler, Signer(key), clock, planner, spend)
+    traffic = TrafficReader(gateway, clock)
+    app.state.console = Console(
+        store, reconciler, Signer(key), clock, planner, spend, simulator, fleet, traffic
+    )
     app.get("/")(home)
     app.get("/login")(login_form)
     app.post("/login")(login)
@@ -78,8 +91,10 @@ def create_console(
     app.include_router(_runs.router)
     app.include_router(_services.router)
     app.include_router(_sites.router)
+    app.include_router(_fleet.router)  # before the plan's router: /plan/fleet is its own
     app.include_router(_plan.router)
     app.include_router(_spend.router)
+    app.include_router(_simulations.router)
     static = Path(str(files("archipel.console") / "static"))
     app.mount("/static", StaticFiles(directory=static), name="static")
     app.add_exception_handler(NotSignedInError, _sign_in_first)
@@ -98,9 +113,22 @@ def mount(
     clock: Callable[[], float],
     planner: Callable[[], Planner] | None = None,
     spend: Spend | None = None,
+    simulator: Simulator | None = None,
+    fleet: FleetPlanner | None = None,
+    gateway: GatewayMetrics | None = None,
 ) -> None:
     """Serve the console under :data:`PREFIX` on the control plane's ``app``."""
-    console = create_console(store, reconciler, key=key, clock=clock, planner=planner, spend=spend)
+    console = create_console(
+        store,
+        reconciler,
+        key=key,
+        clock=clock,
+        planner=planner,
+        spend=spend,
+        simulator=simulator,
+        fleet=fleet,
+        gateway=gateway,
+    )
     app.mount(PREFIX, console)
 
 

@@ -2,7 +2,8 @@
 
 The console enforces the API's roles (see :mod:`archipel.controlplane`): every
 role sees its own tenant's runs and nothing of another tenant's; a ``viewer``
-cannot cancel; only an ``admin`` lists the sites and sees the ledger's spend.
+cannot cancel; only an ``admin`` lists the sites, sees the ledger's spend and runs
+simulations (which every role of its tenant sees).
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from archipel.core import ArchipelError
 from archipel.placement import Planner
 
 if TYPE_CHECKING:
+    from archipel.console._fleet import FleetPlanner
+    from archipel.console._simulations import Simulator
     from archipel.console._spend import Spend
+    from archipel.console._traffic import TrafficReader
 
 #: the roles that may cancel a run, the one that lists the sites, and the one that reads the
 #: ledger (``/v1/ledger/*``), as in the API
 CANCELLERS = frozenset({"submitter", "admin"})
 SITE_LISTERS = frozenset({"admin"})
 SPEND_READERS = frozenset({"admin"})
+#: the role that runs simulations (every role of the tenant sees them)
+SIMULATION_RUNNERS = frozenset({"admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,9 @@ class Console:
     clock: Callable[[], float]  # seconds since the epoch
     planner: Callable[[], Planner] | None = None  # the plan form's engine, built on first use
     spend: Spend | None = None  # the ledger's figures; None when the server keeps no ledger
+    simulator: Simulator | None = None  # runs uploaded scenarios; None: this server runs none
+    fleet: FleetPlanner | None = None  # plans uploaded fleet files; None: no fleet form
+    traffic: TrafficReader | None = None  # the gateway's per-replica figures, when configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +70,10 @@ class Viewer:
     @property
     def may_see_spend(self) -> bool:
         return self.who.role in SPEND_READERS
+
+    @property
+    def may_simulate(self) -> bool:
+        return self.who.role in SIMULATION_RUNNERS
 
 
 class ConsoleError(ArchipelError):

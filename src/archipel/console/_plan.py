@@ -99,6 +99,7 @@ def plan_page(
     planner = ui.planner()
     context: dict[str, Any] = {
         "viewer": seen,
+        "fleet": ui.fleet is not None,
         "form": {
             "gpus": gpus,
             "class": data_class,

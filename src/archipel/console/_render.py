@@ -65,6 +65,7 @@ def _environment() -> Environment:
     env.filters["number"] = number
     env.filters["money"] = money
     env.filters["percent"] = percent
+    env.filters["decimal"] = Decimal  # a JSON document's exact amounts are strings
     return env
 
 

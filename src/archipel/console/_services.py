@@ -1,10 +1,11 @@
 """``/ui/services``: the tenant's running inference services, each model's replicas by
 site, provider and country: what ``GET /v1/routes`` publishes for the gateway, as a
-table (never the services' credentials).
+table (never the services' credentials), with each replica's traffic and errors,
+health and circuit as the gateway reports them at its ``/metrics``
+(:mod:`archipel.console._traffic`), when the server knows where that is.
 
 Every role sees its own tenant's services and those another tenant published to it
-(``serve.publish_to``), as on the API. What the gateway does with them (health,
-circuit state, traffic per replica) is the gateway's to say, at its ``/metrics``.
+(``serve.publish_to``), as on the API; the gateway's figures only for its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from fastapi.responses import Response
 
 from archipel.console._auth import Console, Viewer, console, viewer
 from archipel.console._render import fragment, page
+from archipel.console._traffic import ReplicaTraffic, Traffic
 
 router = APIRouter()
 
@@ -34,10 +36,12 @@ class Replica:
     region: str
     country: str | None
     listens: str  # host:port and path, or what is not known yet
+    traffic: ReplicaTraffic | None  # the gateway's figures: own replicas, when it has them
 
 
 def _models(ui: Console, seen: Viewer) -> dict[str, Any]:
     sites = ui.reconciler.sites
+    traffic = ui.traffic.read() if ui.traffic is not None else Traffic(None)
     models: dict[str, list[Replica]] = {}
     for run, attempt in ui.store.services(seen.who.tenant):
         serve = run.workload.serve
@@ -58,13 +62,17 @@ def _models(ui: Console, seen: Viewer) -> dict[str, Any]:
                 site.spec.region if site else "?",
                 site.spec.country if site else None,
                 listens,
+                # the gateway names a published replica MODEL/RUN_ID
+                traffic.replicas.get(f"{serve.model}/{run.id}")
+                if run.tenant == seen.who.tenant
+                else None,
             )
         )
     ordered = [
         (m, sorted(models[m], key=lambda r: r.name), len({r.country for r in models[m]}))
         for m in sorted(models)
     ]
-    return {"models": ordered, "viewer": seen}
+    return {"models": ordered, "viewer": seen, "traffic": traffic}
 
 
 @router.get("/services")

@@ -17,6 +17,12 @@ from archipel.controlplane._records import (
     RunView,
 )
 from archipel.controlplane._round import StepReport
+from archipel.controlplane._simulations import (
+    SimulationInput,
+    Simulations,
+    SimulationState,
+    SimulationView,
+)
 from archipel.controlplane._sites import (
     BACKEND_FACTORIES,
     Site,
@@ -39,6 +45,10 @@ __all__ = [
     "ROLES",
     "Reconciler",
     "RunView",
+    "SimulationInput",
+    "SimulationState",
+    "SimulationView",
+    "Simulations",
     "Site",
     "SiteChoice",
     "SitePlacer",

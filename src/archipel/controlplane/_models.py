@@ -118,3 +118,35 @@ class EventRow(Base):
     to_state: Mapped[str] = mapped_column(String(20))
     event: Mapped[str] = mapped_column(Text)
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class SimulationRow(Base):
+    """A scenario a tenant's admin gave the console to simulate, and its result.
+
+    ``scenario`` is the YAML as uploaded and ``trace`` the openb trace it replays
+    (the upload stands for the file the scenario names); ``result`` is the document
+    ``archipel simulate SCENARIO.yaml --json`` prints, once ``state`` is
+    ``succeeded``; ``message`` says why a ``failed`` one failed. See
+    :mod:`archipel.controlplane._simulations` for the states and who moves them.
+    """
+
+    __tablename__ = "simulations"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(20))
+    scenario: Mapped[str] = mapped_column(Text)
+    trace_name: Mapped[str] = mapped_column(String(255))
+    trace: Mapped[str] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # a tenant's simulations, newest first (the console's list)
+        Index("ix_simulations_tenant_created", "tenant", "created_at"),
+        # the worker's queue: the oldest queued first
+        Index("ix_simulations_state_created", "state", "created_at"),
+    )

@@ -52,6 +52,7 @@ from archipel.controlplane._records import (
     now,
     run_view,
 )
+from archipel.controlplane._simulations import Simulations
 from archipel.controlplane._tokens import Tokens
 from archipel.core import RunState, Workload, check_transition
 
@@ -91,6 +92,7 @@ class Store:
         self.engine: Engine = open_engine(url)
         self._session = sessionmaker(self.engine, expire_on_commit=False)
         self.tokens = Tokens(self._session)
+        self.simulations = Simulations(self._session, clock)
 
     def migrate(self) -> None:
         """Bring the schema up to date (Alembic ``upgrade head``); safe to run every start."""

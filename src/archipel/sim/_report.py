@@ -120,6 +120,23 @@ def _losses(rows: Sequence[dict[str, Any]]) -> str:
     return inline_svg(fig, "GPU-hours lost and hours all down, per strategy")
 
 
+def scenario_plots(doc: Mapping[str, Any]) -> tuple[str, str]:
+    """The two plots of a scenario document, each an inline ``<figure>`` of SVG: where each
+    strategy stands between cost per useful GPU-hour and jobs done, and what the outages
+    took. The page :func:`render_scenario_html` writes and the console draw the same."""
+    rows = _rows(doc)
+    return _frontier(rows, int(doc["trace"]["jobs"])), _losses(rows)
+
+
+def duration(seconds: float) -> str:
+    """A wait or a recovery as the command's table prints it: ``56 s``, ``91 min``, ``4.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def render_scenario_html(doc: Mapping[str, Any]) -> str:
     """The page for one scenario document (see the module's text)."""
     rows = _rows(doc)
@@ -152,7 +169,7 @@ def render_scenario_html(doc: Mapping[str, Any]) -> str:
         if len(seeds) == 1
         else f"seeds {seeds[0]} to {seeds[-1]} (means, and ranges)"
     )
-    plots = _frontier(rows, jobs) + _losses(rows)
+    plots = "".join(scenario_plots(doc))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>Simulation: {_e(doc['scenario'])}</title>"

@@ -44,7 +44,7 @@ import numpy as np
 from archipel.core import InputError
 from archipel.sim._cluster import Cluster, Placement
 from archipel.sim._distance import ks_statistic, quantiles, wasserstein1
-from archipel.sim._kernel import Kernel
+from archipel.sim._kernel import Event, Kernel
 from archipel.sim._openb import Node, Pod
 
 #: tries reached by fewer pods than this share one pooled chance of binding
@@ -176,7 +176,7 @@ class _Run:
     def __post_init__(self) -> None:
         self.bound: list[float | None] = [None] * len(self.pods)
         self.placements: list[Placement | None] = [None] * len(self.pods)
-        self.gone = [False] * len(self.pods)
+        self.next_try: list[Event | None] = [None] * len(self.pods)
         self._offsets = (np.asarray(self.model.first), np.asarray(self.model.retry))
 
     def start(self) -> None:
@@ -188,11 +188,11 @@ class _Run:
         offsets = self._offsets[attempt > 0]
         offset = float(offsets[self.rng.integers(len(offsets))])
         when = self.pods[i].created + attempt * self.model.period + offset
-        self.kernel.at(max(when, self.kernel.now), functools.partial(self._try, i, attempt), _TRIED)
+        action = functools.partial(self._try, i, attempt)
+        self.next_try[i] = self.kernel.at(max(when, self.kernel.now), action, _TRIED)
 
     def _try(self, i: int, attempt: int) -> None:
-        if self.gone[i]:
-            return
+        self.next_try[i] = None
         self.tries += 1
         if self.rng.random() >= self.model.hazard(attempt):
             self.misses[Miss.blocked] += 1
@@ -205,7 +205,9 @@ class _Run:
         self.peak = [max(a, b) for a, b in zip(self.peak, self.cluster.used(), strict=True)]
 
     def _delete(self, i: int) -> None:
-        self.gone[i] = True
+        pending = self.next_try[i]
+        if pending is not None:  # deleted while waiting: never scheduled
+            pending.cancel()
         placement = self.placements[i]
         if placement is not None:
             self.cluster.release(placement)

@@ -2,7 +2,8 @@
 
 ``simulate spot`` is study 1 (a deadline job on spot, the *Can't Be Late* setup): it reads
 availability traces, takes the prices from the catalog unless given, and prints each
-policy's cost, instance hours, finish time and whether the deadline was met.
+policy's cost, instance hours, finish time and whether the deadline was met. ``simulate
+replay`` (in ``_simulate_replay``) checks the simulator's queueing against a real cluster's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from archipel.cli._common import (
     load_catalog,
     load_policy,
 )
+from archipel.cli._simulate_replay import replay
 from archipel.core import InputError
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ simulate_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+simulate_app.command("replay")(replay)
 
 #: the offers whose prices stand for the traces' p3.2xlarge (1x V100), first found wins: the
 #: instance itself, then the 1x V100 offer at the same on-demand list price ($3.06/h)

@@ -269,18 +269,22 @@ def _figure(
     return fig
 
 
-def _svg(fig: Figure, name: str) -> str:
-    """The figure as an inline ``<svg>`` element: no prolog, no metadata, no namespace URL."""
+def _svg_document(fig: Figure, name: str) -> str:
+    """The figure as a standalone SVG file, the same bytes on every run: no date, no
+    metadata, no comment, element ids salted with ``name``."""
     import matplotlib
 
     buffer = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
-    text = buffer.getvalue()
-    text = text[text.index("<svg") :]
-    text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)
-    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text)
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r"<metadata>.*?</metadata>", "", buffer.getvalue(), flags=re.S)
+    return re.sub(r"<!--.*?-->", "", text, flags=re.S)
+
+
+def _svg(fig: Figure, name: str) -> str:
+    """The figure as an inline ``<svg>`` element: no prolog, no metadata, no namespace URL."""
+    text = _svg_document(fig, name)
+    text = re.sub(r'\s+xmlns(:\w+)?="[^"]*"', "", text[text.index("<svg") :])
     return f'<figure role="img" aria-label="{_e(name)}">{text}</figure>'
 
 
@@ -728,4 +732,5 @@ def _budgets_section(report: Report) -> str:
 # the pieces another page draws with (the simulator's report): one look, one way to draw
 new_figure = _figure
 inline_svg = _svg
+svg_document = _svg_document
 axis_style = _style

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from archipel.ledger._report_html import CSS, PALETTE, axis_style, inline_svg, new_figure
+from archipel.ledger._report_html import (
+    CSS,
+    PALETTE,
+    axis_style,
+    inline_svg,
+    new_figure,
+    svg_document,
+)
+
+if TYPE_CHECKING:
+    from archipel.sim._replay import Study
 
 
 def _e(text: object) -> str:
@@ -184,3 +194,53 @@ def render_scenario_html(doc: Mapping[str, Any]) -> str:
         "apart from the policy engine. The model is in docs/simulate-portfolio.md.</p>"
         "</main></body></html>\n"
     )
+
+
+# -- the fidelity replay's quantile-quantile plot (docs/simulate-replay.md) ---------------------
+
+#: points of a quantile-quantile plot: the quantiles at (i + 0.5) / QQ_POINTS
+QQ_POINTS = 200
+
+
+def render_replay_qq(study: Study) -> str:
+    """The quantile-quantile plot of a fidelity study as one standalone SVG file.
+
+    Simulated against observed queueing delay, quantile by quantile, on a scale linear
+    below one second and logarithmic above: the half judged (out of sample), the half
+    calibrated on (in sample), and the baseline scheduler of capacity alone. Points on the
+    diagonal are quantiles the replay got right; below it, the replay binds sooner.
+    """
+    from archipel.sim._distance import quantiles
+
+    probabilities = [(i + 0.5) / QQ_POINTS for i in range(QQ_POINTS)]
+    fig = new_figure(5.6, 4.4, left=0.75, bottom=0.55, top=0.45)
+    ax = fig.add_subplot()
+    top = 1.0
+    series = (("judged half (out of sample)", study.judged, PALETTE[0], 14),
+              ("calibration half (in sample)", study.calibration, PALETTE[1], 8),
+              ("capacity alone, judged half", study.baseline, PALETTE[5], 8))  # fmt: skip
+    for label, fidelity, colour, size in series:
+        if not fidelity.observed or not fidelity.simulated:
+            continue
+        x = quantiles(fidelity.observed, probabilities)
+        y = quantiles(fidelity.simulated, probabilities)
+        top = max(top, x[-1], y[-1])
+        text = f"{label}: W1 {fidelity.w1:,.1f} s, KS {fidelity.ks:.3f}"
+        ax.scatter(x, y, s=size, color=colour, label=text, linewidths=0, alpha=0.85)
+    ax.plot([0, top], [0, top], color="#7F7F7F", linewidth=0.8, linestyle="--")
+    for axis in (ax.set_xscale, ax.set_yscale):
+        axis("symlog", linthresh=1.0, linscale=0.5)
+    ax.set_xlim(-0.2, top * 1.3)
+    ax.set_ylim(-0.2, top * 1.3)
+    ax.set_xlabel("observed queueing delay (s), scheduled - created", fontsize=8)
+    ax.set_ylabel("simulated queueing delay (s)", fontsize=8)
+    axis_style(ax)
+    ax.grid(axis="x", color="#e5e7eb", linewidth=0.6)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    ax.set_title(
+        f"openb replay on its {len(study.run.pods):,} pods, seed {study.seed}: "
+        f"{QQ_POINTS} quantiles",
+        fontsize=9,
+        loc="left",
+    )
+    return svg_document(fig, "replay-qq")

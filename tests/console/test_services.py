@@ -71,6 +71,12 @@ def test_a_services_replicas_are_listed_by_site_provider_and_country(
     )
     for run in runs:
         assert run.service_key is not None and run.service_key not in html
+    # which data classes may use each replica: the policy's verdict on its site (both EU
+    # sites take every class of the default policy but sovereign, SecNumCloud only)
+    assert (
+        re.findall(r'data-classes="([^"]*)"', html)
+        == ["public internal confidential personal health"] * 2
+    )
 
 
 def test_another_tenants_services_stay_out_unless_published_to_it(

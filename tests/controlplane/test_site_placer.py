@@ -131,3 +131,38 @@ def test_a_request_the_sites_cannot_plan_is_invalid_not_rejected(
     assert choice == SiteChoice(None, None, (), choice.invalid)
     assert choice.invalid is not None and not choice.waits
     assert choice.explain().startswith("no declared site can take it: ")
+
+
+# The default policy's classes, in its order, worked out from docs/policy.md and the
+# registry's facts (tests/facts.py; IONOS: a German company, no CLOUD Act exposure, ISO
+# 27001, no SecNumCloud): every class but `sovereign` (SecNumCloud qualified) may use the
+# two EU sites; the US site takes neither personal data (no adequacy for a US site under
+# this policy) nor health data (EU/EEA only, no CLOUD Act exposure).
+EU_SITE = ("public", "internal", "confidential", "personal", "health")
+
+
+@pytest.mark.parametrize(
+    ("site", "classes"),
+    [
+        pytest.param("paris", EU_SITE, id="scaleway, FR"),
+        pytest.param("frankfurt", EU_SITE, id="ionos, DE"),
+        pytest.param("virginia", ("public", "internal", "confidential"), id="aws, US"),
+    ],
+)
+def test_each_site_lists_the_data_classes_the_policy_lets_use_it(
+    snapshot: CatalogSnapshot, policy: Policy, site: str, classes: tuple[str, ...]
+) -> None:
+    assert SitePlacer(SITES, snapshot, policy).data_classes()[site] == classes
+
+
+def test_the_data_classes_a_site_allows_are_those_the_engine_places_there(
+    snapshot: CatalogSnapshot, policy: Policy
+) -> None:
+    """The listing and a placement are the same verdict: a class may use a site exactly
+    when a run of that class, with every other site down, is placed there."""
+    placer = SitePlacer(SITES, snapshot, policy)
+    for site, allowed in placer.data_classes().items():
+        others = {s.name: "down" for s in SITES if s.name != site}
+        for data_class in policy.data_classes:
+            choice = placer.place(_train(data_class), SiteState(down=others))
+            assert (choice.site == site) == (data_class in allowed), (site, data_class)

@@ -36,11 +36,13 @@ class Replica:
     region: str
     country: str | None
     listens: str  # host:port and path, or what is not known yet
+    data_classes: tuple[str, ...]  # those the policy lets use its site (the engine's verdicts)
     traffic: ReplicaTraffic | None  # the gateway's figures: own replicas, when it has them
 
 
 def _models(ui: Console, seen: Viewer) -> dict[str, Any]:
     sites = ui.reconciler.sites
+    allowed = ui.reconciler.placer.data_classes()
     traffic = ui.traffic.read() if ui.traffic is not None else Traffic(None)
     models: dict[str, list[Replica]] = {}
     for run, attempt in ui.store.services(seen.who.tenant):
@@ -62,6 +64,7 @@ def _models(ui: Console, seen: Viewer) -> dict[str, Any]:
                 site.spec.region if site else "?",
                 site.spec.country if site else None,
                 listens,
+                allowed.get(attempt.site, ()),
                 # the gateway names a published replica MODEL/RUN_ID
                 traffic.replicas.get(f"{serve.model}/{run.id}")
                 if run.tenant == seen.who.tenant

@@ -31,6 +31,7 @@ from archipel.placement import (
     Plan,
     Planner,
     ScorePlugin,
+    policy_verdicts,
     site_filters,
 )
 from archipel.policy import Policy
@@ -93,6 +94,7 @@ class SitePlacer:
         self.catalog = catalog
         self.policy = policy
         self.planner = Planner(self._snapshot(self.sites), policy, scores=scores)
+        self._classes: Mapping[str, tuple[str, ...]] | None = None
 
     def _snapshot(self, names: Collection[str]) -> CatalogSnapshot:
         rows = []
@@ -126,6 +128,28 @@ class SitePlacer:
             comparison_currency=self.catalog.comparison_currency,
             fx_rates=self.catalog.fx_rates,
         )
+
+    def data_classes(self) -> Mapping[str, tuple[str, ...]]:
+        """Per declared site: the policy's data classes that may use it, by the engine's own
+        policy verdicts (those of its policy filter), in the policy's order."""
+        if self._classes is None:
+            self._classes = self._allowed_classes()
+        return self._classes
+
+    def _allowed_classes(self) -> dict[str, tuple[str, ...]]:
+        snapshot = self.planner.snapshot
+        offers = snapshot.offers
+        class_of = {
+            offers.strings[int(i)]: int(c)
+            for i, c in zip(offers.col("instance_idx"), offers.col("class_idx"), strict=True)
+        }
+        allowed: dict[str, list[str]] = {name: [] for name in self.sites}
+        for name, data_class in self.policy.data_classes.items():
+            verdicts = policy_verdicts(snapshot, data_class)
+            for site, index in class_of.items():
+                if not verdicts[index]:
+                    allowed[site].append(name)
+        return {site: tuple(classes) for site, classes in allowed.items()}
 
     def fitting(self, workload: Workload, among: Collection[str]) -> list[str]:
         """Every site among ``among`` that fits the workload and its data class, cheapest first."""

@@ -14,6 +14,7 @@ from archipel.placement._filters import (
     MarketFilter,
     PolicyFilter,
     ProviderFilter,
+    policy_verdicts,
 )
 from archipel.placement._fleet import plan_fleet
 from archipel.placement._fleet_check import check
@@ -94,6 +95,7 @@ __all__ = [
     "commitment_dues",
     "greedy",
     "plan_fleet",
+    "policy_verdicts",
     "run_filters",
     "run_scores",
     "site_filters",

@@ -15,6 +15,7 @@ at low concurrency (bytecodes.sh does), and never measure time with it.
 
 from __future__ import annotations
 
+import argparse
 import collections
 import runpy
 import signal
@@ -56,10 +57,15 @@ def _stop(path: str) -> None:
 
 
 def main() -> None:
-    path, target, *args = sys.argv[1:]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="where SIGUSR2 writes the counts (TSV)")
+    parser.add_argument("target", help="`archipel` or a Python script")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="the target's arguments")
+    opts = parser.parse_args()
     signal.signal(signal.SIGUSR1, _start)
-    signal.signal(signal.SIGUSR2, lambda signum, frame: _stop(path))
-    sys.argv = [target, *args]
+    signal.signal(signal.SIGUSR2, lambda signum, frame: _stop(opts.out))
+    target = opts.target
+    sys.argv = [target, *opts.args]
     if target == "archipel":
         from archipel.cli import main as cli
 

@@ -359,8 +359,9 @@ def settle_heap() -> None:
       few dozen requests at c=32, and every collection walks them, for nothing: they are
       not garbage yet. At :data:`YOUNG_GC_THRESHOLD` it runs only when that many objects
       are left over, which is when reference cycles pile up; that bounds the garbage the
-      collector leaves to a few megabytes. Measured: 3.4 % of the gateway's CPU went to
-      young collections under load, 0.02 % with the higher threshold (BENCHMARKS.md).
+      collector leaves to a few megabytes. Measured at c=32 (JSON then streams): 1,712
+      young collections in 42,000 requests, 3.4 % of the gateway's CPU, with 700; none in
+      31,000 requests with 10,000.
     """
     gc.collect()
     gc.freeze()

@@ -12,6 +12,7 @@
 #
 #   bash bench/gateway/faults.sh                      # ok http500 reset hang refuse http500:stream
 #   MODES="hang" DUR=20 OUT=/tmp/gwfaults/x bash bench/gateway/faults.sh
+#   WORKERS=2 bash bench/gateway/faults.sh            # archipel gateway --workers 2, on both cores
 # Loopback only; every process started here is stopped by its PID. Not run by CI.
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,8 +25,12 @@ CTIMEOUT="${CTIMEOUT:-30}"
 WARMUP="${WARMUP:-6}"
 OUT="${OUT:-/tmp/gwfaults/archipel-$(date -u +%Y%m%d-%H%M%S)}"
 PORT=4300
+WORKERS="${WORKERS:-1}"
+# one worker owns CPU 1; more share both cores with the upstreams and the load (as run.sh's
+# archipel-2w does)
+GW_CPUS=1; [ "$WORKERS" -gt 1 ] && GW_CPUS=0,1
 mkdir -p "$OUT"
-echo "results -> $OUT"
+echo "results -> $OUT (workers: ${WORKERS:-1})"
 
 PIDS=()
 stop_pid() {
@@ -63,8 +68,8 @@ for mm in $MODES; do
   A=$(start_upstream 9001 ok "$OUT/A-$tag.arrivals"); PIDS+=("$A")
   B=$(start_upstream 9002 ok ""); PIDS+=("$B")
   C=$(start_upstream 9003 ok "$OUT/C-$tag.arrivals"); PIDS+=("$C")
-  taskset -c 1 "$REPO/.venv/bin/archipel" gateway --config "$OUT/archipel-$tag.yaml" \
-    >"$OUT/gateway-$tag.log" 2>&1 &
+  taskset -c "$GW_CPUS" "$REPO/.venv/bin/archipel" gateway --config "$OUT/archipel-$tag.yaml" \
+    --workers "$WORKERS" >"$OUT/gateway-$tag.log" 2>&1 &
   G=$!; PIDS+=("$G")
   ok=0; for i in $(seq 60); do
     if curl -fsS -m 1 -o /dev/null "http://127.0.0.1:$PORT/healthz" 2>/dev/null; then ok=1; break; fi

@@ -5,16 +5,19 @@
 # gateway to CPU 1 and wrk + fake upstreams to CPU 0. Not run by CI.
 #
 #   bash bench/gateway/run.sh                 # c=1,32 x json,stream, 2 reps; direct, the bare
-#                                             # pass-through (passthrough.py), archipel, LiteLLM, Portkey
+#                                             # pass-through (passthrough.py), nginx, archipel,
+#                                             # LiteLLM, Portkey
 #   REPS=3 DURATION=20 CONC=1,32,128 OUT=/tmp/gwbench/x bash bench/gateway/run.sh
 #   TARGETS=direct,archipel bash bench/gateway/run.sh
 #   TARGETS=direct,archipel,archipel-redis bash bench/gateway/run.sh   # shared rate limits
 #   TARGETS=direct,archipel,archipel-lease bash bench/gateway/run.sh   # shared, leased
 #   TARGETS=direct,archipel,archipel-2w bash bench/gateway/run.sh      # --workers 2
+#   TARGETS=direct,nginx,passthrough,archipel bash bench/gateway/run.sh # nginx, the floor
 #   EXTRA_TARGETS=/path/more-targets.json TARGETS=direct,archipel,mine bash bench/gateway/run.sh
 #   (extra args go to bench.py, e.g. --warmup 2)
 #
-# Needs wrk (installed with apt if missing) and the harness's upstream venv
+# Needs wrk and, for the nginx target, nginx (both installed with apt if missing) and the
+# harness's upstream venv
 # (bash $HARNESS/setup.sh also installs LiteLLM and Portkey under /tmp).
 set -euo pipefail
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -37,13 +40,20 @@ fi
 export UPSTREAM_PYTHON
 
 if [ -z "${TARGETS:-}" ]; then
-  TARGETS=direct,passthrough,archipel
+  TARGETS=direct,passthrough,nginx,archipel
   [ -x "${LITELLM_VENV:-/tmp/venvs/litellm}/bin/litellm" ] && TARGETS="$TARGETS,litellm"
   [ -f "${PORTKEY_DIR:-/tmp/gwbench/portkey}/node_modules/@portkey-ai/gateway/build/start-server.js" ] \
     && TARGETS="$TARGETS,portkey"
 fi
 
+case ",$TARGETS," in
+  *,nginx,*) command -v nginx >/dev/null || { apt-get update -qq && apt-get install -y -qq nginx-light; } ;;
+esac
+
 mkdir -p "$OUT"
+# nginx as a reverse proxy on the same upstreams, one worker (nginx), its files under $OUT/nginx
+mkdir -p "$OUT/nginx"
+sed -e "s#@OUT@#$OUT#g" "$REPO/bench/gateway/nginx.conf" > "$OUT/nginx.conf"
 # the same gateway config on asyncio's loop, another port and usage file (archipel-asyncio)
 { sed -e 's/port: 4300/port: 4302/' -e 's#archipel-usage.jsonl#archipel-asyncio-usage.jsonl#' \
     "$REPO/bench/gateway/archipel.yaml"; echo "event_loop: asyncio"; } > "$OUT/archipel-asyncio.yaml"

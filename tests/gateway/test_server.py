@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from archipel.gateway import (
     UpstreamTimeoutError,
     parse_gateway_config,
 )
+from archipel.gateway._server import YOUNG_GC_THRESHOLD, settle_heap
 from archipel.policy import Policy
 
 from .harness import (
@@ -499,3 +501,15 @@ def test_a_502_names_the_replica_and_the_log_its_address(
         assert f":{nowhere}" in caplog.text and "llama/ovh" in caplog.text
 
     run(scenario)
+
+
+def test_serving_freezes_what_is_loaded_and_collects_young_objects_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0  # what was loaded is out of the collector's view
+        assert gc.get_threshold() == (YOUNG_GC_THRESHOLD, before[1], before[2])
+        assert before[0] < YOUNG_GC_THRESHOLD
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

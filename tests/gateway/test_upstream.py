@@ -239,3 +239,80 @@ def test_a_health_check_is_a_yes_or_no_within_its_timeout(
             assert b.authorizations == ["Bearer k"]  # checked with the replica's own key
 
     check(make, body)
+
+
+# -- the real client's idle timeout: each wait for data, not the whole body ---------------
+
+IDLE = 0.3  # seconds; the gaps below are fractions of it
+
+
+@asynccontextmanager
+async def dripping(gaps: list[float], then_stall: bool) -> AsyncIterator[Replica]:
+    """A replica that streams one chunk, then one more after each of ``gaps`` seconds, then
+    ends the stream (or stalls until torn down, with ``then_stall``)."""
+    release = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        out = web.StreamResponse()
+        await out.prepare(request)
+        await out.write(b"data: 0\n\n")
+        for i, gap in enumerate(gaps, 1):
+            await asyncio.sleep(gap)
+            await out.write(f"data: {i}\n\n".encode())
+        if then_stall:
+            await release.wait()
+        return out
+
+    app = web.Application()
+    app.router.add_post("/drip/chat/completions", handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield replica("drip", f"http://127.0.0.1:{runner.addresses[0][1]}/drip")
+    finally:
+        release.set()
+        await runner.cleanup()
+
+
+def test_a_stream_slower_in_total_than_the_idle_timeout_is_not_cut() -> None:
+    async def main() -> None:
+        # six gaps of half the timeout: three timeouts' worth in all, none idle for long
+        async with dripping([IDLE / 2] * 6, then_stall=False) as r:
+            upstream = AiohttpUpstream(Timeouts(connect=2, first_byte=2, idle=IDLE))
+            await upstream.start()
+            try:
+                resp = await upstream.send(r, "/chat/completions", b"{}")
+                got = b""
+                while chunk := await resp.chunk():
+                    got += chunk
+                resp.release()
+            finally:
+                await upstream.close()
+        assert got == b"".join(f"data: {i}\n\n".encode() for i in range(7))
+
+    asyncio.run(main())
+
+
+def test_time_spent_away_from_the_stream_is_not_idle_time_but_a_stall_is() -> None:
+    async def main() -> None:
+        async with dripping([IDLE / 6, IDLE / 6], then_stall=True) as r:
+            upstream = AiohttpUpstream(Timeouts(connect=2, first_byte=2, idle=IDLE))
+            await upstream.start()
+            try:
+                resp = await upstream.send(r, "/chat/completions", b"{}")
+                assert await resp.chunk() == b"data: 0\n\n"
+                assert await resp.chunk() == b"data: 1\n\n"  # waited for: the timer runs
+                # the relay is busy elsewhere (a slow client) for longer than the timeout,
+                # while the next chunk arrives: that is no silence of the replica's
+                await asyncio.sleep(3 * IDLE)
+                assert await resp.chunk() == b"data: 2\n\n"
+                # then the replica goes silent while the relay waits: that is
+                with pytest.raises(UpstreamTimeoutError) as info:
+                    await asyncio.wait_for(resp.chunk(), 30)
+                assert info.value.phase == "idle"
+                resp.release()
+            finally:
+                await upstream.close()
+
+    asyncio.run(main())

@@ -44,3 +44,43 @@ def test_stream_usage_is_read_from_the_tail() -> None:
     assert stream_usage(tail) == (7, 3)
     assert stream_usage(b"data: [DONE]\n\n") is None
     assert count_events(tail) == 2
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        pytest.param(
+            b'data: {"usage":{"prompt_tokens":1,"completion_tokens":1}}\n\n'
+            b'data: {"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\n',
+            (7, 3),
+            id="the last of two",
+        ),
+        pytest.param(
+            b'data: {"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\n'
+            b'data: {"usage":{"prompt_tokens":"x"}}\n\n',
+            (7, 3),
+            id="the last one is not a usage block: the one before",
+        ),
+        pytest.param(
+            b'data: {"usage":{"prompt_tokens":7,"completion_tokens":3}}\n\n'
+            b'data: {"choices":[{"delta":{"content":"x"}}],"usage":{"prompt',
+            (7, 3),
+            id="cut in the middle of the last event",
+        ),
+        pytest.param(
+            b': "usage" in a comment\n\ndata: {"usage":{"prompt_tokens":2,"completion_tokens":5}}',
+            (2, 5),
+            id="no newline at the end",
+        ),
+        pytest.param(b'event: x\n: "usage"\n\n', None, id="only outside data lines"),
+        pytest.param(
+            b'data: {"usage":{"prompt_tokens":4,"completion_tokens":1}}\r\n\r\n',
+            (4, 1),
+            id="CRLF line ends",
+        ),
+    ],
+)
+def test_stream_usage_is_the_last_data_event_with_a_usage_block(
+    tail: bytes, expected: tuple[int, int] | None
+) -> None:
+    assert stream_usage(tail) == expected

@@ -324,11 +324,7 @@ def serve(
         control_plane_token=control_plane_token,
         slot=slot,
     )
-    # everything loaded so far (config, catalog, policy, route table, libraries) lives as long
-    # as the process: move it out of the collector's view, so that the full collections the
-    # request path triggers do not walk it (this halves p99 latency at saturation)
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     where: dict[str, Any] = (
         {"sock": sock}
         if sock is not None
@@ -343,6 +339,34 @@ def serve(
         loop=new_event_loop(config.event_loop),
         **server_settings(config),
     )
+
+
+#: the collector's first threshold while serving: net new container objects between two
+#: young collections (CPython's default is 700)
+YOUNG_GC_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Set the garbage collector up for serving, once everything is loaded.
+
+    - Everything loaded so far (config, catalog, policy, route table, libraries) lives as
+      long as the process: it is moved out of the collector's view (``gc.freeze``), so that
+      the full collections the request path triggers do not walk it (this halves p99
+      latency at saturation).
+    - A young collection runs when the container objects allocated and not yet freed
+      exceed the first threshold. With CPython's 700, the requests in flight alone (a few
+      dozen objects each, freed by reference counting when the request ends) cross it every
+      few dozen requests at c=32, and every collection walks them, for nothing: they are
+      not garbage yet. At :data:`YOUNG_GC_THRESHOLD` it runs only when that many objects
+      are left over, which is when reference cycles pile up; that bounds the garbage the
+      collector leaves to a few megabytes. Measured at c=32 (JSON then streams): 1,712
+      young collections in 42,000 requests, 3.4 % of the gateway's CPU, with 700; none in
+      31,000 requests with 10,000.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
 
 
 def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:

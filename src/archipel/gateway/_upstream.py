@@ -76,11 +76,27 @@ class Upstream(Protocol):
 
 
 class _AiohttpResponse:
-    __slots__ = ("_idle", "_resp")
+    """A response of :class:`AiohttpUpstream`, whose body reads are bounded by the idle timeout.
 
-    def __init__(self, resp: aiohttp.ClientResponse, idle: float) -> None:
+    The idle timeout bounds each wait for data that has not arrived yet, and only the wait:
+    time spent relaying to a slow client does not count. It is one timer per response,
+    not one per wait: a stream waits for every token's chunk, and arming and cancelling a
+    timer around each wait (``asyncio.timeout``) cost more than the rest of the chunk's
+    relay. A wait only notes when it started; the timer, when it fires, checks the wait in
+    progress and either ends it (the body's reader gets :class:`UpstreamTimeoutError`) or
+    goes back to sleep until that wait's deadline. A response that never waits never arms it.
+    """
+
+    __slots__ = ("_idle", "_loop", "_resp", "_timer", "_waiting")
+
+    def __init__(
+        self, resp: aiohttp.ClientResponse, idle: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self._resp = resp
         self._idle = idle
+        self._loop = loop
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: float | None = None  # when the wait in progress began (loop time)
 
     @property
     def status(self) -> int:
@@ -91,13 +107,27 @@ class _AiohttpResponse:
         return self._resp.headers
 
     async def _within_idle(self, reader: Awaitable[bytes]) -> bytes:
+        self._waiting = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._waiting + self._idle, self._on_timer)
         try:
-            async with asyncio.timeout(self._idle):
-                return await reader
-        except TimeoutError as exc:
-            raise UpstreamTimeoutError("idle") from exc
+            return await reader
         except aiohttp.ClientError as exc:
             raise UpstreamConnectError(f"while reading the body: {exc}", _DROPPED) from exc
+        finally:
+            self._waiting = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._waiting is None:
+            return  # no wait in progress: the next one arms the timer again
+        deadline = self._waiting + self._idle
+        if self._loop.time() < deadline:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+            return
+        # wakes the wait with the error: the read raises it, and release() closes the
+        # connection, whose body was not read to the end
+        self._resp.content.set_exception(UpstreamTimeoutError("idle"))
 
     async def read(self) -> bytes:
         if self._resp.content.is_eof():  # the whole body has arrived: nothing to time
@@ -110,7 +140,7 @@ class _AiohttpResponse:
     async def chunk(self) -> bytes:
         content = self._resp.content
         try:
-            data = content.read_nowait()  # what has arrived already: no timer needed
+            data = content.read_nowait()  # what has arrived already: no wait to time
         except aiohttp.ClientError as exc:
             raise UpstreamConnectError(f"while reading the body: {exc}", _DROPPED) from exc
         if data or content.at_eof():
@@ -118,6 +148,9 @@ class _AiohttpResponse:
         return await self._within_idle(content.readany())
 
     def release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._resp.release()
 
 
@@ -127,6 +160,7 @@ class AiohttpUpstream:
     def __init__(self, timeouts: Timeouts) -> None:
         self.set_timeouts(timeouts)
         self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # per (replica, path): the parsed URL and the request headers, built once
         self._targets: dict[tuple[str, str, str | None], tuple[URL, dict[str, str]]] = {}
 
@@ -147,6 +181,7 @@ class AiohttpUpstream:
         )
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         # the session must be created inside the running loop
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
@@ -161,7 +196,7 @@ class AiohttpUpstream:
             self._session = None
 
     async def send(self, replica: Replica, path: str, body: bytes) -> UpstreamResponse:
-        if self._session is None:
+        if self._session is None or self._loop is None:
             raise RuntimeError("AiohttpUpstream.send before start()")
         url, headers = self._target(replica, path)
         try:
@@ -175,7 +210,7 @@ class AiohttpUpstream:
             raise UpstreamTimeoutError("first byte") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamConnectError(f"{replica.id}: {exc}") from exc
-        return _AiohttpResponse(resp, self.timeouts.idle)
+        return _AiohttpResponse(resp, self.timeouts.idle, self._loop)
 
     async def check(self, replica: Replica, timeout: float) -> bool:
         if self._session is None:

@@ -73,15 +73,22 @@ def count_events(chunk: bytes) -> int:
 
 
 def stream_usage(tail: bytes) -> tuple[int, int] | None:
-    """The usage block of the last data event that has one, in the stream's tail."""
-    if b'"usage"' not in tail:
-        return None
-    for line in reversed(tail.split(b"\n")):
-        if line.startswith(b"data:") and b'"usage"' in line:
+    """The usage block of the last data event that has one, in the stream's tail.
+
+    Only the lines that mention ``"usage"`` are parsed, last first: the search runs
+    backwards from the end, so a stream's tail costs a few ``rfind`` calls.
+    """
+    end = len(tail)
+    while (at := tail.rfind(b'"usage"', 0, end)) >= 0:
+        start = tail.rfind(b"\n", 0, at) + 1
+        stop = tail.find(b"\n", at)
+        line = tail[start:] if stop < 0 else tail[start:stop]
+        if line.startswith(b"data:"):
             try:
                 found = usage_of(_json.loads(line[5:]))
             except ValueError:
-                continue
+                found = None
             if found is not None:
                 return found
+        end = start  # the lines before this one
     return None

@@ -1,7 +1,7 @@
 """Run attempts on EC2 instances: one instance per attempt, in one region (and zone).
 
 One :class:`Ec2Backend` is one site: an instance type in a region (optionally one
-zone), on-demand or spot, optionally in a capacity reservation. It talks to AWS
+zone), on-demand, spot or in a Capacity Block, optionally in a capacity reservation. It talks to AWS
 through boto3 with the standard credential chain (environment, profile, instance
 role); Archipel never stores nor logs a credential, and the backend holds none
 itself (boto3 resolves them when it signs a request). botocore's own debug log
@@ -24,6 +24,13 @@ two control planes, or a retry after a lost answer, ask twice.
 :mod:`archipel.backends._ec2_states` says. The exit status of an instance that has
 ended comes from the ``exit_code`` object in S3. A failed API call makes every
 attempt it covers ``UNOBSERVED``, never ``UNKNOWN``: nothing can be concluded.
+
+**Capacity.** A site may launch into an On-Demand Capacity Reservation
+(``capacity_reservation``: ``CapacityReservationSpecification.CapacityReservationTarget``)
+or into a Capacity Block for ML (``market: capacity-block`` with the block's reservation
+id: ``InstanceMarketOptions.MarketType = "capacity-block"`` as well). Such a site is
+healthy only while its reservation is ``active`` (``DescribeCapacityReservations``), so
+a block before or after its window gets no work.
 
 **Cancel and teardown.** ``cancel`` tags the instance ``archipel:cancelled`` and
 terminates it. The backend creates no security group and no key pair (it uses the
@@ -85,7 +92,27 @@ _TAG_RUN, _TAG_ATTEMPT, _TAG_SITE, _TAG_CANCELLED = (
     "archipel:cancelled",
 )
 
-Market = Literal["on-demand", "spot"]
+#: how instances are bought: on demand (optionally in an On-Demand Capacity Reservation),
+#: spot, or in a Capacity Block for ML (a reservation bought for a fixed window)
+Market = Literal["on-demand", "spot", "capacity-block"]
+
+
+def market_problem(market: str, capacity_reservation: str | None) -> str | None:
+    """What is wrong with a site's market and reservation together (None: nothing).
+
+    A Capacity Block is launched into by its reservation id, so it needs one; a spot
+    instance cannot use a capacity reservation (reservations hold On-Demand capacity)."""
+    if market == "capacity-block" and capacity_reservation is None:
+        return (
+            "market capacity-block needs capacity_reservation: the Capacity Block's "
+            "reservation id (cr-...), as EC2 lists it once the block is bought"
+        )
+    if market == "spot" and capacity_reservation is not None:
+        return (
+            "a spot site cannot launch into a capacity reservation (it holds On-Demand "
+            "capacity): remove capacity_reservation or set market: on-demand"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +136,11 @@ class Ec2Config:
     # how often a running attempt's checkpoint is copied to S3 (a spot interruption loses
     # at most this much of it)
     checkpoint_sync_seconds: int = CHECKPOINT_SYNC_SECONDS
+
+    def __post_init__(self) -> None:
+        problem = market_problem(self.market, self.capacity_reservation)
+        if problem is not None:
+            raise ValueError(problem)
 
     @property
     def where(self) -> str:
@@ -299,6 +331,8 @@ class Ec2Backend:
                     "InstanceInterruptionBehavior": "terminate",
                 },
             }
+        if c.market == "capacity-block":
+            params["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
         if c.capacity_reservation:
             params["CapacityReservationSpecification"] = {
                 "CapacityReservationTarget": {"CapacityReservationId": c.capacity_reservation}
@@ -485,4 +519,30 @@ class Ec2Backend:
             return SiteHealth(False, f"no availability zone of {c.where} is available")
         if not offers:
             return SiteHealth(False, f"{c.instance_type} is not offered in {c.where}")
+        if c.capacity_reservation:
+            return self._reservation_health(c.capacity_reservation)
         return SiteHealth(True)
+
+    def _reservation_health(self, reservation: str) -> SiteHealth:
+        """A site launching into a capacity reservation takes work only while it is
+        ``active``: a Capacity Block is ``scheduled`` before its window and ``expired``
+        after it, and a reservation may be cancelled."""
+        try:
+            found = self._ec2.describe_capacity_reservations(CapacityReservationIds=[reservation])[
+                "CapacityReservations"
+            ]
+        except api_errors() as exc:
+            why = f"cannot read capacity reservation {reservation}: {_describe(exc)}"
+            return SiteHealth(False, why)
+        if not found:
+            return SiteHealth(False, f"capacity reservation {reservation} does not exist")
+        state = found[0].get("State", "unknown")
+        if state == "active":
+            return SiteHealth(True)
+        start, end = found[0].get("StartDate"), found[0].get("EndDate")
+        window = f" (its window: {start} to {end})" if start and end else ""
+        return SiteHealth(
+            False,
+            f"capacity reservation {reservation} is {state}{window}: instances launch into "
+            "it only while it is active",
+        )

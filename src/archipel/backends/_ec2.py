@@ -97,24 +97,6 @@ _TAG_RUN, _TAG_ATTEMPT, _TAG_SITE, _TAG_CANCELLED = (
 Market = Literal["on-demand", "spot", "capacity-block"]
 
 
-def market_problem(market: str, capacity_reservation: str | None) -> str | None:
-    """What is wrong with a site's market and reservation together (None: nothing).
-
-    A Capacity Block is launched into by its reservation id, so it needs one; a spot
-    instance cannot use a capacity reservation (reservations hold On-Demand capacity)."""
-    if market == "capacity-block" and capacity_reservation is None:
-        return (
-            "market capacity-block needs capacity_reservation: the Capacity Block's "
-            "reservation id (cr-...), as EC2 lists it once the block is bought"
-        )
-    if market == "spot" and capacity_reservation is not None:
-        return (
-            "a spot site cannot launch into a capacity reservation (it holds On-Demand "
-            "capacity): remove capacity_reservation or set market: on-demand"
-        )
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class Ec2Config:
     """Where and how one EC2 site launches (what a ``backend: aws`` site declares)."""
@@ -137,8 +119,26 @@ class Ec2Config:
     # at most this much of it)
     checkpoint_sync_seconds: int = CHECKPOINT_SYNC_SECONDS
 
+    @staticmethod
+    def market_problem(market: str, capacity_reservation: str | None) -> str | None:
+        """What is wrong with a site's market and reservation together (None: nothing).
+
+        A Capacity Block is launched into by its reservation id, so it needs one; a spot
+        instance cannot use a capacity reservation (reservations hold On-Demand capacity)."""
+        if market == "capacity-block" and capacity_reservation is None:
+            return (
+                "market capacity-block needs capacity_reservation: the Capacity Block's "
+                "reservation id (cr-...), as EC2 lists it once the block is bought"
+            )
+        if market == "spot" and capacity_reservation is not None:
+            return (
+                "a spot site cannot launch into a capacity reservation (it holds On-Demand "
+                "capacity): remove capacity_reservation or set market: on-demand"
+            )
+        return None
+
     def __post_init__(self) -> None:
-        problem = market_problem(self.market, self.capacity_reservation)
+        problem = self.market_problem(self.market, self.capacity_reservation)
         if problem is not None:
             raise ValueError(problem)
 

@@ -135,13 +135,23 @@ class SitePlacer:
             plan = self.planner.plan(PlacementRequest.from_workload(workload), top=len(self.sites))
         except InputError:
             return []
-        wanted = set(among)
+        wanted = set(among) - set(self.wrong_kind(workload))
         return [p.offer.instance_type for p in plan.placements if p.offer.instance_type in wanted]
+
+    def wrong_kind(self, workload: Workload) -> dict[str, str]:
+        """The sites that do not run this kind of workload, each with why."""
+        return {
+            name: f"{name} runs {' and '.join(sorted(s.runs))} workloads only, not {workload.kind}"
+            for name, s in self.sites.items()
+            if workload.kind not in s.runs
+        }
 
     def place(self, workload: Workload, state: SiteState | None = None) -> SiteChoice:
         """The cheapest site that fits the workload, its data class and the sites' state now."""
         state = state or SiteState()
-        extra = site_filters(state.blocked, state.down, state.full, state.spread)
+        extra = site_filters(
+            state.blocked, state.down, state.full, state.spread, self.wrong_kind(workload)
+        )
         missing = unoffered(workload, list(self.sites.values()))
         if missing is not None:
             return SiteChoice(None, None, invalid=missing)

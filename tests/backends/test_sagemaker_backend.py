@@ -42,7 +42,6 @@ from archipel.backends._sagemaker import (
     LOG_GROUP,
     MAX_ARGUMENT_CHARS,
     WRAPPER,
-    instance_type_for,
     job_name,
 )
 from archipel.backends._sagemaker_states import exit_status, job_state
@@ -507,10 +506,33 @@ def test_distinct_attempts_get_distinct_job_names() -> None:
 
 
 def test_the_smallest_type_with_the_accelerators_is_known_for_common_gpus() -> None:
+    instance_type_for = SageMakerConfig.instance_type_for
     assert instance_type_for(None) == "ml.m5.xlarge"
+    assert instance_type_for("cpu:1") == "ml.m5.xlarge"
     assert instance_type_for("T4:1") == "ml.g4dn.xlarge"
     assert instance_type_for("A100:8") == "ml.p4d.24xlarge"
     assert instance_type_for("A100:3") is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"instance_type": "g5.xlarge"}, "write ml.g5.xlarge", id="ec2-type"),
+        pytest.param({"market": "capacity-block"}, "on-demand or spot", id="block"),
+        pytest.param({"max_runtime_seconds": 30}, "between 60", id="too-short"),
+        pytest.param(
+            {"market": "spot", "max_runtime_seconds": 28 * 86_400, "spot_wait_seconds": 1},
+            "spot_wait_seconds must be between 60",
+            id="spot-too-long",
+        ),
+        pytest.param({"subnet": "subnet-0123abcd"}, "both subnet", id="half-a-vpc"),
+    ],
+)
+def test_a_configuration_sagemaker_would_refuse_is_refused_at_once(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        SageMakerConfig(REGION, ROLE, TRAINING_IMAGE, f"s3://{BUCKET}", **options)
 
 
 STATES = [

@@ -100,6 +100,14 @@ def test_the_example_sites_file_declares_a_sagemaker_site(tmp_path: Path) -> Non
         pytest.param(sagemaker_site(image="ami-0123456789abcdef0"), "image apply to aws", id="ami"),
         pytest.param(sagemaker_site(subnet="subnet-0123abcd"), "both subnet", id="half-a-vpc"),
         pytest.param(sagemaker_site(region="Ireland"), "an AWS region such as", id="bad-region"),
+        pytest.param(
+            sagemaker_site(accelerators="MI300X:8"), "needs instance_type", id="no-known-type"
+        ),
+        pytest.param(
+            sagemaker_site(market="spot", max_runtime_seconds=28 * 86_400),
+            "spot_wait_seconds must be between",
+            id="spot-past-28-days",
+        ),
         pytest.param(sagemaker_site(max_runtime_seconds=10), "max_runtime_seconds", id="too-short"),
         pytest.param(
             sagemaker_site(aws_session_token=SECRET), "holds no credentials", id="a-token"

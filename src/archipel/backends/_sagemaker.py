@@ -77,6 +77,8 @@ WRAPPER = (
 #: SageMaker's limits on a job's entrypoint arguments and environment
 MAX_ARGUMENTS, MAX_ARGUMENT_CHARS = 100, 256
 MAX_ENV, MAX_ENV_VALUE_CHARS = 100, 512
+#: the longest a training job may run (and, on spot, wait), as SageMaker takes it
+MAX_JOB_SECONDS = 28 * 86_400
 #: where SageMaker sends a training job's output
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _LOG_LIMIT = 1 << 20
@@ -110,6 +112,43 @@ class SageMakerConfig:
     max_attempts: int = 4  # tries of one API call (botocore's standard retry mode)
     health_ttl: float = 60.0  # seconds a healthy answer is kept
 
+    def __post_init__(self) -> None:
+        problem = self._problem()
+        if problem is not None:
+            raise ValueError(problem)
+
+    def _problem(self) -> str | None:
+        """What SageMaker would refuse in this configuration, said as what to change."""
+        if self.instance_type is not None and not self.instance_type.startswith("ml."):
+            return (
+                f"instance_type {self.instance_type} is not a SageMaker type: write "
+                f"ml.{self.instance_type}, or leave it out to follow the accelerators"
+            )
+        if self.market not in ("on-demand", "spot"):
+            return f"a sagemaker site is on-demand or spot, not {self.market}"
+        spot = self.market == "spot"
+        longest = self.max_runtime_seconds + (self.spot_wait_seconds if spot else 0)
+        if self.max_runtime_seconds < 60 or longest > MAX_JOB_SECONDS:
+            return (
+                f"max_runtime_seconds{' + spot_wait_seconds' if spot else ''} "
+                f"must be between 60 and {MAX_JOB_SECONDS} (28 days), not {longest}"
+            )
+        if (self.subnet is None) != (self.security_group is None):
+            return "a sagemaker site in a VPC needs both subnet and security_group (or neither)"
+        return None
+
+    @staticmethod
+    def instance_type_for(accelerators: str | None) -> str | None:
+        """The SageMaker type of one node offering ``MODEL:COUNT`` (None: a CPU slot), if
+        known (:data:`archipel.backends._sagemaker_states.INSTANCE_TYPES`)."""
+        if accelerators is None or accelerators.split(":", 1)[0].lower() == "cpu":
+            return INSTANCE_TYPES[("cpu", 1)]
+        model, _, count = accelerators.partition(":")
+        try:
+            return INSTANCE_TYPES.get((model, int(float(count or "1"))))
+        except ValueError:
+            return None
+
 
 def job_name(attempt_id: str) -> str:
     """The training job of an attempt: ``archipel-<attempt id>`` when SageMaker takes that
@@ -120,17 +159,6 @@ def job_name(attempt_id: str) -> str:
     cleaned = re.sub(r"[^A-Za-z0-9]+", "-", attempt_id).strip("-")
     digest = hashlib.sha256(attempt_id.encode()).hexdigest()[:10]
     return f"archipel-{cleaned[:42]}-{digest}"
-
-
-def instance_type_for(accelerators: str | None) -> str | None:
-    """The SageMaker type of one node offering ``MODEL:COUNT`` (None: a CPU slot), if known."""
-    if accelerators is None:
-        return INSTANCE_TYPES[("cpu", 1)]
-    model, _, count = accelerators.partition(":")
-    try:
-        return INSTANCE_TYPES.get((model, int(float(count or "1"))))
-    except ValueError:
-        return None
 
 
 class SageMakerBackend:
@@ -188,7 +216,7 @@ class SageMakerBackend:
             raise
 
     def _instance_type(self, request: LaunchRequest) -> str | None:
-        return self.config.instance_type or instance_type_for(request.accelerators)
+        return self.config.instance_type or self.config.instance_type_for(request.accelerators)
 
     # --- the protocol ------------------------------------------------------------------
 

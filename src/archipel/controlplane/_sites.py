@@ -280,18 +280,11 @@ class SiteSpec(StrictModel):
                 "(s3://BUCKET/PREFIX)"
             )
         self._check_region()
-        if self.instance_type is not None and not self.instance_type.startswith("ml."):
+        config = _sagemaker_config(self)  # its own checks: what SageMaker would refuse
+        if config.instance_type is None and config.instance_type_for(self.accelerators) is None:
             raise ValueError(
-                f"instance_type {self.instance_type} is not a SageMaker type: write "
-                f"ml.{self.instance_type}, or leave it out to follow the accelerators"
-            )
-        if self.market == "capacity-block":
-            raise ValueError(
-                "market capacity-block is for aws sites; a sagemaker site is on-demand or spot"
-            )
-        if (self.subnet is None) != (self.security_group is None):
-            raise ValueError(
-                "a sagemaker site in a VPC needs both subnet and security_group (or neither)"
+                f"a sagemaker site needs instance_type: Archipel knows no SageMaker type "
+                f"with {self.accelerators} (ml.p4d.24xlarge has A100:8, for instance)"
             )
 
 
@@ -380,14 +373,18 @@ def _aws(spec: SiteSpec, data_dir: Path) -> Backend:
     return backend
 
 
-def _sagemaker(spec: SiteSpec, data_dir: Path) -> Backend:
-    # checked by SiteSpec
+def _sagemaker_config(spec: SiteSpec) -> SageMakerConfig:
+    """The backend configuration of a sagemaker site (a ``ValueError`` says what is wrong)."""
+    # checked by SiteSpec before
     assert spec.role_arn is not None
     assert spec.training_image is not None
     assert spec.staging is not None
-    assert spec.market != "capacity-block"
+    if spec.market == "capacity-block":
+        raise ValueError(
+            "market capacity-block is for aws sites; a sagemaker site is on-demand or spot"
+        )
     defaults = SageMakerConfig(spec.region, spec.role_arn, spec.training_image, spec.staging)
-    config = SageMakerConfig(
+    return SageMakerConfig(
         region=spec.region,
         role_arn=spec.role_arn,
         training_image=spec.training_image,
@@ -403,6 +400,10 @@ def _sagemaker(spec: SiteSpec, data_dir: Path) -> Backend:
         security_group=spec.security_group,
         endpoint_url=spec.endpoint_url,
     )
+
+
+def _sagemaker(spec: SiteSpec, data_dir: Path) -> Backend:
+    config = _sagemaker_config(spec)
     backend: Backend = SageMakerBackend(spec.name, config, data_dir / "sites" / spec.name)
     return backend
 

@@ -329,3 +329,27 @@ def test_a_sagemaker_site_runs_jobs_that_end_and_no_service(
             choice.explain()
         )
         assert "virginia" not in placer.fitting(workload, list(placer.sites))
+
+
+@pytest.mark.parametrize(("spot", "site"), [(True, "virginia"), (False, "paris")])
+def test_a_spot_site_takes_only_runs_that_tolerate_spot(
+    snapshot: CatalogSnapshot, policy: Policy, spot: bool, site: str
+) -> None:
+    """virginia, the cheapest site for public data, sells spot only (managed spot): a run
+    that does not tolerate spot goes to the next site, told why."""
+    specs = _sites_with_sagemaker_virginia()
+    specs[2] = specs[2].model_copy(update={"market": "spot"})
+    workload = parse_workload(
+        {
+            "name": "w",
+            "kind": "training",
+            "resources": {"accelerators": "cpu:1", "spot": spot},
+            "data": {"class": "public"},
+            "run": {"command": ["python", "train.py"]},
+        }
+    )
+    choice = SitePlacer(specs, snapshot, policy).place(workload)
+    assert choice.site == site
+    if not spot:
+        (why,) = [r for r in choice.rejections if "virginia" in r.message]
+        assert why.reason is Reason.NOT_SOLD and "spot not allowed" in why.message

@@ -1,7 +1,8 @@
 """Choosing a site for a run with the same placement engine as ``archipel plan``.
 
 The declared sites become a small offer table (one offer per site, with its
-provider, region, country, accelerators and price), joined to the catalog's
+provider, region, country, accelerators and price: a spot price for a spot
+site, which only a run that tolerates spot may take), joined to the catalog's
 provider facts and jurisdictions, so a data class allows or forbids a site
 exactly as it would a catalog offer. The state of the sites now (blocked for
 this run after failures, down, full, kept off by the spread rule) is applied
@@ -100,6 +101,8 @@ class SitePlacer:
             s = self.sites[name]
             accel = parse_accelerator_spec(s.accelerators)
             price = to_nano(s.price_per_hour)
+            # a spot site sells spot only: a run that does not tolerate spot never goes there
+            spot = s.market == "spot"
             rows.append(
                 OfferRow(
                     provider=s.provider,
@@ -111,8 +114,8 @@ class SitePlacer:
                     gpu_memory_mib=0,
                     vcpus=None,
                     memory_gib=None,
-                    price=price,
-                    spot_price=-1,
+                    price=-1 if spot else price,
+                    spot_price=price if spot else -1,
                     currency=s.currency,
                     source=f"site {s.name}",
                     country=s.country,

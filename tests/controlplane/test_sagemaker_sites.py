@@ -261,6 +261,33 @@ def test_a_run_given_up_by_managed_spot_resumes_on_an_ec2_site_with_its_checkpoi
     assert "MaxWaitTimeInSeconds" in events
 
 
+def test_a_run_interrupted_on_ec2_resumes_as_a_sagemaker_job_with_its_checkpoint(
+    store: Store,
+    fakes: dict[str, FakeBackend],
+    make_reconciler: MakeReconciler,
+    sm_site: Callable[[str], EmulatedSageMaker],
+    ec2_site: Callable[[str], Emulated],
+) -> None:
+    """The other way: paris (EC2) saved step 7 and was interrupted; frankfurt (SageMaker)
+    creates the next attempt's job with step 7 at its CheckpointConfig.S3Uri."""
+    paris, frankfurt = ec2_site("paris"), sm_site("frankfurt")
+    backends: dict[str, Backend] = {**fakes, "paris": paris.backend, "frankfurt": frankfurt.backend}
+    reconciler = make_reconciler(SITES, backends)
+    run = store.submit("acme", workload(max_restarts=2))
+    for _ in range(2):
+        reconciler.step()
+    key = f"ec2-stage/checkpoints/{run.id}/step"
+    paris.s3.client.put_object(Bucket=BUCKET, Key=key, Body=b"7\n")  # the instance's sync
+    paris.interrupt()
+    reconciler.step()
+    moved = store.get(run.id)
+    assert moved is not None and moved.site == "frankfurt"
+    uri = frankfurt.sagemaker.sent["create_training_job"]["CheckpointConfig"]["S3Uri"]
+    assert uri == f"s3://{BUCKET}/stage/checkpoints/{run.id}/"
+    key = f"stage/checkpoints/{run.id}/step"
+    assert frankfurt.s3.client.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"7\n"
+
+
 def test_a_health_run_never_reaches_a_us_sagemaker_site_nor_its_bucket(
     store: Store,
     fakes: dict[str, FakeBackend],

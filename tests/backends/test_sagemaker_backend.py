@@ -169,6 +169,24 @@ def test_a_workdir_travels_as_an_input_channel_from_the_staging(
     assert source["S3Uri"] == f"s3://{BUCKET}/stage/{a}/workdir.tar.gz"
 
 
+def test_a_workdir_or_checkpoint_that_cannot_be_uploaded_is_a_retryable_refusal(
+    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws_environment(monkeypatch)
+    elsewhere = make_sagemaker_site(moto_url, tmp_path / "o", staging="s3://no-such-bucket/st")
+    archive = workdir_archive(tmp_path, {"train.py": "print(1)\n"})
+    result = elsewhere.backend.launch(_request(new_id(), files=str(archive)))
+    assert not result.ok and result.retryable
+    assert "cannot upload the workdir to s3://no-such-bucket/st/" in (result.error or "")
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "step").write_text("1\n")
+    env = {"ARCHIPEL_RUN_ID": "r-9", "ARCHIPEL_CHECKPOINT_DIR": str(tmp_path / "ckpt")}
+    result = elsewhere.backend.launch(LaunchRequest(new_id(), ["python", "train.py"], env))
+    assert not result.ok and result.retryable
+    assert "cannot copy the run's checkpoint to s3://no-such-bucket/" in (result.error or "")
+    assert elsewhere.sagemaker.calls["create_training_job"] == 0
+
+
 @pytest.mark.parametrize(
     ("request_", "why"),
     [

@@ -60,7 +60,7 @@ from typing import Any, Literal
 from archipel.backends._aws import ClientFactory, api_errors, default_clients
 from archipel.backends._aws import describe as _describe
 from archipel.backends._aws import error_code as _error_code
-from archipel.backends._ec2_checkpoints import bring_back, home_of, send
+from archipel.backends._ec2_checkpoints import bring_back, home_of, send, send_workdir
 from archipel.backends._ec2_script import (
     CHECKPOINT_SYNC_SECONDS,
     USER_DATA_LIMIT,
@@ -369,15 +369,9 @@ class Ec2Backend:
         refused = None if home is None else send(self._s3, home, folder)
         if refused is not None:
             return LaunchResult(a, False, error=refused, retryable=True)
-        if request.files is not None:
-            target = self.staging.uri(a, "workdir.tar.gz")
-            try:
-                self._s3.upload_file(
-                    request.files, self.staging.bucket, self.staging.key(a, "workdir.tar.gz")
-                )
-            except api_errors() as exc:
-                why = f"cannot upload the workdir to {target}: {_describe(exc)}"
-                return LaunchResult(a, False, error=why, retryable=True)
+        refused = send_workdir(self._s3, self.staging, request)
+        if refused is not None:
+            return LaunchResult(a, False, error=refused, retryable=True)
         try:
             response = self._ec2.run_instances(**self._run_params(request))
         except api_errors() as exc:

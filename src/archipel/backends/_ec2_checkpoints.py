@@ -117,6 +117,20 @@ def pull(s3: Any, home: CheckpointHome) -> int:
     return len(wanted)
 
 
+def send_workdir(s3: Any, staging: Staging, request: LaunchRequest) -> str | None:
+    """Upload the attempt's workdir archive (if it ships one) to its staging folder, where
+    the instance's boot script or the training job's input channel takes it; the reason
+    when S3 refused, else None."""
+    if request.files is None:
+        return None
+    a = request.attempt_id
+    try:
+        s3.upload_file(request.files, staging.bucket, staging.key(a, "workdir.tar.gz"))
+    except api_errors() as exc:
+        return f"cannot upload the workdir to {staging.uri(a, 'workdir.tar.gz')}: {describe(exc)}"
+    return None
+
+
 def home_of(request: LaunchRequest, staging: Staging) -> CheckpointHome | None:
     """Where the attempt's run keeps its checkpoint in the staging bucket; None if the
     attempt has none."""

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from archipel.backends._aws import ClientFactory, api_errors, default_clients, describe, error_code
-from archipel.backends._ec2_checkpoints import bring_back, home_of, send
+from archipel.backends._ec2_checkpoints import bring_back, home_of, send, send_workdir
 from archipel.backends._ec2_script import Staging, bad_env_names
 from archipel.backends._files import attempt_folder, locked, record, recorded
 from archipel.backends._protocol import (
@@ -335,14 +335,9 @@ class SageMakerBackend:
         refused = None if home is None else send(self._s3, home, folder)
         if refused is not None:
             return LaunchResult(a, False, error=refused, retryable=True)
-        if request.files is not None:
-            target = self.staging.uri(a, "workdir.tar.gz")
-            try:
-                key = self.staging.key(a, "workdir.tar.gz")
-                self._s3.upload_file(request.files, self.staging.bucket, key)
-            except api_errors() as exc:
-                why = f"cannot upload the workdir to {target}: {describe(exc)}"
-                return LaunchResult(a, False, error=why, retryable=True)
+        refused = send_workdir(self._s3, self.staging, request)
+        if refused is not None:
+            return LaunchResult(a, False, error=refused, retryable=True)
         try:
             self._sm.create_training_job(**self.job_params(request))
         except api_errors() as exc:

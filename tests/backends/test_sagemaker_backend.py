@@ -11,6 +11,7 @@ logs, is moto's.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -212,7 +213,8 @@ def test_a_workdir_or_checkpoint_that_cannot_be_uploaded_is_a_retryable_refusal(
 def test_a_request_no_sagemaker_site_can_run_is_refused_for_good(
     sm: EmulatedSageMaker, request_: LaunchRequest, why: str
 ) -> None:
-    result = sm.backend.launch(request_)
+    # an attempt id of its own: moto's state is one per test process, whatever the server
+    result = sm.backend.launch(dataclasses.replace(request_, attempt_id=new_id()))
     assert not result.ok and not result.retryable
     assert why in (result.error or "")
     assert sm.sagemaker.calls["create_training_job"] == 0
@@ -335,7 +337,7 @@ def test_throttling_is_retried_with_backoff_a_bounded_number_of_times(
         return AWSResponse(request.url, 400, {}, Raw())
 
     backend._sm.meta.events.register("before-send.sagemaker.CreateTrainingJob", throttle)
-    result = backend.launch(LaunchRequest("a-1", ["true"]))
+    result = backend.launch(LaunchRequest(new_id(), ["true"]))
     assert len(sent) == 3  # max_attempts tries, then the answer
     assert not result.ok and result.retryable and "throttled" in (result.error or "")
 

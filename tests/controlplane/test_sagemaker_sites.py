@@ -10,6 +10,7 @@ dummy credentials only.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -169,10 +170,11 @@ def test_no_credential_shows_in_a_sagemaker_site_its_backend_or_its_logs(
         make_sagemaker_site(url, tmp_path / "bucket")  # the staging bucket
         caplog.set_level(logging.DEBUG)
         backend = site.backend
-        result = backend.launch(LaunchRequest("a-1", ["python", "train.py"]))
-        backend.observe(["a-1", "a-2"])
+        a = f"creds-{uuid.uuid4().hex[:8]}"  # moto keeps one state per test process
+        result = backend.launch(LaunchRequest(a, ["python", "train.py"]))
+        backend.observe([a, f"{a}-missing"])
         backend.health()
-        backend.logs("a-1")
+        backend.logs(a)
         assert result.ok, result.error
     for text in (repr(site), str(site), repr(backend), repr(site.spec), caplog.text):
         assert SECRET not in text

@@ -1,4 +1,4 @@
-"""An EC2 and S3 emulator (moto's server mode) on a loopback port, and a client that injects faults.
+"""An AWS emulator (moto's server mode) on a loopback port, and clients that inject faults.
 
 :func:`emulator` starts ``moto.server.ThreadedMotoServer`` on 127.0.0.1 (a free port)
 and stops it when the caller is done. :func:`aws_environment` gives boto3 dummy
@@ -6,6 +6,13 @@ credentials and keeps it away from any real ones (no profile, no config or
 credentials file, no instance metadata). :class:`FaultyClient` wraps a boto3 client:
 queued errors are raised by the named call instead of calling the emulator, and an
 instance's state reason can be overridden (moto cannot interrupt a spot instance).
+
+SageMaker on moto creates a training job already ``Completed`` and has no
+``StopTrainingJob``: :class:`TrainingJobs` is the thin layer over it that the SageMaker
+tests drive transitions through. A job it creates (on moto, for real) is answered
+``InProgress``/``Training`` until the test moves it (:meth:`TrainingJobs.move`: a spot
+interruption, a failure, a completion), and ``StopTrainingJob`` is answered by the
+layer (``Stopping``, then ``Stopped``); everything else is moto's own answer.
 """
 
 from __future__ import annotations
@@ -21,13 +28,16 @@ from typing import Any
 
 import pytest
 
-from archipel.backends import Ec2Backend, Ec2Config
+from archipel.backends import Ec2Backend, Ec2Config, SageMakerBackend, SageMakerConfig
 
 REGION = "eu-west-1"
 BUCKET = "archipel-test"
 INSTANCE_TYPE = "g4dn.xlarge"
 #: one of the Amazon images moto knows in every region (asking for its whole list takes seconds)
 IMAGE = "ami-03cf127a"
+#: a SageMaker site's execution role and training image (moto checks neither)
+ROLE = "arn:aws:iam::123456789012:role/archipel-training"
+TRAINING_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/archipel-train:1"
 
 #: what boto3 finds in the environment during these tests: dummy keys only
 DUMMY_ENV = {
@@ -78,6 +88,8 @@ class FaultyClient:
     lost_answers: dict[str, Exception] = field(default_factory=dict)
     state_reasons: dict[str, str] = field(default_factory=dict)
     calls: Counter[str] = field(default_factory=Counter)
+    # the arguments of each operation's last call, as the emulator received them
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def fail(self, operation: str, *errors: Exception) -> None:
         self.faults.setdefault(operation, []).extend(errors)
@@ -89,10 +101,11 @@ class FaultyClient:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
+            self.sent[name] = kwargs
             queued = self.faults.get(name)
             if queued:
                 raise queued.pop(0)
-            answer = attr(*args, **kwargs)
+            answer = self.answer(name, attr, *args, **kwargs)
             if name in self.lost_answers:
                 raise self.lost_answers.pop(name)
             if name == "describe_instances" and self.state_reasons:
@@ -104,6 +117,77 @@ class FaultyClient:
             return answer
 
         return call
+
+    def answer(self, name: str, attr: Any, *args: Any, **kwargs: Any) -> Any:
+        """The answer of one call (the emulator's; a subclass may stand in for it)."""
+        return attr(*args, **kwargs)
+
+
+@dataclass
+class TrainingJobs(FaultyClient):
+    """A SageMaker client on the emulator whose jobs' statuses the test drives (see the
+    module docstring): job name -> the status fields answered instead of moto's."""
+
+    statuses: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def move(self, name: str, status: str, secondary: str, failure: str = "") -> None:
+        self.statuses[name] = {"TrainingJobStatus": status, "SecondaryStatus": secondary}
+        if failure:
+            self.statuses[name]["FailureReason"] = failure
+
+    def answer(self, name: str, attr: Any, *args: Any, **kwargs: Any) -> Any:
+        if name == "stop_training_job":  # moto has none: the layer answers
+            job = kwargs["TrainingJobName"]
+            if self.statuses.get(job, {}).get("TrainingJobStatus") == "InProgress":
+                self.move(job, "Stopping", "Stopping")
+            return {}
+        answer = attr(*args, **kwargs)
+        if name == "create_training_job":
+            self.move(kwargs["TrainingJobName"], "InProgress", "Training")
+        if name == "describe_training_job":
+            job = kwargs["TrainingJobName"]
+            answer.update(self.statuses.get(job, {}))
+            if answer["TrainingJobStatus"] == "Stopping":  # stopped by the next answer
+                self.move(job, "Stopped", "Stopped")
+        return answer
+
+
+@dataclass
+class EmulatedSageMaker:
+    """A SageMaker site on the emulator, the clients it uses, and a plain S3 client."""
+
+    backend: SageMakerBackend
+    sagemaker: TrainingJobs
+    s3: FaultyClient
+    logs: FaultyClient
+
+
+def make_sagemaker_site(
+    url: str, state_dir: Path, name: str | None = None, **options: Any
+) -> EmulatedSageMaker:
+    """A :class:`SageMakerBackend` on the emulator, with its staging bucket."""
+    name = name or f"sm-{uuid.uuid4().hex[:8]}"
+    s3 = plain("s3", url)
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    config = SageMakerConfig(
+        **{
+            "region": REGION,
+            "role_arn": ROLE,
+            "training_image": TRAINING_IMAGE,
+            "staging": f"s3://{BUCKET}/stage",
+            "endpoint_url": url,
+            "max_attempts": 2,
+            **options,
+        }
+    )
+    faulty = {
+        "sagemaker": TrainingJobs(plain("sagemaker", url)),
+        "s3": FaultyClient(s3),
+        "logs": FaultyClient(plain("logs", url)),
+    }
+    backend = SageMakerBackend(name, config, state_dir, clients=faulty.__getitem__)
+    return EmulatedSageMaker(backend, faulty["sagemaker"], faulty["s3"], faulty["logs"])
 
 
 @dataclass

@@ -145,7 +145,6 @@ def test_the_launch_asks_for_what_the_site_declares(site: Emulated, moto_url: st
         name="aws-spot",
         market="spot",
         zone=f"{REGION}b",
-        capacity_reservation="cr-0123456789abcdef0",
         instance_profile="archipel-attempt",
     )
     params = spot.backend._run_params(_request("a-1"))
@@ -158,9 +157,7 @@ def test_the_launch_asks_for_what_the_site_declares(site: Emulated, moto_url: st
             "InstanceInterruptionBehavior": "terminate",
         },
     }
-    assert params["CapacityReservationSpecification"] == {
-        "CapacityReservationTarget": {"CapacityReservationId": "cr-0123456789abcdef0"}
-    }
+    assert "CapacityReservationSpecification" not in params
     assert params["Placement"] == {"AvailabilityZone": "eu-west-1b"}
     assert params["IamInstanceProfile"] == {"Name": "archipel-attempt"}
     assert params["BlockDeviceMappings"][0]["Ebs"]["DeleteOnTermination"] is True

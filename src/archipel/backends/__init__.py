@@ -12,6 +12,7 @@ from archipel.backends._protocol import (
     Observation,
     SiteHealth,
 )
+from archipel.backends._sagemaker import SageMakerBackend, SageMakerConfig
 from archipel.backends._slurm import SlurmBackend
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "LocalBackend",
     "LogChunk",
     "Observation",
+    "SageMakerBackend",
+    "SageMakerConfig",
     "SiteHealth",
     "SlurmBackend",
 ]

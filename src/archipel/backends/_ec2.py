@@ -1,7 +1,7 @@
 """Run attempts on EC2 instances: one instance per attempt, in one region (and zone).
 
 One :class:`Ec2Backend` is one site: an instance type in a region (optionally one
-zone), on-demand or spot, optionally in a capacity reservation. It talks to AWS
+zone), on-demand, spot or in a Capacity Block, optionally in a capacity reservation. It talks to AWS
 through boto3 with the standard credential chain (environment, profile, instance
 role); Archipel never stores nor logs a credential, and the backend holds none
 itself (boto3 resolves them when it signs a request). botocore's own debug log
@@ -25,6 +25,13 @@ two control planes, or a retry after a lost answer, ask twice.
 ended comes from the ``exit_code`` object in S3. A failed API call makes every
 attempt it covers ``UNOBSERVED``, never ``UNKNOWN``: nothing can be concluded.
 
+**Capacity.** A site may launch into an On-Demand Capacity Reservation
+(``capacity_reservation``: ``CapacityReservationSpecification.CapacityReservationTarget``)
+or into a Capacity Block for ML (``market: capacity-block`` with the block's reservation
+id: ``InstanceMarketOptions.MarketType = "capacity-block"`` as well). Such a site is
+healthy only while its reservation is ``active`` (``DescribeCapacityReservations``), so
+a block before or after its window gets no work.
+
 **Cancel and teardown.** ``cancel`` tags the instance ``archipel:cancelled`` and
 terminates it. The backend creates no security group and no key pair (it uses the
 site's, or the VPC default), and the root volume is deleted with the instance
@@ -43,21 +50,22 @@ elsewhere. Throttled calls are retried by botocore (``standard`` mode,
 
 from __future__ import annotations
 
-import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from archipel.backends._ec2_checkpoints import CheckpointHome, pull, push
+from archipel.backends._aws import ClientFactory, api_errors, default_clients
+from archipel.backends._aws import describe as _describe
+from archipel.backends._aws import error_code as _error_code
+from archipel.backends._ec2_checkpoints import bring_back, home_of, send, send_workdir
 from archipel.backends._ec2_script import (
     CHECKPOINT_SYNC_SECONDS,
     USER_DATA_LIMIT,
     Staging,
     bad_env_names,
-    checkpoint_of,
     user_data,
 )
 from archipel.backends._ec2_states import instance_state, launch_error, needs_exit_code
@@ -84,8 +92,9 @@ _TAG_RUN, _TAG_ATTEMPT, _TAG_SITE, _TAG_CANCELLED = (
     "archipel:cancelled",
 )
 
-Market = Literal["on-demand", "spot"]
-ClientFactory = Callable[[str], Any]
+#: how instances are bought: on demand (optionally in an On-Demand Capacity Reservation),
+#: spot, or in a Capacity Block for ML (a reservation bought for a fixed window)
+Market = Literal["on-demand", "spot", "capacity-block"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,59 +119,32 @@ class Ec2Config:
     # at most this much of it)
     checkpoint_sync_seconds: int = CHECKPOINT_SYNC_SECONDS
 
+    @staticmethod
+    def market_problem(market: str, capacity_reservation: str | None) -> str | None:
+        """What is wrong with a site's market and reservation together (None: nothing).
+
+        A Capacity Block is launched into by its reservation id, so it needs one; a spot
+        instance cannot use a capacity reservation (reservations hold On-Demand capacity)."""
+        if market == "capacity-block" and capacity_reservation is None:
+            return (
+                "market capacity-block needs capacity_reservation: the Capacity Block's "
+                "reservation id (cr-...), as EC2 lists it once the block is bought"
+            )
+        if market == "spot" and capacity_reservation is not None:
+            return (
+                "a spot site cannot launch into a capacity reservation (it holds On-Demand "
+                "capacity): remove capacity_reservation or set market: on-demand"
+            )
+        return None
+
+    def __post_init__(self) -> None:
+        problem = self.market_problem(self.market, self.capacity_reservation)
+        if problem is not None:
+            raise ValueError(problem)
+
     @property
     def where(self) -> str:
         return self.zone or self.region
-
-
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def _describe(exc: Exception) -> str:
-    """An error's text for a message: botocore's own (it names no credential)."""
-    return f"{type(exc).__name__}: {exc}"
-
-
-def api_errors() -> tuple[type[Exception], ...]:
-    """What boto3 raises for a failed call (not a bug of ours); imported when first needed,
-    so that a control plane without AWS sites never loads botocore."""
-    from boto3.exceptions import Boto3Error
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    return (ClientError, BotoCoreError, Boto3Error)
-
-
-def quiet_aws_sdk_logs() -> None:
-    """Keep botocore's debug log off: it prints every request's headers, the session
-    token among them, so a server run with debug logging would write a credential.
-    The SDK's loggers are set to WARNING (unless set higher), whatever the root's level
-    is now or later."""
-    for name in ("botocore", "boto3", "s3transfer"):
-        logger = logging.getLogger(name)
-        if logger.level < logging.WARNING:  # NOTSET (0) inherits the root's, maybe DEBUG
-            logger.setLevel(logging.WARNING)
-
-
-def _default_clients(config: Ec2Config) -> ClientFactory:
-    quiet_aws_sdk_logs()
-
-    def make(service: str) -> Any:
-        import boto3
-        from botocore.config import Config
-
-        retries: Any = {"mode": "standard", "total_max_attempts": config.max_attempts}
-        return boto3.session.Session().client(
-            service,
-            region_name=config.region,
-            endpoint_url=config.endpoint_url,
-            config=Config(retries=retries, connect_timeout=5, read_timeout=30),
-        )
-
-    return make
 
 
 def _batches(items: Sequence[str], size: int = BATCH) -> Iterator[list[str]]:
@@ -194,7 +176,7 @@ class Ec2Backend:
         self.staging = Staging.parse(config.staging)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        make = clients or _default_clients(config)
+        make = clients or default_clients(config.region, config.endpoint_url, config.max_attempts)
         self._ec2 = make("ec2")
         self._s3 = make("s3")
         self._healthy_until = 0.0  # time.monotonic() until which health is known good
@@ -349,6 +331,8 @@ class Ec2Backend:
                     "InstanceInterruptionBehavior": "terminate",
                 },
             }
+        if c.market == "capacity-block":
+            params["InstanceMarketOptions"] = {"MarketType": "capacity-block"}
         if c.capacity_reservation:
             params["CapacityReservationSpecification"] = {
                 "CapacityReservationTarget": {"CapacityReservationId": c.capacity_reservation}
@@ -381,23 +365,13 @@ class Ec2Backend:
     def _run(self, request: LaunchRequest, folder: Path) -> LaunchResult:
         a = request.attempt_id
         c = self.config
-        home = self._checkpoint_home(request)
-        if home is not None:
-            try:
-                push(self._s3, home)
-            except api_errors() as exc:
-                why = f"cannot copy the run's checkpoint to {home.uri}: {_describe(exc)}"
-                return LaunchResult(a, False, error=why, retryable=True)
-            record(folder, "checkpoint", json.dumps([str(home.local), home.bucket, home.prefix]))
-        if request.files is not None:
-            target = self.staging.uri(a, "workdir.tar.gz")
-            try:
-                self._s3.upload_file(
-                    request.files, self.staging.bucket, self.staging.key(a, "workdir.tar.gz")
-                )
-            except api_errors() as exc:
-                why = f"cannot upload the workdir to {target}: {_describe(exc)}"
-                return LaunchResult(a, False, error=why, retryable=True)
+        home = home_of(request, self.staging)
+        refused = None if home is None else send(self._s3, home, folder)
+        if refused is not None:
+            return LaunchResult(a, False, error=refused, retryable=True)
+        refused = send_workdir(self._s3, self.staging, request)
+        if refused is not None:
+            return LaunchResult(a, False, error=refused, retryable=True)
         try:
             response = self._ec2.run_instances(**self._run_params(request))
         except api_errors() as exc:
@@ -443,34 +417,9 @@ class Ec2Backend:
         sync = self.config.checkpoint_sync_seconds
         return user_data(request, self.staging, self._name, sync_seconds=sync)
 
-    def _checkpoint_home(self, request: LaunchRequest) -> CheckpointHome | None:
-        found = checkpoint_of(request)
-        if found is None:
-            return None
-        run_id, local = found
-        return CheckpointHome(Path(local), self.staging.bucket, self.staging.checkpoints(run_id))
-
     def _bring_back(self, observation: Observation) -> Observation:
-        """An ended attempt's checkpoint mirrored home before its end is reported, once;
-        ``unobserved`` while S3 cannot be read (see ``_ec2_checkpoints``)."""
-        a = observation.attempt_id
-        folder = self._dir(a)
-        saved = recorded(folder, "checkpoint")
-        if not observation.state.finished or saved is None or recorded(folder, "checkpoint_back"):
-            return observation
-        local, bucket, prefix = json.loads(saved)
-        home = CheckpointHome(Path(local), bucket, prefix)
-        try:
-            files = str(pull(self._s3, home))
-        except api_errors() as exc:  # S3 out of reach: the next round asks again
-            why = f"cannot bring the checkpoint back from {home.uri}: {_describe(exc)}"
-            log.warning("site %s: attempt %s: %s", self._name, a, why)
-            return Observation(a, AttemptState.UNOBSERVED, observation.backend_id, reason=why)
-        except OSError as exc:  # the server's disk: asking again would not help
-            files = f"failed: {_describe(exc)}"
-            log.error("site %s: attempt %s: checkpoint not brought back: %s", self._name, a, exc)
-        record(folder, "checkpoint_back", files)
-        return observation
+        folder = self._dir(observation.attempt_id)
+        return bring_back(self._s3, folder, observation, self._name)
 
     def _from_instance(self, attempt_id: str, instance: dict[str, Any]) -> Observation:
         state = str(instance.get("State", {}).get("Name", ""))
@@ -564,4 +513,30 @@ class Ec2Backend:
             return SiteHealth(False, f"no availability zone of {c.where} is available")
         if not offers:
             return SiteHealth(False, f"{c.instance_type} is not offered in {c.where}")
+        if c.capacity_reservation:
+            return self._reservation_health(c.capacity_reservation)
         return SiteHealth(True)
+
+    def _reservation_health(self, reservation: str) -> SiteHealth:
+        """A site launching into a capacity reservation takes work only while it is
+        ``active``: a Capacity Block is ``scheduled`` before its window and ``expired``
+        after it, and a reservation may be cancelled."""
+        try:
+            found = self._ec2.describe_capacity_reservations(CapacityReservationIds=[reservation])[
+                "CapacityReservations"
+            ]
+        except api_errors() as exc:
+            why = f"cannot read capacity reservation {reservation}: {_describe(exc)}"
+            return SiteHealth(False, why)
+        if not found:
+            return SiteHealth(False, f"capacity reservation {reservation} does not exist")
+        state = found[0].get("State", "unknown")
+        if state == "active":
+            return SiteHealth(True)
+        start, end = found[0].get("StartDate"), found[0].get("EndDate")
+        window = f" (its window: {start} to {end})" if start and end else ""
+        return SiteHealth(
+            False,
+            f"capacity reservation {reservation} is {state}{window}: instances launch into "
+            "it only while it is active",
+        )

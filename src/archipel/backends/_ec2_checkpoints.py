@@ -18,6 +18,11 @@ site's staging bucket, under ``<staging>/checkpoints/<run id>/``:
    observation, finds the checkpoint home. If S3 cannot be read then, the attempt is
    reported ``unobserved`` and the next round tries again.
 
+A SageMaker site keeps the same prefix (its training job's ``CheckpointConfig.S3Uri``;
+SageMaker itself copies it to and from the container), and the same steps 1 and 3
+(:func:`send` and :func:`bring_back`), so a run moving between EC2, SageMaker and
+local sites finds its checkpoint wherever it goes next.
+
 The checkpoint crosses into a bucket only where the run was placed: the policy that
 allowed the site allowed its data there. Keep each site's staging bucket in the
 site's own region (docs/aws.md).
@@ -25,11 +30,17 @@ site's own region (docs/aws.md).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from archipel.backends._aws import api_errors, describe
+from archipel.backends._ec2_script import Staging, checkpoint_of
+from archipel.backends._files import record, recorded
+from archipel.backends._protocol import AttemptState, LaunchRequest, Observation
 
 log = logging.getLogger("archipel.backends.ec2")
 
@@ -104,3 +115,60 @@ def pull(s3: Any, home: CheckpointHome) -> int:
         if name not in wanted:
             path.unlink()
     return len(wanted)
+
+
+def send_workdir(s3: Any, staging: Staging, request: LaunchRequest) -> str | None:
+    """Upload the attempt's workdir archive (if it ships one) to its staging folder, where
+    the instance's boot script or the training job's input channel takes it; the reason
+    when S3 refused, else None."""
+    if request.files is None:
+        return None
+    a = request.attempt_id
+    try:
+        s3.upload_file(request.files, staging.bucket, staging.key(a, "workdir.tar.gz"))
+    except api_errors() as exc:
+        return f"cannot upload the workdir to {staging.uri(a, 'workdir.tar.gz')}: {describe(exc)}"
+    return None
+
+
+def home_of(request: LaunchRequest, staging: Staging) -> CheckpointHome | None:
+    """Where the attempt's run keeps its checkpoint in the staging bucket; None if the
+    attempt has none."""
+    found = checkpoint_of(request)
+    if found is None:
+        return None
+    run_id, local = found
+    return CheckpointHome(Path(local), staging.bucket, staging.checkpoints(run_id))
+
+
+def send(s3: Any, home: CheckpointHome, folder: Path) -> str | None:
+    """Step 1: mirror the run's checkpoint to its prefix and note it in the attempt's
+    ``folder`` (for :func:`bring_back`); the reason when S3 refused, else None."""
+    try:
+        push(s3, home)
+    except api_errors() as exc:
+        return f"cannot copy the run's checkpoint to {home.uri}: {describe(exc)}"
+    record(folder, "checkpoint", json.dumps([str(home.local), home.bucket, home.prefix]))
+    return None
+
+
+def bring_back(s3: Any, folder: Path, observation: Observation, site: str) -> Observation:
+    """Step 3: an ended attempt's checkpoint mirrored home before its end is reported,
+    once; ``unobserved`` while S3 cannot be read (the next round asks again)."""
+    a = observation.attempt_id
+    saved = recorded(folder, "checkpoint")
+    if not observation.state.finished or saved is None or recorded(folder, "checkpoint_back"):
+        return observation
+    local, bucket, prefix = json.loads(saved)
+    home = CheckpointHome(Path(local), bucket, prefix)
+    try:
+        files = str(pull(s3, home))
+    except api_errors() as exc:  # S3 out of reach: the next round asks again
+        why = f"cannot bring the checkpoint back from {home.uri}: {describe(exc)}"
+        log.warning("site %s: attempt %s: %s", site, a, why)
+        return Observation(a, AttemptState.UNOBSERVED, observation.backend_id, reason=why)
+    except OSError as exc:  # the server's disk: asking again would not help
+        files = f"failed: {describe(exc)}"
+        log.error("site %s: attempt %s: checkpoint not brought back: %s", site, a, exc)
+    record(folder, "checkpoint_back", files)
+    return observation

@@ -1,7 +1,8 @@
 """Choosing a site for a run with the same placement engine as ``archipel plan``.
 
 The declared sites become a small offer table (one offer per site, with its
-provider, region, country, accelerators and price), joined to the catalog's
+provider, region, country, accelerators and price: a spot price for a spot
+site, which only a run that tolerates spot may take), joined to the catalog's
 provider facts and jurisdictions, so a data class allows or forbids a site
 exactly as it would a catalog offer. The state of the sites now (blocked for
 this run after failures, down, full, kept off by the spread rule) is applied
@@ -102,6 +103,8 @@ class SitePlacer:
             s = self.sites[name]
             accel = parse_accelerator_spec(s.accelerators)
             price = to_nano(s.price_per_hour)
+            # a spot site sells spot only: a run that does not tolerate spot never goes there
+            spot = s.market == "spot"
             rows.append(
                 OfferRow(
                     provider=s.provider,
@@ -113,8 +116,8 @@ class SitePlacer:
                     gpu_memory_mib=0,
                     vcpus=None,
                     memory_gib=None,
-                    price=price,
-                    spot_price=-1,
+                    price=-1 if spot else price,
+                    spot_price=price if spot else -1,
                     currency=s.currency,
                     source=f"site {s.name}",
                     country=s.country,
@@ -159,13 +162,23 @@ class SitePlacer:
             plan = self.planner.plan(PlacementRequest.from_workload(workload), top=len(self.sites))
         except InputError:
             return []
-        wanted = set(among)
+        wanted = set(among) - set(self.wrong_kind(workload))
         return [p.offer.instance_type for p in plan.placements if p.offer.instance_type in wanted]
+
+    def wrong_kind(self, workload: Workload) -> dict[str, str]:
+        """The sites that do not run this kind of workload, each with why."""
+        return {
+            name: f"{name} runs {' and '.join(sorted(s.runs))} workloads only, not {workload.kind}"
+            for name, s in self.sites.items()
+            if workload.kind not in s.runs
+        }
 
     def place(self, workload: Workload, state: SiteState | None = None) -> SiteChoice:
         """The cheapest site that fits the workload, its data class and the sites' state now."""
         state = state or SiteState()
-        extra = site_filters(state.blocked, state.down, state.full, state.spread)
+        extra = site_filters(
+            state.blocked, state.down, state.full, state.spread, self.wrong_kind(workload)
+        )
         missing = unoffered(workload, list(self.sites.values()))
         if missing is not None:
             return SiteChoice(None, None, invalid=missing)

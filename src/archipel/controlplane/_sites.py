@@ -5,7 +5,7 @@ A sites file::
 
     sites:
       - name: paris-lab
-        backend: local                 # local | slurm | aws
+        backend: local                 # local | slurm | aws | sagemaker
         provider: scaleway             # a registry id: its legal facts apply
         region: fr-par
         country: FR
@@ -30,17 +30,31 @@ A sites file::
         country: IE
         accelerators: T4:1
         instance_type: g4dn.xlarge
-        market: spot                   # on-demand (default) | spot
+        market: spot                   # on-demand (default) | spot | capacity-block
         image: ami-0123456789abcdef0   # an AMI in that region, with the AWS CLI
         staging: s3://my-bucket/archipel   # workdirs, logs, exit statuses
         instance_profile: archipel-attempt # lets the instance use the staging
-        capacity_reservation: cr-0123456789abcdef0  # optional
+        capacity_reservation: cr-0123456789abcdef0  # optional; a capacity block's id
         subnet: subnet-0123abcd        # optional (default: the default VPC's)
         security_group: sg-0123abcd    # optional (default: the VPC's default)
         root_volume_gib: 100           # optional (default: the image's)
         slots: 4
+      - name: sagemaker-ireland
+        backend: sagemaker             # one training job per attempt (docs/aws.md)
+        provider: aws
+        region: eu-west-1
+        country: IE
+        accelerators: A10G:1
+        role_arn: arn:aws:iam::123456789012:role/archipel-training
+        training_image: 123456789012.dkr.ecr.eu-west-1.amazonaws.com/train:1
+        staging: s3://my-bucket/archipel   # workdirs, outputs, checkpoints
+        instance_type: ml.g5.xlarge    # optional (default: follows accelerators)
+        market: spot                   # on-demand (default) | spot (managed spot)
+        max_runtime_seconds: 86400     # optional: StoppingCondition.MaxRuntimeInSeconds
+        spot_wait_seconds: 3600        # optional: how long spot capacity may be waited for
+        volume_gib: 50                 # optional
 
-An AWS site's credentials come from the standard AWS chain (environment,
+An AWS or SageMaker site's credentials come from the standard AWS chain (environment,
 ``AWS_PROFILE``, the instance role of the server): the sites file names none, and
 a field that looks like one is refused. ``endpoint_url`` points a site at an
 emulator (the tests use moto on loopback).
@@ -67,13 +81,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from archipel.backends import Backend, Ec2Backend, Ec2Config, LocalBackend
+from archipel.backends import (
+    Backend,
+    Ec2Backend,
+    Ec2Config,
+    LocalBackend,
+    SageMakerBackend,
+    SageMakerConfig,
+)
 from archipel.controlplane._records import AttemptTerms
 from archipel.core import (
     Amount,
     DocumentError,
     InputError,
     StrictModel,
+    WorkloadKind,
     canonical_accelerator,
     parse_accelerator_spec,
     validate,
@@ -90,7 +112,7 @@ class SiteSpec(StrictModel):
     """One site as declared in the sites file."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")]
-    backend: Literal["local", "slurm", "aws"]
+    backend: Literal["local", "slurm", "aws", "sagemaker"]
     provider: Annotated[str, Field(min_length=1)]
     region: str = ""
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")] | None = None
@@ -104,8 +126,9 @@ class SiteSpec(StrictModel):
     address: Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9._:\[\]-]+$")] | None = None
     # local: the unprivileged OS user the site's attempts run as (default: the server's)
     run_as: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] | None = None
-    # aws: one EC2 instance per attempt (see archipel.backends.Ec2Backend, docs/aws.md)
-    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] | None = None
+    # aws: one EC2 instance per attempt (see archipel.backends.Ec2Backend, docs/aws.md);
+    # sagemaker: one training job per attempt (archipel.backends.SageMakerBackend)
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$")] | None = None
     image: Annotated[str, Field(pattern=r"^ami-[0-9a-f]{8,17}$")] | None = None
     staging: (
         Annotated[
@@ -113,7 +136,7 @@ class SiteSpec(StrictModel):
         ]
         | None
     ) = None
-    market: Literal["on-demand", "spot"] = "on-demand"
+    market: Literal["on-demand", "spot", "capacity-block"] = "on-demand"
     zone: Annotated[str, Field(pattern=r"^[a-z]{2}(-[a-z]+)+-[0-9][a-z]$")] | None = None
     capacity_reservation: Annotated[str, Field(pattern=r"^cr-[0-9a-f]{8,17}$")] | None = None
     subnet: Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")] | None = None
@@ -121,6 +144,26 @@ class SiteSpec(StrictModel):
     instance_profile: Annotated[str, Field(pattern=r"^[A-Za-z0-9+=,.@_-]{1,128}$")] | None = None
     root_volume_gib: Annotated[int, Field(ge=8, le=16_384)] | None = None
     endpoint_url: Annotated[str, Field(pattern=r"^https?://[^\s/@]+(/.*)?$")] | None = None
+    # sagemaker only
+    role_arn: (
+        Annotated[
+            str, Field(pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$")
+        ]
+        | None
+    ) = None
+    training_image: (
+        Annotated[
+            str,
+            Field(
+                max_length=255,
+                pattern=r"^[a-z0-9.-]+(:[0-9]+)?/[a-z0-9._/-]+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})?$",
+            ),
+        ]
+        | None
+    ) = None
+    max_runtime_seconds: Annotated[int, Field(ge=60, le=28 * 86_400)] | None = None
+    spot_wait_seconds: Annotated[int, Field(ge=0, le=28 * 86_400)] | None = None
+    volume_gib: Annotated[int, Field(ge=1, le=16_384)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -148,6 +191,14 @@ class SiteSpec(StrictModel):
             raise ValueError(str(exc)) from None
         return value
 
+    @property
+    def runs(self) -> frozenset[WorkloadKind]:
+        """The kinds of workload the site runs: a SageMaker site runs jobs that end
+        (training and batch), not services; every other site runs all three."""
+        if self.backend == "sagemaker":
+            return frozenset({WorkloadKind.TRAINING, WorkloadKind.BATCH})
+        return frozenset(WorkloadKind)
+
     def terms(self) -> AttemptTerms:
         """What one slot of this site offers, at its price: an attempt placed here is
         metered at these terms (a CPU slot has no GPUs)."""
@@ -173,43 +224,89 @@ class SiteSpec(StrictModel):
         return self
 
     @model_validator(mode="after")
-    def _aws_fields(self) -> SiteSpec:
-        given = sorted(f for f in _AWS_FIELDS if getattr(self, f) is not None)
+    def _cloud_fields(self) -> SiteSpec:
+        given = [f for f in _CLOUD_FIELDS if f != "market" and getattr(self, f) is not None]
         if self.market != "on-demand":
-            given = sorted([*given, "market"])
-        if self.backend != "aws":
-            if given:
-                raise ValueError(
-                    f"{', '.join(given)} apply to aws sites only; remove them or set backend: aws"
-                )
-            return self
+            given.append("market")
+        misplaced = [f for f in given if self.backend not in _CLOUD_FIELDS[f]]
+        if misplaced:
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for f in misplaced:
+                groups.setdefault(_CLOUD_FIELDS[f], []).append(f)
+            said = "; ".join(
+                f"{', '.join(sorted(fs))} apply to {' and '.join(kinds)} sites only"
+                for kinds, fs in sorted(groups.items())
+            )
+            raise ValueError(f"{said}: remove them or set the backend they belong to")
+        if self.backend == "aws":
+            self._check_aws()
+        elif self.backend == "sagemaker":
+            self._check_sagemaker()
+        return self
+
+    def _check_region(self) -> None:
+        if not _AWS_REGION.match(self.region):
+            raise ValueError(
+                f"an {self.backend} site needs region: an AWS region such as eu-west-1, "
+                f"not {self.region!r}"
+            )
+
+    def _check_aws(self) -> None:
         missing = [f for f in ("instance_type", "image", "staging") if getattr(self, f) is None]
         if missing:
             raise ValueError(
                 f"an aws site needs {', '.join(missing)} (see docs/aws.md): instance_type "
                 "(g5.xlarge), image (an AMI id in the region) and staging (s3://BUCKET/PREFIX)"
             )
-        if not _AWS_REGION.match(self.region):
+        self._check_region()
+        if self.instance_type is not None and self.instance_type.startswith("ml."):
             raise ValueError(
-                f"an aws site needs region: an AWS region such as eu-west-1, not {self.region!r}"
+                f"instance_type {self.instance_type} is a SageMaker type: an aws site runs EC2 "
+                "instances (g5.xlarge); for SageMaker set backend: sagemaker"
             )
         if self.zone is not None and not self.zone.startswith(self.region):
             raise ValueError(f"zone {self.zone} is not in region {self.region}")
-        return self
+        problem = Ec2Config.market_problem(self.market, self.capacity_reservation)
+        if problem is not None:
+            raise ValueError(problem)
+
+    def _check_sagemaker(self) -> None:
+        needed = ("role_arn", "training_image", "staging")
+        missing = [f for f in needed if getattr(self, f) is None]
+        if missing:
+            raise ValueError(
+                f"a sagemaker site needs {', '.join(missing)} (see docs/aws.md): role_arn "
+                "(the jobs' execution role), training_image (an ECR image URI) and staging "
+                "(s3://BUCKET/PREFIX)"
+            )
+        self._check_region()
+        config = _sagemaker_config(self)  # its own checks: what SageMaker would refuse
+        if config.instance_type is None and config.instance_type_for(self.accelerators) is None:
+            raise ValueError(
+                f"a sagemaker site needs instance_type: Archipel knows no SageMaker type "
+                f"with {self.accelerators} (ml.p4d.24xlarge has A100:8, for instance)"
+            )
 
 
-_AWS_FIELDS = (
-    "instance_type",
-    "image",
-    "staging",
-    "zone",
-    "capacity_reservation",
-    "subnet",
-    "security_group",
-    "instance_profile",
-    "root_volume_gib",
-    "endpoint_url",
-)
+#: cloud fields -> the site backends they apply to
+_CLOUD_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "instance_type": ("aws", "sagemaker"),
+    "staging": ("aws", "sagemaker"),
+    "subnet": ("aws", "sagemaker"),
+    "security_group": ("aws", "sagemaker"),
+    "endpoint_url": ("aws", "sagemaker"),
+    "market": ("aws", "sagemaker"),
+    "image": ("aws",),
+    "zone": ("aws",),
+    "capacity_reservation": ("aws",),
+    "instance_profile": ("aws",),
+    "root_volume_gib": ("aws",),
+    "role_arn": ("sagemaker",),
+    "training_image": ("sagemaker",),
+    "max_runtime_seconds": ("sagemaker",),
+    "spot_wait_seconds": ("sagemaker",),
+    "volume_gib": ("sagemaker",),
+}
 _AWS_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 
 
@@ -276,11 +373,47 @@ def _aws(spec: SiteSpec, data_dir: Path) -> Backend:
     return backend
 
 
+def _sagemaker_config(spec: SiteSpec) -> SageMakerConfig:
+    """The backend configuration of a sagemaker site (a ``ValueError`` says what is wrong)."""
+    # checked by SiteSpec before
+    assert spec.role_arn is not None
+    assert spec.training_image is not None
+    assert spec.staging is not None
+    if spec.market == "capacity-block":
+        raise ValueError(
+            "market capacity-block is for aws sites; a sagemaker site is on-demand or spot"
+        )
+    defaults = SageMakerConfig(spec.region, spec.role_arn, spec.training_image, spec.staging)
+    return SageMakerConfig(
+        region=spec.region,
+        role_arn=spec.role_arn,
+        training_image=spec.training_image,
+        staging=spec.staging,
+        instance_type=spec.instance_type,
+        market=spec.market,
+        max_runtime_seconds=spec.max_runtime_seconds or defaults.max_runtime_seconds,
+        spot_wait_seconds=(
+            defaults.spot_wait_seconds if spec.spot_wait_seconds is None else spec.spot_wait_seconds
+        ),
+        volume_gib=spec.volume_gib or defaults.volume_gib,
+        subnet=spec.subnet,
+        security_group=spec.security_group,
+        endpoint_url=spec.endpoint_url,
+    )
+
+
+def _sagemaker(spec: SiteSpec, data_dir: Path) -> Backend:
+    config = _sagemaker_config(spec)
+    backend: Backend = SageMakerBackend(spec.name, config, data_dir / "sites" / spec.name)
+    return backend
+
+
 #: backend kind -> factory (an explicit table: no names built from strings)
 BACKEND_FACTORIES: Mapping[str, Callable[[SiteSpec, Path], Backend]] = {
     "local": _local,
     "slurm": _slurm,
     "aws": _aws,
+    "sagemaker": _sagemaker,
 }
 
 

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     SITE_DOWN = "site_down"  # the site's health check fails now
     SITE_FULL = "site_full"  # every slot of the site is taken now
     SPREAD = "spread"  # a service's spread rule keeps this replica off the site now
+    SITE_KIND = "site_kind"  # the site runs other kinds of workload (a training-job service)
 
     @property
     def unresolvable(self) -> bool:
@@ -87,6 +88,7 @@ _LABELS = {
     Reason.SITE_DOWN: "site down",
     Reason.SITE_FULL: "site full",
     Reason.SPREAD: "kept off by the spread rule",
+    Reason.SITE_KIND: "site runs other kinds of workload",
 }
 
 

@@ -4,9 +4,11 @@ The control plane turns its declared sites into a small offer table (see
 ``archipel.controlplane._placement``) and plans a run on it with the default
 filters plus these, built per decision from what it knows this round: the
 sites blocked for this run after failures, the sites down, the sites full,
-and the sites the run's spread rule keeps it off. Each rejects the offers of
-the sites it names, each with its own :class:`Reason` and message, so a run
-waiting for a site is explained as ``archipel plan --explain`` explains an offer.
+the sites the run's spread rule keeps it off, and the sites that do not run
+this kind of workload (a SageMaker training site, for an inference service).
+Each rejects the offers of the sites it names, each with its own
+:class:`Reason` and message, so a run waiting for a site is explained as
+``archipel plan --explain`` explains an offer.
 """
 
 from __future__ import annotations
@@ -51,9 +53,11 @@ def site_filters(
     down: Mapping[str, str],
     full: Mapping[str, str],
     spread: Mapping[str, str],
+    kind: Mapping[str, str] | None = None,
 ) -> tuple[SiteStateFilter, ...]:
     """The site-state filters of one decision, in the order they are counted (none empty)."""
     named = (
+        ("site-kind", Reason.SITE_KIND, kind or {}),
         ("site-blocked", Reason.SITE_BLOCKED, blocked),
         ("site-down", Reason.SITE_DOWN, down),
         ("site-full", Reason.SITE_FULL, full),

@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -284,3 +285,49 @@ def test_a_signal_to_the_supervisors_group_reaches_the_workers_once(
     wait_until(lambda: len(_lines(log, "hup")) == 2)
     time.sleep(0.3)
     assert len(_lines(log, "hup")) == 2  # one each, not two
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_a_burst_of_connections_is_spread_over_the_workers(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    """32 connections opened at once, as a load generator or a client pool opens them, then
+    one request on each: both workers answer some. (On one shared listening socket the
+    first worker to wake accepted the whole burst, and kept those connections.)"""
+    upstream_port, port = free_port(), free_port()
+    doc = yaml.safe_load(EXAMPLE.read_text())
+    doc["listen"]["port"] = port
+    for replica in doc["models"]["llama-3.1-8b"]["replicas"]:
+        replica["base_url"] = f"http://127.0.0.1:{upstream_port}/v1"
+    config = tmp_path / "gateway.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    fake = [sys.executable, "-m", "archipel.gateway.fake_upstream", "--port", str(upstream_port)]
+    processes.append(subprocess.Popen(fake, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    gateway = subprocess.Popen(
+        [str(BIN / "archipel"), "gateway", "--config", str(config), "--workers", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    processes.append(gateway)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: len(_worker_pids(gateway.pid)) == 2)
+    wait_until(lambda: _chat(base, PUBLIC_KEY) == 200)
+    before = _requests_by_worker(base)
+
+    body = json.dumps({"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hi"}]})
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: Bearer {PUBLIC_KEY}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    burst = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(32)]
+    try:
+        for conn in burst:
+            conn.sendall(request)
+        answers = [conn.makefile("rb").readline() for conn in burst]
+    finally:
+        for conn in burst:
+            conn.close()
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers
+    after = _requests_by_worker(base)
+    served = {w: after.get(w, 0) - before.get(w, 0) for w in ("0", "1")}
+    assert sum(served.values()) == 32 and min(served.values()) > 0, served

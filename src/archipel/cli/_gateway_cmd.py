@@ -136,7 +136,13 @@ def gateway(
     token = guard(lambda: resolve_control_plane_token(cfg, os.environ, files.read_text))
     if token is None and cfg.control_plane is not None:
         token = _default_token()  # as `archipel run` finds it
-    listener = bind_or_exit(cfg.listen.host, cfg.listen.port)
+    # One worker listens on this socket. Several: the supervisor only reserves the address
+    # (bound, never listening) and each worker listens on a socket of its own on it, so the
+    # kernel spreads new connections over the workers by their addresses; on one shared
+    # socket, the first worker to wake would accept a whole burst of connections alone.
+    several = workers != 1
+    listener = bind_or_exit(cfg.listen.host, cfg.listen.port, listen=not several,
+                            reuse_port=several)  # fmt: skip
     for line in describe_routes(table):
         typer.echo(line, err=True)
     typer.echo(f"archipel gateway on http://{cfg.listen.host}:{cfg.listen.port}", err=True)
@@ -147,7 +153,11 @@ def gateway(
             (cfg, table) if slot is None or not slot.replacement else files.current(cfg, table)
         )
         meter = JsonlMeter(config.parent / now.metering.path, now.metering.queue_size)
-        serve(now, routes, meter, files.load, files.build, token, listener, slot)
+        sock = listener
+        if slot is not None:  # a worker: its own socket on the address
+            listener.close()
+            sock = bind_or_exit(cfg.listen.host, cfg.listen.port, reuse_port=True)
+        serve(now, routes, meter, files.load, files.build, token, sock, slot)
 
     with feeding(ledger, config.parent / cfg.metering.path, ledger_interval):
         if workers == 1:

@@ -572,9 +572,11 @@ def _serve(app: FastAPI, listener: Any, settings: Settings, url: str) -> None:
 _BACKLOG = 2048
 
 
-def bind_or_exit(host: str, port: int, listen: bool = True) -> Any:
+def bind_or_exit(host: str, port: int, listen: bool = True, reuse_port: bool = False) -> Any:
     """A socket bound to ``host:port`` (and listening, unless ``listen`` is false); one line
-    on stderr and exit 2 when it cannot be.
+    on stderr and exit 2 when it cannot be. ``reuse_port``: other sockets with the option,
+    of the same user, may bind the address too, and the kernel spreads new connections
+    over those listening (SO_REUSEPORT).
 
     Binding comes first, so that a port in use is said at once and "listening" is
     printed only once it is true. A caller with more to set up before it can answer
@@ -591,6 +593,8 @@ def bind_or_exit(host: str, port: int, listen: bool = True) -> Any:
         fail(f"cannot listen on {host}: {exc.strerror or exc}; check --host")
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         if listen:
             sock.listen(_BACKLOG)

@@ -1,10 +1,12 @@
-"""Several gateway processes on one listening socket: a supervisor and its workers.
+"""Several gateway processes on one listen address: a supervisor and its workers.
 
 ``archipel gateway --workers N`` loads the configuration, the policy and the route
-table and binds the listen address once, then forks N workers that accept on that
-one socket: the kernel hands each new connection to one of them, and a worker
-that is busy is slower to take the next, which spreads the load. The supervisor
-does no request work. It:
+table and reserves the listen address (bound, not listening), then forks N workers,
+each listening on a socket of its own on the address (``SO_REUSEPORT``, made by the
+worker's ``run``): the kernel spreads new connections over the workers by their
+source address and port, so a burst of connections is shared (on one shared socket,
+the first worker to wake accepted a whole burst alone). The supervisor does no
+request work. It:
 
 - restarts a worker that dies (at most ``max_restarts`` within ``window`` seconds;
   past that it stops the others and exits 1, so a crash loop is not hidden);

@@ -19,6 +19,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -208,10 +209,11 @@ def _worker_pids(supervisor: int) -> list[int]:
     return [int(p) for p in children.read_text().split()]
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
-def test_two_workers_serve_report_reload_recover_and_drain(
+def _two_workers(
     tmp_path: Path, processes: list[subprocess.Popen[bytes]]
-) -> None:
+) -> tuple[dict[str, Any], Path, subprocess.Popen[bytes], str, int]:
+    """The example gateway with two workers in front of a fake upstream: its
+    configuration (as a document and a file), the supervisor, its URL and its port."""
     upstream_port, port = free_port(), free_port()
     doc = yaml.safe_load(EXAMPLE.read_text())
     doc["listen"]["port"] = port
@@ -226,7 +228,14 @@ def test_two_workers_serve_report_reload_recover_and_drain(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     processes.append(gateway)
-    base = f"http://127.0.0.1:{port}"
+    return doc, config, gateway, f"http://127.0.0.1:{port}", port
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads /proc (Linux)")
+def test_two_workers_serve_report_reload_recover_and_drain(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    doc, config, gateway, base, _ = _two_workers(tmp_path, processes)
     wait_until(lambda: _chat(base, PUBLIC_KEY) == 200)
     wait_until(lambda: len(_worker_pids(gateway.pid)) == 2)
 
@@ -294,21 +303,7 @@ def test_a_burst_of_connections_is_spread_over_the_workers(
     """32 connections opened at once, as a load generator or a client pool opens them, then
     one request on each: both workers answer some. (On one shared listening socket the
     first worker to wake accepted the whole burst, and kept those connections.)"""
-    upstream_port, port = free_port(), free_port()
-    doc = yaml.safe_load(EXAMPLE.read_text())
-    doc["listen"]["port"] = port
-    for replica in doc["models"]["llama-3.1-8b"]["replicas"]:
-        replica["base_url"] = f"http://127.0.0.1:{upstream_port}/v1"
-    config = tmp_path / "gateway.yaml"
-    config.write_text(yaml.safe_dump(doc))
-    fake = [sys.executable, "-m", "archipel.gateway.fake_upstream", "--port", str(upstream_port)]
-    processes.append(subprocess.Popen(fake, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    gateway = subprocess.Popen(
-        [str(BIN / "archipel"), "gateway", "--config", str(config), "--workers", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    processes.append(gateway)
-    base = f"http://127.0.0.1:{port}"
+    _, _, gateway, base, port = _two_workers(tmp_path, processes)
     wait_until(lambda: len(_worker_pids(gateway.pid)) == 2)
     wait_until(lambda: _chat(base, PUBLIC_KEY) == 200)
     before = _requests_by_worker(base)

@@ -321,7 +321,7 @@ def simulate_serving(
     if policy not in SERVE_POLICIES:
         raise InputError(f"policy {policy!r}: choose one of {', '.join(SERVE_POLICIES)}")
     _check_zones(zones)
-    if placer.zone_names and len(placer.zone_names) != len(zones):
+    if len(placer.zone_names) != len(zones):
         raise ValueError("the placer was built for other zones")
     gap = zones[0].gap_seconds
     span = min(len(t) for t in zones) * gap if hours is None else hours * 3600

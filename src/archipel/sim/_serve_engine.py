@@ -109,8 +109,8 @@ class ReplicaPlacer:
             }
         )
         self.allowed = frozenset(self._zone_of[n] for n in self._spot.fitting(self.workload, names))
-        self._od_allowed = self._on_demand.fitting(self.workload, [s.name for s in on_demand])
-        if not self.allowed and not self._od_allowed:
+        on_demand_allowed = self._on_demand.fitting(self.workload, [s.name for s in on_demand])
+        if not self.allowed and not on_demand_allowed:
             choice = self._spot.place(self.workload)
             raise InputError(
                 f"data class {data_class!r}: no zone may serve it ({choice.explain()}); "
